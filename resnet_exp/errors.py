@@ -1,0 +1,13 @@
+"""Errors meant for the person at the keyboard: printed as one line, never as a traceback."""
+
+
+class UserError(Exception):
+    """Bad input from the user (config, files, command line); its message is the whole story."""
+
+
+class ConfigError(UserError):
+    """The composed config is not acceptable: a value out of range or options that disagree."""
+
+
+class DataError(UserError):
+    """A dataset cannot be found, read or trusted."""
