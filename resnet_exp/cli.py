@@ -1,0 +1,119 @@
+"""Run a Hydra entry point so that bad input ends in one line on stderr, not a traceback.
+
+Hydra prints its own multi-line reports; we let its exceptions through (HYDRA_FULL_ERROR=1)
+and summarise the ones caused by the user. Anything else is a bug and keeps its traceback.
+Set RESNET_EXP_DEBUG=1 to see the traceback of user errors too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Callable, TextIO
+
+from hydra.errors import (
+    CompactHydraException,
+    ConfigCompositionException,
+    InstantiationException,
+    MissingConfigException,
+)
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from resnet_exp.errors import UserError
+
+USER_ERROR_EXIT_CODE = 2
+# Absolute, so the entry points find it however they are started (python -m, console script).
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def _missing_option(exc: MissingConfigException) -> str:
+    group, _, choice = (exc.missing_cfg_file or "").rpartition("/")
+    options = ", ".join(sorted(exc.options or []))
+    if not group:
+        return _first_line(str(exc))
+    return f"{group}={choice}: no such option; choose one of: {options}"
+
+
+def _omegaconf_problem(exc: OmegaConfBaseException, override: str) -> str:
+    key = exc.full_key or override
+    if isinstance(exc, (ConfigKeyError, ConfigAttributeError)) and isinstance(exc.parent_node, DictConfig):
+        known = sorted(str(k) for k in exc.parent_node.keys() if not str(k).startswith("_"))
+        guess = difflib.get_close_matches(str(exc.key), known, n=1)
+        hint = f"did you mean {guess[0]}? " if guess else ""
+        return (f"{key}: unknown key; {hint}known keys here: {', '.join(known)} "
+                f"(add a new one with +{key}=...)")
+    return f"{key}: {_first_line(str(exc))}"
+
+
+def describe_user_error(exc: BaseException) -> str | None:
+    """The one-line description of an error the user caused, or None for a bug."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    if isinstance(exc, MissingConfigException):
+        return _missing_option(exc)
+    if isinstance(exc, InstantiationException):
+        cause = exc.__cause__
+        if isinstance(cause, UserError):
+            return str(cause)
+        detail = f"{type(cause).__name__}: {_first_line(str(cause))}" if cause else ""
+        return f"{_first_line(str(exc))} {detail}".strip()
+    if isinstance(exc, ConfigCompositionException) and isinstance(exc.__cause__, OmegaConfBaseException):
+        override = _first_line(str(exc)).split("'")[1] if "'" in str(exc) else ""
+        return _omegaconf_problem(exc.__cause__, override)
+    if isinstance(exc, CompactHydraException):
+        return _first_line(str(exc))
+    if isinstance(exc, OmegaConfBaseException):
+        return _omegaconf_problem(exc, "")
+    return None
+
+
+class _WithoutHydraJobBanner(io.TextIOBase):
+    """stderr minus Hydra's 'Error executing job with overrides' line, which in a single run
+    only repeats the command line above our one-line error."""
+
+    BANNER = "Error executing job with overrides:"
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if not text.startswith(self.BANNER):
+            self.stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
+def run_hydra_app(app: Callable[[], object]) -> None:
+    """Call a @hydra.main function; user errors exit with code 2 and one line on stderr."""
+    debug = os.environ.get("RESNET_EXP_DEBUG") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
+    stderr = sys.stderr
+    if not multirun:
+        sys.stderr = _WithoutHydraJobBanner(stderr)
+    try:
+        app()
+    except Exception as exc:
+        message = describe_user_error(exc)
+        if message is None or debug:
+            raise
+        print(f"error: {message}", file=stderr)
+        sys.exit(USER_ERROR_EXIT_CODE)
+    finally:
+        sys.stderr = stderr

@@ -1,0 +1,40 @@
+"""The config schema: structured configs that the YAML files in conf/ extend, and `validate`."""
+
+from __future__ import annotations
+
+import importlib
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from resnet_exp.errors import ConfigError
+
+# Modules with a `register(cs)` that stores their schemas under the `schema/` group.
+SCHEMA_MODULES = ("resnet_exp.config.arch", "resnet_exp.config.data", "resnet_exp.config.training",
+                  "resnet_exp.config.speed", "resnet_exp.config.bench")
+# Groups whose composed node must build the dataclass of its schema.
+VALIDATED_GROUPS = ("arch", "data", "module", "optimizer", "scheduler", "trainer", "speed")
+
+
+def register_schemas() -> None:
+    """Store every schema in Hydra's ConfigStore (call before composing)."""
+    cs = ConfigStore.instance()
+    for name in SCHEMA_MODULES:
+        importlib.import_module(name).register(cs)
+
+
+def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
+    """Run each group's range checks; raise a one-line ConfigError naming the first bad key."""
+    for group in groups:
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig):
+            raise ConfigError(f"{group}: no option chosen; pick one with {group}=NAME")
+        try:
+            OmegaConf.to_object(node)
+        except MissingMandatoryValue as exc:
+            raise ConfigError(f"{exc.full_key}: has no value; set it with {exc.full_key}=...") from None
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{group}.{exc}") from None

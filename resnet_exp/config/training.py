@@ -1,0 +1,184 @@
+"""Schemas for the training groups: module, optimizer, scheduler, trainer.
+
+Each YAML option of these groups starts from one of these dataclasses, so Hydra rejects unknown
+keys and wrong types while composing; `__post_init__` checks ranges when `validate` runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+def require(condition: bool, field_name: str, value: Any, allowed: str) -> None:
+    """Raise the one-line `field=value: allowed` error every schema uses."""
+    if not condition:
+        raise ValueError(f"{field_name}={value}: {allowed}")
+
+
+@dataclass
+class ClassifierConfig:
+    _target_: str = "resnet_exp.module.ImageClassifier"
+    label_smoothing: float = 0.0
+    decay_norm_and_bias: bool = False
+
+    def __post_init__(self) -> None:
+        require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", self.label_smoothing,
+                "must be in [0, 1)")
+
+
+@dataclass
+class OptimizerConfig:
+    _target_: str = MISSING
+    # The module calls the partial with its parameter groups.
+    _partial_: bool = True
+    # Plain lists in the optimizer state, so checkpoints load with weights_only=True.
+    _convert_: str = "all"
+    lr: float = MISSING
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(self.lr > 0, "lr", self.lr, "must be > 0")
+        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    _target_: str = "torch.optim.SGD"
+    momentum: float = 0.9
+    dampening: float = 0.0
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0 <= self.momentum < 1, "momentum", self.momentum, "must be in [0, 1)")
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    _target_: str = "torch.optim.Adam"
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    amsgrad: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas",
+                list(self.betas), "must be two numbers in [0, 1)")
+        require(self.eps > 0, "eps", self.eps, "must be > 0")
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    _target_: str = "torch.optim.AdamW"
+    weight_decay: float = 0.01
+
+
+class Interval(str, Enum):
+    epoch = "epoch"
+    step = "step"
+
+
+@dataclass
+class CosineAnnealingLR:
+    _target_: str = "torch.optim.lr_scheduler.CosineAnnealingLR"
+    _partial_: bool = True
+    T_max: int = MISSING
+    eta_min: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(self.T_max > 0, "lr_scheduler.T_max", self.T_max, "must be > 0")
+
+
+@dataclass
+class MultiStepLR:
+    _target_: str = "torch.optim.lr_scheduler.MultiStepLR"
+    _partial_: bool = True
+    _convert_: str = "all"
+    milestones: List[int] = MISSING
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        require(list(self.milestones) == sorted(self.milestones), "lr_scheduler.milestones",
+                list(self.milestones), "must be increasing")
+        require(0 < self.gamma <= 1, "lr_scheduler.gamma", self.gamma, "must be in (0, 1]")
+
+
+@dataclass
+class ScheduleConfig:
+    """How often the LR scheduler steps, and the scheduler itself (None: constant LR)."""
+
+    interval: Interval = Interval.epoch
+    frequency: int = 1
+    lr_scheduler: Optional[Any] = None
+
+    def __post_init__(self) -> None:
+        require(self.frequency > 0, "frequency", self.frequency, "must be > 0")
+
+
+@dataclass
+class CosineScheduleConfig(ScheduleConfig):
+    lr_scheduler: CosineAnnealingLR = MISSING
+
+
+@dataclass
+class MultiStepScheduleConfig(ScheduleConfig):
+    lr_scheduler: MultiStepLR = MISSING
+
+
+@dataclass
+class TrainerConfig:
+    """The pytorch_lightning.Trainer arguments we expect users to set (types as Lightning's)."""
+
+    _target_: str = "pytorch_lightning.Trainer"
+    default_root_dir: Optional[str] = None
+    accelerator: str = "auto"
+    strategy: Any = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    precision: Any = "32-true"
+    max_epochs: Optional[int] = None
+    min_epochs: Optional[int] = None
+    max_steps: int = -1
+    max_time: Optional[str] = None
+    limit_train_batches: Optional[Any] = None
+    limit_val_batches: Optional[Any] = None
+    limit_test_batches: Optional[Any] = None
+    val_check_interval: Optional[Any] = None
+    check_val_every_n_epoch: Optional[int] = 1
+    num_sanity_val_steps: Optional[int] = None
+    log_every_n_steps: Optional[int] = None
+    enable_checkpointing: Optional[bool] = None
+    enable_progress_bar: Optional[bool] = None
+    enable_model_summary: Optional[bool] = None
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: Optional[float] = None
+    gradient_clip_algorithm: Optional[str] = None
+    deterministic: Optional[Any] = None
+    benchmark: Optional[bool] = None
+    inference_mode: bool = True
+    sync_batchnorm: bool = False
+    fast_dev_run: Any = False
+    detect_anomaly: bool = False
+    barebones: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_epochs is not None:
+            require(self.max_epochs >= -1, "max_epochs", self.max_epochs, "must be >= -1")
+        require(self.accumulate_grad_batches > 0, "accumulate_grad_batches",
+                self.accumulate_grad_batches, "must be > 0")
+
+
+def register(cs: ConfigStore) -> None:
+    cs.store(group="schema/module", name="classifier", node=ClassifierConfig)
+    cs.store(group="schema/optimizer", name="sgd", node=SGDConfig)
+    cs.store(group="schema/optimizer", name="adam", node=AdamConfig)
+    cs.store(group="schema/optimizer", name="adamw", node=AdamWConfig)
+    cs.store(group="schema/scheduler", name="cosine", node=CosineScheduleConfig)
+    cs.store(group="schema/scheduler", name="multistep", node=MultiStepScheduleConfig)
+    cs.store(group="schema/scheduler", name="none", node=ScheduleConfig)
+    cs.store(group="schema/trainer", name="lightning", node=TrainerConfig)

@@ -1,0 +1,56 @@
+"""Logger factories whose behaviour depends on the machine (wandb credentials)."""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import wandb
+from pytorch_lightning.loggers import Logger, WandbLogger
+
+from resnet_exp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+
+def wandb_credentials_configured() -> bool:
+    """True if wandb could log in without asking: an API key in the environment or ~/.netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogger | None:
+    """A WandbLogger writing under `save_dir`, or None when `mode` is `disabled`.
+
+    The mode goes to `wandb.init` rather than WandbLogger's `offline` flag, which would set
+    WANDB_MODE for the whole process and leak into the next job of a multirun.
+    """
+    if mode not in WANDB_MODES:
+        raise ConfigError(f"logger.wandb.mode={mode}: choose one of {', '.join(WANDB_MODES)}")
+    if mode == "disabled":
+        return None
+    if mode == "auto":
+        mode = "online" if wandb_credentials_configured() else "offline"
+    os.makedirs(save_dir, exist_ok=True)
+    if mode == "offline":
+        # Offline, wandb's console output is only noise; `report_offline_runs` says what matters.
+        kwargs.setdefault("settings", wandb.Settings(silent=True))
+    return WandbLogger(save_dir=save_dir, mode=mode, **kwargs)
+
+
+def report_offline_runs(loggers: list[Logger]) -> None:
+    """Say once where each offline wandb run is and how to upload it."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger.experiment.offline:
+            run_dir = Path(logger.experiment.dir).parent
+            log.info("wandb run saved offline in %s; upload it with: wandb sync %s", run_dir, run_dir)

@@ -1,0 +1,38 @@
+"""results.json: the one file per run that sweeps, reports and benchmarks read.
+
+Keys are documented in the README ("results.json"); add keys, never rename them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+RESULTS_FILE = "results.json"
+
+
+def to_number(value: Any) -> Any:
+    """Tensors and numpy scalars as plain Python numbers, for JSON."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
+    """Write JSON so that readers never see a half-written file (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+            handle.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other users of a shared box
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / RESULTS_FILE).read_text())

@@ -1,0 +1,152 @@
+"""Train, then test, one configuration: `python -m resnet_exp.run [overrides]`.
+
+The entry point only wires parts together; each part is built with `hydra.utils.instantiate`
+from its config group and receives plain arguments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from resnet_exp.cli import CONF_DIR, run_hydra_app
+from resnet_exp.config import register_schemas, validate
+from resnet_exp.loggers import report_offline_runs
+from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+# What Hydra writes into a run folder before the task starts.
+HYDRA_OWN_FILES = {".hydra", "run.log"}
+CHOICE_GROUPS = ("arch", "data", "optimizer", "scheduler", "trainer")
+
+
+@contextlib.contextmanager
+def discard_run_dir_on_error(run_dir: Path) -> Iterator[None]:
+    """If setting up fails, remove the run folder when it holds only Hydra's own files."""
+    try:
+        yield
+    except BaseException:
+        if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= HYDRA_OWN_FILES:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def is_local_rank_zero() -> bool:
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
+def build_parts(cfg: DictConfig) -> dict[str, Any]:
+    """Datamodule (with data checked), model, LightningModule, loggers and trainer."""
+    import pytorch_lightning as pl
+
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    if is_local_rank_zero():
+        datamodule.prepare_data()  # fail on missing data before any logger or trainer starts
+    model = instantiate(
+        cfg.arch,
+        num_classes=datamodule.num_classes,
+        in_channels=datamodule.in_channels,
+        input_size=datamodule.image_size,
+    )
+    from resnet_exp import speed
+
+    fast = speed.plan(cfg.trainer, cfg.speed)  # fast GPU path: nulls resolved for this machine
+    log.info("speed: %s", fast)
+    fast.apply_backend()
+    model = fast.prepare_model(model)
+    schedule = cfg.scheduler
+    module = instantiate(
+        cfg.module,
+        model=model,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(schedule.lr_scheduler) if schedule.lr_scheduler else None,
+        scheduler_interval=schedule.interval.value,
+        scheduler_frequency=schedule.frequency,
+        num_classes=datamodule.num_classes,
+        # No example forward under torch.compile: it would compile an extra graph for batch 1.
+        example_input_shape=None if fast.compile else datamodule.example_input_shape,
+    )
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    loggers = [lg for lg in (instantiate(c) for c in cfg.logger.values() if c) if lg is not None]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **fast.trainer_kwargs())
+    return {"datamodule": datamodule, "model": model, "module": module, "trainer": trainer, "speed": fast}
+
+
+def logged_config(cfg: DictConfig, params: int) -> dict[str, Any]:
+    """The resolved config as loggers should see it, plus what the config alone cannot say."""
+    hc = HydraConfig.get()
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    config["choices"] = {group: hc.runtime.choices.get(group) for group in CHOICE_GROUPS}
+    config["overrides"] = list(hc.overrides.task)
+    config["params"] = params
+    return config
+
+
+def fit_and_test(cfg: DictConfig, parts: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    from resnet_exp.callbacks import step_time_summary
+
+    trainer, module, datamodule = parts["trainer"], parts["module"], parts["datamodule"]
+    params = sum(p.numel() for p in parts["model"].parameters())
+    config = logged_config(cfg, params)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(config)
+
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    fit_metrics = {k: to_number(v) for k, v in trainer.callback_metrics.items()}
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=best or None)[0]
+    wall_time_s = time.perf_counter() - started
+
+    results = {
+        **{k: v for k, v in fit_metrics.items() if k.startswith("val/")},
+        **{k: to_number(v) for k, v in test_metrics.items()},
+        "status": "completed",
+        "params": params,
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "wall_time_s": round(wall_time_s, 3),
+        **config["choices"],
+        "overrides": config["overrides"],
+        "seed": cfg.seed,
+        "best_checkpoint": os.path.relpath(best, run_dir) if best else None,
+        "step_time": step_time_summary(trainer),
+        "speed": parts["speed"].as_dict(),
+    }
+    if trainer.is_global_zero:
+        write_json_atomic(run_dir / RESULTS_FILE, results)
+        log.info("results: %s", run_dir / RESULTS_FILE)
+        report_offline_runs(trainer.loggers)
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def train(cfg: DictConfig) -> float | None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    with discard_run_dir_on_error(run_dir):
+        validate(cfg)
+        parts = build_parts(cfg)
+    results = fit_and_test(cfg, parts, run_dir)
+    metric = results.get(cfg.optimized_metric)
+    return float(metric) if metric is not None else None
+
+
+def main() -> None:
+    register_schemas()
+    run_hydra_app(train)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Bad input to `python -m resnet_exp.run`: one line naming the key, exit code 2, no run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli_runner import TINY_RUN, TINY_TRAINING, explain, run_train
+
+# (override, words the one-line message must contain)
+BAD_INPUTS = [
+    ("arch=resnet99", ["arch=resnet99", "resnet18", "resnet50"]),
+    ("data=imagenet", ["data=imagenet", "cifar10", "fashion_mnist"]),
+    ("trainer.foo=1", ["trainer.foo", "unknown key", "max_epochs"]),
+    ("arch.blok_order=pre", ["arch.blok_order", "unknown key", "block_order"]),
+    ("data.batch_size=abc", ["data.batch_size", "abc"]),
+    ("data.batch_size=0", ["data.batch_size=0", "> 0"]),
+    ("optimizer.lr=-0.1", ["optimizer.lr=-0.1", "> 0"]),
+    ("optimizer=rmsprop", ["optimizer=rmsprop", "sgd", "adamw"]),
+    ("scheduler=step", ["scheduler=step", "cosine", "multistep", "none"]),
+    ("arch.block_order=sideways", ["arch.block_order", "sideways", "pre"]),
+    ("logger.wandb.mode=sometimes", ["logger.wandb.mode=sometimes", "offline", "disabled"]),
+]
+
+
+def assert_one_line_error(proc, words: list[str]) -> None:
+    assert proc.returncode == 2, explain(proc)
+    assert "Traceback" not in proc.stderr, explain(proc)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), explain(proc)
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.mark.parametrize("override,words", BAD_INPUTS, ids=[o for o, _ in BAD_INPUTS])
+def test_bad_override_fails_with_one_line(override: str, words: list[str], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_train(*TINY_RUN, override, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert_one_line_error(proc, words)
+    assert not run_dir.exists(), sorted(p.name for p in run_dir.iterdir())
+
+
+def test_missing_data_names_where_it_looked_and_the_remedies(tmp_path: Path) -> None:
+    run_dir, data_dir = tmp_path / "run", tmp_path / "empty"
+    data_dir.mkdir()
+    proc = run_train("data=cifar10", *TINY_TRAINING, f"data.data_dir={data_dir}", "data.download=false",
+                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert_one_line_error(proc, [str(data_dir), "cifar-10"])
+    assert not run_dir.exists()
+    assert list(data_dir.iterdir()) == []
