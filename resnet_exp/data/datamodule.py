@@ -1,0 +1,247 @@
+"""One LightningDataModule for every dataset (`name`): CIFAR-10/100, Fashion-MNIST, synthetic."""
+
+from __future__ import annotations
+
+import logging
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from resnet_exp.data import sources
+from resnet_exp.data.formats import Arrays
+from resnet_exp.data.gpu_loader import GpuLoader
+from resnet_exp.data.specs import DATASET_NAMES, SPECS, DatasetSpec, channel_stats, synthetic_spec
+from resnet_exp.data.synthetic import make_synthetic
+from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer, resize_uint8
+from resnet_exp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+AUGMENTS = ("standard", "none")
+LOADERS = ("auto", "torch", "gpu")
+SYNTHETIC_DEFAULTS = {"num_classes": 10, "in_channels": 3, "image_size": 32, "train_size": 5000,
+                      "test_size": 1000, "noise": 0.5, "seed": 0}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _check(condition: bool, key: str, value: Any, allowed: str) -> None:
+    if not condition:
+        raise ConfigError(f"data.{key}={value}: {allowed}")
+
+
+class _UInt8Dataset(Dataset):
+    """Indexable uint8 images + labels; `__getitems__` fetches a whole batch with one gather."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor):
+        self.images, self.labels, self.indices = images, labels, indices
+
+    def __len__(self) -> int:
+        return self.indices.numel()
+
+    def __getitem__(self, i: int):
+        j = self.indices[i]
+        return self.images[j], self.labels[j]
+
+    def __getitems__(self, batch: list[int]):
+        j = self.indices[torch.as_tensor(batch, dtype=torch.long)]
+        return self.images[j], self.labels[j]
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Train (minus a fixed validation holdout), validation and official test splits of one dataset.
+
+    Known right after construction: `name`, `num_classes`, `in_channels`, `image_size` (after
+    resize), `class_names`, `example_input_shape`. `prepare_data()` finds, downloads, decodes and
+    caches the files (cheap once cached); `setup()` builds the splits. Batches are float32 NCHW
+    images normalised with the dataset's train mean/std, and int64 labels.
+    """
+
+    def __init__(self, name: str, data_dir: str = "data", batch_size: int = 128,
+                 eval_batch_size: Optional[int] = None, num_workers: int = 4, val_size: int = 5000,
+                 val_on_test: bool = False, augment: str = "standard", crop_padding: Optional[int] = None,
+                 resize: Optional[int] = None, download: bool = True, loader: str = "auto",
+                 split_seed: int = 0, pin_memory: bool = True, persistent_workers: bool = True,
+                 num_classes: Optional[int] = None, in_channels: Optional[int] = None,
+                 image_size: Optional[int] = None, train_size: Optional[int] = None,
+                 test_size: Optional[int] = None, noise: Optional[float] = None, seed: Optional[int] = None):
+        super().__init__()
+        name, augment, loader = _plain(name), _plain(augment), _plain(loader)
+        _check(name in DATASET_NAMES, "name", name, f"must be one of {', '.join(DATASET_NAMES)}")
+        _check(batch_size > 0, "batch_size", batch_size, "must be > 0")
+        _check(eval_batch_size is None or eval_batch_size > 0, "eval_batch_size", eval_batch_size,
+               "must be > 0 or null")
+        _check(num_workers >= 0, "num_workers", num_workers, "must be >= 0 (0 = load in the main process)")
+        _check(val_size >= 0, "val_size", val_size, "must be >= 0")
+        _check(augment in AUGMENTS, "augment", augment, f"must be one of {', '.join(AUGMENTS)}")
+        _check(loader in LOADERS, "loader", loader, f"must be one of {', '.join(LOADERS)}")
+        _check(resize is None or 8 <= resize <= 1024, "resize", resize, "must be null or 8..1024")
+        _check(crop_padding is None or crop_padding >= 0, "crop_padding", crop_padding, "must be >= 0 or null")
+        synthetic = {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size,
+                     "train_size": train_size, "test_size": test_size, "noise": noise, "seed": seed}
+        if name == "synthetic":
+            self.synthetic = {k: SYNTHETIC_DEFAULTS[k] if v is None else v for k, v in synthetic.items()}
+            s = self.synthetic
+            _check(2 <= s["num_classes"] <= 1000, "num_classes", s["num_classes"], "must be between 2 and 1000")
+            _check(s["in_channels"] in (1, 3), "in_channels", s["in_channels"], "must be 1 or 3")
+            _check(8 <= s["image_size"] <= 512, "image_size", s["image_size"], "must be between 8 and 512")
+            _check(s["train_size"] > 0, "train_size", s["train_size"], "must be > 0")
+            _check(s["test_size"] > 0, "test_size", s["test_size"], "must be > 0")
+            _check(s["noise"] >= 0, "noise", s["noise"], "must be >= 0")
+            spec = synthetic_spec(s["num_classes"], s["in_channels"], s["image_size"], s["train_size"],
+                                  s["test_size"])
+        else:
+            given = [k for k, v in synthetic.items() if v is not None]
+            _check(not given, given[0] if given else "", synthetic.get(given[0]) if given else "",
+                   f"only the synthetic dataset takes this key, not {name}")
+            self.synthetic = None
+            spec = SPECS[name]
+        _check(val_size < spec.train_count, "val_size", val_size,
+               f"must be smaller than the {spec.train_count} images of the {name} train split")
+
+        self.spec: DatasetSpec = spec
+        self.name: str = name
+        self.data_dir = Path(data_dir).expanduser()
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.num_workers, self.val_size, self.val_on_test = num_workers, val_size, val_on_test
+        self.download, self.loader, self.split_seed = download, loader, split_seed
+        self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
+        self.resize = resize
+        self.num_classes: int = spec.num_classes
+        self.in_channels: int = spec.in_channels
+        self.image_size: int = resize or spec.image_size
+        self.class_names: list[str] = list(spec.class_names)
+        padding = spec.crop_padding * self.image_size // spec.image_size if crop_padding is None else crop_padding
+        self.augment_params = (AugmentParams(padding, spec.flip) if augment == "standard" else AugmentParams())
+        # Kept out of Lightning's hparams on purpose: the run's config is in .hydra/, and keys shared
+        # with the LightningModule's hparams (e.g. num_classes) would make Lightning refuse to log them.
+        self.options = {"data_dir": str(self.data_dir), "augment": augment, "crop_padding": crop_padding,
+                        "resize": resize, "loader": loader, "split_seed": split_seed, "synthetic": self.synthetic}
+        self._arrays: Optional[Arrays] = None
+        self._tensors: Optional[dict[str, torch.Tensor]] = None
+        self._device_tensors: dict = {}
+        self.normalizer: Optional[Normalizer] = None
+        self.mean: Optional[tuple[float, ...]] = spec.mean
+        self.std: Optional[tuple[float, ...]] = spec.std
+
+    @property
+    def example_input_shape(self) -> tuple[int, int, int]:
+        return (self.in_channels, self.image_size, self.image_size)
+
+    # --- data ------------------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Find/download/decode/cache the dataset; raises a one-line DataError if it cannot be had."""
+        if self.synthetic is not None or self._arrays is not None:
+            return
+        if sources.is_ready(self.name, self.data_dir):
+            return
+        self._arrays = sources.load(self.name, self.data_dir, self.download)
+
+    def _load_arrays(self) -> Arrays:
+        if self._arrays is None:
+            if self.synthetic is not None:
+                self._arrays = make_synthetic(**self.synthetic)
+            else:
+                self._arrays = sources.load(self.name, self.data_dir, self.download)
+        return self._arrays
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self._tensors is not None:
+            return
+        start = time.perf_counter()
+        arrays = self._load_arrays()
+        n_train = arrays.train_x.shape[0]
+        if self.val_size >= n_train:
+            raise ConfigError(f"data.val_size={self.val_size}: must be smaller than the {n_train} images "
+                              f"of the {self.name} train split")
+        if n_train - self.val_size < self.batch_size:
+            raise ConfigError(f"data.batch_size={self.batch_size}: larger than the {n_train - self.val_size} "
+                              f"training images left after data.val_size={self.val_size}")
+        if self.mean is None:
+            self.mean, self.std = channel_stats(arrays.train_x)
+        self.normalizer = Normalizer(self.mean, self.std)
+        train_idx, val_idx = split_indices(n_train, self.val_size, self.split_seed)
+        train_x, test_x = torch.from_numpy(arrays.train_x), torch.from_numpy(arrays.test_x)
+        if self.resize:
+            train_x, test_x = resize_uint8(train_x, self.resize), resize_uint8(test_x, self.resize)
+        self._tensors = {"train_x": train_x, "train_y": torch.from_numpy(arrays.train_y),
+                         "test_x": test_x, "test_y": torch.from_numpy(arrays.test_y),
+                         "train_idx": torch.from_numpy(train_idx), "val_idx": torch.from_numpy(val_idx)}
+        log.info("%s: %d train, %d validation, %d test images of %s in %.2f s", self.name, train_idx.size,
+                 val_idx.size, test_x.shape[0], self.example_input_shape, time.perf_counter() - start)
+
+    # --- loaders ---------------------------------------------------------------------------------
+
+    def _device(self) -> torch.device:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def loader_kind(self) -> str:
+        """`gpu` or `torch`: what `loader` (auto/torch/gpu) means with the attached trainer."""
+        if self.loader != "auto":
+            return self.loader
+        return "gpu" if self._device().type == "cuda" else "torch"
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def _make_loader(self, split: str, train: bool):
+        if self._tensors is None:
+            self.setup("fit" if train else "test")
+        t = self._tensors
+        images, labels = (t["test_x"], t["test_y"]) if split == "test" else (t["train_x"], t["train_y"])
+        indices = {"train": t["train_idx"], "val": t["val_idx"], "test": None}[split]
+        batch_size = self.batch_size if train else self.eval_batch_size
+        aug = self.augment_params if train else AugmentParams()
+        if self.loader_kind() == "gpu":
+            device = self._device()
+            key = (str(device), split == "test")
+            if key not in self._device_tensors:
+                self._device_tensors[key] = (images.to(device), labels.to(device))
+            images, labels = self._device_tensors[key]
+            rank, world = self._rank_world()
+            trainer = getattr(self, "trainer", None)
+            return GpuLoader(images, labels, indices, batch_size, self.normalizer, aug, shuffle=train,
+                             drop_last=train, seed=torch.initial_seed() % (2 ** 31), rank=rank,
+                             world_size=world, epoch_fn=(lambda: trainer.current_epoch) if trainer else None)
+        if indices is None:
+            indices = torch.arange(images.shape[0])
+        workers = self.num_workers
+        return DataLoader(_UInt8Dataset(images, labels, indices), batch_size=batch_size, shuffle=train,
+                          drop_last=train, num_workers=workers,
+                          collate_fn=BatchTransform(self.normalizer, aug, train=train),
+                          pin_memory=self.pin_memory and self._device().type == "cuda",
+                          persistent_workers=self.persistent_workers and workers > 0)
+
+    def train_dataloader(self):
+        return self._make_loader("train", train=True)
+
+    def val_dataloader(self):
+        if self.val_size > 0:
+            return self._make_loader("val", train=False)
+        if self.val_on_test:
+            return self._make_loader("test", train=False)
+        return []  # no validation: Lightning skips the loop
+
+    def test_dataloader(self):
+        return self._make_loader("test", train=False)
+
+
+def split_indices(n_train: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed holdout: a seeded permutation of the train split; returns sorted (train, val) indices."""
+    perm = np.random.default_rng(seed).permutation(n_train)
+    return np.sort(perm[val_size:]), np.sort(perm[:val_size])

@@ -1,0 +1,89 @@
+"""Facts about each dataset: shape, counts, class names, and the normalisation statistics.
+
+Mean and std are per channel, over every pixel of the official train split, in [0, 1] units
+(population std). How they were obtained:
+- Fashion-MNIST: computed here from the Debian package's files (`dataset-fashion-mnist`),
+  60000 x 28 x 28 pixels: mean 0.28604, std 0.35302; `tests/test_data_real.py` recomputes them.
+- CIFAR-10: mean 0.4914/0.4822/0.4465, std 0.2470/0.2435/0.2616 (the widely copied
+  0.2023/0.1994/0.2010 is the mean of per-image stds, not the dataset std).
+- CIFAR-100: mean 0.5071/0.4865/0.4409, std 0.2673/0.2564/0.2762.
+Synthetic data has no fixed numbers: the datamodule computes them from its generated train split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+CIFAR100_CLASSES = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
+    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
+    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
+    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard",
+    "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle",
+    "mountain", "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear",
+    "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon",
+    "ray", "road", "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail",
+    "snake", "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle", "wardrobe",
+    "whale", "willow_tree", "wolf", "woman", "worm",
+)
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    num_classes: int
+    in_channels: int
+    image_size: int
+    train_count: int
+    test_count: int
+    class_names: tuple[str, ...]
+    mean: Optional[tuple[float, ...]]  # None: computed from the train split (synthetic)
+    std: Optional[tuple[float, ...]]
+    # Zero padding of the `standard` random crop at the native size, and whether it flips.
+    crop_padding: int = 4
+    flip: bool = True
+
+
+SPECS = {
+    "cifar10": DatasetSpec("cifar10", 10, 3, 32, 50000, 10000, CIFAR10_CLASSES,
+                           (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": DatasetSpec("cifar100", 100, 3, 32, 50000, 10000, CIFAR100_CLASSES,
+                            (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    # Clothes are not left/right symmetric in the way that matters here; the usual recipe only crops.
+    "fashion_mnist": DatasetSpec("fashion_mnist", 10, 1, 28, 60000, 10000, FASHION_MNIST_CLASSES,
+                                 (0.28604,), (0.35302,), crop_padding=4, flip=False),
+}
+
+DATASET_NAMES = ("cifar10", "cifar100", "fashion_mnist", "synthetic")
+
+
+def synthetic_spec(num_classes: int, in_channels: int, image_size: int, train_size: int,
+                   test_size: int) -> DatasetSpec:
+    return DatasetSpec("synthetic", num_classes, in_channels, image_size, train_size, test_size,
+                       tuple(f"class_{i}" for i in range(num_classes)), None, None,
+                       crop_padding=max(1, image_size // 8), flip=True)
+
+
+def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and population std in [0, 1] units of a uint8 (N, C, H, W) array."""
+    n, c = images.shape[:2]
+    total = np.zeros(c, np.float64)
+    total_sq = np.zeros(c, np.float64)
+    for start in range(0, n, chunk):
+        block = images[start:start + chunk].astype(np.float64)
+        total += block.sum(axis=(0, 2, 3))
+        total_sq += np.square(block).sum(axis=(0, 2, 3))
+    count = n * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 0.0))
+    return tuple(float(m / 255) for m in mean), tuple(float(s / 255) for s in std)

@@ -1,0 +1,110 @@
+"""Augmentation and normalisation as batch operations on uint8 NCHW tensors.
+
+Both loader paths use these very functions (the torch path in its worker processes, on CPU; the gpu
+path on the device), so they produce the same distribution of images:
+- `standard`: a random crop of the image zero-padded by `padding` pixels on each side (offsets
+  uniform in [0, 2*padding] per axis, per image), then a horizontal flip with probability 1/2 where
+  the dataset allows it (not for Fashion-MNIST);
+- `none`: the image as it is.
+Resizing (`data.resize`) is applied once to the whole uint8 dataset, before augmentation.
+Evaluation batches are only normalised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """What `standard` does for a dataset at a given size; padding 0 and flip False = no augmentation."""
+
+    padding: int = 0
+    flip: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.padding > 0 or self.flip
+
+
+def sample_params(batch: int, aug: AugmentParams, device: torch.device | str = "cpu",
+                  generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-image crop offsets dy, dx in [0, 2*padding] and flip flags."""
+    span = 2 * aug.padding + 1
+    offsets = torch.randint(0, span, (2, batch), device=device, generator=generator)
+    if aug.flip:
+        flip = torch.randint(0, 2, (batch,), device=device, generator=generator).bool()
+    else:
+        flip = torch.zeros(batch, dtype=torch.bool, device=device)
+    return offsets[0], offsets[1], flip
+
+
+def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, padding: int) -> torch.Tensor:
+    """Crop each image of `x` (B, C, H, W) at (dy, dx) out of its zero-padded version, then flip some."""
+    b, c, h, w = x.shape
+    rows = torch.arange(h, device=x.device)[None, :] + (dy[:, None] - padding)  # (B, H) source rows
+    cols = torch.arange(w, device=x.device)[None, :] + (dx[:, None] - padding)  # (B, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]  # (B, H, W)
+    index = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]
+    out = torch.gather(x.reshape(b, c, h * w), 2, index.reshape(b, 1, h * w).expand(b, c, h * w))
+    out = out.reshape(b, c, h, w)
+    if padding > 0:
+        out = out * valid[:, None].to(out.dtype)
+    return out
+
+
+def augment(x: torch.Tensor, aug: AugmentParams, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    if not aug.active:
+        return x
+    dy, dx, flip = sample_params(x.shape[0], aug, x.device, generator)
+    return crop_flip(x, dy, dx, flip, aug.padding)
+
+
+class Normalizer:
+    """uint8 -> float32 `(x / 255 - mean) / std` per channel, with the constants cached per device."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self._cache: dict = {}
+
+    def __getstate__(self):  # picklable for worker processes; the device cache is rebuilt there
+        return {"mean": self.mean, "std": self.std, "_cache": {}}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        key = x.device
+        if key not in self._cache:
+            scale = torch.tensor([1 / (255 * s) for s in self.std], device=x.device).view(1, -1, 1, 1)
+            shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=x.device).view(1, -1, 1, 1)
+            self._cache[key] = (scale, shift)
+        scale, shift = self._cache[key]
+        return x.float().mul_(scale).add_(shift)
+
+
+class BatchTransform:
+    """Augment (if training) and normalise a uint8 batch; used as the DataLoader's collate_fn."""
+
+    def __init__(self, normalizer: Normalizer, aug: AugmentParams, train: bool):
+        self.normalizer = normalizer
+        self.aug = aug if train else AugmentParams()
+
+    def __call__(self, batch):
+        x, y = batch
+        return self.normalizer(augment(x, self.aug)), y
+
+
+def resize_uint8(x: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
+    """Resize a uint8 NCHW tensor to size x size (bilinear, antialiased), in chunks to bound memory."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    out = torch.empty((x.shape[0], x.shape[1], size, size), dtype=torch.uint8, device=x.device)
+    for start in range(0, x.shape[0], chunk):
+        block = x[start:start + chunk].float()
+        block = F.interpolate(block, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[start:start + chunk] = block.round_().clamp_(0, 255).to(torch.uint8)
+    return out
