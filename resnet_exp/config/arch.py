@@ -1,0 +1,58 @@
+"""Schema of the `arch` group: the knobs of `resnet_exp.models.create_model`, typed for Hydra.
+
+Every `conf/arch/*.yaml` extends `ArchConfig`, so unknown keys, wrong types and bad enum values fail
+at composition; `__post_init__` (run by `OmegaConf.to_object`) calls the model zoo's own checks,
+so the command line and the Python API accept exactly the same settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from resnet_exp.models import BlockOrder, BlockType, Shortcut, Stem, resolve
+
+
+@dataclass
+class ArchConfig:
+    """`instantiate(cfg.arch, num_classes=..., in_channels=..., input_size=...)` builds the model."""
+
+    _target_: str = "resnet_exp.models.create_model"
+    name: str = MISSING  # see `python -m resnet_exp.models`
+    # Family depth: 6n+2 (cifar_resnet), 9n+2 (cifar_resnet_bottleneck), 18/34/50/101/152/200 (resnet).
+    depth: Optional[int] = None
+    # None = the arch's own (post for v1 names, pre for *v2); the YAML files spell it out.
+    block_order: Optional[BlockOrder] = None
+    stem: Stem = Stem.auto
+    shortcut: Optional[Shortcut] = None  # None = family default (A for cifar_resnet, else B)
+    # Custom nets (or overrides of a preset layout): one entry per stage.
+    block: Optional[BlockType] = None
+    widths: Optional[List[int]] = None
+    blocks: Optional[List[int]] = None
+    bottleneck_widths: Optional[List[int]] = None
+    strides: Optional[List[int]] = None
+    width: float = 1.0  # multiplies every channel count (rounded, at least 1)
+    stride_in_1x1: bool = False  # bottleneck stride on the first 1x1 (paper) instead of the 3x3
+    # stem=custom only.
+    stem_kernel: Optional[int] = None
+    stem_stride: Optional[int] = None
+    stem_padding: Optional[int] = None
+    stem_width: Optional[int] = None
+    stem_pool: Optional[bool] = None
+    stem_pool_padding: Optional[int] = None  # 1 (default, "same") or 0 (seed 002's unpadded pool)
+    zero_init_last: bool = False
+    drop_path: float = 0.0
+
+    def __post_init__(self) -> None:
+        knobs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        knobs.pop("_target_")
+        resolve(**knobs)  # raises ValueError("<key>=<value>: <allowed>")
+
+
+def register(cs: ConfigStore) -> None:
+    """Store the schema that every `conf/arch/*.yaml` names in its defaults list."""
+    cs.store(group="schema/arch", name="resnet", node=ArchConfig)

@@ -1,0 +1,13 @@
+"""The model zoo: one configurable ResNet (v1, v2 and the block-order ablations), pure PyTorch."""
+
+from resnet_exp.models.blocks import DropPath, ResidualBlock, ZeroPadShortcut
+from resnet_exp.models.complexity import complexity
+from resnet_exp.models.options import BlockOrder, BlockType, Shortcut, Stem
+from resnet_exp.models.registry import ARCH_KEYS, create_model, family_of, list_models, resolve
+from resnet_exp.models.resnet import ArchSpec, ResNet, stage_shapes
+
+__all__ = [
+    "ARCH_KEYS", "ArchSpec", "BlockOrder", "BlockType", "DropPath", "ResNet", "ResidualBlock",
+    "Shortcut", "Stem", "ZeroPadShortcut", "complexity", "create_model", "family_of",
+    "list_models", "resolve", "stage_shapes",
+]

@@ -1,0 +1,170 @@
+"""One configurable ResNet: stem, stages of residual units, head.
+
+Every variant of the zoo is an `ArchSpec` (data) built by this one class; `registry.resolve`
+turns a name plus knobs into a spec. Module names match torchvision's ResNet (`conv1`, `bn1`,
+`maxpool`, `layer1..`, `fc`), so its weights load into `block_order="post"` with `strict=True`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from resnet_exp.models.blocks import ActLayer, NormLayer, ResidualBlock, make_act
+from resnet_exp.models.options import BlockOrder, BlockType, Shortcut
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A fully resolved architecture: every channel count final (width multiplier applied)."""
+
+    name: str
+    family: str
+    block: BlockType
+    widths: Tuple[int, ...]  # output channels of each stage
+    blocks: Tuple[int, ...]  # residual units per stage
+    bottleneck_widths: Tuple[int, ...]  # inner width of bottleneck units (== widths for basic)
+    strides: Tuple[int, ...]  # stride of each stage's first unit
+    block_order: BlockOrder = BlockOrder.post
+    shortcut: Shortcut = Shortcut.B
+    stride_in_1x1: bool = False
+    stem_kernel: int = 7
+    stem_stride: int = 2
+    stem_padding: int = 3
+    stem_width: int = 64
+    stem_pool: bool = True
+    stem_pool_padding: int = 1
+    zero_init_last: bool = False
+    drop_path: float = 0.0
+
+    @property
+    def depth(self) -> int:
+        """Weighted layers on the longest path: the convs of every unit, the stem conv and fc."""
+        per_unit = 2 if self.block == BlockType.basic else 3
+        return per_unit * sum(self.blocks) + 2
+
+    def as_dict(self) -> Dict[str, object]:
+        """Plain values (enums as strings), e.g. for logging."""
+        return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(self).items()}
+
+
+class ResNet(nn.Module):
+    """ResNet v1/v2 and the block-order ablations, from an `ArchSpec`."""
+
+    def __init__(
+        self,
+        spec: ArchSpec,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        act_layer: ActLayer = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.spec, self.num_classes, self.in_channels = spec, num_classes, in_channels
+        order = spec.block_order
+        # v2 (Fig. 4e) has a bare conv stem: the first unit's BN-ReLU is its activation.
+        # relu_only_pre keeps the stem BN; the first unit's leading ReLU activates it.
+        self.conv1 = nn.Conv2d(in_channels, spec.stem_width, spec.stem_kernel, spec.stem_stride,
+                               padding=spec.stem_padding, bias=False)
+        self.bn1 = norm_layer(spec.stem_width) if order != BlockOrder.pre else nn.Identity()
+        pre_orders = (BlockOrder.pre, BlockOrder.relu_only_pre)
+        self.relu = make_act(act_layer) if order not in pre_orders else nn.Identity()
+        self.maxpool = nn.MaxPool2d(3, 2, spec.stem_pool_padding) if spec.stem_pool else nn.Identity()
+
+        total, idx, in_ch = sum(spec.blocks), 0, spec.stem_width
+        self.stage_names: List[str] = []
+        for s, (out_ch, n, mid, stride) in enumerate(
+            zip(spec.widths, spec.blocks, spec.bottleneck_widths, spec.strides), 1
+        ):
+            units = []
+            for i in range(n):
+                # Stochastic depth grows linearly with depth (Huang et al. 2016).
+                dp = spec.drop_path * idx / max(total - 1, 1)
+                units.append(ResidualBlock(
+                    in_ch, out_ch, stride if i == 0 else 1, spec.block, mid, order, spec.shortcut,
+                    spec.stride_in_1x1, first_in_net=idx == 0, drop_path=dp,
+                    norm_layer=norm_layer, act_layer=act_layer,
+                ))
+                in_ch, idx = out_ch, idx + 1
+            self.add_module(f"layer{s}", nn.Sequential(*units))
+            self.stage_names.append(f"layer{s}")
+        self.num_features = in_ch
+        # Pre-activation units leave the sum un-normalised: v2 adds BN-ReLU before pooling.
+        self.norm = norm_layer(in_ch) if order == BlockOrder.pre else nn.Identity()
+        self.final_act = make_act(act_layer) if order in pre_orders else nn.Identity()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc: nn.Module = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        if self.conv1.weight.is_meta:  # shape-only build (counting, listing): nothing to fill
+            return
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if self.spec.zero_init_last:
+            for m in self.modules():
+                if isinstance(m, ResidualBlock):
+                    m.zero_init_last()
+
+    @property
+    def depth(self) -> int:
+        return self.spec.depth
+
+    def forward_stem(self, x: Tensor) -> Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Image batch -> last feature map (after v2's final BN-ReLU)."""
+        x = self.forward_stem(x)
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return self.final_act(self.norm(x))
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Feature map -> logits (or pooled features with `pre_logits=True`)."""
+        x = torch.flatten(self.avgpool(x), 1)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the head (0 -> no head: forward returns pooled features)."""
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def stage_shapes(
+    model: ResNet, input_shape: Sequence[int] = (1, 3, 32, 32)
+) -> List[Tuple[str, Tuple[int, ...]]]:
+    """Output shape of the stem, each stage and the head for one dummy input.
+
+    Runs on the model's device (meta included, then nothing is computed) in eval mode.
+    """
+    names = ["stem"] + list(model.stage_names) + ["head"]
+    modules = [model.maxpool] + [getattr(model, n) for n in model.stage_names] + [model.fc]
+    shapes: List[Tuple[str, Tuple[int, ...]]] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out, n=n: shapes.append((n, tuple(out.shape))))
+        for n, m in zip(names, modules)
+    ]
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(tuple(input_shape), device=device))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return shapes
