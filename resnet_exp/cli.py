@@ -99,8 +99,12 @@ class _WithoutHydraJobBanner(io.TextIOBase):
         return self.stream.isatty()
 
 
-def run_hydra_app(app: Callable[[], object]) -> None:
-    """Call a @hydra.main function; user errors exit with code 2 and one line on stderr."""
+def run_hydra_app(app: Callable[[], object],
+                  expand_args: Callable[[list[str]], list[str]] | None = None) -> None:
+    """Call a @hydra.main function; user errors exit with code 2 and one line on stderr.
+
+    `expand_args` may rewrite the command-line arguments first (e.g. `resume=`).
+    """
     debug = os.environ.get("RESNET_EXP_DEBUG") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
@@ -108,6 +112,8 @@ def run_hydra_app(app: Callable[[], object]) -> None:
     if not multirun:
         sys.stderr = _WithoutHydraJobBanner(stderr)
     try:
+        if expand_args is not None:
+            sys.argv[1:] = expand_args(sys.argv[1:])
         app()
     except Exception as exc:
         message = describe_user_error(exc)

@@ -48,6 +48,17 @@ def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogg
     return WandbLogger(save_dir=save_dir, mode=mode, **kwargs)
 
 
+# Run-table summaries, so dashboards show the best epoch rather than the last one.
+WANDB_SUMMARIES = {"val/acc": "max", "val/acc_best": "max", "val/loss": "min", "train/loss_epoch": "min"}
+
+
+def define_wandb_summaries(loggers: list[Logger]) -> None:
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            for metric, summary in WANDB_SUMMARIES.items():
+                logger.experiment.define_metric(metric, summary=summary)
+
+
 def report_offline_runs(loggers: list[Logger]) -> None:
     """Say once where each offline wandb run is and how to upload it."""
     for logger in loggers:

@@ -8,6 +8,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from resnet_exp.config.resolvers import register_resolvers
 from resnet_exp.errors import ConfigError
 
 # Modules with a `register(cs)` that stores their schemas under the `schema/` group.
@@ -18,7 +19,8 @@ VALIDATED_GROUPS = ("arch", "data", "module", "optimizer", "scheduler", "trainer
 
 
 def register_schemas() -> None:
-    """Store every schema in Hydra's ConfigStore (call before composing)."""
+    """Store every schema in Hydra's ConfigStore and add our resolvers (call before composing)."""
+    register_resolvers()
     cs = ConfigStore.instance()
     for name in SCHEMA_MODULES:
         importlib.import_module(name).register(cs)

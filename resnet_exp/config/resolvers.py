@@ -1,0 +1,74 @@
+"""OmegaConf resolvers that name runs from what the user chose (usable in any config value)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+# Overrides that say where or how a run happens, not what it is: left out of run names.
+NAME_SKIP_PREFIXES = (
+    "hydra.", "logger.", "paths.", "callbacks.", "data.data_dir", "data.num_workers",
+    "data.loader", "trainer.devices", "trainer.accelerator", "trainer.num_nodes",
+    "trainer.strategy", "resume", "ckpt_path",
+)
+CHOICE_GROUPS = ("arch", "data", "optimizer", "scheduler", "experiment")
+
+
+def sweep_axes() -> set[str]:
+    """Keys a multirun sweeps over (command line and `hydra.sweeper.params`); empty otherwise."""
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return set()
+    # The job's own overrides are already expanded; the sweep's are saved before any job starts.
+    saved = Path(hc.sweep.dir) / "multirun.yaml"
+    command_line = list(OmegaConf.load(saved).hydra.overrides.task) if saved.is_file() else []
+    params = [f"{k}={v}" for k, v in (hc.sweeper.get("params") or {}).items()]
+    parsed = OverridesParser.create().parse_overrides(command_line + params)
+    return {o.key_or_group for o in parsed if o.is_sweep_override()}
+
+
+def run_name() -> str:
+    """The job's overrides as a short name: `arch=resnet34 arch.block_order=pre` -> resnet34-pre.
+
+    In a multirun only the swept keys count, so jobs are told apart by what differs.
+    """
+    axes = sweep_axes()
+    values = []
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.lstrip("+~").partition("=")
+        if (key in axes) if axes else not key.startswith(NAME_SKIP_PREFIXES):
+            values.append(value)
+    name = re.sub(r"[^A-Za-z0-9._,+=-]+", "_", "-".join(values)).strip("_")
+    return name[:120] or "default"
+
+
+def sweep_name() -> str | None:
+    """`<task_name>-<sweep folder>` in a multirun (one wandb group per sweep), else None."""
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    return f"{hc.job.name}-{Path(hc.sweep.dir).name}"
+
+
+def choice_tags() -> list[str]:
+    """`group=option` for each group the user picked an option of (wandb tags)."""
+    choices = HydraConfig.get().runtime.choices
+    return [f"{group}={choices[group]}" for group in CHOICE_GROUPS if choices.get(group)]
+
+
+def existing_wandb_id(output_dir: str) -> str | None:
+    """The id of the newest wandb run already in this run folder, so a resumed run continues it."""
+    runs = sorted(Path(output_dir, "wandb").glob("*run-*-*"), key=lambda p: p.stat().st_mtime)
+    return runs[-1].name.rsplit("-", 1)[1] if runs else None
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
+    OmegaConf.register_new_resolver("choice_tags", choice_tags, replace=True)
+    OmegaConf.register_new_resolver("existing_wandb_id", existing_wandb_id, replace=True)

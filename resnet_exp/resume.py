@@ -1,0 +1,69 @@
+"""Continue an interrupted run in its own folder: `resume=<run dir>` or `ckpt_path=<file>`.
+
+Resuming re-runs the run's own command line (its `.hydra/overrides.yaml`, then whatever else
+the user typed) in the same folder, from the checkpoint; the wandb logger picks up the folder's
+existing wandb run id, so the run continues there too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from omegaconf import OmegaConf
+
+from resnet_exp.errors import UserError
+
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+RESUME_KEYS = ("resume", "ckpt_path")
+
+
+def _value(args: list[str], key: str) -> str | None:
+    found = [a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")]
+    return found[-1] if found else None
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / ".hydra" / "overrides.yaml").is_file()
+
+
+def resume_arguments(args: list[str]) -> list[str]:
+    """Command-line overrides with `resume=`/`ckpt_path=` expanded; unchanged without them."""
+    resume, ckpt_path = _value(args, "resume"), _value(args, "ckpt_path")
+    if resume in (None, "null") and ckpt_path in (None, "null"):
+        return args
+    if "-m" in args or "--multirun" in args:
+        raise UserError("resume=/ckpt_path= continue one run; they cannot be combined with -m")
+    if resume not in (None, "null"):
+        run_dir = Path(resume).expanduser().resolve()
+        if not _is_run_dir(run_dir):
+            raise UserError(f"resume={resume}: not a run folder (no .hydra/overrides.yaml there); "
+                            "pass a folder under outputs/<task>/runs/")
+        checkpoint = run_dir / LAST_CHECKPOINT
+        if not checkpoint.is_file():
+            raise UserError(f"resume={resume}: no {LAST_CHECKPOINT} to continue from "
+                            "(the run stopped before its first checkpoint)")
+    else:
+        checkpoint = Path(ckpt_path).expanduser().resolve()
+        if not checkpoint.is_file():
+            raise UserError(f"ckpt_path={ckpt_path}: no such file")
+        run_dir = checkpoint.parent.parent
+        if not _is_run_dir(run_dir):  # a checkpoint from elsewhere: a new run starts from it
+            return [a for a in args if not a.startswith("ckpt_path=")] + [f"ckpt_path={checkpoint}"]
+    saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    own = [o for o in saved if not o.startswith(tuple(f"{k}=" for k in RESUME_KEYS))]
+    typed = [a for a in args if not a.startswith(tuple(f"{k}=" for k in RESUME_KEYS))]
+    return [*own, *typed, f"resume={run_dir}", f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}"]
+
+
+def check_checkpoint_fits(checkpoint: str, state: Mapping[str, torch.Tensor], arch: str) -> None:
+    """Fail in one line if the checkpoint's weights do not fit the model built from the config."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("state_dict", {})
+    missing = sorted(set(state) - set(saved))
+    if missing:
+        raise UserError(f"ckpt_path={checkpoint}: does not fit arch={arch}: {missing[0]} is not in it")
+    for key, tensor in state.items():
+        if tuple(saved[key].shape) != tuple(tensor.shape):
+            raise UserError(f"ckpt_path={checkpoint}: does not fit arch={arch}: {key} is "
+                            f"{list(saved[key].shape)} there, {list(tensor.shape)} here")
