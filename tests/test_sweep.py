@@ -1,0 +1,81 @@
+"""Multirun: one folder and one finished wandb run per job, one group, and a summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from cli_runner import TINY_RUN, explain, run_train
+
+WANDB = str(Path(sys.executable).with_name("wandb"))
+SWEEP = [*TINY_RUN, "trainer.max_epochs=1", "data.train_size=128"]
+
+
+def wandb_records(run: Path) -> list[dict]:
+    out = subprocess.run([WANDB, "leet", "inspect", "--json", str(run)], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def wandb_summary(run: Path) -> dict:
+    out = subprocess.run([WANDB, "leet", "inspect", "--summary", "--json", str(run)],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    return json.loads(out)
+
+
+def test_two_by_two_sweep(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_train("-m", *SWEEP, "logger.wandb.mode=offline", "arch=resnet18,resnet34",
+                     "arch.block_order=post,pre", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0-resnet18-post", "1-resnet18-pre", "2-resnet34-post", "3-resnet34-pre"]
+
+    groups = set()
+    for job in jobs:
+        results = json.loads((sweep / job / "results.json").read_text())
+        assert (results["arch"], results["block_order"]) == tuple(job.split("-")[1:])
+        (run,) = (sweep / job / "wandb").glob("offline-run-*")
+        summary = wandb_summary(run)
+        assert (summary["state"], summary["exit_code"], summary["name"]) == ("finished", 0, job[2:])
+        assert f"arch={results['arch']}" in summary["tags"]
+        assert summary["config"]["arch"]["depth"] == results["depth"] in (18, 34)
+        groups |= {r["run"].get("run_group") for r in wandb_records(run) if r["type"] == "run"}
+    assert groups == {f"run-{sweep.name}"}
+
+    rows = (sweep / "summary.csv").read_text().splitlines()
+    assert len(rows) == 5 and "completed" in rows[1]
+    assert (sweep / "summary.md").is_file()
+    assert (sweep / "accuracy_vs_depth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    # val_check_interval=1000 passes the schema but Lightning rejects it once fitting starts.
+    proc = run_train("-m", *SWEEP, "logger.wandb.mode=offline", "trainer.val_check_interval=1000,1",
+                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode != 0, explain(proc)
+    assert not (sweep / "0-1000" / "results.json").exists()
+    assert json.loads((sweep / "1-1" / "results.json").read_text())["status"] == "completed"
+    (failed_run,) = (sweep / "0-1000" / "wandb").glob("offline-run-*")
+    assert wandb_summary(failed_run)["exit_code"] == 1
+    summary = (sweep / "summary.csv").read_text()
+    assert "failed" in summary and "completed" in summary
+
+
+def test_fail_fast_stops_the_sweep_at_the_first_failure(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_train("-m", *SWEEP, "trainer.val_check_interval=1000,1",
+                     "hydra.sweeper.max_batch_size=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode != 0, explain(proc)
+    assert not (sweep / "1-1").exists()
+
+
+def test_bad_value_anywhere_in_a_sweep_fails_before_any_job(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_train("-m", *SWEEP, "optimizer.lr=0.1,-1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 2, explain(proc)
+    assert proc.stderr.strip().splitlines()[-1] == "error: optimizer.lr=-1.0: must be > 0"
+    assert not sweep.exists()
