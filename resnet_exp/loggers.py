@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import netrc
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import wandb
+from pytorch_lightning import loggers as pl_loggers
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from resnet_exp.errors import ConfigError
@@ -16,6 +19,28 @@ from resnet_exp.errors import ConfigError
 log = logging.getLogger(__name__)
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+
+class CSVLogger(pl_loggers.CSVLogger):
+    """Lightning's CSVLogger, except that a new process continues an existing metrics.csv.
+
+    Lightning's writer starts with no known columns and, on its first save, rewrites the file
+    with only its own; rows with other columns (a resumed run's earlier epochs, the fit epochs
+    seen by ddp_spawn's separate test process) then make it fail.
+    """
+
+    @property
+    def experiment(self) -> Any:
+        writer = super().experiment
+        path = getattr(writer, "metrics_file_path", None)  # not a path on ranks other than 0
+        # Once per process: a logger pickled into a spawned process arrives with a writer.
+        if getattr(self, "_columns_read_in", None) != os.getpid() and isinstance(path, str):
+            self._columns_read_in = os.getpid()
+            if os.path.isfile(path):
+                with open(path, newline="") as handle:
+                    header = next(csv.reader(handle), [])
+                writer.metrics_keys = sorted(set(writer.metrics_keys) | set(header))
+        return writer
 
 
 def wandb_credentials_configured() -> bool:

@@ -67,8 +67,14 @@ def existing_wandb_id(output_dir: str) -> str | None:
     return runs[-1].name.rsplit("-", 1)[1] if runs else None
 
 
+def ddp_strategy() -> str:
+    """`ddp` for a single run; `ddp_spawn` in a multirun, where `ddp` would re-run the sweep."""
+    return "ddp_spawn" if HydraConfig.get().mode == RunMode.MULTIRUN else "ddp"
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
     OmegaConf.register_new_resolver("choice_tags", choice_tags, replace=True)
     OmegaConf.register_new_resolver("existing_wandb_id", existing_wandb_id, replace=True)
+    OmegaConf.register_new_resolver("ddp_strategy", ddp_strategy, replace=True)
