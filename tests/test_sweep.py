@@ -79,3 +79,30 @@ def test_bad_value_anywhere_in_a_sweep_fails_before_any_job(tmp_path: Path) -> N
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.strip().splitlines()[-1] == "error: optimizer.lr=-1.0: must be > 0"
     assert not sweep.exists()
+
+
+def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_train("-m", "hydra/launcher=local", *SWEEP, "arch.block_order=post,pre",
+                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    assert (sweep / ".submitit").is_dir()
+    for job in ("0-post", "1-pre"):
+        assert json.loads((sweep / job / "results.json").read_text())["status"] == "completed"
+
+
+def test_slurm_launcher_defaults_follow_the_trainer() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from resnet_exp.cli import CONF_DIR
+    from resnet_exp.config import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True,
+                      overrides=["hydra/launcher=slurm", "trainer.devices=4", "trainer.num_nodes=2",
+                                 "hydra.launcher.partition=gpu"])
+    launcher = cfg.hydra.launcher  # (submitit_folder needs a running job to resolve)
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    assert launcher.partition == "gpu"

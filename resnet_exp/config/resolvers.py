@@ -72,9 +72,15 @@ def ddp_strategy() -> str:
     return "ddp_spawn" if HydraConfig.get().mode == RunMode.MULTIRUN else "ddp"
 
 
+def int_or(value: object, default: int) -> int:
+    """`value` if it is a whole number (e.g. trainer.devices=4), else `default` (e.g. for auto)."""
+    return int(value) if str(value).isdigit() else default
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
     OmegaConf.register_new_resolver("choice_tags", choice_tags, replace=True)
     OmegaConf.register_new_resolver("existing_wandb_id", existing_wandb_id, replace=True)
     OmegaConf.register_new_resolver("ddp_strategy", ddp_strategy, replace=True)
+    OmegaConf.register_new_resolver("int_or", int_or, replace=True)
