@@ -1,0 +1,163 @@
+"""Measure and regenerate BENCHMARKS.md: `python -m resnet_exp.benchmarks [--sections cpu gpu]`.
+
+CPU: the framework's training step against a plain PyTorch loop, and the step timer on vs off.
+GPU (CUDA only): training images/s and MFU, the step timer against a synchronize-per-batch
+measurement, each speed switch, seed 001's table. Sections not produced by this script (the data
+helper's "Data loaders") are kept as they are; a section not regenerated this time is kept too.
+Raw results go to outputs/benchmarks/<time>/benchmarks.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import pytorch_lightning as pl
+import torch
+
+from resnet_exp.benchmarks import harness, report
+
+GPU_COMMAND = "python -m resnet_exp.benchmarks --sections gpu"
+GPU_CACHE = harness.REPO_ROOT / "outputs" / "benchmarks" / "gpu_results.json"
+
+
+def environment() -> Dict[str, Any]:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "cpu": cpu, "cpu_count": os.cpu_count(), "load": f"{load:.1f}",
+        "torch": torch.__version__, "cuda": torch.version.cuda, "lightning": pl.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def parse(argv: Optional[List[str]]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m resnet_exp.benchmarks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sections", nargs="+", choices=("cpu", "gpu"), default=None,
+                   help="what to measure (default: cpu, plus gpu when CUDA is available)")
+    p.add_argument("--output", default=str(harness.REPO_ROOT / "BENCHMARKS.md"), help="file to update")
+    p.add_argument("--no-write", action="store_true", help="print the sections, leave the file alone")
+    p.add_argument("--render", metavar="BENCHMARKS_JSON",
+                   help="measure nothing: rewrite the sections from a raw results file of an earlier run")
+    cpu = p.add_argument_group("cpu")
+    cpu.add_argument("--arch", default="resnet18")
+    cpu.add_argument("--width", type=float, default=0.25)
+    cpu.add_argument("--image-size", type=int, default=32)
+    cpu.add_argument("--batch-size", type=int, default=32)
+    cpu.add_argument("--steps", type=int, default=24, help="batches per epoch")
+    cpu.add_argument("--epochs", type=int, default=2, help="epochs per fit; the first is warm-up")
+    cpu.add_argument("--rounds", type=int, default=7)
+    cpu.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    cpu.add_argument("--probe-steps", type=int, default=100,
+                     help="batches per epoch of the overhead probe (same framework, near-free model)")
+    cpu.add_argument("--probe-rounds", type=int, default=5)
+    gpu = p.add_argument_group("gpu")
+    gpu.add_argument("--gpu-batch-size", type=int, default=512)
+    gpu.add_argument("--gpu-steps", type=int, default=30)
+    gpu.add_argument("--gpu-epochs", type=int, default=3)
+    gpu.add_argument("--gpu-archs", nargs="+", default=["resnet18", "resnet50"])
+    gpu.add_argument("--gpu-parts", nargs="+", choices=("training", "switches", "seed"),
+                     default=["training", "switches", "seed"],
+                     help="measure only these (the others are kept from the last run on the same GPU, "
+                          f"{GPU_CACHE.relative_to(harness.REPO_ROOT)}); split when one command must stay short")
+    return p.parse_args(argv)
+
+
+def pending_gpu(existing: str, new: Dict[str, str], env: Mapping[str, Any]) -> None:
+    """Without GPU figures (now or from before), the GPU section says how to produce them."""
+    old_gpu = [body for t, body in report.split_sections(existing) if t.startswith("## GPU")]
+    if report.GPU_TITLE not in new and (not old_gpu or report.PENDING in old_gpu[0]):
+        new[report.GPU_TITLE] = report.gpu_pending_section(
+            GPU_COMMAND, f"no GPU was available when these figures were taken ({env['date']})")
+
+
+def render(args: argparse.Namespace) -> None:
+    """Rewrite BENCHMARKS.md's sections from an earlier run's raw results (no measuring)."""
+    from resnet_exp.benchmarks import cpu
+
+    raw = json.loads(Path(args.render).read_text())
+    env, command = raw["environment"], raw["command"]
+    new: Dict[str, str] = {}
+    if raw.get("cpu") and raw.get("cpu_probe"):
+        for part in (raw["cpu"], raw["cpu_probe"]):
+            part.update(cpu.summarize(part["rounds_raw"]))
+        new[report.CPU_TITLE] = report.cpu_section(raw["cpu"], raw["cpu_probe"], env, command)
+    if raw.get("gpu"):
+        new[report.GPU_TITLE] = report.gpu_section(raw["gpu"], env, command)
+    output = Path(args.output)
+    existing = output.read_text() if output.exists() else ""
+    pending_gpu(existing, new, env)
+    text = report.merge(existing, new)
+    print(text) if args.no_write else output.write_text(text)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse(argv)
+    if args.render:
+        return render(args)
+    command = "python -m resnet_exp.benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    sections = args.sections or (["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"])
+    env = environment()
+    raw: Dict[str, Any] = {"environment": env, "command": command.strip()}
+    new: Dict[str, str] = {}
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    if "cpu" in sections:
+        from resnet_exp.benchmarks import cpu
+
+        log("cpu: framework vs plain loop, step timer on vs off")
+        raw["cpu"] = cpu.run(arch=args.arch, width=args.width, image=args.image_size, batch=args.batch_size,
+                             steps=args.steps, epochs=args.epochs, rounds=args.rounds, threads=args.threads,
+                             log=log)
+        log("cpu: overhead probe (near-free model: the framework's own cost per batch)")
+        raw["cpu_probe"] = cpu.run(arch=args.arch, width=0.0625, image=8, batch=4, steps=args.probe_steps,
+                                   epochs=2, rounds=args.probe_rounds, threads=args.threads, log=log)
+        env["load"] = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else env["load"]
+        new[report.CPU_TITLE] = report.cpu_section(raw["cpu"], raw["cpu_probe"], env, command.strip())
+    if "gpu" in sections:
+        from resnet_exp.benchmarks import gpu
+
+        if torch.cuda.is_available():
+            log(f"gpu: {env['gpu']}")
+            previous = json.loads(GPU_CACHE.read_text()) if GPU_CACHE.exists() else None
+            raw["gpu"] = gpu.run(batch=args.gpu_batch_size, steps=args.gpu_steps, epochs=args.gpu_epochs,
+                                 archs=args.gpu_archs, parts=args.gpu_parts, previous=previous, log=log)
+            GPU_CACHE.parent.mkdir(parents=True, exist_ok=True)
+            GPU_CACHE.write_text(json.dumps(raw["gpu"], indent=2, default=str) + "\n")
+            new[report.GPU_TITLE] = report.gpu_section(raw["gpu"], env, command.strip())
+        else:
+            log("gpu: no CUDA device here; the GPU section says how to produce it")
+    output = Path(args.output)
+    existing = output.read_text() if output.exists() else ""
+    pending_gpu(existing, new, env)
+    text = report.merge(existing, new)
+    folder = harness.REPO_ROOT / "outputs" / "benchmarks" / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "benchmarks.json").write_text(json.dumps(raw, indent=2, default=str) + "\n")
+    if args.no_write:
+        print(text)
+    else:
+        output.write_text(text)
+        log(f"wrote {output} (raw results: {folder / 'benchmarks.json'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Schema of the `bench` node of conf/bench.yaml (`python -m resnet_exp.bench`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+class BenchMode(str, Enum):
+    forward = "forward"  # eval mode, no autograd: inference
+    forward_backward = "forward_backward"  # train mode, loss and gradients (the seed notebook's "backward")
+    train = "train"  # forward, backward and an SGD step: one training step
+
+
+class BenchDevice(str, Enum):
+    auto = "auto"  # cuda if available, else cpu
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class BenchPrecision(str, Enum):
+    auto = "auto"  # bf16 autocast on a CUDA GPU that supports it, else fp32
+    fp32 = "fp32"
+    bf16 = "bf16"  # autocast to bfloat16
+    fp16 = "fp16"  # autocast to float16
+
+
+class BenchTimer(str, Enum):
+    events = "events"  # CUDA events around each batch, read after the last one (no sync per batch)
+    sync = "sync"  # torch.cuda.synchronize() before and after each batch, host clock
+
+
+def _require(condition: bool, key: str, value: object, allowed: str) -> None:
+    if not condition:
+        raise ValueError(f"{key}={value}: {allowed}")
+
+
+@dataclass
+class BenchConfig:
+    batch_size: int = 32
+    image_size: int = 224
+    in_channels: int = 3
+    num_classes: int = 1000
+    mode: List[BenchMode] = field(default_factory=lambda: [BenchMode.forward, BenchMode.train])
+    burn_in: int = 10  # untimed batches first (per mode)
+    batches: int = 100  # timed batches (per mode)
+    device: BenchDevice = BenchDevice.auto
+    precision: BenchPrecision = BenchPrecision.auto
+    # null: on with CUDA (as `trainer.benchmark` in training runs).
+    cudnn_benchmark: Optional[bool] = None
+    timer: BenchTimer = BenchTimer.events
+    # FLOPs per batch from torch.utils.flop_counter (TFLOP/s and MFU columns); off for speed.
+    count_flops: bool = True
+    # Peak dense TFLOP/s of the device for MFU; null: looked up from the device name when known.
+    peak_tflops: Optional[float] = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size > 0, "batch_size", self.batch_size, "must be > 0")
+        _require(self.image_size > 0, "image_size", self.image_size, "must be > 0")
+        _require(self.in_channels > 0, "in_channels", self.in_channels, "must be > 0")
+        _require(self.num_classes > 0, "num_classes", self.num_classes, "must be > 0")
+        _require(len(self.mode) > 0, "mode", list(self.mode), "name at least one of "
+                 + ", ".join(m.value for m in BenchMode))
+        _require(self.burn_in >= 0, "burn_in", self.burn_in, "must be >= 0")
+        _require(self.batches > 0, "batches", self.batches, "must be > 0")
+        _require(self.peak_tflops is None or self.peak_tflops > 0, "peak_tflops", self.peak_tflops,
+                 "must be > 0 or null")
+
+
+def register(cs: ConfigStore) -> None:
+    cs.store(group="schema/bench", name="default", node=BenchConfig)

@@ -1,0 +1,36 @@
+"""Schema of the `speed` group: the fast-path switches that are not Trainer arguments.
+
+`null` means "on when the run trains on CUDA, off otherwise" (resolved by `resnet_exp.speed.plan`).
+Precision and cudnn.benchmark are Trainer arguments (`trainer.precision`, `trainer.benchmark`,
+also null = automatic); the GPU-resident loader is `data.loader`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from hydra.core.config_store import ConfigStore
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass
+class SpeedConfig:
+    # Model weights and input batches in channels-last memory format.
+    channels_last: Optional[bool] = None
+    # float32 matmuls / convolutions may use TF32 tensor cores (torch.set_float32_matmul_precision).
+    tf32: Optional[bool] = None
+    # torch.compile the backbone (static shapes; the first batches of each shape compile).
+    compile: bool = False
+    # torch.compile mode: null (= default), reduce-overhead, max-autotune, max-autotune-no-cudagraphs.
+    compile_mode: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.compile_mode is not None and self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode={self.compile_mode}: must be null or one of "
+                             f"{', '.join(COMPILE_MODES)}")
+
+
+def register(cs: ConfigStore) -> None:
+    cs.store(group="schema/speed", name="default", node=SpeedConfig)

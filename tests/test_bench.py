@@ -1,0 +1,122 @@
+"""`python -m resnet_exp.bench`: what it writes (single run and `-m` sweep) and how it fails."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli_runner import cli_env, explain, run_cli
+from resnet_exp.bench import count_flops, min_image_size
+from resnet_exp.models import create_model
+
+TINY_BENCH = ["arch.width=0.125", "bench.image_size=16", "bench.batch_size=2", "bench.burn_in=1",
+              "bench.batches=2", "bench.num_classes=10"]
+
+
+def test_sweep_writes_job_files_and_one_combined_table(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_cli("resnet_exp.bench", "-m", "arch=resnet18,resnet18v2", *TINY_BENCH,
+                   "bench.mode=[forward,train]", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    for job, order in (("0", "post"), ("1", "pre")):
+        payload = json.loads((sweep / job / "bench.json").read_text())
+        rows = payload["rows"]
+        assert [r["mode"] for r in rows] == ["forward", "train"]
+        assert all(r["block_order"] == order and r["batch_size"] == 2 and r["image_size"] == 16 for r in rows)
+        assert all(r["mean_ms"] > 0 and r["images_per_s"] > 0 and r["gflop_per_batch"] > 0 for r in rows)
+        assert rows[1]["gflop_per_batch"] > 2 * rows[0]["gflop_per_batch"]  # backward ~ 2x forward
+        assert payload["environment"]["torch"] == torch.__version__
+        with (sweep / job / "bench.csv").open() as handle:
+            assert len(list(csv.DictReader(handle))) == 2
+    with (sweep / "bench.csv").open() as handle:
+        combined = list(csv.DictReader(handle))
+    assert [(r["arch"], r["mode"]) for r in combined] == [
+        ("resnet18", "forward"), ("resnet18", "train"), ("resnet18v2", "forward"), ("resnet18v2", "train")]
+    table = (sweep / "bench.md").read_text()
+    assert table.count("\n| resnet18") == 4 and "images/s" in table
+    assert "| resnet18v2 | pre | " in proc.stdout  # the combined table is printed
+
+
+def test_flops_and_min_image_size() -> None:
+    model = create_model("resnet50", input_size=224)
+    assert count_flops(model, (1, 3, 224, 224), "forward") == pytest.approx(8.18e9, rel=0.01)
+    assert min_image_size(model.spec) == 32  # 7x7/2 stem + max-pool + 3 strided stages
+    assert min_image_size(create_model("resnet18", input_size=32).spec) == 8  # CIFAR stem
+
+
+BAD_INPUTS = [
+    ("bench.mode=[forward,sideways]", ["bench.mode", "sideways", "forward_backward", "train"]),
+    ("bench.batch_size=0", ["bench.batch_size=0", "> 0"]),
+    ("bench.image_size=4", ["bench.image_size=4", "too small", ">= 8"]),
+]
+if not torch.cuda.is_available():
+    BAD_INPUTS.append(("bench.device=cuda", ["bench.device=cuda", "no CUDA device", "cpu"]))
+
+
+def test_bad_input_fails_with_one_line(tmp_path: Path) -> None:
+    """All bad inputs at once (each a subprocess started in parallel, to keep the test short)."""
+    procs = []
+    for i, (override, _) in enumerate(BAD_INPUTS):
+        run_dir = tmp_path / f"run{i}"
+        cmd = [sys.executable, "-m", "resnet_exp.bench", "arch=resnet18", *TINY_BENCH, override,
+               f"hydra.run.dir={run_dir}"]
+        procs.append((run_dir, subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(), text=True,
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+    for (run_dir, popen), (override, words) in zip(procs, BAD_INPUTS):
+        stdout, stderr = popen.communicate(timeout=300)
+        proc = subprocess.CompletedProcess(popen.args, popen.returncode, stdout, stderr)
+        assert proc.returncode == 2, explain(proc)
+        assert "Traceback" not in stderr, explain(proc)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), explain(proc)
+        for word in words:
+            assert word in lines[0], (override, word, lines[0])
+        assert not run_dir.exists(), (override, sorted(p.name for p in run_dir.iterdir()))
+
+
+def test_speed_plan_defaults_follow_the_device_and_switches_are_kept() -> None:
+    from resnet_exp import speed
+
+    plan = speed.plan({"accelerator": "cpu", "precision": None, "benchmark": None}, {})
+    assert (plan.cuda, plan.precision, plan.cudnn_benchmark, plan.channels_last, plan.tf32, plan.compile) == (
+        False, "32-true", False, False, False, False)
+    forced = speed.plan({"accelerator": "cpu", "precision": "bf16-mixed", "benchmark": True},
+                        {"channels_last": True, "tf32": True})
+    assert (forced.precision, forced.cudnn_benchmark, forced.channels_last, forced.tf32) == (
+        "bf16-mixed", True, True, True)
+    assert forced.trainer_kwargs() == {"precision": "bf16-mixed", "benchmark": True}
+
+
+def test_channels_last_keeps_weights_names_and_outputs() -> None:
+    from resnet_exp import speed
+
+    torch.manual_seed(0)
+    model = create_model("resnet18", num_classes=10, input_size=16, width=0.125).eval()
+    x = torch.randn(2, 3, 16, 16)
+    expected = model(x)
+    keys = list(model.state_dict())
+    speed.plan({"accelerator": "cpu"}, {"channels_last": True}).prepare_model(model)
+    assert list(model.state_dict()) == keys
+    assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    seen = []
+    model.conv1.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    assert torch.allclose(model(x), expected, atol=1e-5)
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)  # inputs converted too
+
+
+def test_benchmarks_md_regeneration_keeps_sections_it_does_not_own() -> None:
+    from resnet_exp.benchmarks import report
+
+    existing = ("# Benchmarks\n\nold intro\n\n## Data loaders\n\nloader table | 1 |\n\n"
+                f"{report.GPU_TITLE}\n\nGPU figures from an H100\n\n{report.CPU_TITLE}\n\nold cpu\n")
+    text = report.merge(existing, {report.CPU_TITLE: f"{report.CPU_TITLE}\n\nnew cpu\n"})
+    assert "## Data loaders\n\nloader table | 1 |" in text  # the data helper's section, verbatim
+    assert "GPU figures from an H100" in text  # not regenerated this time: kept
+    assert "new cpu" in text and "old cpu" not in text and "old intro" not in text
+    assert text.index(report.CPU_TITLE) < text.index(report.GPU_TITLE) < text.index("## Data loaders")

@@ -1,0 +1,202 @@
+"""StepTimer: what it writes, that its statistics agree with its CSV, warm-up, lazy CUDA reads.
+
+The callback runs in-process under a tiny Lightning fit (a few seconds); one CLI run checks that a
+training run leaves step_times.csv and the `step_time` block of results.json. No timing is
+asserted: overhead is measured by `python -m resnet_exp.benchmarks`, not here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from cli_runner import TINY_RUN, explain, run_train
+from resnet_exp.callbacks import StepTimer, step_time_summary
+from resnet_exp.callbacks.step_timer import CSV_COLUMNS, describe
+
+
+class Tiny(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.LazyLinear(3))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+class RecompilesOnce(Tiny):
+    """Pretends torch.compile compiled a graph during batch 8 of the fit."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.global_step == 8:
+            from torch._dynamo.utils import counters
+
+            counters["stats"]["unique_graphs"] += 1
+        return super().training_step(batch, batch_idx)
+
+
+def fit(timer: StepTimer, root: Path, samples: int = 22, batch: int = 4, epochs: int = 2,
+        module: type = Tiny) -> pl.Trainer:
+    """A few CPU steps; 22 samples in batches of 4 leave a ragged last batch of 2 every epoch."""
+    data = TensorDataset(torch.randn(samples, 3, 8, 8), torch.randint(0, 3, (samples,)))
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=pl.loggers.CSVLogger(root),
+                         callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=root)
+    trainer.fit(module(), DataLoader(data, batch_size=batch))
+    return trainer
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_describe_matches_numpy() -> None:
+    values = [5.0, 1.0, 3.0, 9.0, 7.0]
+    stats = describe(values)
+    assert stats["mean_ms"] == 5.0 and stats["median_ms"] == 5.0
+    assert (stats["min_ms"], stats["max_ms"]) == (1.0, 9.0)
+    assert stats["std_ms"] == pytest.approx(np.std(values), abs=1e-4)
+    assert stats["p90_ms"] == pytest.approx(np.percentile(values, 90), abs=1e-4)
+    assert describe([])["mean_ms"] is None
+
+
+def test_csv_rows_warmup_and_stats_agree(tmp_path: Path) -> None:
+    timer = StepTimer(output_dir=str(tmp_path), warmup_steps=2, resolve_every_n_steps=3)
+    trainer = fit(timer, tmp_path)
+    rows = read_csv(tmp_path / "step_times.csv")
+    assert tuple(rows[0].keys()) == CSV_COLUMNS
+    assert len(rows) == 2 * 6  # 6 batches per epoch
+    assert [int(r["epoch"]) for r in rows] == [0] * 6 + [1] * 6
+    assert [int(r["batch_size"]) for r in rows] == [4, 4, 4, 4, 4, 2] * 2
+    # Warm-up: the first 2 batches of the fit, and the ragged batch the first time only.
+    assert [r["warmup"] for r in rows] == list("110001" "000000")
+    assert all(float(r["device_ms"]) == float(r["host_ms"]) > 0 for r in rows)  # CPU: host clock
+    assert all(float(r["data_wait_ms"]) >= 0 for r in rows)
+
+    summary = step_time_summary(trainer)
+    assert summary is not None and summary["timer"] == "host" and summary["device"] == "cpu"
+    timed = [r for r in rows if r["warmup"] == "0"]
+    device_ms = np.array([float(r["device_ms"]) for r in timed])
+    assert (summary["steps"], summary["timed_steps"], summary["warmup_steps"]) == (12, 9, 3)
+    assert summary["mean_ms"] == pytest.approx(device_ms.mean(), rel=1e-3)
+    assert summary["median_ms"] == pytest.approx(np.median(device_ms), rel=1e-3)
+    assert summary["p99_ms"] == pytest.approx(np.percentile(device_ms, 99), rel=1e-3)
+    assert summary["max_ms"] == pytest.approx(device_ms.max(), rel=1e-3)
+    images = sum(int(r["batch_size"]) for r in timed)
+    assert summary["images_per_s_device"] == pytest.approx(images / device_ms.sum() * 1e3, rel=1e-3)
+    wait = sum(float(r["data_wait_ms"]) for r in timed)
+    assert summary["data_wait_share"] == pytest.approx(wait / (wait + device_ms.sum()), abs=2e-4)
+    assert summary["peak_mem_mb"] > 0 and summary["csv"] == "step_times.csv"
+    assert [e["epoch"] for e in summary["per_epoch"]] == [0, 1]
+    assert [e["timed_steps"] for e in summary["per_epoch"]] == [3, 6]
+    json.dumps(summary)  # results.json-ready
+
+    # Read back from the CSV alone (what results.json gets under ddp_spawn): the same statistics.
+    again = StepTimer(output_dir=str(tmp_path))
+    again.load_csv(tmp_path / "step_times.csv")
+    back = again.summary()
+    for key in ("steps", "timed_steps", "mean_ms", "p90_ms", "images_per_s", "data_wait_share"):
+        assert back[key] == pytest.approx(summary[key], rel=1e-3), key
+    assert [e["mean_ms"] for e in back["per_epoch"]] == pytest.approx([e["mean_ms"] for e in summary["per_epoch"]])
+
+    # Every logger got the per-epoch statistics.
+    logged = read_csv(Path(trainer.logger.log_dir) / "metrics.csv")
+    means = [float(r["step_time/mean_ms"]) for r in logged if r.get("step_time/mean_ms")]
+    assert means == pytest.approx([e["mean_ms"] for e in summary["per_epoch"]], rel=1e-3)
+
+
+def test_batch_that_compiled_is_warmup(tmp_path: Path) -> None:
+    timer = StepTimer(output_dir=str(tmp_path), warmup_steps=0)
+    fit(timer, tmp_path, samples=24, module=RecompilesOnce)
+    flags = [r["warmup"] for r in read_csv(tmp_path / "step_times.csv")]
+    # Batch 0 brings the first shape; batch 8 compiled.
+    assert flags == list("100000001000")
+    assert timer.summary()["warmup_steps"] == 2
+
+
+class FakeEvent:
+    """A CUDA event stand-in: the 'GPU' finishes an event 4 records after it was recorded."""
+
+    records = 0
+    syncs = 0
+
+    def record(self) -> None:
+        FakeEvent.records += 1
+        self.index, self.time = FakeEvent.records, FakeEvent.records * 10.0
+
+    def query(self) -> bool:
+        return FakeEvent.records - self.index >= 4
+
+    def synchronize(self) -> None:
+        FakeEvent.syncs += 1
+        FakeEvent.records += 4  # everything recorded so far is finished
+
+    def elapsed_time(self, end: "FakeEvent") -> float:
+        assert end.query(), "read before the event finished"
+        return end.time - self.time
+
+
+class FakeCudaTimer(StepTimer):
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_fit_start(trainer, pl_module)
+        self._cuda = True
+        self.syncs_during_epoch: list[int] = []
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        super().on_train_batch_end(*args)
+        self.syncs_during_epoch.append(FakeEvent.syncs)
+
+    def _new_event(self) -> FakeEvent:
+        return FakeEvent()
+
+    def _reset_peak_mem(self) -> None:
+        pass
+
+    def _peak_mem_mb(self) -> float:
+        return 1.0
+
+
+def test_cuda_events_are_read_lazily_without_sync_per_step(tmp_path: Path) -> None:
+    FakeEvent.records = FakeEvent.syncs = 0
+    timer = FakeCudaTimer(output_dir=str(tmp_path), warmup_steps=0, resolve_every_n_steps=2)
+    fit(timer, tmp_path, samples=24, epochs=2)
+    # Never a wait inside an epoch: one synchronize at each epoch end.
+    assert timer.syncs_during_epoch == [0] * 6 + [1] * 6
+    assert FakeEvent.syncs == 2
+    assert len(timer._events) > 0  # events are reused, not created per batch
+    rows = read_csv(tmp_path / "step_times.csv")
+    assert len(rows) == 12
+    # Start and end of a batch are two consecutive records: 10 "ms" apart in the fake clock.
+    assert [float(r["device_ms"]) for r in rows] == [10.0] * 12
+    assert timer.summary()["timer"] == "cuda_events" and timer.summary()["mean_ms"] == 10.0
+
+
+def test_training_run_writes_step_times_and_results_block(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_train(*TINY_RUN, "trainer.max_epochs=1", "callbacks.step_timer.warmup_steps=1",
+                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    rows = read_csv(run_dir / "step_times.csv")
+    results = json.loads((run_dir / "results.json").read_text())
+    block = results["step_time"]
+    assert len(rows) == block["steps"] == results["steps"]
+    timed = [float(r["device_ms"]) for r in rows if r["warmup"] == "0"]
+    assert block["timed_steps"] == len(timed) >= 1
+    assert block["mean_ms"] == pytest.approx(float(np.mean(timed)), rel=1e-3)
+    assert block["timer"] == "host" and not math.isnan(block["images_per_s"])
+    assert results["speed"]["precision"] == "32-true" and results["speed"]["cuda"] is False
