@@ -7,6 +7,7 @@ existing wandb run id, so the run continues there too.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Mapping
 
@@ -51,10 +52,32 @@ def resume_arguments(args: list[str]) -> list[str]:
         run_dir = checkpoint.parent.parent
         if not _is_run_dir(run_dir):  # a checkpoint from elsewhere: a new run starts from it
             return [a for a in args if not a.startswith("ckpt_path=")] + [f"ckpt_path={checkpoint}"]
-    saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
-    own = [o for o in saved if not o.startswith(tuple(f"{k}=" for k in RESUME_KEYS))]
     typed = [a for a in args if not a.startswith(tuple(f"{k}=" for k in RESUME_KEYS))]
-    return [*own, *typed, f"resume={run_dir}", f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}"]
+    # The resumed job's own .hydra goes to a subfolder: the run's original overrides stay intact
+    # for the next resume, even if this one fails.
+    subdir = time.strftime(".hydra/resumed-%Y-%m-%d_%H-%M-%S")
+    return [*saved_overrides(run_dir), *typed, f"resume={run_dir}", f"ckpt_path={checkpoint}",
+            f"hydra.run.dir={run_dir}", f"hydra.output_subdir={subdir}"]
+
+
+def saved_overrides(run_dir: Path) -> list[str]:
+    """The command-line overrides a run was started with, less resume/ckpt_path."""
+    saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    return [o for o in saved if not o.startswith(tuple(f"{k}=" for k in RESUME_KEYS))]
+
+
+def eval_arguments(args: list[str]) -> list[str]:
+    """For `eval`: the checkpoint's run's own overrides first (same arch and data), then the user's."""
+    ckpt_path = _value(args, "ckpt_path")
+    if ckpt_path in (None, "null"):
+        raise UserError("ckpt_path: required; evaluate a checkpoint with ckpt_path=<file>")
+    checkpoint = Path(ckpt_path).expanduser().resolve()
+    if not checkpoint.is_file():
+        raise UserError(f"ckpt_path={ckpt_path}: no such file")
+    run_dir = checkpoint.parent.parent
+    own = saved_overrides(run_dir) if _is_run_dir(run_dir) else []
+    typed = [a for a in args if not a.startswith("ckpt_path=")]
+    return [*own, "task_name=eval", *typed, f"ckpt_path={checkpoint}"]
 
 
 def check_checkpoint_fits(checkpoint: str, state: Mapping[str, torch.Tensor], arch: str) -> None:

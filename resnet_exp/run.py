@@ -21,8 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.cli import CONF_DIR, run_hydra_app
 from resnet_exp.config import register_schemas, validate
-from resnet_exp.loggers import report_offline_runs
+from resnet_exp.loggers import define_wandb_summaries, report_offline_runs
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
+from resnet_exp.resume import check_checkpoint_fits, resume_arguments
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,17 @@ def build_parts(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     loggers = [lg for lg in (instantiate(c) for c in cfg.logger.values() if c) if lg is not None]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **fast.trainer_kwargs())
+    if cfg.ckpt_path:
+        check_checkpoint_fits(cfg.ckpt_path, module.state_dict(), HydraConfig.get().runtime.choices.arch)
     return {"datamodule": datamodule, "model": model, "module": module, "trainer": trainer, "speed": fast}
 
 
-def logged_config(cfg: DictConfig, params: int) -> dict[str, Any]:
+def logged_config(cfg: DictConfig, model: Any, params: int) -> dict[str, Any]:
     """The resolved config as loggers should see it, plus what the config alone cannot say."""
     hc = HydraConfig.get()
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    # Named presets leave arch.depth empty; dashboards group by it, so record the built depth.
+    config["arch"]["depth"] = getattr(model, "depth", config["arch"].get("depth"))
     config["choices"] = {group: hc.runtime.choices.get(group) for group in CHOICE_GROUPS}
     config["overrides"] = list(hc.overrides.task)
     config["params"] = params
@@ -99,12 +104,13 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any], run_dir: Path) -> dict[
 
     trainer, module, datamodule = parts["trainer"], parts["module"], parts["datamodule"]
     params = sum(p.numel() for p in parts["model"].parameters())
-    config = logged_config(cfg, params)
+    config = logged_config(cfg, parts["model"], params)
     for logger in trainer.loggers:
         logger.log_hyperparams(config)
+    define_wandb_summaries(trainer.loggers)
 
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     fit_metrics = {k: to_number(v) for k, v in trainer.callback_metrics.items()}
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=best or None)[0]
@@ -115,6 +121,8 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any], run_dir: Path) -> dict[
         **{k: to_number(v) for k, v in test_metrics.items()},
         "status": "completed",
         "params": params,
+        "depth": config["arch"]["depth"],
+        "block_order": config["arch"].get("block_order"),
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "wall_time_s": round(wall_time_s, 3),
@@ -132,8 +140,18 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any], run_dir: Path) -> dict[
     return results
 
 
+def route_lightning_logs_to_hydra() -> None:
+    """Lightning gives its loggers a stderr handler of their own if imported before Hydra set up
+    logging; send their records to Hydra's handlers instead (console and the run's log file)."""
+    for name in ("lightning_fabric", "pytorch_lightning", "lightning"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def train(cfg: DictConfig) -> float | None:
+    route_lightning_logs_to_hydra()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     with discard_run_dir_on_error(run_dir):
         validate(cfg)
@@ -145,7 +163,7 @@ def train(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     register_schemas()
-    run_hydra_app(train)
+    run_hydra_app(train, expand_args=resume_arguments)
 
 
 if __name__ == "__main__":
