@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from resnet_exp import speed
 from resnet_exp.cli import CONF_DIR, run_hydra_app
 from resnet_exp.config import register_schemas, validate
+from resnet_exp.errors import ConfigError
 from resnet_exp.loggers import define_wandb_summaries, report_offline_runs
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
-from resnet_exp.resume import check_checkpoint_fits, resume_arguments
+from resnet_exp.resume import LAST_CHECKPOINT, check_checkpoint_fits, resume_arguments
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +64,6 @@ def build_parts(cfg: DictConfig) -> dict[str, Any]:
         in_channels=datamodule.in_channels,
         input_size=datamodule.image_size,
     )
-    from resnet_exp import speed
-
     fast = speed.plan(cfg.trainer, cfg.speed)  # fast GPU path: nulls resolved for this machine
     log.info("speed: %s", fast)
     fast.apply_backend()
@@ -99,6 +100,16 @@ def logged_config(cfg: DictConfig, model: Any, params: int) -> dict[str, Any]:
     return config
 
 
+def training_progress(trainer: Any, run_dir: Path) -> dict[str, int]:
+    """Epochs completed and optimizer steps taken. Under ddp_spawn the fit ran in other
+    processes and this trainer never advanced; the last checkpoint knows."""
+    last = run_dir / LAST_CHECKPOINT
+    if trainer.global_step == 0 and last.is_file():
+        saved = torch.load(last, map_location="cpu", weights_only=True)
+        return {"epochs": saved["epoch"] + 1, "steps": saved["global_step"]}
+    return {"epochs": trainer.current_epoch, "steps": trainer.global_step}
+
+
 def fit_and_test(cfg: DictConfig, parts: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     from resnet_exp.callbacks import step_time_summary
 
@@ -123,8 +134,7 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any], run_dir: Path) -> dict[
         "params": params,
         "depth": config["arch"]["depth"],
         "block_order": config["arch"].get("block_order"),
-        "epochs": trainer.current_epoch,
-        "steps": trainer.global_step,
+        **training_progress(trainer, run_dir),
         "wall_time_s": round(wall_time_s, 3),
         **config["choices"],
         "overrides": config["overrides"],
@@ -154,6 +164,10 @@ def train(cfg: DictConfig) -> float | None:
     route_lightning_logs_to_hydra()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     with discard_run_dir_on_error(run_dir):
+        if "bench" in cfg:  # a benchmark recipe would otherwise quietly train its arch
+            recipe = HydraConfig.get().runtime.choices.get("experiment")
+            raise ConfigError(f"experiment={recipe}: a benchmark recipe; run it with "
+                              f"python -m resnet_exp.bench -m +experiment={recipe}")
         validate(cfg)
         parts = build_parts(cfg)
     results = fit_and_test(cfg, parts, run_dir)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Optional
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+from resnet_exp.config.checks import require
 
 
 class DatasetName(str, Enum):
@@ -37,11 +39,6 @@ class Loader(str, Enum):
     auto = "auto"  # gpu when the trainer's root device is CUDA, else torch
     torch = "torch"
     gpu = "gpu"
-
-
-def _require(condition: bool, field_name: str, value: Any, allowed: str) -> None:
-    if not condition:
-        raise ValueError(f"{field_name}={value}: {allowed}")
 
 
 @dataclass
@@ -74,17 +71,17 @@ class DataConfig:
     persistent_workers: bool = True
 
     def __post_init__(self) -> None:
-        _require(self.batch_size > 0, "batch_size", self.batch_size, "must be > 0")
-        _require(self.eval_batch_size is None or self.eval_batch_size > 0, "eval_batch_size",
+        require(self.batch_size > 0, "batch_size", self.batch_size, "must be > 0")
+        require(self.eval_batch_size is None or self.eval_batch_size > 0, "eval_batch_size",
                  self.eval_batch_size, "must be > 0 or null (= batch_size)")
-        _require(self.num_workers >= 0, "num_workers", self.num_workers,
+        require(self.num_workers >= 0, "num_workers", self.num_workers,
                  "must be >= 0 (0 = load in the main process)")
-        _require(self.val_size >= 0, "val_size", self.val_size, "must be >= 0 (0 = no validation holdout)")
-        _require(self.crop_padding is None or self.crop_padding >= 0, "crop_padding", self.crop_padding,
+        require(self.val_size >= 0, "val_size", self.val_size, "must be >= 0 (0 = no validation holdout)")
+        require(self.crop_padding is None or self.crop_padding >= 0, "crop_padding", self.crop_padding,
                  "must be >= 0 or null (= dataset default)")
-        _require(self.resize is None or 8 <= self.resize <= 1024, "resize", self.resize,
+        require(self.resize is None or 8 <= self.resize <= 1024, "resize", self.resize,
                  "must be null (native size) or between 8 and 1024 pixels")
-        _require(bool(str(self.data_dir).strip()), "data_dir", repr(self.data_dir), "must be a directory path")
+        require(bool(str(self.data_dir).strip()), "data_dir", repr(self.data_dir), "must be a directory path")
 
 
 @dataclass
@@ -104,14 +101,14 @@ class SyntheticDataConfig(DataConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _require(self.name == DatasetName.synthetic, "name", getattr(self.name, "value", self.name),
+        require(self.name == DatasetName.synthetic, "name", getattr(self.name, "value", self.name),
                  "must be synthetic with the synthetic schema")
-        _require(2 <= self.num_classes <= 1000, "num_classes", self.num_classes, "must be between 2 and 1000")
-        _require(self.in_channels in (1, 3), "in_channels", self.in_channels, "must be 1 or 3")
-        _require(8 <= self.image_size <= 512, "image_size", self.image_size, "must be between 8 and 512")
-        _require(self.train_size > 0, "train_size", self.train_size, "must be > 0")
-        _require(self.test_size > 0, "test_size", self.test_size, "must be > 0")
-        _require(self.noise >= 0, "noise", self.noise, "must be >= 0")
+        require(2 <= self.num_classes <= 1000, "num_classes", self.num_classes, "must be between 2 and 1000")
+        require(self.in_channels in (1, 3), "in_channels", self.in_channels, "must be 1 or 3")
+        require(8 <= self.image_size <= 512, "image_size", self.image_size, "must be between 8 and 512")
+        require(self.train_size > 0, "train_size", self.train_size, "must be > 0")
+        require(self.test_size > 0, "test_size", self.test_size, "must be > 0")
+        require(self.noise >= 0, "noise", self.noise, "must be >= 0")
 
 
 def register(cs: ConfigStore) -> None:

@@ -13,11 +13,7 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-
-def require(condition: bool, field_name: str, value: Any, allowed: str) -> None:
-    """Raise the one-line `field=value: allowed` error every schema uses."""
-    if not condition:
-        raise ValueError(f"{field_name}={value}: {allowed}")
+from resnet_exp.config.checks import require
 
 
 @dataclass

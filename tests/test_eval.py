@@ -1,0 +1,29 @@
+"""`python -m resnet_exp.eval ckpt_path=<file>`: the checkpoint's run rebuilt and tested again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cli_runner import TINY_RUN, explain, run_cli, run_train
+
+
+def test_eval_reproduces_the_runs_test_metrics(tmp_path: Path) -> None:
+    train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
+    proc = run_train(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={train_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    trained = json.loads((train_dir / "results.json").read_text())
+    best = train_dir / trained["best_checkpoint"]
+
+    proc = run_cli("resnet_exp.eval", f"ckpt_path={best}", f"hydra.run.dir={eval_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    evaluated = json.loads((eval_dir / "results.json").read_text())
+    assert evaluated["status"] == "evaluated" and evaluated["checkpoint"] == str(best)
+    assert (evaluated["test/acc"], evaluated["test/loss"]) == (trained["test/acc"], trained["test/loss"])
+    assert not (eval_dir / "checkpoints").exists() and not (eval_dir / "wandb").exists()
+
+
+def test_eval_without_checkpoint_says_what_is_needed(tmp_path: Path) -> None:
+    proc = run_cli("resnet_exp.eval", cwd=tmp_path)
+    assert proc.returncode == 2, explain(proc)
+    assert proc.stderr.strip() == "error: ckpt_path: required; evaluate a checkpoint with ckpt_path=<file>"
