@@ -24,7 +24,7 @@ from resnet_exp import speed
 from resnet_exp.cli import CONF_DIR, run_hydra_app
 from resnet_exp.config import register_schemas, validate
 from resnet_exp.errors import ConfigError
-from resnet_exp.loggers import define_wandb_summaries, report_offline_runs
+from resnet_exp.loggers import define_wandb_summaries, report_offline_runs, summarize_run_in_wandb
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
 from resnet_exp.resume import LAST_CHECKPOINT, check_checkpoint_fits, resume_arguments
 
@@ -146,6 +146,7 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any], run_dir: Path) -> dict[
     if trainer.is_global_zero:
         write_json_atomic(run_dir / RESULTS_FILE, results)
         log.info("results: %s", run_dir / RESULTS_FILE)
+        summarize_run_in_wandb(trainer.loggers, results)
         report_offline_runs(trainer.loggers)
     return results
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_runner import TINY_RUN, explain, run_train
+from cli_runner import TINY_RUN, explain, run_cli, run_train
 
 RESULT_KEYS = {
     "test/acc", "test/loss", "val/acc_best", "params", "epochs", "steps", "wall_time_s",
@@ -78,3 +78,11 @@ def test_synthetic_demo_learns(tmp_path: Path) -> None:
     assert proc.returncode == 0, explain(proc)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["test/acc"] > 0.4, results  # 10 classes: chance is 0.1
+
+
+def test_cfg_job_prints_the_resolved_config_without_running(tmp_path: Path) -> None:
+    proc = run_cli("resnet_exp.run", "data=synthetic", "arch=resnet50", "--cfg", "job", "--resolve",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    assert "name: resnet50" in proc.stdout and "- arch=resnet50" in proc.stdout
+    assert list(tmp_path.iterdir()) == []

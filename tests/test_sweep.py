@@ -27,11 +27,11 @@ def wandb_summary(run: Path) -> dict:
 
 def test_two_by_two_sweep(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    proc = run_train("-m", *SWEEP, "logger.wandb.mode=offline", "arch=resnet18,resnet34",
+    proc = run_train("-m", *SWEEP, "logger.wandb.mode=offline", "arch=resnet20,resnet56",
                      "arch.block_order=post,pre", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert jobs == ["0-resnet18-post", "1-resnet18-pre", "2-resnet34-post", "3-resnet34-pre"]
+    assert jobs == ["0-resnet20-post", "1-resnet20-pre", "2-resnet56-post", "3-resnet56-pre"]
 
     groups = set()
     for job in jobs:
@@ -41,7 +41,8 @@ def test_two_by_two_sweep(tmp_path: Path) -> None:
         summary = wandb_summary(run)
         assert (summary["state"], summary["exit_code"], summary["name"]) == ("finished", 0, job[2:])
         assert f"arch={results['arch']}" in summary["tags"]
-        assert summary["config"]["arch"]["depth"] == results["depth"] in (18, 34)
+        assert summary["config"]["arch"]["depth"] == results["depth"] in (20, 56)
+        assert summary["summary"]["step_time/median_ms"] == results["step_time"]["median_ms"]
         groups |= {r["run"].get("run_group") for r in wandb_records(run) if r["type"] == "run"}
     assert groups == {f"run-{sweep.name}"}
 

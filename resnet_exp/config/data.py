@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, SI
 
 from resnet_exp.config.checks import require
 
@@ -51,7 +51,8 @@ class DataConfig:
     # Batch size for validation and test; null = batch_size.
     eval_batch_size: Optional[int] = None
     # DataLoader worker processes (loader=torch only).
-    num_workers: int = 4
+    # At most 4, and no more than this machine's cores (${cpu_workers:N} = min(N, cores)).
+    num_workers: int = SI("${cpu_workers:4}")
     # Images held out from the official train split for validation (fixed by split_seed); 0 = none.
     val_size: int = 5000
     # With val_size=0: validate on the official test split (off by default: test stays untouched).

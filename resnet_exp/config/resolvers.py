@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -16,7 +17,6 @@ NAME_SKIP_PREFIXES = (
     "data.loader", "trainer.devices", "trainer.accelerator", "trainer.num_nodes",
     "trainer.strategy", "resume", "ckpt_path",
 )
-CHOICE_GROUPS = ("arch", "data", "optimizer", "scheduler", "experiment")
 
 
 def sweep_axes() -> set[str]:
@@ -55,14 +55,10 @@ def sweep_name() -> str | None:
     return f"{hc.job.name}-{Path(hc.sweep.dir).name}"
 
 
-def choice_tags() -> list[str]:
-    """`group=option` for each group the user picked an option of (wandb tags)."""
-    choices = HydraConfig.get().runtime.choices
-    return [f"{group}={choices[group]}" for group in CHOICE_GROUPS if choices.get(group)]
-
-
-def existing_wandb_id(output_dir: str) -> str | None:
+def existing_wandb_id(output_dir: str | None) -> str | None:
     """The id of the newest wandb run already in this run folder, so a resumed run continues it."""
+    if output_dir is None:  # composing without running (--cfg job)
+        return None
     runs = sorted(Path(output_dir, "wandb").glob("*run-*-*"), key=lambda p: p.stat().st_mtime)
     return runs[-1].name.rsplit("-", 1)[1] if runs else None
 
@@ -77,10 +73,15 @@ def int_or(value: object, default: int) -> int:
     return int(value) if str(value).isdigit() else default
 
 
+def cpu_workers(at_most: int) -> int:
+    """DataLoader workers: `at_most`, but no more than the cores this process may use."""
+    return max(0, min(int(at_most), len(os.sched_getaffinity(0))))
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
-    OmegaConf.register_new_resolver("choice_tags", choice_tags, replace=True)
     OmegaConf.register_new_resolver("existing_wandb_id", existing_wandb_id, replace=True)
     OmegaConf.register_new_resolver("ddp_strategy", ddp_strategy, replace=True)
     OmegaConf.register_new_resolver("int_or", int_or, replace=True)
+    OmegaConf.register_new_resolver("cpu_workers", cpu_workers, replace=True)

@@ -1,0 +1,53 @@
+"""ImageClassifier: weight-decay groups, metrics per number of classes, optimizer/scheduler wiring."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from resnet_exp.models import create_model
+from resnet_exp.module import ImageClassifier, split_weight_decay
+
+
+def tiny_model(num_classes: int = 10) -> torch.nn.Module:
+    return create_model("resnet20", num_classes=num_classes, input_size=32, width=0.25)
+
+
+def test_norm_weights_and_biases_get_no_weight_decay() -> None:
+    model = tiny_model()
+    decay, no_decay = split_weight_decay(model, decay_norm_and_bias=False)
+    assert no_decay["weight_decay"] == 0.0 and "weight_decay" not in decay
+    bn_and_bias = {id(p) for n, p in model.named_parameters() if "bn" in n or n.endswith(".bias")}
+    assert {id(p) for p in no_decay["params"]} == bn_and_bias
+    assert {id(p) for p in decay["params"]}.isdisjoint(bn_and_bias)
+    (everything,) = split_weight_decay(model, decay_norm_and_bias=True)
+    assert len(everything["params"]) == len(list(model.parameters()))
+
+
+def test_optimizer_and_scheduler_come_from_their_factories() -> None:
+    module = ImageClassifier(
+        tiny_model(), optimizer=functools.partial(torch.optim.SGD, lr=0.1, weight_decay=5e-4),
+        num_classes=10, scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=3),
+        scheduler_interval="step")
+    config = module.configure_optimizers()
+    groups = config["optimizer"].param_groups
+    assert [g["weight_decay"] for g in groups] == [5e-4, 0.0]
+    assert config["lr_scheduler"]["interval"] == "step"
+    assert isinstance(config["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
+    assert isinstance(ImageClassifier(tiny_model(), optimizer=torch.optim.Adam,
+                                      num_classes=10).configure_optimizers(), torch.optim.Adam)
+
+
+def test_top5_accuracy_only_with_more_than_ten_classes() -> None:
+    ten = ImageClassifier(tiny_model(10), optimizer=torch.optim.SGD, num_classes=10)
+    hundred = ImageClassifier(tiny_model(100), optimizer=torch.optim.SGD, num_classes=100)
+    assert set(ten.test_metrics.keys()) == {"test/acc"}
+    assert set(hundred.test_metrics.keys()) == {"test/acc", "test/acc_top5"}
+
+
+def test_hyperparameters_hold_only_plain_values() -> None:
+    module = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10,
+                             example_input_shape=[3, 32, 32])
+    assert module.hparams["example_input_shape"] == (3, 32, 32)
+    assert "model" not in module.hparams and "optimizer" not in module.hparams
