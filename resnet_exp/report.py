@@ -1,7 +1,8 @@
 """The report of a sweep: `python -m resnet_exp.report <sweep dir>`.
 
 Reads every job folder of a Hydra multirun folder (a sub-folder holding `.hydra/`, and
-`results.json` once the job finished) and writes into the sweep folder:
+`results.json` once the job finished) into rows (`resnet_exp.report_rows`) and writes into the
+sweep folder:
 
     summary.csv                 one row per job, raw numbers (accuracies as fractions)
     summary.md                  the same as a Markdown table (accuracies in %)
@@ -19,10 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
-import math
 import os
-import re
 import sys
 import tempfile
 from collections import defaultdict
@@ -30,27 +28,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-import yaml
-
 from resnet_exp.errors import UserError
-from resnet_exp.results import RESULTS_FILE
+from resnet_exp.report_rows import (COLUMNS, ERROR_MARKERS, FAMILY_DEPTHS, JOB_STATUS_FILE, MAX_SCAN_DEPTH,
+                                    block_order_of, depth_of, find_jobs, finite, read_job, read_sweep,
+                                    sweep_axes)
 
 SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
 ACCURACY_PNG, STEP_TIME_PNG = "accuracy_vs_depth.png", "step_time_vs_depth.png"
-# Written by the sweep callback into a job folder when the job raised (the folder may hold only it).
-JOB_STATUS_FILE = "job_status.json"
-COLUMNS = ("job", "status", "overrides", "arch", "depth", "block_order", "data", "params",
-           "val_acc_best", "test_acc", "step_median_ms", "images_per_s", "wall_time_s", "error")
 MD_HEADERS = {
     "job": "job", "status": "status", "overrides": "overrides", "arch": "arch", "depth": "depth",
     "block_order": "block order", "data": "data", "params": "params", "val_acc_best": "best val acc %",
     "test_acc": "test acc %", "step_median_ms": "median step ms", "images_per_s": "images/s",
     "wall_time_s": "wall time s", "error": "error",
 }
-# Depth of a family config used without arch.depth (resnet_exp/models/registry.py).
-FAMILY_DEPTHS = {"resnet": 50, "cifar_resnet": 20, "cifar_resnet_bottleneck": 164}
-ERROR_MARKERS = ("Traceback (most recent call last)", "Error executing job")
-MAX_SCAN_DEPTH = 3  # job folders may sit below the sweep folder (hydra.sweep.subdir with '/')
+
+# The reading of job folders into rows lives in report_rows; its public names stay importable here.
+__all__ = ["ACCURACY_PNG", "COLUMNS", "ERROR_MARKERS", "FAMILY_DEPTHS", "JOB_STATUS_FILE", "MAX_SCAN_DEPTH",
+           "MD_HEADERS", "Report", "STEP_TIME_PNG", "SUMMARY_CSV", "SUMMARY_MD", "block_order_of",
+           "build_report", "depth_of", "find_jobs", "finite", "main", "markdown", "public_rows", "read_job",
+           "read_sweep", "sweep_axes", "write_atomic", "write_csv"]
 
 
 @dataclass
@@ -62,209 +58,6 @@ class Report:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r["status"] == status)
-
-
-# ---------------------------------------------------------------------------- reading
-def _load_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-
-
-def _load_json(path: Path) -> Optional[Dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _get(mapping: Any, dotted: str) -> Any:
-    for key in dotted.split("."):
-        if not isinstance(mapping, Mapping):
-            return None
-        mapping = mapping.get(key)
-    return mapping
-
-
-def finite(value: Any) -> Optional[float]:
-    """A finite float, or None for anything else (missing, text, NaN, an interpolation)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _is_job(path: Path) -> bool:
-    return (path / ".hydra").is_dir() or (path / JOB_STATUS_FILE).is_file()
-
-
-def find_jobs(sweep_dir: Path) -> List[Path]:
-    """Job folders under `sweep_dir` (not descending into a job, nor into hidden folders)."""
-    jobs: List[Path] = []
-
-    def walk(folder: Path, depth: int) -> None:
-        for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if _is_job(child):
-                jobs.append(child)
-            elif depth < MAX_SCAN_DEPTH:
-                walk(child, depth + 1)
-
-    walk(sweep_dir, 1)
-    return jobs
-
-
-def depth_of(arch: Mapping[str, Any], name: Optional[str]) -> Optional[int]:
-    """arch.depth if set; else from the layout of a custom net, the name (resnet110, resnet50v2),
-    or the family's default depth."""
-    depth = arch.get("depth")
-    if isinstance(depth, int) and not isinstance(depth, bool):
-        return depth
-    blocks, block = arch.get("blocks"), arch.get("block")
-    if isinstance(blocks, list) and blocks and all(isinstance(b, int) for b in blocks) and block:
-        return 2 + sum(blocks) * (3 if block == "bottleneck" else 2)  # stem conv + units + fc
-    name = name or arch.get("name")
-    match = re.fullmatch(r"resnet(\d+)(v2)?", str(name or ""))
-    if match:
-        return int(match.group(1))
-    return FAMILY_DEPTHS.get(str(name))
-
-
-def block_order_of(arch: Mapping[str, Any], name: Optional[str]) -> Optional[str]:
-    order = arch.get("block_order")
-    if isinstance(order, str) and order and "${" not in order:
-        return order
-    if not name:
-        return None
-    return "pre" if str(name).endswith("v2") else "post"
-
-
-def _log_error(job: Path) -> Optional[str]:
-    """The error a job's log ends with (the last line of its last traceback), or None."""
-    for log in sorted(job.glob("*.log")):
-        try:
-            text = log.read_text(errors="replace")
-        except OSError:
-            continue
-        found = [text.rfind(m) for m in ERROR_MARKERS]
-        if max(found) < 0:
-            continue
-        tail = [ln for ln in text[max(found):].splitlines()[1:] if ln.strip() and not ln[:1].isspace()]
-        return tail[-1].strip()[:500] if tail else "see " + log.name
-    return None
-
-
-def _status(results: Optional[Dict[str, Any]], marker: Optional[Dict[str, Any]], log_error: Optional[str]) -> str:
-    if results is not None:
-        return str(results.get("status") or "completed")
-    if marker is not None and marker.get("status"):
-        return str(marker["status"])
-    return "failed" if log_error else "interrupted"
-
-
-def read_job(job: Path, sweep_dir: Path) -> Dict[str, Any]:
-    """One row of the report (see COLUMNS), from whatever the job folder holds."""
-    results = _load_json(job / RESULTS_FILE)
-    marker = _load_json(job / JOB_STATUS_FILE)
-    config = _load_yaml(job / ".hydra" / "config.yaml") or {}
-    hydra = _load_yaml(job / ".hydra" / "hydra.yaml") or {}
-    overrides = (results or {}).get("overrides")
-    if not isinstance(overrides, list):
-        overrides = _load_yaml(job / ".hydra" / "overrides.yaml")
-    if not isinstance(overrides, list):
-        overrides = (marker or {}).get("overrides") or []
-    choices = _get(hydra, "hydra.runtime.choices") or {}
-    # A folder that lost its .hydra/ still has the overrides (job_status.json): arch=, arch.*=, data=.
-    typed = dict(str(o).lstrip("+~").partition("=")[::2] for o in overrides)
-    arch_cfg = config.get("arch") if isinstance(config.get("arch"), Mapping) else {}
-    if not arch_cfg:
-        arch_cfg = {k[5:]: (int(v) if v.isdigit() else v) for k, v in typed.items() if k.startswith("arch.")}
-    res = results or {}
-    arch = res.get("arch") or choices.get("arch") or arch_cfg.get("name") or typed.get("arch")
-    depth = res.get("depth") if finite(res.get("depth")) is not None else depth_of(arch_cfg, arch)
-    step_time = res.get("step_time") if isinstance(res.get("step_time"), Mapping) else {}
-    job_num = _get(hydra, "hydra.job.num")
-    if not isinstance(job_num, int):
-        job_num = (marker or {}).get("job_num")
-    if not isinstance(job_num, int):
-        found = re.match(r"\d+", job.name)
-        job_num = int(found.group()) if found else None
-    log_error = None if results is not None or marker is not None else _log_error(job)
-    return {
-        "job": job.relative_to(sweep_dir).as_posix(),
-        "status": _status(results, marker, log_error),
-        "overrides": " ".join(str(o) for o in overrides),
-        "arch": arch,
-        "depth": int(depth) if depth is not None else None,
-        "block_order": res.get("block_order") or block_order_of(arch_cfg, arch),
-        "data": res.get("data") or choices.get("data") or _get(config, "data.name") or typed.get("data"),
-        "params": res.get("params"),
-        "val_acc_best": finite(res.get("val/acc_best")),
-        "test_acc": finite(res.get("test/acc")),
-        "step_median_ms": finite(step_time.get("median_ms")),
-        "images_per_s": finite(step_time.get("images_per_s")),
-        "wall_time_s": finite(res.get("wall_time_s")),
-        "error": None if results is not None else (marker or {}).get("error") or log_error,
-        "_num": job_num,
-        "_overrides": [str(o) for o in overrides],
-    }
-
-
-def read_sweep(sweep_dir: Path) -> List[Dict[str, Any]]:
-    """Rows of every job, in job order; raise UserError when `sweep_dir` is not a sweep folder."""
-    expected = ("expected a Hydra multirun folder (e.g. outputs/train/multiruns/<time>/) "
-                "whose sub-folders are jobs holding .hydra/ (and results.json once finished)")
-    if not sweep_dir.exists():
-        raise UserError(f"{sweep_dir}: no such directory; {expected}")
-    if not sweep_dir.is_dir():
-        raise UserError(f"{sweep_dir}: not a directory; {expected}")
-    if (sweep_dir / ".hydra").is_dir() and not (sweep_dir / "multirun.yaml").is_file():
-        raise UserError(f"{sweep_dir}: is the folder of a single run, not of a sweep; {expected}")
-    jobs = find_jobs(sweep_dir)
-    if not jobs:
-        raise UserError(f"{sweep_dir}: no job folders found; {expected}")
-    if not any((j / RESULTS_FILE).is_file() for j in jobs) and any((j / "bench.json").is_file() for j in jobs):
-        raise UserError(f"{sweep_dir}: is a sweep of resnet_exp.bench; its table is bench.csv / bench.md "
-                        "there. This report reads training sweeps (results.json per job)")
-    rows = [read_job(job, sweep_dir) for job in jobs]
-    rows.sort(key=lambda r: (r["_num"] is None, r["_num"] if r["_num"] is not None else 0, r["job"]))
-    return rows
-
-
-def _is_sweep(override: str) -> bool:
-    """`key=a,b` or `key=range(...)`/`choice(...)`/`glob(...)`: a comma outside brackets and quotes."""
-    _, _, value = override.partition("=")
-    if value.startswith(("range(", "choice(", "glob(", "interval(", "tag(")):
-        return True
-    depth, quote = 0, ""
-    for ch in value:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[({":
-            depth += 1
-        elif ch in "])}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            return True
-    return False
-
-
-def sweep_axes(sweep_dir: Path) -> List[str]:
-    """What the sweep varies (`arch.block_order=post,pre`), from multirun.yaml: the recipe's
-    hydra.sweeper.params, then the command line's sweep overrides (which win over them)."""
-    multirun = _load_yaml(sweep_dir / "multirun.yaml")
-    axes: Dict[str, str] = {}
-    params = _get(multirun, "hydra.sweeper.params")
-    if isinstance(params, Mapping):
-        axes.update({str(k): f"{k}={v}" for k, v in params.items()})
-    task = _get(multirun, "hydra.overrides.task")
-    for override in task if isinstance(task, list) else []:
-        key = str(override).partition("=")[0]
-        if key in axes or _is_sweep(str(override)):
-            axes[key] = str(override)
-    return list(axes.values())
 
 
 # ---------------------------------------------------------------------------- writing

@@ -34,6 +34,10 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path: Path) -> None:
     ids = {p.name.rsplit("-", 1)[1] for p in (part / "wandb").glob("offline-run-*")}
     assert len(list((part / "wandb").glob("offline-run-*"))) == 2 and len(ids) == 1
     assert "trainer.max_epochs=2" in results(part)["overrides"]
+    # The step timer continued too: its CSV and statistics cover both epochs, each step once.
+    rows = (part / "step_times.csv").read_text().splitlines()[1:]
+    assert sorted(int(r.split(",")[1]) for r in rows) == list(range(expected["steps"]))
+    assert [e["epoch"] for e in resumed["step_time"]["per_epoch"]] == [0, 1]
 
 
 def test_resume_from_a_folder_that_is_not_a_run(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from cli_runner import TINY_RUN, explain, run_train
 
 WANDB = str(Path(sys.executable).with_name("wandb"))
-SWEEP = [*TINY_RUN, "trainer.max_epochs=1", "data.train_size=128"]
+SWEEP = [*TINY_RUN, "trainer.max_epochs=1"]
 
 
 def wandb_records(run: Path) -> list[dict]:

@@ -1,109 +1,46 @@
 """StepTimer: per-batch training step times you can trust, without slowing the run down.
 
-For every training batch it records
-- device time: CUDA events recorded on the stream at batch start and batch end (after the
-  optimizer step), read lazily: every `resolve_every_n_steps` batches the callback reads the events
-  that the GPU has already passed (`Event.query()`, never blocking) and at epoch end it waits once.
-  No `torch.cuda.synchronize()` per step. Without CUDA, device time is the host time below.
-- host time: wall time from `on_train_batch_start` to `on_train_batch_end` (on a GPU this is the
-  time to launch the step, not to compute it, unless the host had to wait for the device),
-- data wait: the host gap between the end of one batch and the start of the next (fetching the
-  batch plus the loop's own work between steps; for the first batch of an epoch, from the epoch
-  start, so it includes starting the loader).
+For every training batch it records device time, host time and data wait (what each means:
+`step_stats`). Device time comes from CUDA events recorded on the stream at batch start and batch
+end (after the optimizer step), read lazily: every `resolve_every_n_steps` batches the callback
+reads the events that the GPU has already passed (`Event.query()`, never blocking) and at epoch end
+it waits once. No `torch.cuda.synchronize()` per step. Without CUDA, device time is host time.
 
 Warm-up batches (the first `warmup_steps` of a fit, any batch whose input shape was not seen
 before, any batch during which torch.compile compiled) are kept in the CSV with `warmup=1` but
 left out of every statistic.
 
-Outputs: `step_times.csv` in `output_dir` (one row per batch: epoch, step = `trainer.global_step`
-when the batch started, batch_size, device_ms, host_ms, data_wait_ms, warmup 0/1); per-epoch
-statistics logged to every logger under `step_time/` (wandb also gets the per-step series, flushed
-every `resolve_every_n_steps`, and a histogram per epoch); and `summary()`, the `step_time` block of
-results.json. Statistics: mean/std/min/median/p90/p99/max of device time, mean host time and data
-wait, data-wait share = wait / (host + wait), images/s = images / (host + wait) (what the run
-achieves) and images/s from device time (what the device does), peak device memory (CUDA max
-allocated, reset every epoch; on CPU the process's peak RSS).
+Outputs: `step_times.csv` in `output_dir` (one row per batch, see `step_stats.CSV_COLUMNS`);
+per-epoch statistics logged to every logger under `step_time/` (wandb also gets the per-step series,
+flushed every `resolve_every_n_steps`, and a histogram per epoch); and `summary()`, the `step_time`
+block of results.json: the statistics of `step_stats` plus peak device memory (CUDA max allocated,
+reset every epoch; on CPU the process's peak RSS).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
-import resource
-import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from resnet_exp.callbacks.probes import compile_count, first_tensor, host_peak_rss_mb
+from resnet_exp.callbacks.step_stats import (CSV_COLUMNS, STAT_KEYS, StepRow, append_csv, describe,
+                                             per_epoch_stats, continue_csv, read_csv, rounded, step_stats)
+
 log = logging.getLogger(__name__)
 
+# CSV_COLUMNS, STAT_KEYS and describe stay importable from here (they lived here before step_stats).
+__all__ = ["CSV_COLUMNS", "CSV_FILE", "PREFIX", "STAT_KEYS", "StepTimer", "describe", "step_time_summary"]
+
 CSV_FILE = "step_times.csv"
-CSV_COLUMNS = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup")
 PREFIX = "step_time/"
-STAT_KEYS = ("mean_ms", "std_ms", "min_ms", "median_ms", "p90_ms", "p99_ms", "max_ms")
-
-
-class _Row:
-    """One training batch. `device_ms` is NaN until its CUDA events have been read."""
-
-    __slots__ = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup")
-
-    def __init__(self, epoch: int, step: int, batch_size: int, host_ms: float, data_wait_ms: float,
-                 warmup: bool, device_ms: float = math.nan) -> None:
-        self.epoch, self.step, self.batch_size = epoch, step, batch_size
-        self.host_ms, self.data_wait_ms, self.warmup = host_ms, data_wait_ms, warmup
-        self.device_ms = device_ms
-
-    def as_csv(self) -> Tuple[object, ...]:
-        return (self.epoch, self.step, self.batch_size, _round(self.device_ms), _round(self.host_ms),
-                _round(self.data_wait_ms), int(self.warmup))
-
-
-def _round(value: float, digits: int = 4) -> Optional[float]:
-    return None if value is None or math.isnan(value) else round(float(value), digits)
-
-
-def describe(values: Sequence[float]) -> Dict[str, Optional[float]]:
-    """mean, std (population), min, median, p90, p99, max of `values` in ms (None when empty)."""
-    if len(values) == 0:
-        return {key: None for key in STAT_KEYS}
-    a = np.asarray(values, dtype=np.float64)
-    p50, p90, p99 = np.percentile(a, [50, 90, 99])
-    stats = (a.mean(), a.std(), a.min(), p50, p90, p99, a.max())
-    return {key: _round(v) for key, v in zip(STAT_KEYS, stats)}
-
-
-def _first_tensor(batch: Any) -> Optional[torch.Tensor]:
-    if isinstance(batch, torch.Tensor):
-        return batch
-    if isinstance(batch, (list, tuple)):
-        for item in batch:
-            found = _first_tensor(item)
-            if found is not None:
-                return found
-    if isinstance(batch, dict):
-        return _first_tensor(list(batch.values()))
-    return None
-
-
-def _compile_count() -> int:
-    """Graphs torch.compile has compiled so far in this process (0 if dynamo was never used)."""
-    if "torch._dynamo" not in sys.modules:
-        return 0
-    from torch._dynamo.utils import counters
-
-    return counters["stats"]["unique_graphs"]
-
-
-def _host_peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 class StepTimer(Callback):
@@ -147,16 +84,17 @@ class StepTimer(Callback):
         self.csv_file = csv_file
         self.log_steps = log_steps
         self.log_histogram = log_histogram
+        self._resumed_at_step = 0  # from a checkpoint: the fit continues step_times.csv
         self._reset()
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:
-        self.rows: List[_Row] = []
+        self.rows: List[StepRow] = []
         self.epochs: List[Dict[str, Any]] = []
         self._cuda = False
         self._device: Optional[torch.device] = None
         self._device_name = "cpu"
-        self._pending: Deque[Tuple[_Row, Any, Any]] = deque()
+        self._pending: Deque[Tuple[StepRow, Any, Any]] = deque()
         self._events: List[Any] = []  # free CUDA events, reused
         self._seen_shapes: set = set()
         self._batches_in_fit = 0
@@ -166,6 +104,7 @@ class StepTimer(Callback):
         self._logged_rows = 0  # rows already sent as the per-step series
         self._written_rows = 0  # rows already in the CSV
         self._csv_path: Optional[Path] = None
+        self._steps_done = 0
         self._is_writer = True
 
     def _event(self) -> Any:
@@ -177,6 +116,12 @@ class StepTimer(Callback):
     def _reset_peak_mem(self) -> None:
         if self._cuda:
             torch.cuda.reset_peak_memory_stats(self._device)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"steps_done": self._steps_done}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self._resumed_at_step = int(state_dict.get("steps_done", 0))
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -192,8 +137,9 @@ class StepTimer(Callback):
             folder = Path(self.output_dir or trainer.default_root_dir)
             folder.mkdir(parents=True, exist_ok=True)
             self._csv_path = folder / self.csv_file
-            with self._csv_path.open("w", newline="") as handle:
-                csv.writer(handle).writerow(CSV_COLUMNS)
+            self.rows = continue_csv(self._csv_path, self._resumed_at_step)
+            self.epochs = per_epoch_stats(self.rows)
+            self._written_rows = self._logged_rows = len(self.rows)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_first_row = len(self.rows)
@@ -206,7 +152,7 @@ class StepTimer(Callback):
         wait_ms = (now - self._last_end) * 1e3 if self._last_end is not None else math.nan
         if self._open is not None and self._open[1] is not None:
             self._events.append(self._open[1])  # a batch that never ended (skipped by a hook)
-        first = _first_tensor(batch)
+        first = first_tensor(batch)
         batch_size = int(first.shape[0]) if first is not None and first.ndim else 0
         warm = self._batches_in_fit < self.warmup_steps
         if first is not None:
@@ -218,7 +164,7 @@ class StepTimer(Callback):
         if self._cuda:
             start_event = self._event()
             start_event.record()
-        self._open = (wait_ms, start_event, batch_size, _compile_count(), warm, trainer.global_step,
+        self._open = (wait_ms, start_event, batch_size, compile_count(), warm, trainer.global_step,
                       time.perf_counter())
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
@@ -232,11 +178,12 @@ class StepTimer(Callback):
         t_end = time.perf_counter()
         wait_ms, start_event, batch_size, compiles, warm, step, t_start = self._open
         self._open = None
-        if self.warmup_on_compile and _compile_count() != compiles:
+        self._steps_done = trainer.global_step
+        if self.warmup_on_compile and compile_count() != compiles:
             warm = True
         host_ms = (t_end - t_start) * 1e3
-        row = _Row(trainer.current_epoch, step, batch_size, host_ms, wait_ms, warm,
-                   device_ms=math.nan if self._cuda else host_ms)
+        row = StepRow(trainer.current_epoch, step, batch_size, host_ms, wait_ms, warm,
+                      device_ms=math.nan if self._cuda else host_ms)
         self.rows.append(row)
         self._batches_in_fit += 1
         if self._cuda:
@@ -298,8 +245,7 @@ class StepTimer(Callback):
         if self._csv_path is None:
             return
         upto = self._resolved_upto()
-        with self._csv_path.open("a", newline="") as handle:
-            csv.writer(handle).writerows(r.as_csv() for r in self.rows[self._written_rows:upto])
+        append_csv(self._csv_path, self.rows[self._written_rows:upto])
         self._written_rows = upto
 
     def _close_epoch(self, trainer: pl.Trainer) -> None:
@@ -310,7 +256,7 @@ class StepTimer(Callback):
         self._write_csv()
         rows = self.rows[self._epoch_first_row:]
         self._epoch_first_row = len(self.rows)
-        stats = {"epoch": rows[0].epoch, **self._stats(rows, _round(self._peak_mem_mb(), 1))}
+        stats = {"epoch": rows[0].epoch, **step_stats(rows, rounded(self._peak_mem_mb(), 1))}
         self.epochs.append(stats)
         if self._is_writer:
             self._log_epoch(trainer, stats, [r.device_ms for r in rows if not r.warmup])
@@ -318,29 +264,7 @@ class StepTimer(Callback):
     def _peak_mem_mb(self) -> float:
         if self._cuda:
             return torch.cuda.max_memory_allocated(self._device) / 2**20
-        return _host_peak_rss_mb()
-
-    def _stats(self, rows: Sequence[_Row], peak_mem_mb: Optional[float]) -> Dict[str, Any]:
-        timed = [r for r in rows if not r.warmup]
-        device = [r.device_ms for r in timed]
-        host = sum(r.host_ms for r in timed)
-        wait = sum(r.data_wait_ms for r in timed if not math.isnan(r.data_wait_ms))
-        images = sum(r.batch_size for r in timed)
-        stats: Dict[str, Any] = {
-            "steps": len(rows),
-            "timed_steps": len(timed),
-            "warmup_steps": len(rows) - len(timed),
-            **describe(device),
-            "host_mean_ms": _round(host / len(timed)) if timed else None,
-            "data_wait_mean_ms": _round(wait / len(timed)) if timed else None,
-            "data_wait_share": _round(wait / (host + wait)) if host + wait > 0 else None,
-            # Throughput as the run sees it (data wait included), and as the device does.
-            "images_per_s": _round(images / (host + wait) * 1e3, 2) if host + wait > 0 else None,
-            "images_per_s_device": _round(images / sum(device) * 1e3, 2) if device and sum(device) > 0
-            else None,
-            "peak_mem_mb": peak_mem_mb,
-        }
-        return stats
+        return host_peak_rss_mb()
 
     def _log_epoch(self, trainer: pl.Trainer, stats: Dict[str, Any], device_ms: List[float]) -> None:
         metrics = {f"{PREFIX}{k}": float(v) for k, v in stats.items()
@@ -367,26 +291,19 @@ class StepTimer(Callback):
     # ------------------------------------------------------------------ results
     def load_csv(self, path: Path) -> None:
         """Take the rows (and per-epoch statistics) from a step_times.csv this callback wrote."""
-        def num(text: str) -> float:
-            return float(text) if text not in ("", None) else math.nan
-
-        with Path(path).open(newline="") as handle:
-            self.rows = [_Row(int(r["epoch"]), int(r["step"]), int(r["batch_size"]), num(r["host_ms"]),
-                              num(r["data_wait_ms"]), r["warmup"] == "1", device_ms=num(r["device_ms"]))
-                         for r in csv.DictReader(handle)]
+        self.rows = read_csv(path)
         self._cuda = any(abs(r.device_ms - r.host_ms) > 1e-6 for r in self.rows)
         self._device_name = f"{'cuda' if self._cuda else 'cpu'} (read back from {Path(path).name})"
         self._csv_path = Path(path)
-        epochs = sorted({r.epoch for r in self.rows})
-        self.epochs = [{"epoch": e, **self._stats([r for r in self.rows if r.epoch == e], None)} for e in epochs]
+        self.epochs = per_epoch_stats(self.rows)
 
     def summary(self) -> Dict[str, Any]:
         """The `step_time` block of results.json: statistics over all timed batches of the fit."""
         return {
             "timer": "cuda_events" if self._cuda else "host",
             "device": self._device_name,
-            **self._stats(self.rows, max((e["peak_mem_mb"] for e in self.epochs
-                                          if e["peak_mem_mb"] is not None), default=None)),
+            **step_stats(self.rows, max((e["peak_mem_mb"] for e in self.epochs
+                                         if e["peak_mem_mb"] is not None), default=None)),
             "peak_mem": "cuda_max_allocated" if self._cuda else "host_max_rss",
             "warmup": {"steps": self.warmup_steps, "new_shape": self.warmup_on_new_shape,
                        "compile": self.warmup_on_compile},

@@ -1,0 +1,195 @@
+"""Measuring one net for `python -m resnet_exp.bench`: FLOPs, timed batches, one row per mode.
+
+Per mode: `burn_in` untimed batches, then `batches` timed ones on synthetic input. On CUDA each
+batch is bracketed by CUDA events read after the last batch (or `timer="sync"`: a synchronize
+before and after every batch); on CPU by the host clock. No Hydra here: plain arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import platform
+import resource
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from resnet_exp import speed
+
+log = logging.getLogger(__name__)
+
+# Lightning precision -> autocast dtype (no entry: plain fp32, no autocast).
+AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+# The keys of a `benchmark` row, in bench.csv order.
+COLUMNS = ("arch", "block_order", "device", "dtype", "batch_size", "image_size", "mode", "mean_ms",
+           "std_ms", "median_ms", "min_ms", "max_ms", "images_per_s", "peak_mem_mb",
+           "gflop_per_batch", "tflop_per_s", "mfu", "channels_last", "cudnn_benchmark", "compile",
+           "timer", "batches", "burn_in", "params")
+# Dense peak TFLOP/s by device name (bf16/fp16 tensor cores, TF32, plain fp32), from the vendors'
+# data sheets (without sparsity). MFU is left empty for devices not listed: pass bench.peak_tflops.
+PEAK_TFLOPS = (
+    ("H200", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),
+    ("H100 PCIe", {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2}),
+    ("H100 NVL", {"bf16": 835.0, "tf32": 417.5, "fp32": 60.0}),
+    ("H100", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),
+    ("A100", {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5}),
+    ("L4", {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3}),
+)
+
+
+def peak_tflops(device: torch.device, precision: str, tf32: bool) -> Optional[float]:
+    """The device's dense peak TFLOP/s for MFU; None off CUDA or for a device not in PEAK_TFLOPS."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    kind = "bf16" if precision in AUTOCAST else ("tf32" if tf32 else "fp32")
+    for key, peaks in PEAK_TFLOPS:
+        if key in name:
+            return peaks[kind]
+    return None
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> Optional[int]:
+    """FLOPs of one batch of `mode` (forward; forward + backward for the training modes), counted
+    by torch.utils.flop_counter on a copy of the model on the meta device (nothing computed)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        meta = copy.deepcopy(model).to("meta")
+        images = torch.empty(*input_shape, device="meta")
+        with FlopCounterMode(display=False) as counter:
+            if mode == "forward":
+                meta.eval()
+                with torch.no_grad():
+                    meta(images)
+            else:
+                meta.train()
+                logits = meta(images)
+                labels = torch.zeros(input_shape[0], dtype=torch.long, device="meta")
+                nn.functional.cross_entropy(logits, labels).backward()
+        return int(counter.get_total_flops())
+    except Exception:  # an op without a meta kernel: report no FLOPs rather than fail
+        log.warning("could not count FLOPs for mode %s", mode, exc_info=True)
+        return None
+
+
+def make_step(model: nn.Module, mode: str, images: torch.Tensor, labels: torch.Tensor,
+              autocast_dtype: Optional[torch.dtype]) -> Callable[[], None]:
+    """A closure that runs one batch of `mode`."""
+    device_type = images.device.type
+    criterion = nn.CrossEntropyLoss()
+    if mode == "forward":
+        model.eval()
+
+        def step() -> None:
+            with torch.inference_mode(), torch.autocast(device_type, autocast_dtype or torch.float32,
+                                                        enabled=autocast_dtype is not None):
+                model(images)
+        return step
+
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9) if mode == "train" else None
+
+    def train_step() -> None:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device_type, autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            loss = criterion(model(images), labels)
+        loss.backward()
+        if optimizer is not None:
+            optimizer.step()
+    return train_step
+
+
+def time_batches(step: Callable[[], None], device: torch.device, burn_in: int, batches: int,
+                 timer: str = "events") -> List[float]:
+    """Milliseconds of each of `batches` timed calls of `step`, after `burn_in` untimed ones."""
+    cuda = device.type == "cuda"
+    for _ in range(burn_in):
+        step()
+    if not cuda:
+        times = []
+        for _ in range(batches):
+            start = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - start) * 1e3)
+        return times
+    torch.cuda.synchronize(device)
+    if timer == "sync":
+        times = []
+        for _ in range(batches):
+            torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            step()
+            torch.cuda.synchronize(device)
+            times.append((time.perf_counter() - start) * 1e3)
+        return times
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+              for _ in range(batches)]
+    for start, end in events:
+        start.record()
+        step()
+        end.record()
+    torch.cuda.synchronize(device)
+    return [start.elapsed_time(end) for start, end in events]
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
+
+
+def _r(value: Optional[float], digits: int = 3) -> Optional[float]:
+    return None if value is None else round(float(value), digits)
+
+
+def benchmark(model: nn.Module, *, arch: str, block_order: str, modes: Sequence[str],
+              batch_size: int, image_size: int, in_channels: int, num_classes: int,
+              device: torch.device, plan: speed.SpeedPlan, burn_in: int, batches: int,
+              timer: str = "events", count: bool = True, peak: Optional[float] = None,
+              seed: int = 0) -> List[Dict[str, Any]]:
+    """One row per mode: time per batch (mean, sd, median, min, max), images/s, peak memory,
+    FLOPs and achieved TFLOP/s (and MFU when the device's peak is known)."""
+    torch.manual_seed(seed)
+    shape = (batch_size, in_channels, image_size, image_size)
+    flops = {m: count_flops(model, shape, m) if count else None for m in modes}
+    params = sum(p.numel() for p in model.parameters())
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = plan.cudnn_benchmark
+    plan.apply_backend()
+    model = plan.prepare_model(model.to(device))
+    images = torch.randn(shape, device=device)
+    if plan.channels_last:
+        images = speed.channels_last_batch(images)
+    labels = torch.randint(0, num_classes, (batch_size,), device=device)
+    autocast_dtype = AUTOCAST.get(plan.precision)
+    peak = peak if peak is not None else peak_tflops(device, plan.precision, plan.tf32)
+    rows = []
+    for mode in modes:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        step = make_step(model, mode, images, labels, autocast_dtype)
+        ms = np.asarray(time_batches(step, device, burn_in, batches, timer))
+        mean_s = ms.mean() / 1e3
+        tflops = flops[mode] / mean_s / 1e12 if flops[mode] else None
+        rows.append({
+            "arch": arch, "block_order": block_order,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+            "dtype": "bf16" if autocast_dtype == torch.bfloat16 else "fp16" if autocast_dtype else "fp32",
+            "batch_size": batch_size, "image_size": image_size, "mode": mode,
+            "mean_ms": _r(ms.mean()), "std_ms": _r(ms.std()), "median_ms": _r(np.median(ms)),
+            "min_ms": _r(ms.min()), "max_ms": _r(ms.max()),
+            "images_per_s": _r(batch_size / mean_s, 1),
+            "peak_mem_mb": _r(peak_memory_mb(device), 1),
+            "gflop_per_batch": _r(flops[mode] / 1e9 if flops[mode] else None, 2),
+            "tflop_per_s": _r(tflops, 6),
+            "mfu": _r(tflops / peak if tflops and peak else None, 4),
+            "channels_last": plan.channels_last, "cudnn_benchmark": plan.cudnn_benchmark,
+            "compile": plan.compile, "timer": timer if device.type == "cuda" else "host",
+            "batches": batches, "burn_in": burn_in, "params": params,
+        })
+    return rows
