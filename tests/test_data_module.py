@@ -298,12 +298,11 @@ CONF = os.path.join(os.path.dirname(__file__), "..", "conf", "data")
 @pytest.fixture(scope="module")
 def compose():
     from hydra import compose as hydra_compose, initialize_config_dir
-    from hydra.core.config_store import ConfigStore
     from hydra.core.global_hydra import GlobalHydra
 
-    from resnet_exp.config.data import register
+    from resnet_exp.config import register_schemas
 
-    register(ConfigStore.instance())
+    register_schemas()  # the schemas and the resolvers they use (e.g. cpu_workers)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=os.path.abspath(CONF), version_base="1.3"):
         yield hydra_compose
