@@ -12,16 +12,14 @@ bench.csv and bench.md with every job's rows into the sweep folder and prints th
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import json
 import logging
 import math
 import platform
-import shutil
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import hydra
 import torch
@@ -33,7 +31,7 @@ from torch import nn
 from resnet_exp import speed
 from resnet_exp.bench_timing import (AUTOCAST, COLUMNS, PEAK_TFLOPS, benchmark, count_flops, make_step,
                                      peak_memory_mb, peak_tflops, time_batches)
-from resnet_exp.cli import run_hydra_app
+from resnet_exp.cli import CONF_DIR, discard_run_dir_on_error, run_hydra_app
 from resnet_exp.config import register_schemas, validate
 from resnet_exp.errors import ConfigError
 from resnet_exp.results import write_json_atomic
@@ -46,7 +44,7 @@ PRECISIONS = {"auto": None, "fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16
 # The measuring lives in bench_timing; its public names stay importable here.
 __all__ = ["AUTOCAST", "BENCH_CSV", "BENCH_JSON", "BENCH_MD", "COLUMNS", "PEAK_TFLOPS", "PRECISIONS",
            "SweepTable", "bench", "benchmark", "build_model", "check_image_size", "count_flops",
-           "discard_run_dir_on_error", "environment", "format_table", "main", "make_step", "min_image_size",
+           "environment", "format_table", "main", "make_step", "min_image_size",
            "peak_memory_mb", "peak_tflops", "resolve_device", "time_batches", "write_csv"]
 
 
@@ -146,17 +144,6 @@ class SweepTable(HydraCallback):
 
 
 # ---------------------------------------------------------------------------- entry point
-@contextlib.contextmanager
-def discard_run_dir_on_error(run_dir: Path) -> Iterator[None]:
-    """If the checks fail, remove the run folder when it holds only Hydra's own files."""
-    try:
-        yield
-    except BaseException:
-        if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "bench.log"}:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-
-
 def build_model(cfg: DictConfig) -> nn.Module:
     from hydra.utils import instantiate
 
@@ -165,10 +152,10 @@ def build_model(cfg: DictConfig) -> nn.Module:
                        input_size=b.image_size)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
 def bench(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    with discard_run_dir_on_error(run_dir):
+    with discard_run_dir_on_error():
         validate(cfg, groups=("arch", "bench", "speed"))
         b = cfg.bench
         device = resolve_device(b.device.value if hasattr(b.device, "value") else str(b.device))

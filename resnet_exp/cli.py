@@ -7,13 +7,17 @@ Set RESNET_EXP_DEBUG=1 to see the traceback of user errors too.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
+import logging
 import os
+import shutil
 import sys
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable, Iterator, TextIO
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import (
     CompactHydraException,
     ConfigCompositionException,
@@ -63,8 +67,10 @@ def describe_user_error(exc: BaseException) -> str | None:
         cause = exc.__cause__
         if isinstance(cause, UserError):
             return str(cause)
-        detail = f"{type(cause).__name__}: {_first_line(str(cause))}" if cause else ""
-        return f"{_first_line(str(exc))} {detail}".strip()
+        # A target rejecting its arguments is the user's doing; anything else is a bug.
+        if not isinstance(cause, (ValueError, TypeError)) and type(cause).__name__ != "MisconfigurationException":
+            return None
+        return f"{_first_line(str(exc))} {type(cause).__name__}: {_first_line(str(cause))}"
     if isinstance(exc, ConfigCompositionException) and isinstance(exc.__cause__, OmegaConfBaseException):
         override = _first_line(str(exc)).split("'")[1] if "'" in str(exc) else ""
         return _omegaconf_problem(exc.__cause__, override)
@@ -97,6 +103,30 @@ class _WithoutHydraJobBanner(io.TextIOBase):
 
     def isatty(self) -> bool:
         return self.stream.isatty()
+
+
+@contextlib.contextmanager
+def discard_run_dir_on_error() -> Iterator[None]:
+    """If setting up a job fails, remove its run folder when it holds only Hydra's own files
+    (`.hydra/` and the job's log), so no half-made run is left behind."""
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    own_files = {".hydra", f"{hc.job.name}.log"}
+    try:
+        yield
+    except BaseException:
+        if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= own_files:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def route_lightning_logs_to_hydra() -> None:
+    """Lightning gives its loggers a stderr handler of their own if imported before Hydra set up
+    logging; send their records to Hydra's handlers instead (console and the job's log file)."""
+    for name in ("lightning_fabric", "pytorch_lightning", "lightning"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
 
 
 def run_hydra_app(app: Callable[[], object],

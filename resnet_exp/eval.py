@@ -14,11 +14,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from resnet_exp.cli import CONF_DIR, run_hydra_app
+from resnet_exp.cli import CONF_DIR, discard_run_dir_on_error, route_lightning_logs_to_hydra, run_hydra_app
 from resnet_exp.config import register_schemas, validate
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
 from resnet_exp.resume import eval_arguments
-from resnet_exp.run import build_parts, discard_run_dir_on_error, route_lightning_logs_to_hydra
+from resnet_exp.run import build_parts
 
 log = logging.getLogger(__name__)
 # Evaluation keeps the console parts of the training callbacks and logs nowhere else.
@@ -29,7 +29,7 @@ EVAL_CALLBACKS = ("model_summary", "progress_bar")
 def evaluate(cfg: DictConfig) -> float:
     route_lightning_logs_to_hydra()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    with discard_run_dir_on_error(run_dir):
+    with discard_run_dir_on_error():
         validate(cfg)
         with open_dict(cfg):
             cfg.logger = {}

@@ -84,16 +84,6 @@ def define_wandb_summaries(loggers: list[Logger]) -> None:
                 logger.experiment.define_metric(metric, summary=summary)
 
 
-def summarize_run_in_wandb(loggers: list[Logger], results: dict[str, Any]) -> None:
-    """Put the whole run's step-time figures into the wandb summary (it cannot take medians)."""
-    step_time = results.get("step_time") or {}
-    for logger in loggers:
-        if isinstance(logger, WandbLogger):
-            for key in ("median_ms", "images_per_s"):
-                if step_time.get(key) is not None:
-                    logger.experiment.summary[f"step_time/{key}"] = step_time[key]
-
-
 def report_offline_runs(loggers: list[Logger]) -> None:
     """Say once where each offline wandb run is and how to upload it."""
     for logger in loggers:

@@ -69,7 +69,7 @@ class ImageClassifier(pl.LightningModule):
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.val_metrics = _accuracy_metrics(num_classes, "val/")
         self.test_metrics = _accuracy_metrics(num_classes, "test/")
-        self.val_loss = MeanMetric()
+        self.val_loss = MeanMetric(nan_strategy="disable")
         self.val_acc_best = MaxMetric()
         if example_input_shape is not None:
             # Lets ModelSummary show output shapes and FLOPs per stage.
@@ -106,7 +106,7 @@ class ImageClassifier(pl.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
-        self.val_loss.update(self.criterion(logits, labels))
+        self.val_loss.update(self.criterion(logits, labels), weight=labels.shape[0])
         self.val_metrics.update(logits, labels)
 
     def on_validation_epoch_end(self) -> None:

@@ -25,6 +25,10 @@ def _value(args: list[str], key: str) -> str | None:
     return found[-1] if found else None
 
 
+def _key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
 def _is_run_dir(path: Path) -> bool:
     return (path / ".hydra" / "overrides.yaml").is_file()
 
@@ -34,6 +38,8 @@ def resume_arguments(args: list[str]) -> list[str]:
     resume, ckpt_path = _value(args, "resume"), _value(args, "ckpt_path")
     if resume in (None, "null") and ckpt_path in (None, "null"):
         return args
+    if any(a.startswith("hydra.run.dir=") for a in args):
+        return args  # already expanded: Lightning's DDP re-runs this command for the other ranks
     if "-m" in args or "--multirun" in args:
         raise UserError("resume=/ckpt_path= continue one run; they cannot be combined with -m")
     if resume not in (None, "null"):
@@ -53,10 +59,11 @@ def resume_arguments(args: list[str]) -> list[str]:
         if not _is_run_dir(run_dir):  # a checkpoint from elsewhere: a new run starts from it
             return [a for a in args if not a.startswith("ckpt_path=")] + [f"ckpt_path={checkpoint}"]
     typed = [a for a in args if not a.startswith(tuple(f"{k}=" for k in RESUME_KEYS))]
+    saved = [o for o in saved_overrides(run_dir) if _key(o) not in {_key(a) for a in typed}]
     # The resumed job's own .hydra goes to a subfolder: the run's original overrides stay intact
     # for the next resume, even if this one fails.
     subdir = time.strftime(".hydra/resumed-%Y-%m-%d_%H-%M-%S")
-    return [*saved_overrides(run_dir), *typed, f"resume={run_dir}", f"ckpt_path={checkpoint}",
+    return [*saved, *typed, f"resume={run_dir}", f"ckpt_path={checkpoint}",
             f"hydra.run.dir={run_dir}", f"hydra.output_subdir={subdir}"]
 
 

@@ -6,13 +6,11 @@ from its config group and receives plain arguments.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import hydra
 import torch
@@ -21,33 +19,21 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp import speed
-from resnet_exp.cli import CONF_DIR, run_hydra_app
+from resnet_exp.cli import CONF_DIR, discard_run_dir_on_error, route_lightning_logs_to_hydra, run_hydra_app
 from resnet_exp.config import register_schemas, validate
 from resnet_exp.errors import ConfigError
-from resnet_exp.loggers import define_wandb_summaries, report_offline_runs, summarize_run_in_wandb
+from resnet_exp.loggers import define_wandb_summaries, report_offline_runs
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
 from resnet_exp.resume import LAST_CHECKPOINT, check_checkpoint_fits, resume_arguments
 
 log = logging.getLogger(__name__)
 
-# What Hydra writes into a run folder before the task starts.
-HYDRA_OWN_FILES = {".hydra", "run.log"}
 CHOICE_GROUPS = ("arch", "data", "optimizer", "scheduler", "trainer")
 
 
-@contextlib.contextmanager
-def discard_run_dir_on_error(run_dir: Path) -> Iterator[None]:
-    """If setting up fails, remove the run folder when it holds only Hydra's own files."""
-    try:
-        yield
-    except BaseException:
-        if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= HYDRA_OWN_FILES:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-
-
 def is_local_rank_zero() -> bool:
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0
+    """First process on this node: Lightning's own ranks, or SLURM's tasks (submitit)."""
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))) == 0
 
 
 def build_parts(cfg: DictConfig) -> dict[str, Any]:
@@ -146,25 +132,15 @@ def fit_and_test(cfg: DictConfig, parts: dict[str, Any], run_dir: Path) -> dict[
     if trainer.is_global_zero:
         write_json_atomic(run_dir / RESULTS_FILE, results)
         log.info("results: %s", run_dir / RESULTS_FILE)
-        summarize_run_in_wandb(trainer.loggers, results)
         report_offline_runs(trainer.loggers)
     return results
-
-
-def route_lightning_logs_to_hydra() -> None:
-    """Lightning gives its loggers a stderr handler of their own if imported before Hydra set up
-    logging; send their records to Hydra's handlers instead (console and the run's log file)."""
-    for name in ("lightning_fabric", "pytorch_lightning", "lightning"):
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def train(cfg: DictConfig) -> float | None:
     route_lightning_logs_to_hydra()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    with discard_run_dir_on_error(run_dir):
+    with discard_run_dir_on_error():
         if "bench" in cfg:  # a benchmark recipe would otherwise quietly train its arch
             recipe = HydraConfig.get().runtime.choices.get("experiment")
             raise ConfigError(f"experiment={recipe}: a benchmark recipe; run it with "

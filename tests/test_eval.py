@@ -5,13 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from cli_runner import TINY_RUN, explain, run_cli, run_train
 
 
-def test_eval_reproduces_the_runs_test_metrics(tmp_path: Path) -> None:
-    train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
-    proc = run_train(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={train_dir}", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a finished tiny run."""
+    work = tmp_path_factory.mktemp("trained")
+    proc = run_train(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={work / 'run'}", cwd=work)
     assert proc.returncode == 0, explain(proc)
+    return work / "run"
+
+
+def test_eval_reproduces_the_runs_test_metrics(trained: Path, tmp_path: Path) -> None:
+    train_dir, eval_dir = trained, tmp_path / "eval"
     trained = json.loads((train_dir / "results.json").read_text())
     best = train_dir / trained["best_checkpoint"]
 
@@ -21,6 +30,15 @@ def test_eval_reproduces_the_runs_test_metrics(tmp_path: Path) -> None:
     assert evaluated["status"] == "evaluated" and evaluated["checkpoint"] == str(best)
     assert (evaluated["test/acc"], evaluated["test/loss"]) == (trained["test/acc"], trained["test/loss"])
     assert not (eval_dir / "checkpoints").exists() and not (eval_dir / "wandb").exists()
+
+
+def test_eval_with_a_bad_value_leaves_no_folder(trained: Path, tmp_path: Path) -> None:
+    eval_dir = tmp_path / "eval"
+    proc = run_cli("resnet_exp.eval", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
+                   "data.batch_size=0", f"hydra.run.dir={eval_dir}", cwd=tmp_path)
+    assert proc.returncode == 2, explain(proc)
+    assert proc.stderr.strip().splitlines()[-1] == "error: data.batch_size=0: must be > 0"
+    assert not eval_dir.exists()
 
 
 def test_eval_without_checkpoint_says_what_is_needed(tmp_path: Path) -> None:

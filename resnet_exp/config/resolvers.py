@@ -64,8 +64,11 @@ def existing_wandb_id(output_dir: str | None) -> str | None:
 
 
 def ddp_strategy() -> str:
-    """`ddp` for a single run; `ddp_spawn` in a multirun, where `ddp` would re-run the sweep."""
-    return "ddp_spawn" if HydraConfig.get().mode == RunMode.MULTIRUN else "ddp"
+    """`ddp` for a single run and for SLURM jobs (SLURM starts one task per rank); `ddp_spawn` in
+    other multiruns, where `ddp` would re-run the whole sweep for each rank."""
+    hc = HydraConfig.get()
+    on_slurm = "SlurmLauncher" in str(hc.launcher.get("_target_", ""))
+    return "ddp_spawn" if hc.mode == RunMode.MULTIRUN and not on_slurm else "ddp"
 
 
 def int_or(value: object, default: int) -> int:
