@@ -20,15 +20,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sys
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from resnet_exp.errors import UserError
+from resnet_exp.results import write_atomic
 from resnet_exp.report_rows import (COLUMNS, ERROR_MARKERS, FAMILY_DEPTHS, JOB_STATUS_FILE, MAX_SCAN_DEPTH,
                                     block_order_of, depth_of, find_jobs, finite, read_job, read_sweep,
                                     sweep_axes)
@@ -61,19 +60,6 @@ class Report:
 
 
 # ---------------------------------------------------------------------------- writing
-def write_atomic(path: Path, write: Any, binary: bool = False) -> None:
-    """Call `write(handle)` on a temp file next to `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as handle:
-            write(handle)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 

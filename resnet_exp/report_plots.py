@@ -8,7 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Sequence
 
-from resnet_exp.report import ACCURACY_PNG, STEP_TIME_PNG, finite, write_atomic
+from resnet_exp.report import ACCURACY_PNG, STEP_TIME_PNG, finite
+from resnet_exp.results import write_atomic
 
 
 def _series(rows: Sequence[Mapping[str, Any]], metric: str) -> Dict[str, List[tuple]]:

@@ -23,10 +23,10 @@ from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from resnet_exp import speed
+from resnet_exp.cli import CONF_DIR
 from resnet_exp.config import register_schemas, validate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = REPO_ROOT / "conf"
 
 
 def _sync(device: torch.device) -> None:
