@@ -29,8 +29,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from resnet_exp import speed
-from resnet_exp.bench_timing import (AUTOCAST, COLUMNS, PEAK_TFLOPS, benchmark, count_flops, make_step,
-                                     peak_memory_mb, peak_tflops, time_batches)
+from resnet_exp.bench_timing import COLUMNS, benchmark
 from resnet_exp.cli import CONF_DIR, discard_run_dir_on_error, run_hydra_app
 from resnet_exp.config import register_schemas, validate
 from resnet_exp.errors import ConfigError
@@ -41,11 +40,6 @@ log = logging.getLogger(__name__)
 BENCH_JSON, BENCH_CSV, BENCH_MD = "bench.json", "bench.csv", "bench.md"
 PRECISIONS = {"auto": None, "fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
 
-# The measuring lives in bench_timing; its public names stay importable here.
-__all__ = ["AUTOCAST", "BENCH_CSV", "BENCH_JSON", "BENCH_MD", "COLUMNS", "PEAK_TFLOPS", "PRECISIONS",
-           "SweepTable", "bench", "benchmark", "build_model", "check_image_size", "count_flops",
-           "environment", "format_table", "main", "make_step", "min_image_size",
-           "peak_memory_mb", "peak_tflops", "resolve_device", "time_batches", "write_csv"]
 
 
 # ---------------------------------------------------------------------------- checks

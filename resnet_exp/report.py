@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from resnet_exp.errors import UserError
+from resnet_exp.report_rows import COLUMNS, finite, read_sweep, sweep_axes
 from resnet_exp.results import write_atomic
-from resnet_exp.report_rows import (COLUMNS, ERROR_MARKERS, FAMILY_DEPTHS, JOB_STATUS_FILE, MAX_SCAN_DEPTH,
-                                    block_order_of, depth_of, find_jobs, finite, read_job, read_sweep,
-                                    sweep_axes)
 
 SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
 ACCURACY_PNG, STEP_TIME_PNG = "accuracy_vs_depth.png", "step_time_vs_depth.png"
@@ -41,11 +39,6 @@ MD_HEADERS = {
     "wall_time_s": "wall time s", "error": "error",
 }
 
-# The reading of job folders into rows lives in report_rows; its public names stay importable here.
-__all__ = ["ACCURACY_PNG", "COLUMNS", "ERROR_MARKERS", "FAMILY_DEPTHS", "JOB_STATUS_FILE", "MAX_SCAN_DEPTH",
-           "MD_HEADERS", "Report", "STEP_TIME_PNG", "SUMMARY_CSV", "SUMMARY_MD", "block_order_of",
-           "build_report", "depth_of", "find_jobs", "finite", "main", "markdown", "public_rows", "read_job",
-           "read_sweep", "sweep_axes", "write_atomic", "write_csv"]
 
 
 @dataclass

@@ -8,7 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Sequence
 
-from resnet_exp.report import ACCURACY_PNG, STEP_TIME_PNG, finite
+from resnet_exp.report import ACCURACY_PNG, STEP_TIME_PNG
+from resnet_exp.report_rows import finite
 from resnet_exp.results import write_atomic
 
 

@@ -89,7 +89,8 @@ def eval_arguments(args: list[str]) -> list[str]:
 
 def check_checkpoint_fits(checkpoint: str, state: Mapping[str, torch.Tensor], arch: str) -> None:
     """Fail in one line if the checkpoint's weights do not fit the model built from the config."""
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("state_dict", {})
+    # mmap: only the tensor headers are read, not the weights and optimizer state behind them.
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("state_dict", {})
     missing = sorted(set(state) - set(saved))
     if missing:
         raise UserError(f"ckpt_path={checkpoint}: does not fit arch={arch}: {missing[0]} is not in it")

@@ -91,7 +91,7 @@ def training_progress(trainer: Any, run_dir: Path) -> dict[str, int]:
     processes and this trainer never advanced; the last checkpoint knows."""
     last = run_dir / LAST_CHECKPOINT
     if trainer.global_step == 0 and last.is_file():
-        saved = torch.load(last, map_location="cpu", weights_only=True)
+        saved = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
         return {"epochs": saved["epoch"] + 1, "steps": saved["global_step"]}
     return {"epochs": trainer.current_epoch, "steps": trainer.global_step}
 

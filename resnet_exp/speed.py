@@ -24,10 +24,11 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 from torch import nn
 
+from resnet_exp.config.speed import COMPILE_MODES
+
 log = logging.getLogger(__name__)
 
 CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def trains_on_cuda(accelerator: Any) -> bool:

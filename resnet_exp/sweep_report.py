@@ -27,7 +27,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from resnet_exp.report import COLUMNS, JOB_STATUS_FILE, Report, build_report, public_rows
+from resnet_exp.report import Report, build_report, public_rows
+from resnet_exp.report_rows import COLUMNS, JOB_STATUS_FILE
 from resnet_exp.results import write_json_atomic
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from cli_runner import TINY_RUN, explain, run_train
 from resnet_exp.callbacks import StepTimer, step_time_summary
-from resnet_exp.callbacks.step_timer import CSV_COLUMNS, describe
+from resnet_exp.callbacks.step_stats import CSV_COLUMNS, describe
 
 
 class Tiny(pl.LightningModule):

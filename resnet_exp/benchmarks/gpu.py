@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from resnet_exp import speed
-from resnet_exp.bench import count_flops, peak_tflops
+from resnet_exp.bench_timing import count_flops, peak_tflops
 from resnet_exp.benchmarks import harness
 
 SEED_ARCHS = ("resnet50v2", "resnet101v2", "resnet152v2", "resnet200v2")

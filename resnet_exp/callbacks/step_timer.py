@@ -31,13 +31,11 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from resnet_exp.callbacks.probes import compile_count, first_tensor, host_peak_rss_mb
-from resnet_exp.callbacks.step_stats import (CSV_COLUMNS, STAT_KEYS, StepRow, append_csv, describe,
-                                             per_epoch_stats, continue_csv, read_csv, rounded, step_stats)
+from resnet_exp.callbacks.step_stats import (StepRow, append_csv, continue_csv, per_epoch_stats, read_csv,
+                                             rounded, step_stats)
 
 log = logging.getLogger(__name__)
 
-# CSV_COLUMNS, STAT_KEYS and describe stay importable from here (they lived here before step_stats).
-__all__ = ["CSV_COLUMNS", "CSV_FILE", "PREFIX", "STAT_KEYS", "StepTimer", "describe", "step_time_summary"]
 
 CSV_FILE = "step_times.csv"
 PREFIX = "step_time/"
