@@ -11,3 +11,8 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A dataset cannot be found, read or trusted."""
+
+
+def first_line(text: object) -> str:
+    """The first non-blank line of a message, stripped: what fits in a one-line error."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")

@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from cli_runner import cli_env, explain, run_cli
-from resnet_exp.bench import min_image_size
-from resnet_exp.bench_timing import count_flops
+from resnet_exp.bench.timing import count_flops
 from resnet_exp.models import create_model
 
 TINY_BENCH = ["arch.width=0.125", "bench.image_size=16", "bench.batch_size=2", "bench.burn_in=1",
@@ -47,8 +46,8 @@ def test_sweep_writes_job_files_and_one_combined_table(tmp_path: Path) -> None:
 def test_flops_and_min_image_size() -> None:
     model = create_model("resnet50", input_size=224)
     assert count_flops(model, (1, 3, 224, 224), "forward") == pytest.approx(8.18e9, rel=0.01)
-    assert min_image_size(model.spec) == 32  # 7x7/2 stem + max-pool + 3 strided stages
-    assert min_image_size(create_model("resnet18", input_size=32).spec) == 8  # CIFAR stem
+    assert model.spec.min_input_size == 32  # 7x7/2 stem + max-pool + 3 strided stages
+    assert create_model("resnet18", input_size=32).spec.min_input_size == 8  # CIFAR stem
 
 
 BAD_INPUTS = [
@@ -112,7 +111,7 @@ def test_channels_last_keeps_weights_names_and_outputs() -> None:
 
 
 def test_benchmarks_md_regeneration_keeps_sections_it_does_not_own() -> None:
-    from resnet_exp.benchmarks import report
+    from resnet_exp.bench.suite import markdown as report
 
     existing = ("# Benchmarks\n\nold intro\n\n## Data loaders\n\nloader table | 1 |\n\n"
                 f"{report.GPU_TITLE}\n\nGPU figures from an H100\n\n{report.CPU_TITLE}\n\nold cpu\n")

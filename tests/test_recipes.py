@@ -20,8 +20,8 @@ from resnet_exp.config import register_schemas, validate
 from resnet_exp.models import stage_shapes
 
 CONF_DIR = REPO_ROOT / "conf"
-RECIPES = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-BENCH_RECIPES = ["resnet_v2_timing"]  # recipes of `python -m resnet_exp.bench +experiment=...`
+RECIPES = sorted(p.stem for p in [*(CONF_DIR / "experiment").glob("*.yaml"), *(CONF_DIR / "bench_recipe").glob("*.yaml")])
+BENCH_RECIPES = sorted(p.stem for p in (CONF_DIR / "bench_recipe").glob("*.yaml"))  # of `python -m resnet_exp.bench`
 SWEEP_RECIPE = "slim_bottleneck_block_order"  # run as its own sweep below
 TRAIN_RECIPES = [r for r in RECIPES if r not in BENCH_RECIPES]
 
@@ -75,7 +75,7 @@ TINY = ["data=synthetic", "data.image_size=16", "data.resize=null", "data.train_
         "trainer.max_epochs=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
         "logger.wandb.mode=disabled"]
 # Added with ++ so it works whether or not conf/hydra/default.yaml already lists it.
-REPORT_CALLBACK = "++hydra.callbacks.sweep_report._target_=resnet_exp.sweep_report.SweepReport"
+REPORT_CALLBACK = "++hydra.callbacks.sweep_report._target_=resnet_exp.report.sweep.SweepReport"
 
 
 def value(cfg: Any, key: str) -> Any:
@@ -89,7 +89,7 @@ def compose_recipe(recipe: str, *overrides: str) -> Any:
     bench = recipe in BENCH_RECIPES
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="bench" if bench else "config", return_hydra_config=True,
-                       overrides=[f"+experiment={recipe}" if bench else f"experiment={recipe}", *overrides])
+                       overrides=[f"bench_recipe={recipe}" if bench else f"experiment={recipe}", *overrides])
 
 
 def test_every_recipe_is_covered() -> None:
@@ -104,7 +104,7 @@ def test_recipe_composes_with_its_numbers(recipe: str) -> None:
         got = value(cfg, key)
         assert got == (pytest.approx(expected) if isinstance(expected, float) else expected), key
     assert value(cfg, "hydra.sweeper.params") == (axes or None)
-    assert cfg.hydra.runtime.choices.get("experiment") == recipe
+    assert cfg.hydra.runtime.choices.get("bench_recipe" if recipe in BENCH_RECIPES else "experiment") == recipe
     HydraConfig.instance().set_config(cfg)  # paths.* interpolate hydra:runtime
     validate(cfg, groups=("arch", "bench", "speed") if recipe in BENCH_RECIPES else
              ("arch", "data", "module", "optimizer", "scheduler", "trainer", "speed"))
@@ -192,9 +192,9 @@ def test_block_order_recipe_is_a_sweep(tmp_path: Path) -> None:
 
 
 def test_timing_recipe_runs_on_the_bench(tmp_path: Path) -> None:
-    """`python -m resnet_exp.bench -m +experiment=resnet_v2_timing`: the four v2 nets, forward only."""
+    """`python -m resnet_exp.bench -m bench_recipe=resnet_v2_timing`: the four v2 nets, forward only."""
     sweep = tmp_path / "sweep"
-    proc = run_cli("resnet_exp.bench", "-m", "+experiment=resnet_v2_timing", "arch.width=0.125",
+    proc = run_cli("resnet_exp.bench", "-m", "bench_recipe=resnet_v2_timing", "arch.width=0.125",
                    "bench.image_size=32", "bench.batch_size=2", "bench.burn_in=1", "bench.batches=2",
                    "bench.num_classes=10", "bench.device=cpu", "bench.count_flops=false",
                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)

@@ -14,8 +14,9 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from cli_runner import explain, run_cli
-from resnet_exp.report import build_report, main
-from resnet_exp.sweep_report import SweepReport
+from resnet_exp.report.__main__ import main
+from resnet_exp.report.tables import build_report
+from resnet_exp.report.sweep import SweepReport
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COMMON = ["data=synthetic", "trainer.max_epochs=1"]

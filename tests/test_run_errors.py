@@ -21,7 +21,7 @@ BAD_INPUTS = [
     ("scheduler=step", ["scheduler=step", "cosine", "multistep", "none"]),
     ("arch.block_order=sideways", ["arch.block_order", "sideways", "pre"]),
     ("logger.wandb.mode=sometimes", ["logger.wandb.mode=sometimes", "offline", "disabled"]),
-    ("experiment=resnet_v2_timing", ["experiment=resnet_v2_timing", "python -m resnet_exp.bench"]),
+    ("experiment=resnet_v2_timing", ["experiment=resnet_v2_timing", "no such option", "cifar_depth_study"]),
 ]
 
 

@@ -95,7 +95,7 @@ def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path: Path
 def test_slurm_launcher_defaults_follow_the_trainer() -> None:
     from hydra import compose, initialize_config_dir
 
-    from resnet_exp.cli import CONF_DIR
+    from resnet_exp.config import CONF_DIR
     from resnet_exp.config import register_schemas
 
     register_schemas()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import sys
 from typing import Any, Optional
 
@@ -30,8 +29,3 @@ def compile_count() -> int:
     from torch._dynamo.utils import counters
 
     return counters["stats"]["unique_graphs"]
-
-
-def host_peak_rss_mb() -> float:
-    """Peak resident memory of this process, the CPU stand-in for peak device memory."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

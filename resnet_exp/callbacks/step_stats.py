@@ -24,6 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from resnet_exp.device import rounded
+
 CSV_COLUMNS = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup")
 STAT_KEYS = ("mean_ms", "std_ms", "min_ms", "median_ms", "p90_ms", "p99_ms", "max_ms")
 
@@ -42,11 +44,6 @@ class StepRow:
     def as_csv(self) -> Tuple[object, ...]:
         return (self.epoch, self.step, self.batch_size, rounded(self.device_ms), rounded(self.host_ms),
                 rounded(self.data_wait_ms), int(self.warmup))
-
-
-def rounded(value: Optional[float], digits: int = 4) -> Optional[float]:
-    """`value` rounded for results.json and the CSV; None for a missing or NaN value."""
-    return None if value is None or math.isnan(value) else round(float(value), digits)
 
 
 def describe(values: Sequence[float]) -> Dict[str, Optional[float]]:

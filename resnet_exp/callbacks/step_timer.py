@@ -30,9 +30,9 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from resnet_exp.callbacks.probes import compile_count, first_tensor, host_peak_rss_mb
-from resnet_exp.callbacks.step_stats import (StepRow, append_csv, continue_csv, per_epoch_stats, read_csv,
-                                             rounded, step_stats)
+from resnet_exp.callbacks.probes import compile_count, first_tensor
+from resnet_exp.device import peak_memory_mb, rounded
+from resnet_exp.callbacks.step_stats import StepRow, append_csv, continue_csv, per_epoch_stats, read_csv, step_stats
 
 log = logging.getLogger(__name__)
 
@@ -260,9 +260,7 @@ class StepTimer(Callback):
             self._log_epoch(trainer, stats, [r.device_ms for r in rows if not r.warmup])
 
     def _peak_mem_mb(self) -> float:
-        if self._cuda:
-            return torch.cuda.max_memory_allocated(self._device) / 2**20
-        return host_peak_rss_mb()
+        return peak_memory_mb(self._device if self._cuda else torch.device("cpu"))
 
     def _log_epoch(self, trainer: pl.Trainer, stats: Dict[str, Any], device_ms: List[float]) -> None:
         metrics = {f"{PREFIX}{k}": float(v) for k, v in stats.items()

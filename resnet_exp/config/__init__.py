@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -11,6 +12,8 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from resnet_exp.config.resolvers import register_resolvers
 from resnet_exp.errors import ConfigError
 
+# The config tree; absolute, so every entry point finds it however it is started.
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Modules with a `register(cs)` that stores their schemas under the `schema/` group.
 SCHEMA_MODULES = ("resnet_exp.config.arch", "resnet_exp.config.data", "resnet_exp.config.training",
                   "resnet_exp.config.speed", "resnet_exp.config.bench")

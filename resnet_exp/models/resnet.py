@@ -47,6 +47,19 @@ class ArchSpec:
         per_unit = 2 if self.block == BlockType.basic else 3
         return per_unit * sum(self.blocks) + 2
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest image side the net sees whole: the stem kernel, and one pixel per position
+        of the last feature map (image / total stride >= 1)."""
+        total = self.stem_stride * (2 if self.stem_pool else 1)
+        for stride in self.strides:
+            total *= stride
+        return max(self.stem_kernel, total)
+
+    def describe_stem(self) -> str:
+        pool = " + 3x3/2 max-pool" if self.stem_pool else ""
+        return f"stem {self.stem_kernel}x{self.stem_kernel}/{self.stem_stride}{pool}"
+
     def as_dict(self) -> Dict[str, object]:
         """Plain values (enums as strings), e.g. for logging."""
         return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(self).items()}

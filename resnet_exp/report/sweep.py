@@ -3,7 +3,7 @@
 Configured under `hydra.callbacks` (conf/hydra/default.yaml):
 
     sweep_report:
-      _target_: resnet_exp.sweep_report.SweepReport
+      _target_: resnet_exp.report.sweep.SweepReport
 
 - after each job of a multirun: a job that raised gets `job_status.json` (status `failed`, the
   error in one line) in its folder, then summary.csv / summary.md / plots are rebuilt, so a sweep
@@ -11,8 +11,8 @@ Configured under `hydra.callbacks` (conf/hydra/default.yaml):
 - at the end of the multirun: the report once more, its path in the log and, when wandb can log
   online, the table and plots as one extra run (job type `sweep_report`) in the sweep's group.
 
-Never fails a sweep: a problem with the report is logged as a warning. Skips bench sweeps (their
-table is `resnet_exp.bench.SweepTable`) and every rank but the first of a multi-process job.
+Never fails a sweep: a problem with the report is logged as a warning. Skips every rank but the
+first of a multi-process job.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from resnet_exp.report import Report, build_report, public_rows
-from resnet_exp.report_rows import COLUMNS, JOB_STATUS_FILE
+from resnet_exp.errors import first_line
+from resnet_exp.report.tables import Report, build_report, public_rows
+from resnet_exp.report import JOB_STATUS_FILE
+from resnet_exp.report.rows import COLUMNS
 from resnet_exp.results import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,11 @@ def _rank_zero() -> bool:
 def _one_line(exc: Any) -> str:
     if exc is None:
         return ""
-    from resnet_exp.cli import describe_user_error
+    from resnet_exp.app.cli import describe_user_error
 
     message = describe_user_error(exc) if isinstance(exc, BaseException) else None
     if message is None:
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        first = first_line(exc)
         message = f"{type(exc).__name__}: {first}" if isinstance(exc, BaseException) else first
     return message[:500]
 
@@ -72,7 +74,7 @@ class SweepReport(Callback):
 
     @staticmethod
     def _applies(config: DictConfig) -> bool:
-        return _is_multirun(config) and "bench" not in config and _rank_zero()
+        return _is_multirun(config) and _rank_zero()
 
     def _build(self, config: DictConfig) -> Optional[Report]:
         try:
@@ -90,7 +92,7 @@ class SweepReport(Callback):
             self._build(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not (_is_multirun(config) and "bench" not in config and _rank_zero()):
+        if not (_is_multirun(config) and _rank_zero()):
             return
         report = self._build(config)
         if report is None:
@@ -122,7 +124,7 @@ def _wandb_online(config: DictConfig) -> bool:
         return True
     if mode != "auto" or os.environ.get("WANDB_MODE") in ("offline", "disabled", "dryrun"):
         return False
-    from resnet_exp.loggers import wandb_credentials_configured
+    from resnet_exp.callbacks.loggers import wandb_credentials_configured
 
     return wandb_credentials_configured()
 

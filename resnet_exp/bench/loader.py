@@ -1,8 +1,8 @@
 """Loader throughput: images/s delivered by each loader path, CIFAR-10-shaped uint8 data, standard
 augmentation (pad-4 crop + flip) and normalisation, as training sees it.
 
-    python -m resnet_exp.data.bench                       # torch loader (0 and 2 workers) + gpu path
-    python -m resnet_exp.data.bench --workers 0,2,4,8 --batch-size 512 --consumer resnet18
+    python -m resnet_exp.bench.loader                       # torch loader (0 and 2 workers) + gpu path
+    python -m resnet_exp.bench.loader --workers 0,2,4,8 --batch-size 512 --consumer resnet18
 
 The gpu path runs on CUDA when available, else on CPU tensors (a correctness/overhead figure only).
 `--consumer resnet18` also measures how many images/s a ResNet-18 train step (torchvision, CIFAR-10
@@ -22,11 +22,7 @@ from resnet_exp.data.datamodule import _UInt8Dataset
 from resnet_exp.data.gpu_loader import GpuLoader
 from resnet_exp.data.specs import SPECS
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from resnet_exp.device import synchronize
 
 
 def _measure(loader, batches: int, device: torch.device, warmup: int = 3) -> float:
@@ -34,7 +30,7 @@ def _measure(loader, batches: int, device: torch.device, warmup: int = 3) -> flo
     it = iter(loader)
     for _ in range(warmup):
         x, _ = next(it)
-    _sync(device)
+    synchronize(device)
     start, n = time.perf_counter(), 0
     for _ in range(batches):
         try:
@@ -44,7 +40,7 @@ def _measure(loader, batches: int, device: torch.device, warmup: int = 3) -> flo
             x, y = next(it)
         x = x.to(device, non_blocking=True)
         n += x.shape[0]
-    _sync(device)
+    synchronize(device)
     return n / (time.perf_counter() - start)
 
 
@@ -66,11 +62,11 @@ def _consumer(device: torch.device, batch_size: int, steps: int) -> float:
 
     for _ in range(3):
         step()
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    synchronize(device)
     return steps * batch_size / (time.perf_counter() - start)
 
 

@@ -23,15 +23,11 @@ from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from resnet_exp import speed
-from resnet_exp.cli import CONF_DIR
-from resnet_exp.config import register_schemas, validate
+from resnet_exp.config import CONF_DIR, register_schemas, validate
+from resnet_exp.device import synchronize
+from resnet_exp.pipeline import Parts, build_parts
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+REPO_ROOT = CONF_DIR.parent
 
 
 class EpochClock(Callback):
@@ -42,14 +38,14 @@ class EpochClock(Callback):
         self.epochs: List[List[tuple]] = []  # per epoch: [start, end of batch 1, ...] as clock()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        _sync(pl_module.device)
+        synchronize(pl_module.device)
         self._stamps = [clock()]
 
     def on_train_batch_end(self, *args: Any) -> None:
         self._stamps.append(clock())
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        _sync(pl_module.device)
+        synchronize(pl_module.device)
         self._stamps[-1] = clock()  # the last batch's device work included
         self.epochs.append(self._stamps)
 
@@ -61,11 +57,11 @@ class SyncReference(Callback):
         self.ms: List[float] = []
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        _sync(pl_module.device)
+        synchronize(pl_module.device)
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        _sync(pl_module.device)
+        synchronize(pl_module.device)
         self.ms.append((time.perf_counter() - self._start) * 1e3)
 
 
@@ -118,18 +114,20 @@ def quiet() -> Iterable[None]:
             lg.setLevel(level)
 
 
-def framework_fit(cfg: DictConfig, before_fit: Optional[Callable[[Dict[str, Any]], None]] = None
-                  ) -> Dict[str, Any]:
-    """Build every part as `resnet_exp.run` does and fit; return the parts and the callbacks."""
-    from resnet_exp.run import build_parts
+def framework_fit(cfg: DictConfig, before_fit: Callable[[Parts], None] | None = None) -> Parts:
+    """Build every part as `resnet_exp.run` does and fit; return the parts."""
 
     with quiet():
         parts = build_parts(cfg)
         if before_fit is not None:
             before_fit(parts)
-        parts["trainer"].fit(parts["module"], datamodule=parts["datamodule"])
-    callbacks = {type(cb).__name__: cb for cb in parts["trainer"].callbacks}
-    return {**parts, "callbacks": callbacks}
+        parts.trainer.fit(parts.module, datamodule=parts.datamodule)
+    return parts
+
+
+def callback(parts: Parts, name: str) -> Any:
+    """The trainer's callback of class `name`."""
+    return next(cb for cb in parts.trainer.callbacks if type(cb).__name__ == name)
 
 
 def make_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -150,7 +148,7 @@ def plain_loop(model: nn.Module, optimizer: torch.optim.Optimizer, loader_fn: Ca
     criterion = nn.CrossEntropyLoss()
     out = []
     for _ in range(epochs):
-        _sync(device)
+        synchronize(device)
         stamps = [clock()]
         for images, labels in loader_fn():
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -163,7 +161,7 @@ def plain_loop(model: nn.Module, optimizer: torch.optim.Optimizer, loader_fn: Ca
             loss.backward()
             optimizer.step()
             stamps.append(clock())
-        _sync(device)
+        synchronize(device)
         stamps[-1] = clock()
         out.append(stamps)
     return out

@@ -1,4 +1,4 @@
-"""Measure and regenerate BENCHMARKS.md: `python -m resnet_exp.benchmarks [--sections cpu gpu]`.
+"""Measure and regenerate BENCHMARKS.md: `python -m resnet_exp.bench.suite [--sections cpu gpu]`.
 
 CPU: the framework's training step against a plain PyTorch loop, and the step timer on vs off.
 GPU (CUDA only): training images/s and MFU, the step timer against a synchronize-per-batch
@@ -22,32 +22,15 @@ from typing import Any, Dict, List, Mapping, Optional
 import pytorch_lightning as pl
 import torch
 
-from resnet_exp.benchmarks import harness, report
+from resnet_exp.bench.suite import harness, markdown
+from resnet_exp.device import environment
 
-GPU_COMMAND = "python -m resnet_exp.benchmarks --sections gpu"
+GPU_COMMAND = "python -m resnet_exp.bench.suite --sections gpu"
 GPU_CACHE = harness.REPO_ROOT / "outputs" / "benchmarks" / "gpu_results.json"
 
 
-def environment() -> Dict[str, Any]:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "cpu": cpu, "cpu_count": os.cpu_count(), "load": f"{load:.1f}",
-        "torch": torch.__version__, "cuda": torch.version.cuda, "lightning": pl.__version__,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
 def parse(argv: Optional[List[str]]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m resnet_exp.benchmarks", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m resnet_exp.bench.suite", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sections", nargs="+", choices=("cpu", "gpu"), default=None,
                    help="what to measure (default: cpu, plus gpu when CUDA is available)")
@@ -81,15 +64,15 @@ def parse(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def pending_gpu(existing: str, new: Dict[str, str], env: Mapping[str, Any]) -> None:
     """Without GPU figures (now or from before), the GPU section says how to produce them."""
-    old_gpu = [body for t, body in report.split_sections(existing) if t.startswith("## GPU")]
-    if report.GPU_TITLE not in new and (not old_gpu or report.PENDING in old_gpu[0]):
-        new[report.GPU_TITLE] = report.gpu_pending_section(
+    old_gpu = [body for t, body in markdown.split_sections(existing) if t.startswith("## GPU")]
+    if markdown.GPU_TITLE not in new and (not old_gpu or markdown.PENDING in old_gpu[0]):
+        new[markdown.GPU_TITLE] = markdown.gpu_pending_section(
             GPU_COMMAND, f"no GPU was available when these figures were taken ({env['date']})")
 
 
 def render(args: argparse.Namespace) -> None:
     """Rewrite BENCHMARKS.md's sections from an earlier run's raw results (no measuring)."""
-    from resnet_exp.benchmarks import cpu
+    from resnet_exp.bench.suite import cpu
 
     raw = json.loads(Path(args.render).read_text())
     env, command = raw["environment"], raw["command"]
@@ -97,13 +80,13 @@ def render(args: argparse.Namespace) -> None:
     if raw.get("cpu") and raw.get("cpu_probe"):
         for part in (raw["cpu"], raw["cpu_probe"]):
             part.update(cpu.summarize(part["rounds_raw"]))
-        new[report.CPU_TITLE] = report.cpu_section(raw["cpu"], raw["cpu_probe"], env, command)
+        new[markdown.CPU_TITLE] = markdown.cpu_section(raw["cpu"], raw["cpu_probe"], env, command)
     if raw.get("gpu"):
-        new[report.GPU_TITLE] = report.gpu_section(raw["gpu"], env, command)
+        new[markdown.GPU_TITLE] = markdown.gpu_section(raw["gpu"], env, command)
     output = Path(args.output)
     existing = output.read_text() if output.exists() else ""
     pending_gpu(existing, new, env)
-    text = report.merge(existing, new)
+    text = markdown.merge(existing, new)
     print(text) if args.no_write else output.write_text(text)
 
 
@@ -111,7 +94,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse(argv)
     if args.render:
         return render(args)
-    command = "python -m resnet_exp.benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = "python -m resnet_exp.bench.suite " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     sections = args.sections or (["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"])
     env = environment()
     raw: Dict[str, Any] = {"environment": env, "command": command.strip()}
@@ -121,7 +104,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     if "cpu" in sections:
-        from resnet_exp.benchmarks import cpu
+        from resnet_exp.bench.suite import cpu
 
         log("cpu: framework vs plain loop, step timer on vs off")
         raw["cpu"] = cpu.run(arch=args.arch, width=args.width, image=args.image_size, batch=args.batch_size,
@@ -131,9 +114,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         raw["cpu_probe"] = cpu.run(arch=args.arch, width=0.0625, image=8, batch=4, steps=args.probe_steps,
                                    epochs=2, rounds=args.probe_rounds, threads=args.threads, log=log)
         env["load"] = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else env["load"]
-        new[report.CPU_TITLE] = report.cpu_section(raw["cpu"], raw["cpu_probe"], env, command.strip())
+        new[markdown.CPU_TITLE] = markdown.cpu_section(raw["cpu"], raw["cpu_probe"], env, command.strip())
     if "gpu" in sections:
-        from resnet_exp.benchmarks import gpu
+        from resnet_exp.bench.suite import gpu
 
         if torch.cuda.is_available():
             log(f"gpu: {env['gpu']}")
@@ -142,13 +125,13 @@ def main(argv: Optional[List[str]] = None) -> None:
                                  archs=args.gpu_archs, parts=args.gpu_parts, previous=previous, log=log)
             GPU_CACHE.parent.mkdir(parents=True, exist_ok=True)
             GPU_CACHE.write_text(json.dumps(raw["gpu"], indent=2, default=str) + "\n")
-            new[report.GPU_TITLE] = report.gpu_section(raw["gpu"], env, command.strip())
+            new[markdown.GPU_TITLE] = markdown.gpu_section(raw["gpu"], env, command.strip())
         else:
             log("gpu: no CUDA device here; the GPU section says how to produce it")
     output = Path(args.output)
     existing = output.read_text() if output.exists() else ""
     pending_gpu(existing, new, env)
-    text = report.merge(existing, new)
+    text = markdown.merge(existing, new)
     folder = harness.REPO_ROOT / "outputs" / "benchmarks" / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "benchmarks.json").write_text(json.dumps(raw, indent=2, default=str) + "\n")

@@ -18,10 +18,9 @@ from typing import Any, Dict, List, Mapping, Optional
 import yaml
 
 from resnet_exp.errors import UserError
+from resnet_exp.report import JOB_STATUS_FILE
 from resnet_exp.results import RESULTS_FILE
 
-# Written by the sweep callback into a job folder when the job raised (the folder may hold only it).
-JOB_STATUS_FILE = "job_status.json"
 # The public keys of a row, in table order (a row also holds private `_num` and `_overrides`).
 COLUMNS = ("job", "status", "overrides", "arch", "depth", "block_order", "data", "params",
            "val_acc_best", "test_acc", "step_median_ms", "images_per_s", "wall_time_s", "error")

@@ -27,7 +27,7 @@ from typing import Any, Dict, List
 import torch
 from hydra.utils import instantiate
 
-from resnet_exp.benchmarks import harness
+from resnet_exp.bench.suite import harness
 from resnet_exp.callbacks import StepTimer
 
 
@@ -38,7 +38,7 @@ def base_overrides(arch: str, width: float, image: int, batch: int, steps: int, 
         f"arch={arch}", f"arch.width={width}", "trainer.accelerator=cpu", "trainer.devices=1",
         f"trainer.max_epochs={epochs}", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
         "logger.wandb.mode=disabled", "callbacks.model_summary=null",
-        "+callbacks.epoch_clock._target_=resnet_exp.benchmarks.harness.EpochClock",
+        "+callbacks.epoch_clock._target_=resnet_exp.bench.suite.harness.EpochClock",
     ]
 
 
@@ -63,7 +63,7 @@ def run(arch: str = "resnet18", width: float = 0.25, image: int = 32, batch: int
     hook_timers: List[harness.HookTimer] = []
 
     def instrument(parts: Dict[str, Any]) -> None:
-        timer = next(cb for cb in parts["trainer"].callbacks if isinstance(cb, StepTimer))
+        timer = next(cb for cb in parts.trainer.callbacks if isinstance(cb, StepTimer))
         hook_timers.append(harness.HookTimer(timer))
 
     for r in range(rounds):
@@ -82,7 +82,7 @@ def run(arch: str = "resnet18", width: float = 0.25, image: int = 32, batch: int
             else:
                 cfg = harness.compose_run_config(variants[name], out)
                 fit = harness.framework_fit(cfg, before_fit=instrument if name == "framework" else None)
-                stamps = fit["callbacks"]["EpochClock"].epochs
+                stamps = harness.callback(fit, "EpochClock").epochs
             for kind, value in harness.step_ms(stamps).items():
                 if kind in figures:
                     figures[kind][name].append(value)

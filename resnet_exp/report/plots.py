@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Sequence
 
 from resnet_exp.report import ACCURACY_PNG, STEP_TIME_PNG
-from resnet_exp.report_rows import finite
+from resnet_exp.report.rows import finite
 from resnet_exp.results import write_atomic
 
 

@@ -33,7 +33,7 @@ class ValidateSweep(Callback):
         from hydra.core.hydra_config import HydraConfig
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        from resnet_exp.cli import USER_ERROR_EXIT_CODE, describe_user_error
+        from resnet_exp.app.cli import USER_ERROR_EXIT_CODE, describe_user_error
         from resnet_exp.config import validate
 
         hc = config.hydra

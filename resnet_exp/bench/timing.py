@@ -19,40 +19,15 @@ import torch
 from torch import nn
 
 from resnet_exp import speed
+from resnet_exp.device import AUTOCAST, peak_memory_mb, peak_tflops, rounded
 
 log = logging.getLogger(__name__)
 
-# Lightning precision -> autocast dtype (no entry: plain fp32, no autocast).
-AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 # The keys of a `benchmark` row, in bench.csv order.
 COLUMNS = ("arch", "block_order", "device", "dtype", "batch_size", "image_size", "mode", "mean_ms",
            "std_ms", "median_ms", "min_ms", "max_ms", "images_per_s", "peak_mem_mb",
            "gflop_per_batch", "tflop_per_s", "mfu", "channels_last", "cudnn_benchmark", "compile",
            "timer", "batches", "burn_in", "params")
-# Dense peak TFLOP/s by device name (bf16/fp16 tensor cores, TF32, plain fp32), from the vendors'
-# data sheets (without sparsity). MFU is left empty for devices not listed: pass bench.peak_tflops.
-PEAK_TFLOPS = (
-    ("H200", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),
-    ("H100 PCIe", {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2}),
-    ("H100 NVL", {"bf16": 835.0, "tf32": 417.5, "fp32": 60.0}),
-    ("H100", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),
-    ("A100", {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5}),
-    ("L4", {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3}),
-)
-
-
-def peak_tflops(device: torch.device, precision: str, tf32: bool) -> Optional[float]:
-    """The device's dense peak TFLOP/s for MFU; None off CUDA or for a device not in PEAK_TFLOPS."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    kind = "bf16" if precision in AUTOCAST else ("tf32" if tf32 else "fp32")
-    for key, peaks in PEAK_TFLOPS:
-        if key in name:
-            return peaks[kind]
-    return None
-
-
 def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> Optional[int]:
     """FLOPs of one batch of `mode` (forward; forward + backward for the training modes), counted
     by torch.utils.flop_counter on a copy of the model on the meta device (nothing computed)."""
@@ -137,16 +112,6 @@ def time_batches(step: Callable[[], None], device: torch.device, burn_in: int, b
     return [start.elapsed_time(end) for start, end in events]
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
-
-
-def _r(value: Optional[float], digits: int = 3) -> Optional[float]:
-    return None if value is None else round(float(value), digits)
-
-
 def benchmark(model: nn.Module, *, arch: str, block_order: str, modes: Sequence[str],
               batch_size: int, image_size: int, in_channels: int, num_classes: int,
               device: torch.device, plan: speed.SpeedPlan, burn_in: int, batches: int,
@@ -181,13 +146,13 @@ def benchmark(model: nn.Module, *, arch: str, block_order: str, modes: Sequence[
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
             "dtype": "bf16" if autocast_dtype == torch.bfloat16 else "fp16" if autocast_dtype else "fp32",
             "batch_size": batch_size, "image_size": image_size, "mode": mode,
-            "mean_ms": _r(ms.mean()), "std_ms": _r(ms.std()), "median_ms": _r(np.median(ms)),
-            "min_ms": _r(ms.min()), "max_ms": _r(ms.max()),
-            "images_per_s": _r(batch_size / mean_s, 1),
-            "peak_mem_mb": _r(peak_memory_mb(device), 1),
-            "gflop_per_batch": _r(flops[mode] / 1e9 if flops[mode] else None, 2),
-            "tflop_per_s": _r(tflops, 6),
-            "mfu": _r(tflops / peak if tflops and peak else None, 4),
+            "mean_ms": rounded(ms.mean()), "std_ms": rounded(ms.std()), "median_ms": rounded(np.median(ms)),
+            "min_ms": rounded(ms.min()), "max_ms": rounded(ms.max()),
+            "images_per_s": rounded(batch_size / mean_s, 1),
+            "peak_mem_mb": rounded(peak_memory_mb(device), 1),
+            "gflop_per_batch": rounded(flops[mode] / 1e9 if flops[mode] else None, 2),
+            "tflop_per_s": rounded(tflops, 6),
+            "mfu": rounded(tflops / peak if tflops and peak else None, 4),
             "channels_last": plan.channels_last, "cudnn_benchmark": plan.cudnn_benchmark,
             "compile": plan.compile, "timer": timer if device.type == "cuda" else "host",
             "batches": batches, "burn_in": burn_in, "params": params,

@@ -30,8 +30,9 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from resnet_exp import speed
-from resnet_exp.bench_timing import count_flops, peak_tflops
-from resnet_exp.benchmarks import harness
+from resnet_exp.bench.timing import count_flops
+from resnet_exp.device import peak_tflops
+from resnet_exp.bench.suite import harness
 
 SEED_ARCHS = ("resnet50v2", "resnet101v2", "resnet152v2", "resnet200v2")
 SWITCHES = (  # (label, bench overrides) measured one at a time against the defaults
@@ -50,7 +51,7 @@ def overrides(arch: str, batch: int, steps: int, epochs: int, accelerator: str =
         f"data.test_size={batch}", "data.num_workers=0", f"data.batch_size={batch}", f"arch={arch}",
         f"trainer.accelerator={accelerator}", "trainer.devices=1", f"trainer.max_epochs={epochs}",
         "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "logger.wandb.mode=disabled",
-        "callbacks.model_summary=null", "+callbacks.epoch_clock._target_=resnet_exp.benchmarks.harness.EpochClock",
+        "callbacks.model_summary=null", "+callbacks.epoch_clock._target_=resnet_exp.bench.suite.harness.EpochClock",
     ]
 
 
@@ -61,26 +62,26 @@ def _fit(ov: Sequence[str], out: Path) -> Dict[str, Any]:
 def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log=print,
                accelerator: str = "gpu") -> Dict[str, Any]:
     """All training figures of one arch (`accelerator=cpu`: a dry run of this code, for tests)."""
-    from resnet_exp.benchmarks.cpu import without_checkpoints
+    from resnet_exp.bench.suite.cpu import without_checkpoints
 
     ov = without_checkpoints(overrides(arch, batch, steps, epochs, accelerator), work / "probe")
     res: Dict[str, Any] = {"arch": arch, "batch_size": batch, "steps_per_epoch": steps, "epochs": epochs}
 
     fit = _fit(ov, work / f"{arch}_fw")
-    device = fit["module"].device
-    plan: speed.SpeedPlan = fit["speed"]
+    device = fit.module.device
+    plan: speed.SpeedPlan = fit.speed
     res["speed"] = plan.as_dict()
-    res["framework_ms"] = harness.step_ms(fit["callbacks"]["EpochClock"].epochs)["mean"]
-    res["step_timer"] = fit["callbacks"]["StepTimer"].summary()
+    res["framework_ms"] = harness.step_ms(harness.callback(fit, "EpochClock").epochs)["mean"]
+    res["step_timer"] = harness.callback(fit, "StepTimer").summary()
     res["step_timer"].pop("per_epoch", None)
     log(f"  {arch}: framework {res['framework_ms']:.2f} ms/batch")
 
     off = _fit(ov + ["callbacks.step_timer=null"], work / f"{arch}_off")
-    res["framework_no_timer_ms"] = harness.step_ms(off["callbacks"]["EpochClock"].epochs)["mean"]
+    res["framework_no_timer_ms"] = harness.step_ms(harness.callback(off, "EpochClock").epochs)["mean"]
 
-    ref = _fit(ov + ["+callbacks.sync_reference._target_=resnet_exp.benchmarks.harness.SyncReference"],
+    ref = _fit(ov + ["+callbacks.sync_reference._target_=resnet_exp.bench.suite.harness.SyncReference"],
                work / f"{arch}_sync")
-    timer, sync = ref["callbacks"]["StepTimer"], ref["callbacks"]["SyncReference"]
+    timer, sync = harness.callback(ref, "StepTimer"), harness.callback(ref, "SyncReference")
     pairs = [(row.device_ms, ms) for row, ms in zip(timer.rows, sync.ms) if not row.warmup]
     res["events_mean_ms"] = statistics.mean(p[0] for p in pairs)
     res["sync_mean_ms"] = statistics.mean(p[1] for p in pairs)
@@ -97,9 +98,9 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log=p
             if cuda:
                 torch.cuda.set_sync_debug_mode("default")
     syncs = [w for w in caught if "synchroniz" in str(w.message)]
-    res["host_syncs_per_step"] = len(syncs) / max(probe["trainer"].global_step, 1)
+    res["host_syncs_per_step"] = len(syncs) / max(probe.trainer.global_step, 1)
 
-    datamodule = fit["datamodule"]  # still attached to its trainer: GPU loader on this device
+    datamodule = fit.datamodule  # still attached to its trainer: GPU loader on this device
     autocast = torch.bfloat16 if plan.precision == "bf16-mixed" else None
     cfg = harness.compose_run_config(ov, work / f"{arch}_plain")
     model = plan.prepare_model(harness.run_model(cfg, datamodule).to(device))
@@ -116,7 +117,7 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log=p
                                 plan.channels_last)
     res["torchvision_ms"] = harness.step_ms(stamps)["mean"]
 
-    flops = count_flops(fit["model"], (1, 3, 32, 32), "train")
+    flops = count_flops(fit.model, (1, 3, 32, 32), "train")
     peak = peak_tflops(device, plan.precision, plan.tf32)
     res["device"] = torch.cuda.get_device_name(device) if cuda else str(device)
     res["peak_tflops"] = peak

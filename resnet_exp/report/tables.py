@@ -1,37 +1,19 @@
-"""The report of a sweep: `python -m resnet_exp.report <sweep dir>`.
-
-Reads every job folder of a Hydra multirun folder (a sub-folder holding `.hydra/`, and
-`results.json` once the job finished) into rows (`resnet_exp.report_rows`) and writes into the
-sweep folder:
-
-    summary.csv                 one row per job, raw numbers (accuracies as fractions)
-    summary.md                  the same as a Markdown table (accuracies in %)
-    accuracy_vs_depth.png       test (solid) and best validation (dashed) accuracy, one line per block order
-    step_time_vs_depth.png      median training step time, one line per block order
-
-A job without `results.json` is `failed` when it left an error behind (`job_status.json` written
-by the sweep callback, or a traceback in its log) and `interrupted` otherwise. The same report is
-built at the end of every multirun by `resnet_exp.sweep_report.SweepReport`; this CLI rebuilds it
-for any sweep folder, also one whose sweep was interrupted. No Hydra and no torch here.
-"""
+"""Tables of a sweep report: the rows of every job as summary.csv and summary.md in the sweep folder,
+and `build_report`, which writes them and the plots. No Hydra and no torch here."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from resnet_exp.errors import UserError
-from resnet_exp.report_rows import COLUMNS, finite, read_sweep, sweep_axes
+from resnet_exp.report import SUMMARY_CSV, SUMMARY_MD
+from resnet_exp.report.rows import COLUMNS, finite, read_sweep, sweep_axes
 from resnet_exp.results import write_atomic
 
-SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
-ACCURACY_PNG, STEP_TIME_PNG = "accuracy_vs_depth.png", "step_time_vs_depth.png"
 MD_HEADERS = {
     "job": "job", "status": "status", "overrides": "overrides", "arch": "arch", "depth": "depth",
     "block_order": "block order", "data": "data", "params": "params", "val_acc_best": "best val acc %",
@@ -124,7 +106,7 @@ def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
     write_atomic(sweep_dir / SUMMARY_MD, lambda handle: handle.write(md))
     report.files += [sweep_dir / SUMMARY_CSV, sweep_dir / SUMMARY_MD]
     if plots:
-        from resnet_exp.report_plots import write_plots  # matplotlib only when plotting
+        from resnet_exp.report.plots import write_plots  # matplotlib only when plotting
 
         written, report.skipped_plots = write_plots(rows, sweep_dir)
         report.files += written
@@ -134,32 +116,3 @@ def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
 def public_rows(report: Report) -> List[Dict[str, Any]]:
     """The rows without the report's private keys (for tables elsewhere, e.g. wandb)."""
     return [{c: r.get(c) for c in COLUMNS} for r in report.rows]
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m resnet_exp.report",
-        description="Summarise a Hydra multirun folder: summary.csv, summary.md and plots "
-                    "(accuracy and step time vs depth, one line per block order) in that folder.")
-    parser.add_argument("sweep_dir", help="the sweep folder, e.g. outputs/train/multiruns/<time>")
-    parser.add_argument("--no-plots", action="store_true", help="write only summary.csv and summary.md")
-    parser.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
-    args = parser.parse_args(argv)
-    try:
-        report = build_report(args.sweep_dir, plots=not args.no_plots)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # e.g. a sweep folder we may read but not write
-        print(f"error: {args.sweep_dir}: cannot write the report: {exc}", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        print((report.sweep_dir / SUMMARY_MD).read_text())
-    for name in report.skipped_plots:
-        print(f"no plot {name}: no completed job with a depth and that metric")
-    print("wrote " + ", ".join(str(p) for p in report.files))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,22 +27,16 @@ from hydra.errors import (
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from resnet_exp.errors import UserError
+from resnet_exp.errors import UserError, first_line
 
 USER_ERROR_EXIT_CODE = 2
-# Absolute, so the entry points find it however they are started (python -m, console script).
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
 def _missing_option(exc: MissingConfigException) -> str:
     group, _, choice = (exc.missing_cfg_file or "").rpartition("/")
     options = ", ".join(sorted(exc.options or []))
     if not group:
-        return _first_line(str(exc))
+        return first_line(str(exc))
     return f"{group}={choice}: no such option; choose one of: {options}"
 
 
@@ -54,7 +48,7 @@ def _omegaconf_problem(exc: OmegaConfBaseException, override: str) -> str:
         hint = f"did you mean {guess[0]}? " if guess else ""
         return (f"{key}: unknown key; {hint}known keys here: {', '.join(known)} "
                 f"(add a new one with +{key}=...)")
-    return f"{key}: {_first_line(str(exc))}"
+    return f"{key}: {first_line(str(exc))}"
 
 
 def describe_user_error(exc: BaseException) -> str | None:
@@ -70,12 +64,12 @@ def describe_user_error(exc: BaseException) -> str | None:
         # A target rejecting its arguments is the user's doing; anything else is a bug.
         if not isinstance(cause, (ValueError, TypeError)) and type(cause).__name__ != "MisconfigurationException":
             return None
-        return f"{_first_line(str(exc))} {type(cause).__name__}: {_first_line(str(cause))}"
+        return f"{first_line(str(exc))} {type(cause).__name__}: {first_line(str(cause))}"
     if isinstance(exc, ConfigCompositionException) and isinstance(exc.__cause__, OmegaConfBaseException):
-        override = _first_line(str(exc)).split("'")[1] if "'" in str(exc) else ""
+        override = first_line(str(exc)).split("'")[1] if "'" in str(exc) else ""
         return _omegaconf_problem(exc.__cause__, override)
     if isinstance(exc, CompactHydraException):
-        return _first_line(str(exc))
+        return first_line(str(exc))
     if isinstance(exc, OmegaConfBaseException):
         return _omegaconf_problem(exc, "")
     return None

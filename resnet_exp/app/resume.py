@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Mapping
 
-import torch
 from omegaconf import OmegaConf
 
+from resnet_exp.checkpoints import LAST_CHECKPOINT
 from resnet_exp.errors import UserError
 
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 RESUME_KEYS = ("resume", "ckpt_path")
+EVAL_OWN_GROUPS = ("logger", "callbacks", "task_name")
 
 
 def _value(args: list[str], key: str) -> str | None:
@@ -82,19 +81,8 @@ def eval_arguments(args: list[str]) -> list[str]:
     if not checkpoint.is_file():
         raise UserError(f"ckpt_path={ckpt_path}: no such file")
     run_dir = checkpoint.parent.parent
-    own = saved_overrides(run_dir) if _is_run_dir(run_dir) else []
+    # The run's loggers and callbacks are training's; conf/eval.yaml chooses its own.
+    own = [o for o in (saved_overrides(run_dir) if _is_run_dir(run_dir) else [])
+           if not _key(o).startswith(EVAL_OWN_GROUPS)]
     typed = [a for a in args if not a.startswith("ckpt_path=")]
-    return [*own, "task_name=eval", *typed, f"ckpt_path={checkpoint}"]
-
-
-def check_checkpoint_fits(checkpoint: str, state: Mapping[str, torch.Tensor], arch: str) -> None:
-    """Fail in one line if the checkpoint's weights do not fit the model built from the config."""
-    # mmap: only the tensor headers are read, not the weights and optimizer state behind them.
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("state_dict", {})
-    missing = sorted(set(state) - set(saved))
-    if missing:
-        raise UserError(f"ckpt_path={checkpoint}: does not fit arch={arch}: {missing[0]} is not in it")
-    for key, tensor in state.items():
-        if tuple(saved[key].shape) != tuple(tensor.shape):
-            raise UserError(f"ckpt_path={checkpoint}: does not fit arch={arch}: {key} is "
-                            f"{list(saved[key].shape)} there, {list(tensor.shape)} here")
+    return [*own, *typed, f"ckpt_path={checkpoint}"]

@@ -1,0 +1,1 @@
+"""Running under Hydra: one-line errors (`cli`), `resume=`/`eval` argument expansion (`resume`), Hydra callbacks."""

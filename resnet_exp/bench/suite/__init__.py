@@ -1,0 +1,1 @@
+"""Benchmarks that regenerate BENCHMARKS.md: `python -m resnet_exp.bench.suite --help`."""

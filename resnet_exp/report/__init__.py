@@ -1,0 +1,20 @@
+"""Reports of runs and sweeps: `python -m resnet_exp.report <sweep dir>`.
+
+The report reads every job folder of a Hydra multirun folder (a sub-folder holding `.hydra/`, and
+`results.json` once the job finished) into rows (`rows.py`) and writes into the sweep folder:
+
+    summary.csv                 one row per job, raw numbers (accuracies as fractions)
+    summary.md                  the same as a Markdown table (accuracies in %)
+    accuracy_vs_depth.png       test (solid) and best validation (dashed) accuracy, one line per block order
+    step_time_vs_depth.png      median training step time, one line per block order
+
+A job without `results.json` is `failed` when it left an error behind (`job_status.json` written
+by the sweep callback, or a traceback in its log) and `interrupted` otherwise. The same report is
+built after every job of a multirun by `sweep.SweepReport`. The file names below are the package's
+own: nothing else writes or names them.
+"""
+
+SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
+ACCURACY_PNG, STEP_TIME_PNG = "accuracy_vs_depth.png", "step_time_vs_depth.png"
+# Written by the sweep callback into a job folder when the job raised (the folder may hold only it).
+JOB_STATUS_FILE = "job_status.json"
