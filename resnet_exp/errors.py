@@ -5,8 +5,10 @@ class UserError(Exception):
     """Bad input from the user (config, files, command line); its message is the whole story."""
 
 
-class ConfigError(UserError):
-    """The composed config is not acceptable: a value out of range or options that disagree."""
+class ConfigError(UserError, ValueError):
+    """The composed config is not acceptable: a value out of range or options that disagree.
+
+    Also a ValueError, so Python callers of `create_model` or `ImageDataModule` can catch it as one."""
 
 
 class DataError(UserError):

@@ -43,6 +43,8 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str], tuple[int, list[int]] 
     "basic_block_cifar10_96px": (
         {"arch.block": "basic", "arch.widths": [64, 128, 256, 512], "arch.stem_kernel": 7,
          "arch.stem_stride": 2, "arch.stem_padding": 0, "arch.stem_pool_padding": 0,
+         "arch.block_order": "relu_before_and_after_add", "arch.stem_norm": False, "arch.stem_bias": True,
+         "arch.projection_norm": False, "arch.projection_bias": True,
          "data.name": "cifar10", "data.resize": 96, "data.batch_size": 64,
          "optimizer._target_": "torch.optim.Adam", "optimizer.lr": 0.01, "trainer.max_epochs": 20},
         {}, (96, [22, 22, 11, 6, 3])),  # the notebook prints 22, 11, 6, 3 after its blocks 2-5

@@ -208,3 +208,21 @@ def test_callback_ignores_single_runs_and_bench_sweeps(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
     # A sweep folder the report cannot read is a warning, never an exception that stops the sweep.
     callback.on_multirun_end(job_config(tmp_path / "nothing_here", ""))
+
+
+def test_report_reads_depth_and_block_order_from_the_zoo_without_torch():
+    """The report's depth/order of every named arch equal the built spec's, and need no torch."""
+    import subprocess
+    import sys
+
+    from resnet_exp.models import list_models, resolve
+    from resnet_exp.report.rows import block_order_of, depth_of
+
+    for name in list_models():
+        if name != "custom":
+            spec = resolve(name)
+            assert (depth_of({}, name), block_order_of({}, name)) == (spec.depth, spec.block_order.value)
+    spec = resolve("resnet50", blocks=[1, 2, 1, 1])
+    assert depth_of({"blocks": [1, 2, 1, 1]}, "resnet50") == spec.depth
+    code = "import sys, resnet_exp.report.rows, resnet_exp.report.tables; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

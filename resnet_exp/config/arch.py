@@ -26,6 +26,7 @@ class ArchConfig:
     # Family depth: 6n+2 (cifar_resnet), 9n+2 (cifar_resnet_bottleneck), 18/34/50/101/152/200 (resnet).
     depth: Optional[int] = None
     # None = the arch's own (post for v1 names, pre for *v2); the YAML files spell it out.
+    # relu_before_and_after_add: Fig. 4c plus a ReLU after the addition (seed 002's unit).
     block_order: Optional[BlockOrder] = None
     stem: Stem = Stem.auto
     shortcut: Optional[Shortcut] = None  # None = family default (A for cifar_resnet, else B)
@@ -44,13 +45,20 @@ class ArchConfig:
     stem_width: Optional[int] = None
     stem_pool: Optional[bool] = None
     stem_pool_padding: Optional[int] = None  # 1 (default, "same") or 0 (seed 002's unpadded pool)
+    # Any stem: false = a bare stem conv, no BN-ReLU after it (seed 002); v2 stems are bare anyway.
+    stem_norm: bool = True
+    stem_bias: bool = False  # a bias on the stem conv (seed 002)
+    # 1x1 projection shortcuts: a norm after the conv (null = where the block order's branch ends
+    # in a norm, i.e. all but bn_after_add and pre), a bias on the conv (seed 002: bias, no norm).
+    projection_norm: Optional[bool] = None
+    projection_bias: bool = False
     zero_init_last: bool = False
     drop_path: float = 0.0
 
     def __post_init__(self) -> None:
         knobs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         knobs.pop("_target_")
-        resolve(**knobs)  # raises ValueError("<key>=<value>: <allowed>")
+        resolve(**knobs)  # raises ConfigError("<key>=<value>: <allowed>"), a ValueError
 
 
 def register(cs: ConfigStore) -> None:

@@ -3,11 +3,12 @@
 Parameter names follow torchvision (`conv1`, `bn1`, ..., `downsample.0/1`) so that its
 `state_dict` loads into the `post` order with `strict=True`. `bn{i}` always belongs to `conv{i}`:
 after it in the post-activation orders, before it in `pre` (so `bn1` normalises the block input).
+Each block order has its own small forward, written as its unit is drawn in He et al. 2016, Fig. 4.
 """
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
+from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -19,7 +20,8 @@ ActLayer = Callable[..., nn.Module]
 
 # Orders whose residual branch ends in a norm: the projection gets one too (its output is added to
 # a normalised branch) and zero_init_last zeroes that norm's gamma. The others zero the last conv.
-BRANCH_ENDS_IN_NORM = (BlockOrder.post, BlockOrder.relu_before_add, BlockOrder.relu_only_pre)
+BRANCH_ENDS_IN_NORM = (BlockOrder.post, BlockOrder.relu_before_add, BlockOrder.relu_only_pre,
+                       BlockOrder.relu_before_and_after_add)
 # Orders that activate the block input first; their projection sees the activated input (Fig. 4).
 PREACT_ORDERS = (BlockOrder.pre, BlockOrder.relu_only_pre)
 
@@ -71,7 +73,7 @@ class ZeroPadShortcut(nn.Module):
 
 def conv_specs(
     block: BlockType, in_ch: int, mid_ch: int, out_ch: int, stride: int, stride_in_1x1: bool
-) -> List[Tuple[int, int, int, int]]:
+) -> list[tuple[int, int, int, int]]:
     """(in, out, kernel, stride) of each conv of the residual branch."""
     if block == BlockType.basic:
         return [(in_ch, out_ch, 3, stride), (out_ch, out_ch, 3, 1)]
@@ -80,7 +82,11 @@ def conv_specs(
 
 
 class ResidualBlock(nn.Module):
-    """One residual unit; `block` picks basic/bottleneck, `order` the BN/ReLU placement."""
+    """One residual unit; `block` picks basic/bottleneck, `order` the BN/ReLU placement.
+
+    `projection_norm` (None: where the branch ends in a norm) and `projection_bias` shape the
+    1x1 projection shortcut; seed 002's net has a biased projection without a norm.
+    """
 
     def __init__(
         self,
@@ -88,7 +94,7 @@ class ResidualBlock(nn.Module):
         out_ch: int,
         stride: int = 1,
         block: BlockType = BlockType.basic,
-        mid_ch: Optional[int] = None,
+        mid_ch: int | None = None,
         order: BlockOrder = BlockOrder.post,
         shortcut: Shortcut = Shortcut.B,
         stride_in_1x1: bool = False,
@@ -96,73 +102,117 @@ class ResidualBlock(nn.Module):
         drop_path: float = 0.0,
         norm_layer: NormLayer = nn.BatchNorm2d,
         act_layer: ActLayer = nn.ReLU,
+        projection_norm: bool | None = None,
+        projection_bias: bool = False,
     ) -> None:
         super().__init__()
         self.order, self.block = BlockOrder(order), BlockType(block)
         specs = conv_specs(self.block, in_ch, mid_ch or out_ch, out_ch, stride, stride_in_1x1)
-        self.n = len(specs)
-        for i, (cin, cout, k, s) in enumerate(specs, 1):
-            setattr(self, f"conv{i}", nn.Conv2d(cin, cout, k, s, padding=k // 2, bias=False))
-            # pre-activation: bn{i} normalises the input of conv{i}; otherwise its output.
-            setattr(self, f"bn{i}", norm_layer(cin if self.order == BlockOrder.pre else cout))
+        pre = self.order == BlockOrder.pre
+        # pre-activation: bn{i} normalises the input of conv{i}; otherwise its output.
+        self.conv1, self.bn1 = self._conv_bn(specs[0], norm_layer, pre)
+        self.conv2, self.bn2 = self._conv_bn(specs[1], norm_layer, pre)
+        if self.block == BlockType.bottleneck:
+            self.conv3, self.bn3 = self._conv_bn(specs[2], norm_layer, pre)
         self.act = make_act(act_layer)
         # relu_only_pre activates the block input itself, which the identity path still needs.
         self.act_in = make_act(act_layer, inplace=False) if self.order == BlockOrder.relu_only_pre else None
-        self.downsample = self._shortcut(Shortcut(shortcut), in_ch, out_ch, stride, norm_layer)
+        if projection_norm is None:
+            projection_norm = self.order in BRANCH_ENDS_IN_NORM  # its output is added to a normalised branch
+        self.downsample = _shortcut(Shortcut(shortcut), in_ch, out_ch, stride,
+                                    norm_layer if projection_norm else None, projection_bias)
         # He et al. 2016: the first unit's pre-activation (right after the stem) feeds both paths.
         self.shortcut_preact = self.order in PREACT_ORDERS and (
             first_in_net or isinstance(self.downsample, nn.Sequential)
         )
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self._unit: Callable[[ResidualBlock, Tensor], Tensor] = UNIT_FORWARDS[self.order]
 
-    def _shortcut(
-        self, kind: Shortcut, in_ch: int, out_ch: int, stride: int, norm_layer: NormLayer
-    ) -> Optional[nn.Module]:
-        reshape = stride != 1 or in_ch != out_ch
-        if kind == Shortcut.A or (kind == Shortcut.B and not reshape):
-            return ZeroPadShortcut(in_ch, out_ch, stride) if reshape else None
-        layers: List[nn.Module] = [nn.Conv2d(in_ch, out_ch, 1, stride, bias=False)]
-        if self.order in BRANCH_ENDS_IN_NORM:
-            layers.append(norm_layer(out_ch))
-        return nn.Sequential(*layers)
+    @staticmethod
+    def _conv_bn(spec: tuple[int, int, int, int], norm_layer: NormLayer, norm_input: bool
+                 ) -> tuple[nn.Conv2d, nn.Module]:
+        cin, cout, k, s = spec
+        return nn.Conv2d(cin, cout, k, s, padding=k // 2, bias=False), norm_layer(cin if norm_input else cout)
+
+    @property
+    def last_conv(self) -> nn.Conv2d:
+        return self.conv3 if self.block == BlockType.bottleneck else self.conv2
+
+    @property
+    def last_bn(self) -> nn.Module:
+        return self.bn3 if self.block == BlockType.bottleneck else self.bn2
 
     def zero_init_last(self) -> None:
         """Start as an identity mapping (Goyal et al. 2017): zero the branch's last layer."""
-        norm = getattr(self, f"bn{self.n}")
-        if self.order in BRANCH_ENDS_IN_NORM and getattr(norm, "weight", None) is not None:
-            nn.init.zeros_(norm.weight)
+        if self.order in BRANCH_ENDS_IN_NORM and getattr(self.last_bn, "weight", None) is not None:
+            nn.init.zeros_(self.last_bn.weight)
         else:  # the last norm is absent or follows the addition: zeroing it would cut the path
-            nn.init.zeros_(getattr(self, f"conv{self.n}").weight)
-
-    def _branch_post(self, x: Tensor, norm_last: bool, act_last: bool) -> Tensor:
-        for i in range(1, self.n + 1):
-            x = getattr(self, f"conv{i}")(x)
-            if i < self.n or norm_last:
-                x = getattr(self, f"bn{i}")(x)
-            if i < self.n or act_last:
-                x = self.act(x)
-        return x
+            nn.init.zeros_(self.last_conv.weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        o = self.order
-        if o == BlockOrder.pre:
-            pre = self.act(self.bn1(x))
-            h = self.conv1(pre)
-            for i in range(2, self.n + 1):
-                h = getattr(self, f"conv{i}")(self.act(getattr(self, f"bn{i}")(h)))
-        elif o == BlockOrder.relu_only_pre:
-            pre = self.act_in(x)
-            h = self._branch_post(pre, norm_last=True, act_last=False)
-        else:
-            pre = x
-            h = self._branch_post(x, norm_last=o != BlockOrder.bn_after_add,
-                                  act_last=o == BlockOrder.relu_before_add)
-        sc = pre if self.shortcut_preact else x
-        if self.downsample is not None:
-            sc = self.downsample(sc)
-        out = self.drop_path(h) + sc
-        if o == BlockOrder.post:
-            out = self.act(out)
-        elif o == BlockOrder.bn_after_add:
-            out = self.act(getattr(self, f"bn{self.n}")(out))
-        return out
+        return self._unit(self, x)
+
+    # --- the parts the orders share ------------------------------------------------------------
+
+    def _shortcut(self, x: Tensor) -> Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+    def _convs(self, x: Tensor) -> Tensor:
+        """conv-BN-ReLU for every conv but the last, then the last conv (Fig. 4a-d)."""
+        x = self.act(self.bn1(self.conv1(x)))
+        if self.block == BlockType.bottleneck:
+            x = self.act(self.bn2(self.conv2(x)))
+        return self.last_conv(x)
+
+    def _preact_convs(self, x: Tensor) -> Tensor:
+        """conv, then BN-ReLU-conv for every further conv (Fig. 4e, after the leading BN-ReLU)."""
+        x = self.conv1(x)
+        x = self.conv2(self.act(self.bn2(x)))
+        if self.block == BlockType.bottleneck:
+            x = self.conv3(self.act(self.bn3(x)))
+        return x
+
+    # --- one forward per block order (Fig. 4) ----------------------------------------------------
+
+    def _post(self, x: Tensor) -> Tensor:  # (a) conv-BN-ReLU-conv-BN, add, ReLU
+        return self.act(self.drop_path(self.last_bn(self._convs(x))) + self._shortcut(x))
+
+    def _bn_after_add(self, x: Tensor) -> Tensor:  # (b) conv-BN-ReLU-conv, add, BN, ReLU
+        return self.act(self.last_bn(self.drop_path(self._convs(x)) + self._shortcut(x)))
+
+    def _relu_before_add(self, x: Tensor) -> Tensor:  # (c) conv-BN-ReLU-conv-BN-ReLU, add
+        return self.drop_path(self.act(self.last_bn(self._convs(x)))) + self._shortcut(x)
+
+    def _relu_before_and_after_add(self, x: Tensor) -> Tensor:  # (c), then ReLU: seed 002
+        return self.act(self._relu_before_add(x))
+
+    def _relu_only_pre(self, x: Tensor) -> Tensor:  # (d) ReLU-conv-BN-ReLU-conv-BN, add
+        pre = self.act_in(x)
+        h = self.last_bn(self._convs(pre))
+        return self.drop_path(h) + self._shortcut(pre if self.shortcut_preact else x)
+
+    def _pre(self, x: Tensor) -> Tensor:  # (e) BN-ReLU-conv-BN-ReLU-conv, add
+        pre = self.act(self.bn1(x))
+        return self.drop_path(self._preact_convs(pre)) + self._shortcut(pre if self.shortcut_preact else x)
+
+
+UNIT_FORWARDS: dict[BlockOrder, Callable[[ResidualBlock, Tensor], Tensor]] = {
+    BlockOrder.post: ResidualBlock._post,
+    BlockOrder.bn_after_add: ResidualBlock._bn_after_add,
+    BlockOrder.relu_before_add: ResidualBlock._relu_before_add,
+    BlockOrder.relu_before_and_after_add: ResidualBlock._relu_before_and_after_add,
+    BlockOrder.relu_only_pre: ResidualBlock._relu_only_pre,
+    BlockOrder.pre: ResidualBlock._pre,
+}
+
+
+def _shortcut(kind: Shortcut, in_ch: int, out_ch: int, stride: int, norm_layer: NormLayer | None,
+              bias: bool) -> nn.Module | None:
+    """None (identity), option A's zero padding, or a 1x1 projection (+ norm)."""
+    reshape = stride != 1 or in_ch != out_ch
+    if kind == Shortcut.A or (kind == Shortcut.B and not reshape):
+        return ZeroPadShortcut(in_ch, out_ch, stride) if reshape else None
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 1, stride, bias=bias)]
+    if norm_layer is not None:
+        layers.append(norm_layer(out_ch))
+    return nn.Sequential(*layers)

@@ -7,7 +7,6 @@ are interchangeable everywhere (`BlockOrder.pre == "pre"`).
 from __future__ import annotations
 
 from enum import Enum
-from typing import Type, TypeVar
 
 
 class BlockOrder(str, Enum):
@@ -18,6 +17,8 @@ class BlockOrder(str, Enum):
     relu_before_add = "relu_before_add"  # (c) conv-bn-relu-conv-bn-relu, add
     relu_only_pre = "relu_only_pre"  # (d) relu-conv-bn-relu-conv-bn, add
     pre = "pre"  # (e) bn-relu-conv-bn-relu-conv, add: ResNet v2
+    # Not in Fig. 4: (c) plus a ReLU after the addition, the unit of seed notebook 002.
+    relu_before_and_after_add = "relu_before_and_after_add"  # conv-bn-relu-conv-bn-relu, add, relu
 
 
 class Stem(str, Enum):
@@ -42,18 +43,3 @@ class BlockType(str, Enum):
 
     basic = "basic"
     bottleneck = "bottleneck"
-
-
-E = TypeVar("E", bound=Enum)
-
-
-def parse_enum(enum: Type[E], key: str, value: object) -> E:
-    """Return `value` as a member of `enum`, or raise the one-line `key=value: allowed` error."""
-    if isinstance(value, enum):
-        return value
-    raw = value.value if isinstance(value, Enum) else value
-    try:
-        return enum(raw)
-    except ValueError:
-        allowed = ", ".join(m.value for m in enum)
-        raise ValueError(f"{key}={raw}: must be one of {allowed}") from None

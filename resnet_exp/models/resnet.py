@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from resnet_exp.models.blocks import ActLayer, NormLayer, ResidualBlock, make_act
+from resnet_exp.models.families import layout_depth
 from resnet_exp.models.options import BlockOrder, BlockType, Shortcut
 
 
@@ -25,10 +26,10 @@ class ArchSpec:
     name: str
     family: str
     block: BlockType
-    widths: Tuple[int, ...]  # output channels of each stage
-    blocks: Tuple[int, ...]  # residual units per stage
-    bottleneck_widths: Tuple[int, ...]  # inner width of bottleneck units (== widths for basic)
-    strides: Tuple[int, ...]  # stride of each stage's first unit
+    widths: tuple[int, ...]  # output channels of each stage
+    blocks: tuple[int, ...]  # residual units per stage
+    bottleneck_widths: tuple[int, ...]  # inner width of bottleneck units (== widths for basic)
+    strides: tuple[int, ...]  # stride of each stage's first unit
     block_order: BlockOrder = BlockOrder.post
     shortcut: Shortcut = Shortcut.B
     stride_in_1x1: bool = False
@@ -38,14 +39,17 @@ class ArchSpec:
     stem_width: int = 64
     stem_pool: bool = True
     stem_pool_padding: int = 1
+    stem_norm: bool = True  # False: a bare stem conv (no BN-ReLU after it, whatever the order)
+    stem_bias: bool = False
+    projection_norm: bool | None = None  # None: a norm where the block order's branch ends in one
+    projection_bias: bool = False
     zero_init_last: bool = False
     drop_path: float = 0.0
 
     @property
     def depth(self) -> int:
         """Weighted layers on the longest path: the convs of every unit, the stem conv and fc."""
-        per_unit = 2 if self.block == BlockType.basic else 3
-        return per_unit * sum(self.blocks) + 2
+        return layout_depth(self.block, self.blocks)
 
     @property
     def min_input_size(self) -> int:
@@ -60,7 +64,7 @@ class ArchSpec:
         pool = " + 3x3/2 max-pool" if self.stem_pool else ""
         return f"stem {self.stem_kernel}x{self.stem_kernel}/{self.stem_stride}{pool}"
 
-    def as_dict(self) -> Dict[str, object]:
+    def as_dict(self) -> dict[str, object]:
         """Plain values (enums as strings), e.g. for logging."""
         return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(self).items()}
 
@@ -82,14 +86,15 @@ class ResNet(nn.Module):
         # v2 (Fig. 4e) has a bare conv stem: the first unit's BN-ReLU is its activation.
         # relu_only_pre keeps the stem BN; the first unit's leading ReLU activates it.
         self.conv1 = nn.Conv2d(in_channels, spec.stem_width, spec.stem_kernel, spec.stem_stride,
-                               padding=spec.stem_padding, bias=False)
-        self.bn1 = norm_layer(spec.stem_width) if order != BlockOrder.pre else nn.Identity()
+                               padding=spec.stem_padding, bias=spec.stem_bias)
+        stem_norm = spec.stem_norm and order != BlockOrder.pre
+        self.bn1 = norm_layer(spec.stem_width) if stem_norm else nn.Identity()
         pre_orders = (BlockOrder.pre, BlockOrder.relu_only_pre)
-        self.relu = make_act(act_layer) if order not in pre_orders else nn.Identity()
+        self.relu = make_act(act_layer) if spec.stem_norm and order not in pre_orders else nn.Identity()
         self.maxpool = nn.MaxPool2d(3, 2, spec.stem_pool_padding) if spec.stem_pool else nn.Identity()
 
         total, idx, in_ch = sum(spec.blocks), 0, spec.stem_width
-        self.stage_names: List[str] = []
+        self.stage_names: list[str] = []
         for s, (out_ch, n, mid, stride) in enumerate(
             zip(spec.widths, spec.blocks, spec.bottleneck_widths, spec.strides), 1
         ):
@@ -101,6 +106,7 @@ class ResNet(nn.Module):
                     in_ch, out_ch, stride if i == 0 else 1, spec.block, mid, order, spec.shortcut,
                     spec.stride_in_1x1, first_in_net=idx == 0, drop_path=dp,
                     norm_layer=norm_layer, act_layer=act_layer,
+                    projection_norm=spec.projection_norm, projection_bias=spec.projection_bias,
                 ))
                 in_ch, idx = out_ch, idx + 1
             self.add_module(f"layer{s}", nn.Sequential(*units))
@@ -157,14 +163,14 @@ class ResNet(nn.Module):
 
 def stage_shapes(
     model: ResNet, input_shape: Sequence[int] = (1, 3, 32, 32)
-) -> List[Tuple[str, Tuple[int, ...]]]:
+) -> list[tuple[str, tuple[int, ...]]]:
     """Output shape of the stem, each stage and the head for one dummy input.
 
     Runs on the model's device (meta included, then nothing is computed) in eval mode.
     """
     names = ["stem"] + list(model.stage_names) + ["head"]
     modules = [model.maxpool] + [getattr(model, n) for n in model.stage_names] + [model.fc]
-    shapes: List[Tuple[str, Tuple[int, ...]]] = []
+    shapes: list[tuple[str, tuple[int, ...]]] = []
     hooks = [
         m.register_forward_hook(lambda _m, _i, out, n=n: shapes.append((n, tuple(out.shape))))
         for n, m in zip(names, modules)

@@ -18,14 +18,13 @@ from typing import Any, Dict, List, Mapping, Optional
 import yaml
 
 from resnet_exp.errors import UserError
+from resnet_exp.models.families import PRESETS, layout, layout_depth, preset_depth
 from resnet_exp.report import JOB_STATUS_FILE
 from resnet_exp.results import RESULTS_FILE
 
 # The public keys of a row, in table order (a row also holds private `_num` and `_overrides`).
 COLUMNS = ("job", "status", "overrides", "arch", "depth", "block_order", "data", "params",
            "val_acc_best", "test_acc", "step_median_ms", "images_per_s", "wall_time_s", "error")
-# Depth of a family config used without arch.depth (resnet_exp/models/registry.py).
-FAMILY_DEPTHS = {"resnet": 50, "cifar_resnet": 20, "cifar_resnet_bottleneck": 164}
 ERROR_MARKERS = ("Traceback (most recent call last)", "Error executing job")
 MAX_SCAN_DEPTH = 3  # job folders may sit below the sweep folder (hydra.sweep.subdir with '/')
 
@@ -79,29 +78,36 @@ def find_jobs(sweep_dir: Path) -> List[Path]:
     return jobs
 
 
+def _block_of(arch: Mapping[str, Any], name: str) -> Optional[str]:
+    """arch.block, else the block of the named arch's own layout."""
+    block = arch.get("block")
+    if isinstance(block, str) and block in ("basic", "bottleneck"):
+        return block
+    depth = preset_depth(name) if name in PRESETS else None
+    return layout(PRESETS[name].family, depth).block.value if depth is not None else None
+
+
 def depth_of(arch: Mapping[str, Any], name: Optional[str]) -> Optional[int]:
-    """arch.depth if set; else from the layout of a custom net, the name (resnet110, resnet50v2),
-    or the family's default depth."""
+    """arch.depth if set; else from the units per stage (arch.blocks), or the named arch's depth
+    (resnet110, resnet50v2, a family at its default depth): the model zoo's own tables."""
     depth = arch.get("depth")
     if isinstance(depth, int) and not isinstance(depth, bool):
         return depth
-    blocks, block = arch.get("blocks"), arch.get("block")
-    if isinstance(blocks, list) and blocks and all(isinstance(b, int) for b in blocks) and block:
-        return 2 + sum(blocks) * (3 if block == "bottleneck" else 2)  # stem conv + units + fc
-    name = name or arch.get("name")
-    match = re.fullmatch(r"resnet(\d+)(v2)?", str(name or ""))
-    if match:
-        return int(match.group(1))
-    return FAMILY_DEPTHS.get(str(name))
+    name = str(name or arch.get("name") or "")
+    blocks = arch.get("blocks")
+    if isinstance(blocks, list) and blocks and all(isinstance(b, int) for b in blocks):
+        block = _block_of(arch, name)
+        return layout_depth(block, blocks) if block else None
+    return preset_depth(name) if name in PRESETS else None
 
 
 def block_order_of(arch: Mapping[str, Any], name: Optional[str]) -> Optional[str]:
+    """arch.block_order if set, else the named arch's own (pre for the v2 aliases)."""
     order = arch.get("block_order")
     if isinstance(order, str) and order and "${" not in order:
         return order
-    if not name:
-        return None
-    return "pre" if str(name).endswith("v2") else "post"
+    name = str(name or arch.get("name") or "")
+    return PRESETS[name].block_order.value if name in PRESETS else None
 
 
 def _log_error(job: Path) -> Optional[str]:
