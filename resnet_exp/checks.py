@@ -6,6 +6,8 @@ group (`validate` for `data.`, `arch.`, ...; `ImageDataModule`) puts it in front
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from typing import TypeVar
 
@@ -28,3 +30,12 @@ def parse_enum(enum: type[E], key: str, value: object) -> E:
     allowed = [m.value for m in enum]
     require(raw in allowed, key, raw, "must be one of " + ", ".join(allowed))
     return enum(raw)
+
+
+@contextmanager
+def in_group(group: str) -> Iterator[None]:
+    """Name the config group in the key of a one-line error raised inside (`data.batch_size=0: ...`)."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(f"{group}.{exc}") from None

@@ -340,3 +340,40 @@ def test_schema_range_checks(compose, override, expected, tmp_path):
     with pytest.raises(ValueError) as err:
         OmegaConf.to_object(cfg)
     assert one_line(err).startswith(expected)
+
+
+@pytest.mark.parametrize("config,override", [
+    ("cifar10", "batch_size=0"), ("cifar10", "eval_batch_size=0"), ("cifar10", "num_workers=-1"),
+    ("cifar10", "val_size=-5"), ("cifar10", "crop_padding=-1"), ("cifar10", "resize=2000"),
+    ("synthetic", "num_classes=1"), ("synthetic", "in_channels=2"), ("synthetic", "image_size=4"),
+    ("synthetic", "noise=-1"),
+])
+def test_schema_and_datamodule_say_the_same(compose, config, override, tmp_path):
+    """One rule, two callers: the config schema and the Python API give the same message."""
+    from omegaconf import OmegaConf
+
+    cfg = compose(config_name=config, overrides=[override, f"data_dir={tmp_path}"])
+    with pytest.raises(ValueError) as schema_err:
+        OmegaConf.to_object(cfg)
+    kwargs = OmegaConf.to_container(cfg, resolve=True)
+    kwargs.pop("_target_")
+    with pytest.raises(ConfigError) as api_err:
+        ImageDataModule(**kwargs)
+    assert one_line(api_err) == "data." + one_line(schema_err)
+
+
+def test_schema_defaults_are_the_datamodules():
+    import dataclasses
+    import inspect
+
+    from resnet_exp.config.data import DataConfig, SyntheticDataConfig
+    from resnet_exp.data.options import SYNTHETIC
+
+    params = inspect.signature(ImageDataModule.__init__).parameters
+    for field in dataclasses.fields(DataConfig):
+        if field.name in params and field.name not in ("name", "data_dir", "num_workers"):
+            assert field.default == params[field.name].default, field.name
+    synthetic = {f.name: f.default for f in dataclasses.fields(SyntheticDataConfig)}
+    assert all(synthetic[k] == v for k, v in dataclasses.asdict(SYNTHETIC).items())
+    dm = ImageDataModule(name="synthetic", data_dir="unused", val_size=500)
+    assert dm.synthetic == dataclasses.asdict(SYNTHETIC)

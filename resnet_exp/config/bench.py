@@ -8,6 +8,8 @@ from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
 
+from resnet_exp.checks import require
+
 
 class BenchMode(str, Enum):
     forward = "forward"  # eval mode, no autograd: inference
@@ -33,11 +35,6 @@ class BenchTimer(str, Enum):
     sync = "sync"  # torch.cuda.synchronize() before and after each batch, host clock
 
 
-def _require(condition: bool, key: str, value: object, allowed: str) -> None:
-    if not condition:
-        raise ValueError(f"{key}={value}: {allowed}")
-
-
 @dataclass
 class BenchConfig:
     batch_size: int = 32
@@ -59,16 +56,16 @@ class BenchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _require(self.batch_size > 0, "batch_size", self.batch_size, "must be > 0")
-        _require(self.image_size > 0, "image_size", self.image_size, "must be > 0")
-        _require(self.in_channels > 0, "in_channels", self.in_channels, "must be > 0")
-        _require(self.num_classes > 0, "num_classes", self.num_classes, "must be > 0")
-        _require(len(self.mode) > 0, "mode", list(self.mode), "name at least one of "
-                 + ", ".join(m.value for m in BenchMode))
-        _require(self.burn_in >= 0, "burn_in", self.burn_in, "must be >= 0")
-        _require(self.batches > 0, "batches", self.batches, "must be > 0")
-        _require(self.peak_tflops is None or self.peak_tflops > 0, "peak_tflops", self.peak_tflops,
-                 "must be > 0 or null")
+        require(self.batch_size > 0, "batch_size", self.batch_size, "must be > 0")
+        require(self.image_size > 0, "image_size", self.image_size, "must be > 0")
+        require(self.in_channels > 0, "in_channels", self.in_channels, "must be > 0")
+        require(self.num_classes > 0, "num_classes", self.num_classes, "must be > 0")
+        require(len(self.mode) > 0, "mode", list(self.mode), "name at least one of "
+                + ", ".join(m.value for m in BenchMode))
+        require(self.burn_in >= 0, "burn_in", self.burn_in, "must be >= 0")
+        require(self.batches > 0, "batches", self.batches, "must be > 0")
+        require(self.peak_tflops is None or self.peak_tflops > 0, "peak_tflops", self.peak_tflops,
+                "must be > 0 or null")
 
 
 def register(cs: ConfigStore) -> None:

@@ -2,7 +2,8 @@
 
 The YAML options in conf/data/ extend these dataclasses (`/schema/data/image@_here_` or
 `/schema/data/synthetic@_here_`), so Hydra rejects unknown keys, wrong types and bad enum values
-while composing; `__post_init__` checks ranges when the config is validated (`OmegaConf.to_object`).
+while composing; `__post_init__` checks ranges when the config is validated (`OmegaConf.to_object`)
+with the data layer's own rules (`resnet_exp.data.options`, which `ImageDataModule` applies too).
 Checks that need the dataset itself (e.g. `val_size` larger than the train split) are made by
 `resnet_exp.data.ImageDataModule`.
 """
@@ -10,35 +11,15 @@ Checks that need the dataset itself (e.g. `val_size` larger than the train split
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, SI
 
-from resnet_exp.config.checks import require
-
-
-class DatasetName(str, Enum):
-    cifar10 = "cifar10"
-    cifar100 = "cifar100"
-    fashion_mnist = "fashion_mnist"
-    synthetic = "synthetic"
-
-
-class Augment(str, Enum):
-    """Training augmentation preset; evaluation never augments."""
-
-    standard = "standard"  # random crop from a zero-padded image (+ horizontal flip unless Fashion-MNIST)
-    none = "none"
-
-
-class Loader(str, Enum):
-    """How batches are made: `gpu` keeps the uint8 dataset on the device, `torch` uses DataLoader workers."""
-
-    auto = "auto"  # gpu when the trainer's root device is CUDA, else torch
-    torch = "torch"
-    gpu = "gpu"
+from resnet_exp.checks import require
+from resnet_exp.data.options import (
+    SYNTHETIC, SYNTHETIC_KEYS, Augment, DatasetName, Loader, SyntheticOptions, check_loading,
+)
 
 
 @dataclass
@@ -72,44 +53,30 @@ class DataConfig:
     persistent_workers: bool = True
 
     def __post_init__(self) -> None:
-        require(self.batch_size > 0, "batch_size", self.batch_size, "must be > 0")
-        require(self.eval_batch_size is None or self.eval_batch_size > 0, "eval_batch_size",
-                 self.eval_batch_size, "must be > 0 or null (= batch_size)")
-        require(self.num_workers >= 0, "num_workers", self.num_workers,
-                 "must be >= 0 (0 = load in the main process)")
-        require(self.val_size >= 0, "val_size", self.val_size, "must be >= 0 (0 = no validation holdout)")
-        require(self.crop_padding is None or self.crop_padding >= 0, "crop_padding", self.crop_padding,
-                 "must be >= 0 or null (= dataset default)")
-        require(self.resize is None or 8 <= self.resize <= 1024, "resize", self.resize,
-                 "must be null (native size) or between 8 and 1024 pixels")
-        require(bool(str(self.data_dir).strip()), "data_dir", repr(self.data_dir), "must be a directory path")
+        check_loading(data_dir=self.data_dir, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
+                      num_workers=self.num_workers, val_size=self.val_size, crop_padding=self.crop_padding,
+                      resize=self.resize)
 
 
 @dataclass
 class SyntheticDataConfig(DataConfig):
     name: DatasetName = DatasetName.synthetic
     val_size: int = 500
-    num_classes: int = 10
-    in_channels: int = 3
-    image_size: int = 32
-    train_size: int = 5000
-    test_size: int = 1000
-    # Std of the per-pixel Gaussian noise, in units of the class pattern's contrast (higher = harder).
-    noise: float = 0.5
-    # Seed of the generated images (independent of the global seed and of split_seed).
-    seed: int = 0
+    # The generated dataset's own keys (defaults and meaning: resnet_exp.data.options.SyntheticOptions).
+    num_classes: int = SYNTHETIC.num_classes
+    in_channels: int = SYNTHETIC.in_channels
+    image_size: int = SYNTHETIC.image_size
+    train_size: int = SYNTHETIC.train_size
+    test_size: int = SYNTHETIC.test_size
+    noise: float = SYNTHETIC.noise
+    seed: int = SYNTHETIC.seed
     download: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.name == DatasetName.synthetic, "name", getattr(self.name, "value", self.name),
                  "must be synthetic with the synthetic schema")
-        require(2 <= self.num_classes <= 1000, "num_classes", self.num_classes, "must be between 2 and 1000")
-        require(self.in_channels in (1, 3), "in_channels", self.in_channels, "must be 1 or 3")
-        require(8 <= self.image_size <= 512, "image_size", self.image_size, "must be between 8 and 512")
-        require(self.train_size > 0, "train_size", self.train_size, "must be > 0")
-        require(self.test_size > 0, "test_size", self.test_size, "must be > 0")
-        require(self.noise >= 0, "noise", self.noise, "must be >= 0")
+        SyntheticOptions(**{k: getattr(self, k) for k in SYNTHETIC_KEYS})  # raises on a bad value
 
 
 def register(cs: ConfigStore) -> None:

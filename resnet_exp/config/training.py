@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from resnet_exp.config.checks import require
+from resnet_exp.checks import require
 
 
 @dataclass

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import pytorch_lightning as pl
@@ -16,26 +16,13 @@ from torch.utils.data import DataLoader, Dataset
 from resnet_exp.data import sources
 from resnet_exp.data.formats import Arrays
 from resnet_exp.data.gpu_loader import GpuLoader
-from resnet_exp.data.specs import DATASET_NAMES, SPECS, DatasetSpec, channel_stats, synthetic_spec
+from resnet_exp.checks import in_group, parse_enum, require
+from resnet_exp.data.options import Augment, DatasetName, Loader, check_loading, synthetic_options
+from resnet_exp.data.specs import SPECS, DatasetSpec, channel_stats, synthetic_spec
 from resnet_exp.data.synthetic import make_synthetic
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer, resize_uint8
-from resnet_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-AUGMENTS = ("standard", "none")
-LOADERS = ("auto", "torch", "gpu")
-SYNTHETIC_DEFAULTS = {"num_classes": 10, "in_channels": 3, "image_size": 32, "train_size": 5000,
-                      "test_size": 1000, "noise": 0.5, "seed": 0}
-
-
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
-
-
-def _check(condition: bool, key: str, value: Any, allowed: str) -> None:
-    if not condition:
-        raise ConfigError(f"data.{key}={value}: {allowed}")
 
 
 class _UInt8Dataset(Dataset):
@@ -74,38 +61,24 @@ class ImageDataModule(pl.LightningDataModule):
                  image_size: Optional[int] = None, train_size: Optional[int] = None,
                  test_size: Optional[int] = None, noise: Optional[float] = None, seed: Optional[int] = None):
         super().__init__()
-        name, augment, loader = _plain(name), _plain(augment), _plain(loader)
-        _check(name in DATASET_NAMES, "name", name, f"must be one of {', '.join(DATASET_NAMES)}")
-        _check(batch_size > 0, "batch_size", batch_size, "must be > 0")
-        _check(eval_batch_size is None or eval_batch_size > 0, "eval_batch_size", eval_batch_size,
-               "must be > 0 or null")
-        _check(num_workers >= 0, "num_workers", num_workers, "must be >= 0 (0 = load in the main process)")
-        _check(val_size >= 0, "val_size", val_size, "must be >= 0")
-        _check(augment in AUGMENTS, "augment", augment, f"must be one of {', '.join(AUGMENTS)}")
-        _check(loader in LOADERS, "loader", loader, f"must be one of {', '.join(LOADERS)}")
-        _check(resize is None or 8 <= resize <= 1024, "resize", resize, "must be null or 8..1024")
-        _check(crop_padding is None or crop_padding >= 0, "crop_padding", crop_padding, "must be >= 0 or null")
-        synthetic = {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size,
-                     "train_size": train_size, "test_size": test_size, "noise": noise, "seed": seed}
-        if name == "synthetic":
-            self.synthetic = {k: SYNTHETIC_DEFAULTS[k] if v is None else v for k, v in synthetic.items()}
-            s = self.synthetic
-            _check(2 <= s["num_classes"] <= 1000, "num_classes", s["num_classes"], "must be between 2 and 1000")
-            _check(s["in_channels"] in (1, 3), "in_channels", s["in_channels"], "must be 1 or 3")
-            _check(8 <= s["image_size"] <= 512, "image_size", s["image_size"], "must be between 8 and 512")
-            _check(s["train_size"] > 0, "train_size", s["train_size"], "must be > 0")
-            _check(s["test_size"] > 0, "test_size", s["test_size"], "must be > 0")
-            _check(s["noise"] >= 0, "noise", s["noise"], "must be >= 0")
-            spec = synthetic_spec(s["num_classes"], s["in_channels"], s["image_size"], s["train_size"],
-                                  s["test_size"])
-        else:
-            given = [k for k, v in synthetic.items() if v is not None]
-            _check(not given, given[0] if given else "", synthetic.get(given[0]) if given else "",
-                   f"only the synthetic dataset takes this key, not {name}")
-            self.synthetic = None
-            spec = SPECS[name]
-        _check(val_size < spec.train_count, "val_size", val_size,
-               f"must be smaller than the {spec.train_count} images of the {name} train split")
+        # The rules live in data/options.py (the config schema calls them too); keys read `data.<key>`.
+        with in_group("data"):
+            dataset = parse_enum(DatasetName, "name", name)
+            augment, loader = parse_enum(Augment, "augment", augment).value, parse_enum(Loader, "loader", loader).value
+            check_loading(data_dir=data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                          num_workers=num_workers, val_size=val_size, crop_padding=crop_padding, resize=resize)
+            synthetic = synthetic_options(dataset, {
+                "num_classes": num_classes, "in_channels": in_channels, "image_size": image_size,
+                "train_size": train_size, "test_size": test_size, "noise": noise, "seed": seed})
+            name = dataset.value
+            if synthetic is None:
+                spec = SPECS[name]
+            else:
+                spec = synthetic_spec(synthetic.num_classes, synthetic.in_channels, synthetic.image_size,
+                                      synthetic.train_size, synthetic.test_size)
+            require(val_size < spec.train_count, "val_size", val_size,
+                    f"must be smaller than the {spec.train_count} images of the {name} train split")
+        self.synthetic = dataclasses.asdict(synthetic) if synthetic is not None else None
 
         self.spec: DatasetSpec = spec
         self.name: str = name
@@ -160,12 +133,12 @@ class ImageDataModule(pl.LightningDataModule):
         start = time.perf_counter()
         arrays = self._load_arrays()
         n_train = arrays.train_x.shape[0]
-        if self.val_size >= n_train:
-            raise ConfigError(f"data.val_size={self.val_size}: must be smaller than the {n_train} images "
-                              f"of the {self.name} train split")
-        if n_train - self.val_size < self.batch_size:
-            raise ConfigError(f"data.batch_size={self.batch_size}: larger than the {n_train - self.val_size} "
-                              f"training images left after data.val_size={self.val_size}")
+        with in_group("data"):  # the files may hold fewer images than the dataset's usual count
+            require(self.val_size < n_train, "val_size", self.val_size,
+                    f"must be smaller than the {n_train} images of the {self.name} train split")
+            require(n_train - self.val_size >= self.batch_size, "batch_size", self.batch_size,
+                    f"larger than the {n_train - self.val_size} training images left after "
+                    f"data.val_size={self.val_size}")
         if self.mean is None:
             self.mean, self.std = channel_stats(arrays.train_x)
         self.normalizer = Normalizer(self.mean, self.std)

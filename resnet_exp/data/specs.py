@@ -64,8 +64,6 @@ SPECS = {
                                  (0.28604,), (0.35302,), crop_padding=4, flip=False),
 }
 
-DATASET_NAMES = ("cifar10", "cifar100", "fashion_mnist", "synthetic")
-
 
 def synthetic_spec(num_classes: int, in_channels: int, image_size: int, train_size: int,
                    test_size: int) -> DatasetSpec:

@@ -1,0 +1,91 @@
+"""The options of the data layer and their rules, free of torch and Hydra.
+
+`ImageDataModule` checks its arguments with these functions, and the `data` config schema
+(`resnet_exp.config.data`) calls the same ones, so the Python API and the command line accept
+exactly the same values and say the same one-line `key=value: allowed` when they do not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from resnet_exp.checks import require
+
+
+class DatasetName(str, Enum):
+    cifar10 = "cifar10"
+    cifar100 = "cifar100"
+    fashion_mnist = "fashion_mnist"
+    synthetic = "synthetic"
+
+
+class Augment(str, Enum):
+    """Training augmentation preset; evaluation never augments."""
+
+    standard = "standard"  # random crop from a zero-padded image (+ horizontal flip unless Fashion-MNIST)
+    none = "none"
+
+
+class Loader(str, Enum):
+    """How batches are made: `gpu` keeps the uint8 dataset on the device, `torch` uses DataLoader workers."""
+
+    auto = "auto"  # gpu when the trainer's root device is CUDA, else torch
+    torch = "torch"
+    gpu = "gpu"
+
+
+def check_loading(*, data_dir: object, batch_size: int, eval_batch_size: int | None, num_workers: int,
+                  val_size: int, crop_padding: int | None, resize: int | None) -> None:
+    """The range rules of the options every dataset takes."""
+    require(bool(str(data_dir).strip()), "data_dir", repr(data_dir), "must be a directory path")
+    require(batch_size > 0, "batch_size", batch_size, "must be > 0")
+    require(eval_batch_size is None or eval_batch_size > 0, "eval_batch_size", eval_batch_size,
+            "must be > 0 or null (= batch_size)")
+    require(num_workers >= 0, "num_workers", num_workers, "must be >= 0 (0 = load in the main process)")
+    require(val_size >= 0, "val_size", val_size, "must be >= 0 (0 = no validation holdout)")
+    require(crop_padding is None or crop_padding >= 0, "crop_padding", crop_padding,
+            "must be >= 0 or null (= dataset default)")
+    require(resize is None or 8 <= resize <= 1024, "resize", resize,
+            "must be null (native size) or between 8 and 1024 pixels")
+
+
+@dataclass(frozen=True)
+class SyntheticOptions:
+    """The synthetic dataset's own options, with their defaults; checked on construction."""
+
+    num_classes: int = 10
+    in_channels: int = 3
+    image_size: int = 32
+    train_size: int = 5000
+    test_size: int = 1000
+    # Std of the per-pixel Gaussian noise, in units of the class pattern's contrast (higher = harder).
+    noise: float = 0.5
+    # Seed of the generated images (independent of the global seed and of split_seed).
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(2 <= self.num_classes <= 1000, "num_classes", self.num_classes, "must be between 2 and 1000")
+        require(self.in_channels in (1, 3), "in_channels", self.in_channels, "must be 1 or 3")
+        require(8 <= self.image_size <= 512, "image_size", self.image_size, "must be between 8 and 512")
+        require(self.train_size > 0, "train_size", self.train_size, "must be > 0")
+        require(self.test_size > 0, "test_size", self.test_size, "must be > 0")
+        require(self.noise >= 0, "noise", self.noise, "must be >= 0")
+
+
+SYNTHETIC = SyntheticOptions()  # the defaults
+SYNTHETIC_KEYS = tuple(f.name for f in dataclasses.fields(SyntheticOptions))
+
+
+def synthetic_options(name: DatasetName, given: Mapping[str, object]) -> SyntheticOptions | None:
+    """The synthetic dataset's options (keys given as None take the defaults); None for a real
+    dataset, which takes none of these keys."""
+    set_keys = [k for k in SYNTHETIC_KEYS if given.get(k) is not None]
+    for key in set_keys:
+        require(name == DatasetName.synthetic, key, given[key],
+                f"only the synthetic dataset takes this key, not {name.value}")
+    if name != DatasetName.synthetic:
+        return None
+    return SyntheticOptions(**{k: given[k] for k in set_keys})
