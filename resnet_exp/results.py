@@ -40,7 +40,3 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
         handle.write("\n")
 
     write_atomic(path, write)
-
-
-def read_results(run_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / RESULTS_FILE).read_text())

@@ -97,16 +97,16 @@ def _fashion_candidates(folders: list[Path]) -> tuple[list[Path], Optional[Sourc
     return folders, None
 
 
-def fashion_folders(data_dir: Path, system: bool = True) -> list[Path]:
-    folders = [data_dir, data_dir / "fashion-mnist", data_dir / "FashionMNIST" / "raw"]
-    return folders + ([SYSTEM_FASHION_MNIST] if system else [])
+def fashion_folders(data_dir: Path) -> list[Path]:
+    """Where under `data_dir` Fashion-MNIST's idx files are looked for (its own layouts, torchvision's)."""
+    return [data_dir, data_dir / "fashion-mnist", data_dir / "FashionMNIST" / "raw"]
 
 
 def find_local(name: str, data_dir: Path, system_dir: Optional[Path] = None) -> tuple[list[Path], Optional[Source]]:
     """The first complete local copy, and every path looked at."""
     if name in CIFAR_LAYOUTS:
         return _cifar_candidates(name, data_dir)
-    folders = fashion_folders(data_dir, system=False) + [system_dir or SYSTEM_FASHION_MNIST]
+    folders = fashion_folders(data_dir) + [system_dir or SYSTEM_FASHION_MNIST]
     return _fashion_candidates(folders)
 
 
