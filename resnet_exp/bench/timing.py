@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 import logging
 import platform
-import resource
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ COLUMNS = ("arch", "block_order", "device", "dtype", "batch_size", "image_size",
            "std_ms", "median_ms", "min_ms", "max_ms", "images_per_s", "peak_mem_mb",
            "gflop_per_batch", "tflop_per_s", "mfu", "channels_last", "cudnn_benchmark", "compile",
            "timer", "batches", "burn_in", "params")
-def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> Optional[int]:
+def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> int | None:
     """FLOPs of one batch of `mode` (forward; forward + backward for the training modes), counted
     by torch.utils.flop_counter on a copy of the model on the meta device (nothing computed)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -53,7 +53,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> Opti
 
 
 def make_step(model: nn.Module, mode: str, images: torch.Tensor, labels: torch.Tensor,
-              autocast_dtype: Optional[torch.dtype]) -> Callable[[], None]:
+              autocast_dtype: torch.dtype | None) -> Callable[[], None]:
     """A closure that runs one batch of `mode`."""
     device_type = images.device.type
     criterion = nn.CrossEntropyLoss()
@@ -80,7 +80,7 @@ def make_step(model: nn.Module, mode: str, images: torch.Tensor, labels: torch.T
 
 
 def time_batches(step: Callable[[], None], device: torch.device, burn_in: int, batches: int,
-                 timer: str = "events") -> List[float]:
+                 timer: str = "events") -> list[float]:
     """Milliseconds of each of `batches` timed calls of `step`, after `burn_in` untimed ones."""
     cuda = device.type == "cuda"
     for _ in range(burn_in):
@@ -115,8 +115,8 @@ def time_batches(step: Callable[[], None], device: torch.device, burn_in: int, b
 def benchmark(model: nn.Module, *, arch: str, block_order: str, modes: Sequence[str],
               batch_size: int, image_size: int, in_channels: int, num_classes: int,
               device: torch.device, plan: speed.SpeedPlan, burn_in: int, batches: int,
-              timer: str = "events", count: bool = True, peak: Optional[float] = None,
-              seed: int = 0) -> List[Dict[str, Any]]:
+              timer: str = "events", count: bool = True, peak: float | None = None,
+              seed: int = 0) -> list[dict[str, Any]]:
     """One row per mode: time per batch (mean, sd, median, min, max), images/s, peak memory,
     FLOPs and achieved TFLOP/s (and MFU when the device's peak is known)."""
     torch.manual_seed(seed)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -41,18 +40,18 @@ class BenchConfig:
     image_size: int = 224
     in_channels: int = 3
     num_classes: int = 1000
-    mode: List[BenchMode] = field(default_factory=lambda: [BenchMode.forward, BenchMode.train])
+    mode: list[BenchMode] = field(default_factory=lambda: [BenchMode.forward, BenchMode.train])
     burn_in: int = 10  # untimed batches first (per mode)
     batches: int = 100  # timed batches (per mode)
     device: BenchDevice = BenchDevice.auto
     precision: BenchPrecision = BenchPrecision.auto
     # null: on with CUDA (as `trainer.benchmark` in training runs).
-    cudnn_benchmark: Optional[bool] = None
+    cudnn_benchmark: bool | None = None
     timer: BenchTimer = BenchTimer.events
     # FLOPs per batch from torch.utils.flop_counter (TFLOP/s and MFU columns); off for speed.
     count_flops: bool = True
     # Peak dense TFLOP/s of the device for MFU; null: looked up from the device name when known.
-    peak_tflops: Optional[float] = None
+    peak_tflops: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -11,14 +11,19 @@ Checks that need the dataset itself (e.g. `val_size` larger than the train split
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, SI
 
 from resnet_exp.checks import require
 from resnet_exp.data.options import (
-    SYNTHETIC, SYNTHETIC_KEYS, Augment, DatasetName, Loader, SyntheticOptions, check_loading,
+    SYNTHETIC,
+    SYNTHETIC_KEYS,
+    Augment,
+    DatasetName,
+    Loader,
+    SyntheticOptions,
+    check_loading,
 )
 
 
@@ -30,7 +35,7 @@ class DataConfig:
     data_dir: str = "${paths.data_dir}"
     batch_size: int = 128
     # Batch size for validation and test; null = batch_size.
-    eval_batch_size: Optional[int] = None
+    eval_batch_size: int | None = None
     # DataLoader worker processes (loader=torch only).
     # At most 4, and no more than this machine's cores (${cpu_workers:N} = min(N, cores)).
     num_workers: int = SI("${cpu_workers:4}")
@@ -40,9 +45,9 @@ class DataConfig:
     val_on_test: bool = False
     augment: Augment = Augment.standard
     # Zero padding of the random crop; null = the dataset's default (4 px at 32 px, scaled with resize).
-    crop_padding: Optional[int] = None
+    crop_padding: int | None = None
     # Resize every image to this many pixels (square, bilinear, antialiased) before augmentation.
-    resize: Optional[int] = None
+    resize: int | None = None
     # Try the official mirror when no local copy is found.
     download: bool = True
     loader: Loader = Loader.auto

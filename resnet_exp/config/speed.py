@@ -8,7 +8,6 @@ also null = automatic); the GPU-resident loader is `data.loader`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -18,13 +17,13 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 @dataclass
 class SpeedConfig:
     # Model weights and input batches in channels-last memory format.
-    channels_last: Optional[bool] = None
+    channels_last: bool | None = None
     # float32 matmuls / convolutions may use TF32 tensor cores (torch.set_float32_matmul_precision).
-    tf32: Optional[bool] = None
+    tf32: bool | None = None
     # torch.compile the backbone (static shapes; the first batches of each shape compile).
     compile: bool = False
     # torch.compile mode: null (= default), reduce-overhead, max-autotune, max-autotune-no-cudagraphs.
-    compile_mode: Optional[str] = None
+    compile_mode: str | None = None
 
     def __post_init__(self) -> None:
         if self.compile_mode is not None and self.compile_mode not in COMPILE_MODES:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -57,7 +57,7 @@ class SGDConfig(OptimizerConfig):
 @dataclass
 class AdamConfig(OptimizerConfig):
     _target_: str = "torch.optim.Adam"
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     amsgrad: bool = False
 
@@ -95,7 +95,7 @@ class MultiStepLR:
     _target_: str = "torch.optim.lr_scheduler.MultiStepLR"
     _partial_: bool = True
     _convert_: str = "all"
-    milestones: List[int] = MISSING
+    milestones: list[int] = MISSING
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
@@ -110,7 +110,7 @@ class ScheduleConfig:
 
     interval: Interval = Interval.epoch
     frequency: int = 1
-    lr_scheduler: Optional[Any] = None
+    lr_scheduler: Any | None = None
 
     def __post_init__(self) -> None:
         require(self.frequency > 0, "frequency", self.frequency, "must be > 0")
@@ -131,31 +131,31 @@ class TrainerConfig:
     """The pytorch_lightning.Trainer arguments we expect users to set (types as Lightning's)."""
 
     _target_: str = "pytorch_lightning.Trainer"
-    default_root_dir: Optional[str] = None
+    default_root_dir: str | None = None
     accelerator: str = "auto"
     strategy: Any = "auto"
     devices: Any = "auto"
     num_nodes: int = 1
     precision: Any = "32-true"
-    max_epochs: Optional[int] = None
-    min_epochs: Optional[int] = None
+    max_epochs: int | None = None
+    min_epochs: int | None = None
     max_steps: int = -1
-    max_time: Optional[str] = None
-    limit_train_batches: Optional[Any] = None
-    limit_val_batches: Optional[Any] = None
-    limit_test_batches: Optional[Any] = None
-    val_check_interval: Optional[Any] = None
-    check_val_every_n_epoch: Optional[int] = 1
-    num_sanity_val_steps: Optional[int] = None
-    log_every_n_steps: Optional[int] = None
-    enable_checkpointing: Optional[bool] = None
-    enable_progress_bar: Optional[bool] = None
-    enable_model_summary: Optional[bool] = None
+    max_time: str | None = None
+    limit_train_batches: Any | None = None
+    limit_val_batches: Any | None = None
+    limit_test_batches: Any | None = None
+    val_check_interval: Any | None = None
+    check_val_every_n_epoch: int | None = 1
+    num_sanity_val_steps: int | None = None
+    log_every_n_steps: int | None = None
+    enable_checkpointing: bool | None = None
+    enable_progress_bar: bool | None = None
+    enable_model_summary: bool | None = None
     accumulate_grad_batches: int = 1
-    gradient_clip_val: Optional[float] = None
-    gradient_clip_algorithm: Optional[str] = None
-    deterministic: Optional[Any] = None
-    benchmark: Optional[bool] = None
+    gradient_clip_val: float | None = None
+    gradient_clip_algorithm: str | None = None
+    deterministic: Any | None = None
+    benchmark: bool | None = None
     inference_mode: bool = True
     sync_batchnorm: bool = False
     fast_dev_run: Any = False

@@ -6,17 +6,16 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from resnet_exp.checks import in_group, parse_enum, require
 from resnet_exp.data import sources
 from resnet_exp.data.formats import Arrays
 from resnet_exp.data.gpu_loader import GpuLoader
-from resnet_exp.checks import in_group, parse_enum, require
 from resnet_exp.data.options import Augment, DatasetName, Loader, check_loading, synthetic_options
 from resnet_exp.data.specs import SPECS, DatasetSpec, channel_stats, synthetic_spec
 from resnet_exp.data.synthetic import make_synthetic
@@ -53,13 +52,13 @@ class ImageDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, name: str, data_dir: str = "data", batch_size: int = 128,
-                 eval_batch_size: Optional[int] = None, num_workers: int = 4, val_size: int = 5000,
-                 val_on_test: bool = False, augment: str = "standard", crop_padding: Optional[int] = None,
-                 resize: Optional[int] = None, download: bool = True, loader: str = "auto",
+                 eval_batch_size: int | None = None, num_workers: int = 4, val_size: int = 5000,
+                 val_on_test: bool = False, augment: str = "standard", crop_padding: int | None = None,
+                 resize: int | None = None, download: bool = True, loader: str = "auto",
                  split_seed: int = 0, pin_memory: bool = True, persistent_workers: bool = True,
-                 num_classes: Optional[int] = None, in_channels: Optional[int] = None,
-                 image_size: Optional[int] = None, train_size: Optional[int] = None,
-                 test_size: Optional[int] = None, noise: Optional[float] = None, seed: Optional[int] = None):
+                 num_classes: int | None = None, in_channels: int | None = None,
+                 image_size: int | None = None, train_size: int | None = None,
+                 test_size: int | None = None, noise: float | None = None, seed: int | None = None):
         super().__init__()
         # The rules live in data/options.py (the config schema calls them too); keys read `data.<key>`.
         with in_group("data"):
@@ -98,12 +97,12 @@ class ImageDataModule(pl.LightningDataModule):
         # with the LightningModule's hparams (e.g. num_classes) would make Lightning refuse to log them.
         self.options = {"data_dir": str(self.data_dir), "augment": augment, "crop_padding": crop_padding,
                         "resize": resize, "loader": loader, "split_seed": split_seed, "synthetic": self.synthetic}
-        self._arrays: Optional[Arrays] = None
-        self._tensors: Optional[dict[str, torch.Tensor]] = None
+        self._arrays: Arrays | None = None
+        self._tensors: dict[str, torch.Tensor] | None = None
         self._device_tensors: dict = {}
-        self.normalizer: Optional[Normalizer] = None
-        self.mean: Optional[tuple[float, ...]] = spec.mean
-        self.std: Optional[tuple[float, ...]] = spec.std
+        self.normalizer: Normalizer | None = None
+        self.mean: tuple[float, ...] | None = spec.mean
+        self.std: tuple[float, ...] | None = spec.std
 
     @property
     def example_input_shape(self) -> tuple[int, int, int]:
@@ -127,7 +126,7 @@ class ImageDataModule(pl.LightningDataModule):
                 self._arrays = sources.load(self.name, self.data_dir, self.download)
         return self._arrays
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         if self._tensors is not None:
             return
         start = time.perf_counter()

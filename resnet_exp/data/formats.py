@@ -22,9 +22,9 @@ import pickle
 import struct
 import tarfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -113,7 +113,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else "no detail"
 
 
-def _check_md5(raw: bytes, expected: Optional[str], where: str) -> None:
+def _check_md5(raw: bytes, expected: str | None, where: str) -> None:
     if expected is None or small_allowed():
         return
     got = hashlib.md5(raw).hexdigest()
@@ -123,7 +123,7 @@ def _check_md5(raw: bytes, expected: Optional[str], where: str) -> None:
 
 
 def _cifar_batch(raw: bytes, where: str, label_key: str, num_classes: int,
-                 expected: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+                 expected: int | None) -> tuple[np.ndarray, np.ndarray]:
     entry = _unpickle(raw, where)
     for key in ("data", label_key):
         if key not in entry:
@@ -239,7 +239,7 @@ FASHION_MNIST_MD5 = {
 }
 
 
-def read_idx(path: Path, ndim: int, md5: Optional[str] = None) -> np.ndarray:
+def read_idx(path: Path, ndim: int, md5: str | None = None) -> np.ndarray:
     """Read one big-endian idx file of uint8 (gzipped or raw, told apart by the gzip magic)."""
     try:
         raw = path.read_bytes()

@@ -7,7 +7,7 @@ split one permutation into disjoint shards; augmentation randomness differs per 
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -17,10 +17,10 @@ from resnet_exp.data.transforms import AugmentParams, Normalizer, augment
 class GpuLoader:
     """An iterable of `(float32 normalised images, int64 labels)` batches, all on `images.device`."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, indices: Optional[torch.Tensor],
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor | None,
                  batch_size: int, normalizer: Normalizer, aug: AugmentParams = AugmentParams(),
                  shuffle: bool = False, drop_last: bool = False, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, epoch_fn: Optional[Callable[[], int]] = None):
+                 world_size: int = 1, epoch_fn: Callable[[], int] | None = None):
         self.images, self.labels = images, labels
         device = images.device
         self.indices = (torch.arange(images.shape[0], device=device) if indices is None

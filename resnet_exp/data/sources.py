@@ -13,9 +13,9 @@ import os
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 
@@ -60,7 +60,7 @@ def check_data_dir(data_dir: Path) -> None:
                         f"point data.data_dir at a folder")
 
 
-def _cifar_candidates(name: str, data_dir: Path) -> tuple[list[Path], Optional[Source]]:
+def _cifar_candidates(name: str, data_dir: Path) -> tuple[list[Path], Source | None]:
     layout = CIFAR_LAYOUTS[name]
     folder, archive = data_dir / layout.folder, data_dir / layout.archive
     looked = [folder, archive]
@@ -76,7 +76,7 @@ def _cifar_candidates(name: str, data_dir: Path) -> tuple[list[Path], Optional[S
     return looked, None
 
 
-def _idx_in(folder: Path) -> Optional[dict[str, Path]]:
+def _idx_in(folder: Path) -> dict[str, Path] | None:
     found = {}
     for key, base in IDX_FILES.items():
         for candidate in (folder / f"{base}.gz", folder / base):
@@ -88,7 +88,7 @@ def _idx_in(folder: Path) -> Optional[dict[str, Path]]:
     return found
 
 
-def _fashion_candidates(folders: list[Path]) -> tuple[list[Path], Optional[Source]]:
+def _fashion_candidates(folders: list[Path]) -> tuple[list[Path], Source | None]:
     for folder in folders:
         found = _idx_in(folder)
         if found:
@@ -102,7 +102,7 @@ def fashion_folders(data_dir: Path) -> list[Path]:
     return [data_dir, data_dir / "fashion-mnist", data_dir / "FashionMNIST" / "raw"]
 
 
-def find_local(name: str, data_dir: Path, system_dir: Optional[Path] = None) -> tuple[list[Path], Optional[Source]]:
+def find_local(name: str, data_dir: Path, system_dir: Path | None = None) -> tuple[list[Path], Source | None]:
     """The first complete local copy, and every path looked at."""
     if name in CIFAR_LAYOUTS:
         return _cifar_candidates(name, data_dir)
@@ -226,12 +226,12 @@ def _fingerprint(files: list[Path]) -> list:
     return out
 
 
-def _cache_meta(source: Optional[Source]) -> dict:
+def _cache_meta(source: Source | None) -> dict:
     return {"version": CACHE_VERSION, "small": formats.small_allowed(),
             "files": _fingerprint(source.files) if source else None}
 
 
-def _meta_matches(meta: dict, source: Optional[Source]) -> bool:
+def _meta_matches(meta: dict, source: Source | None) -> bool:
     expected = _cache_meta(source)
     if meta.get("version") != CACHE_VERSION or (meta.get("small") and not expected["small"]):
         return False  # another format, or made from test-sized files that strict mode must not trust
@@ -243,7 +243,7 @@ def _open_cache(path: Path) -> dict:
     return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
 
 
-def _read_cache(name: str, path: Path, source: Optional[Source]) -> Optional[Arrays]:
+def _read_cache(name: str, path: Path, source: Source | None) -> Arrays | None:
     """The cached arrays if the cache exists, is intact and matches `source`; else None."""
     if not path.is_file():
         return None

@@ -13,7 +13,6 @@ Synthetic data has no fixed numbers: the datamodule computes them from its gener
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -47,8 +46,8 @@ class DatasetSpec:
     train_count: int
     test_count: int
     class_names: tuple[str, ...]
-    mean: Optional[tuple[float, ...]]  # None: computed from the train split (synthetic)
-    std: Optional[tuple[float, ...]]
+    mean: tuple[float, ...] | None  # None: computed from the train split (synthetic)
+    std: tuple[float, ...] | None
     # Zero padding of the `standard` random crop at the native size, and whether it flips.
     crop_padding: int = 4
     flip: bool = True

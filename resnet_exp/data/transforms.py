@@ -12,8 +12,8 @@ Evaluation batches are only normalised.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ class AugmentParams:
 
 
 def sample_params(batch: int, aug: AugmentParams, device: torch.device | str = "cpu",
-                  generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-image crop offsets dy, dx in [0, 2*padding] and flip flags."""
     span = 2 * aug.padding + 1
     offsets = torch.randint(0, span, (2, batch), device=device, generator=generator)
@@ -58,7 +58,7 @@ def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.T
     return out
 
 
-def augment(x: torch.Tensor, aug: AugmentParams, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def augment(x: torch.Tensor, aug: AugmentParams, generator: torch.Generator | None = None) -> torch.Tensor:
     if not aug.active:
         return x
     dy, dx, flip = sample_params(x.shape[0], aug, x.device, generator)

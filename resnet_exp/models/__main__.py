@@ -8,18 +8,17 @@ instantly. FLOPs come from torch.utils.flop_counter (1 multiply-add = 2 FLOPs; t
 from __future__ import annotations
 
 import argparse
-from typing import List, Optional, Tuple
 
 from resnet_exp.models.complexity import complexity
 from resnet_exp.models.registry import list_models, resolve
 
 
-def _count(name: str, num_classes: int, size: int) -> Tuple[int, int]:
+def _count(name: str, num_classes: int, size: int) -> tuple[int, int]:
     """(parameters, FLOPs) of `name` as built for `size` px inputs with `stem="auto"`."""
     return complexity(resolve(name, input_size=size), num_classes=num_classes, size=size)
 
 
-def rows(pattern: Optional[str] = None) -> List[List[str]]:
+def rows(pattern: str | None = None) -> list[list[str]]:
     """One row per arch (custom nets have no default layout and are listed without numbers)."""
     out = []
     for name in list_models(pattern):
@@ -40,7 +39,7 @@ HEADER = ["name", "family", "depth", "block", "order", "params@32px/10cls", "par
           "GFLOPs@32px", "GFLOPs@224px"]
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m resnet_exp.models", description=__doc__.splitlines()[0])
     parser.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*v2'")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")

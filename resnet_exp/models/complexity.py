@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Tuple
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -20,7 +20,7 @@ from resnet_exp.models.options import BlockOrder
 from resnet_exp.models.resnet import ArchSpec, ResNet
 
 
-def _flops(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Tuple[int, torch.Tensor]:
+def _flops(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[int, torch.Tensor]:
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         out = fn(x)
@@ -33,7 +33,7 @@ def _params(module: nn.Module) -> int:
 
 def complexity(
     spec: ArchSpec, num_classes: int = 1000, in_channels: int = 3, size: int = 224
-) -> Tuple[int, int]:
+) -> tuple[int, int]:
     """(parameters, FLOPs for one `size` x `size` image) of the full net described by `spec`."""
     short = dataclasses.replace(spec, blocks=tuple(min(n, 2) for n in spec.blocks))
     with torch.device("meta"):

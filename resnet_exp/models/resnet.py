@@ -8,8 +8,8 @@ turns a name plus knobs into a spec. Module names match torchvision's ResNet (`c
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn

@@ -11,7 +11,7 @@ from resnet_exp.report import SUMMARY_MD
 from resnet_exp.report.tables import build_report
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m resnet_exp.report",
         description="Summarise a Hydra multirun folder: summary.csv, summary.md and plots "

@@ -5,18 +5,19 @@ through `Figure` (no pyplot, so no global backend state); a plot with no data is
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Sequence
+from typing import Any
 
 from resnet_exp.report import ACCURACY_PNG, STEP_TIME_PNG
 from resnet_exp.report.rows import finite
 from resnet_exp.results import write_atomic
 
 
-def _series(rows: Sequence[Mapping[str, Any]], metric: str) -> Dict[str, List[tuple]]:
+def _series(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, list[tuple]]:
     """{line label: [(depth, mean of metric over the jobs at that depth), ...]} of completed jobs."""
     datasets = {r.get("data") for r in rows if r.get("data")}
-    points: Dict[str, Dict[int, List[float]]] = defaultdict(lambda: defaultdict(list))
+    points: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["status"] != "completed" or r.get("depth") is None or finite(r.get(metric)) is None:
             continue

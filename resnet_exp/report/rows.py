@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any
 
 import yaml
 
@@ -36,7 +37,7 @@ def _load_yaml(path: Path) -> Any:
         return None
 
 
-def _load_json(path: Path) -> Optional[Dict[str, Any]]:
+def _load_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -52,7 +53,7 @@ def _get(mapping: Any, dotted: str) -> Any:
     return mapping
 
 
-def finite(value: Any) -> Optional[float]:
+def finite(value: Any) -> float | None:
     """A finite float, or None for anything else (missing, text, NaN, an interpolation)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -63,9 +64,9 @@ def _is_job(path: Path) -> bool:
     return (path / ".hydra").is_dir() or (path / JOB_STATUS_FILE).is_file()
 
 
-def find_jobs(sweep_dir: Path) -> List[Path]:
+def find_jobs(sweep_dir: Path) -> list[Path]:
     """Job folders under `sweep_dir` (not descending into a job, nor into hidden folders)."""
-    jobs: List[Path] = []
+    jobs: list[Path] = []
 
     def walk(folder: Path, depth: int) -> None:
         for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -78,7 +79,7 @@ def find_jobs(sweep_dir: Path) -> List[Path]:
     return jobs
 
 
-def _block_of(arch: Mapping[str, Any], name: str) -> Optional[str]:
+def _block_of(arch: Mapping[str, Any], name: str) -> str | None:
     """arch.block, else the block of the named arch's own layout."""
     block = arch.get("block")
     if isinstance(block, str) and block in ("basic", "bottleneck"):
@@ -87,7 +88,7 @@ def _block_of(arch: Mapping[str, Any], name: str) -> Optional[str]:
     return layout(PRESETS[name].family, depth).block.value if depth is not None else None
 
 
-def depth_of(arch: Mapping[str, Any], name: Optional[str]) -> Optional[int]:
+def depth_of(arch: Mapping[str, Any], name: str | None) -> int | None:
     """arch.depth if set; else from the units per stage (arch.blocks), or the named arch's depth
     (resnet110, resnet50v2, a family at its default depth): the model zoo's own tables."""
     depth = arch.get("depth")
@@ -101,7 +102,7 @@ def depth_of(arch: Mapping[str, Any], name: Optional[str]) -> Optional[int]:
     return preset_depth(name) if name in PRESETS else None
 
 
-def block_order_of(arch: Mapping[str, Any], name: Optional[str]) -> Optional[str]:
+def block_order_of(arch: Mapping[str, Any], name: str | None) -> str | None:
     """arch.block_order if set, else the named arch's own (pre for the v2 aliases)."""
     order = arch.get("block_order")
     if isinstance(order, str) and order and "${" not in order:
@@ -110,7 +111,7 @@ def block_order_of(arch: Mapping[str, Any], name: Optional[str]) -> Optional[str
     return PRESETS[name].block_order.value if name in PRESETS else None
 
 
-def _log_error(job: Path) -> Optional[str]:
+def _log_error(job: Path) -> str | None:
     """The error a job's log ends with (the last line of its last traceback), or None."""
     for log in sorted(job.glob("*.log")):
         try:
@@ -125,7 +126,7 @@ def _log_error(job: Path) -> Optional[str]:
     return None
 
 
-def _status(results: Optional[Dict[str, Any]], marker: Optional[Dict[str, Any]], log_error: Optional[str]) -> str:
+def _status(results: dict[str, Any] | None, marker: dict[str, Any] | None, log_error: str | None) -> str:
     if results is not None:
         return str(results.get("status") or "completed")
     if marker is not None and marker.get("status"):
@@ -133,7 +134,7 @@ def _status(results: Optional[Dict[str, Any]], marker: Optional[Dict[str, Any]],
     return "failed" if log_error else "interrupted"
 
 
-def read_job(job: Path, sweep_dir: Path) -> Dict[str, Any]:
+def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
     """One row of the report (see COLUMNS), from whatever the job folder holds."""
     results = _load_json(job / RESULTS_FILE)
     marker = _load_json(job / JOB_STATUS_FILE)
@@ -181,7 +182,7 @@ def read_job(job: Path, sweep_dir: Path) -> Dict[str, Any]:
     }
 
 
-def read_sweep(sweep_dir: Path) -> List[Dict[str, Any]]:
+def read_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
     """Rows of every job, in job order; raise UserError when `sweep_dir` is not a sweep folder."""
     expected = ("expected a Hydra multirun folder (e.g. outputs/train/multiruns/<time>/) "
                 "whose sub-folders are jobs holding .hydra/ (and results.json once finished)")
@@ -222,11 +223,11 @@ def _is_sweep(override: str) -> bool:
     return False
 
 
-def sweep_axes(sweep_dir: Path) -> List[str]:
+def sweep_axes(sweep_dir: Path) -> list[str]:
     """What the sweep varies (`arch.block_order=post,pre`), from multirun.yaml: the recipe's
     hydra.sweeper.params, then the command line's sweep overrides (which win over them)."""
     multirun = _load_yaml(sweep_dir / "multirun.yaml")
-    axes: Dict[str, str] = {}
+    axes: dict[str, str] = {}
     params = _get(multirun, "hydra.sweeper.params")
     if isinstance(params, Mapping):
         axes.update({str(k): f"{k}={v}" for k, v in params.items()})

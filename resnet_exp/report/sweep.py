@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
@@ -28,9 +28,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.errors import first_line
-from resnet_exp.report.tables import Report, build_report, public_rows
 from resnet_exp.report import JOB_STATUS_FILE
 from resnet_exp.report.rows import COLUMNS
+from resnet_exp.report.tables import Report, build_report, public_rows
 from resnet_exp.results import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class SweepReport(Callback):
     def _applies(config: DictConfig) -> bool:
         return _is_multirun(config) and _rank_zero()
 
-    def _build(self, config: DictConfig) -> Optional[Report]:
+    def _build(self, config: DictConfig) -> Report | None:
         try:
             return build_report(_sweep_dir(config), plots=self.plots)
         except Exception as exc:  # the report must never break the sweep

@@ -6,9 +6,10 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any
 
 from resnet_exp.report import SUMMARY_CSV, SUMMARY_MD
 from resnet_exp.report.rows import COLUMNS, finite, read_sweep, sweep_axes
@@ -26,9 +27,9 @@ MD_HEADERS = {
 @dataclass
 class Report:
     sweep_dir: Path
-    rows: List[Dict[str, Any]]
-    files: List[Path] = field(default_factory=list)
-    skipped_plots: List[str] = field(default_factory=list)
+    rows: list[dict[str, Any]]
+    files: list[Path] = field(default_factory=list)
+    skipped_plots: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r["status"] == status)
@@ -77,7 +78,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[
     columns = [c for c in COLUMNS if c != "error" or any(r.get("error") for r in rows)]
     out = io.StringIO()
     out.write(f"# Sweep {sweep_dir.name}\n\n")
-    statuses: Dict[str, int] = defaultdict(int)
+    statuses: dict[str, int] = defaultdict(int)
     for r in rows:
         statuses[r["status"]] += 1
     out.write(f"{len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + "\n\n")
@@ -113,6 +114,6 @@ def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
     return report
 
 
-def public_rows(report: Report) -> List[Dict[str, Any]]:
+def public_rows(report: Report) -> list[dict[str, Any]]:
     """The rows without the report's private keys (for tables elsewhere, e.g. wandb)."""
     return [{c: r.get(c) for c in COLUMNS} for r in report.rows]

@@ -13,13 +13,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
 from resnet_exp.bench.suite import harness, markdown
@@ -29,7 +28,7 @@ GPU_COMMAND = "python -m resnet_exp.bench.suite --sections gpu"
 GPU_CACHE = harness.REPO_ROOT / "outputs" / "benchmarks" / "gpu_results.json"
 
 
-def parse(argv: Optional[List[str]]) -> argparse.Namespace:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m resnet_exp.bench.suite", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sections", nargs="+", choices=("cpu", "gpu"), default=None,
@@ -62,7 +61,7 @@ def parse(argv: Optional[List[str]]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def pending_gpu(existing: str, new: Dict[str, str], env: Mapping[str, Any]) -> None:
+def pending_gpu(existing: str, new: dict[str, str], env: Mapping[str, Any]) -> None:
     """Without GPU figures (now or from before), the GPU section says how to produce them."""
     old_gpu = [body for t, body in markdown.split_sections(existing) if t.startswith("## GPU")]
     if markdown.GPU_TITLE not in new and (not old_gpu or markdown.PENDING in old_gpu[0]):
@@ -76,7 +75,7 @@ def render(args: argparse.Namespace) -> None:
 
     raw = json.loads(Path(args.render).read_text())
     env, command = raw["environment"], raw["command"]
-    new: Dict[str, str] = {}
+    new: dict[str, str] = {}
     if raw.get("cpu") and raw.get("cpu_probe"):
         for part in (raw["cpu"], raw["cpu_probe"]):
             part.update(cpu.summarize(part["rounds_raw"]))
@@ -90,15 +89,15 @@ def render(args: argparse.Namespace) -> None:
     print(text) if args.no_write else output.write_text(text)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.render:
         return render(args)
     command = "python -m resnet_exp.bench.suite " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     sections = args.sections or (["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"])
     env = environment()
-    raw: Dict[str, Any] = {"environment": env, "command": command.strip()}
-    new: Dict[str, str] = {}
+    raw: dict[str, Any] = {"environment": env, "command": command.strip()}
+    new: dict[str, str] = {}
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -22,7 +22,7 @@ import shutil
 import statistics
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
@@ -31,7 +31,7 @@ from resnet_exp.bench.suite import harness
 from resnet_exp.callbacks import StepTimer
 
 
-def base_overrides(arch: str, width: float, image: int, batch: int, steps: int, epochs: int) -> List[str]:
+def base_overrides(arch: str, width: float, image: int, batch: int, steps: int, epochs: int) -> list[str]:
     return [
         "data=synthetic", f"data.image_size={image}", f"data.train_size={steps * batch}", "data.val_size=0",
         f"data.test_size={batch}", "data.num_workers=0", "data.loader=torch", f"data.batch_size={batch}",
@@ -42,7 +42,7 @@ def base_overrides(arch: str, width: float, image: int, batch: int, steps: int, 
     ]
 
 
-def without_checkpoints(overrides: List[str], out: Path) -> List[str]:
+def without_checkpoints(overrides: list[str], out: Path) -> list[str]:
     """Turn off every ModelCheckpoint entry of the callbacks group (nothing to monitor here)."""
     cfg = harness.compose_run_config(overrides, out)
     names = [k for k, v in cfg.callbacks.items() if v and "ModelCheckpoint" in str(v.get("_target_", ""))]
@@ -50,19 +50,19 @@ def without_checkpoints(overrides: List[str], out: Path) -> List[str]:
 
 
 def run(arch: str = "resnet18", width: float = 0.25, image: int = 32, batch: int = 32, steps: int = 16,
-        epochs: int = 3, rounds: int = 7, threads: int = 1, log=print) -> Dict[str, Any]:
+        epochs: int = 3, rounds: int = 7, threads: int = 1, log=print) -> dict[str, Any]:
     """Measure; the figures compare medians of per-batch periods (see module docstring)."""
     torch.set_num_threads(threads)
     work = Path(tempfile.mkdtemp(prefix="resnet_exp_bench_"))
     overrides = without_checkpoints(base_overrides(arch, width, image, batch, steps, epochs), work / "probe")
     variants = {"framework": overrides, "framework_no_timer": overrides + ["callbacks.step_timer=null"]}
     names = ["framework", "framework_no_timer", "plain"]
-    figures: Dict[str, Dict[str, List[float]]] = {kind: {k: [] for k in names}
+    figures: dict[str, dict[str, list[float]]] = {kind: {k: [] for k in names}
                                                   for kind in ("cpu", "median", "mean")}
     params = None
-    hook_timers: List[harness.HookTimer] = []
+    hook_timers: list[harness.HookTimer] = []
 
-    def instrument(parts: Dict[str, Any]) -> None:
+    def instrument(parts: dict[str, Any]) -> None:
         timer = next(cb for cb in parts.trainer.callbacks if isinstance(cb, StepTimer))
         hook_timers.append(harness.HookTimer(timer))
 
@@ -89,7 +89,7 @@ def run(arch: str = "resnet18", width: float = 0.25, image: int = 32, batch: int
         log(f"  round {r + 1}/{rounds}: CPU ms/batch " + ", ".join(
             f"{k} {v[-1]:.1f}" for k, v in figures["cpu"].items()))
     shutil.rmtree(work, ignore_errors=True)
-    result: Dict[str, Any] = {
+    result: dict[str, Any] = {
         "arch": arch, "width": width, "image_size": image, "batch_size": batch,
         "steps_per_epoch": steps, "epochs": epochs, "rounds": rounds, "params": params, "threads": threads,
         "rounds_raw": figures,
@@ -100,9 +100,9 @@ def run(arch: str = "resnet18", width: float = 0.25, image: int = 32, batch: int
     return result
 
 
-def summarize(figures: Dict[str, Dict[str, List[float]]]) -> Dict[str, Any]:
+def summarize(figures: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
     """Medians over rounds (and of per-round ratios / differences) for each kind of figure."""
-    result: Dict[str, Any] = {}
+    result: dict[str, Any] = {}
     for kind, per_config in figures.items():
         fw, off, plain = per_config["framework"], per_config["framework_no_timer"], per_config["plain"]
         overhead = [f / p for f, p in zip(fw, plain)]

@@ -24,15 +24,16 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import torch
 
 from resnet_exp import speed
+from resnet_exp.bench.suite import harness
 from resnet_exp.bench.timing import count_flops
 from resnet_exp.device import peak_tflops
-from resnet_exp.bench.suite import harness
 
 SEED_ARCHS = ("resnet50v2", "resnet101v2", "resnet152v2", "resnet200v2")
 SWITCHES = (  # (label, bench overrides) measured one at a time against the defaults
@@ -45,7 +46,7 @@ SWITCHES = (  # (label, bench overrides) measured one at a time against the defa
 )
 
 
-def overrides(arch: str, batch: int, steps: int, epochs: int, accelerator: str = "gpu") -> List[str]:
+def overrides(arch: str, batch: int, steps: int, epochs: int, accelerator: str = "gpu") -> list[str]:
     return [
         "data=synthetic", "data.image_size=32", f"data.train_size={steps * batch}", "data.val_size=0",
         f"data.test_size={batch}", "data.num_workers=0", f"data.batch_size={batch}", f"arch={arch}",
@@ -55,17 +56,17 @@ def overrides(arch: str, batch: int, steps: int, epochs: int, accelerator: str =
     ]
 
 
-def _fit(ov: Sequence[str], out: Path) -> Dict[str, Any]:
+def _fit(ov: Sequence[str], out: Path) -> dict[str, Any]:
     return harness.framework_fit(harness.compose_run_config(ov, out))
 
 
 def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log=print,
-               accelerator: str = "gpu") -> Dict[str, Any]:
+               accelerator: str = "gpu") -> dict[str, Any]:
     """All training figures of one arch (`accelerator=cpu`: a dry run of this code, for tests)."""
     from resnet_exp.bench.suite.cpu import without_checkpoints
 
     ov = without_checkpoints(overrides(arch, batch, steps, epochs, accelerator), work / "probe")
-    res: Dict[str, Any] = {"arch": arch, "batch_size": batch, "steps_per_epoch": steps, "epochs": epochs}
+    res: dict[str, Any] = {"arch": arch, "batch_size": batch, "steps_per_epoch": steps, "epochs": epochs}
 
     fit = _fit(ov, work / f"{arch}_fw")
     device = fit.module.device
@@ -133,7 +134,7 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log=p
     return res
 
 
-def bench_cli(args: Sequence[str], sweep_dir: Path, multirun: bool = False, timeout: int = 900) -> List[Dict[str, Any]]:
+def bench_cli(args: Sequence[str], sweep_dir: Path, multirun: bool = False, timeout: int = 900) -> list[dict[str, Any]]:
     """Run `python -m resnet_exp.bench` and return its rows."""
     where = f"hydra.sweep.dir={sweep_dir}" if multirun else f"hydra.run.dir={sweep_dir}"
     cmd = [sys.executable, "-m", "resnet_exp.bench", *(["-m"] if multirun else []), *args, where]
@@ -148,7 +149,7 @@ def bench_cli(args: Sequence[str], sweep_dir: Path, multirun: bool = False, time
     return json.loads((sweep_dir / "bench.json").read_text())["rows"]
 
 
-def switches(arch: str, batch: int, work: Path, log=print) -> List[Dict[str, Any]]:
+def switches(arch: str, batch: int, work: Path, log=print) -> list[dict[str, Any]]:
     base = [f"arch={arch}", "bench.image_size=32", "bench.num_classes=10", f"bench.batch_size={batch}",
             "bench.mode=[train]", "bench.burn_in=20", "bench.batches=100"]
     rows = []
@@ -160,7 +161,7 @@ def switches(arch: str, batch: int, work: Path, log=print) -> List[Dict[str, Any
     return rows
 
 
-def seed_table(work: Path, precision: str, log=print) -> Dict[str, Any]:
+def seed_table(work: Path, precision: str, log=print) -> dict[str, Any]:
     args = ["arch=" + ",".join(SEED_ARCHS), "bench.batch_size=32", "bench.image_size=224",
             "bench.mode=[forward,train]"]
     if precision == "fp32":
@@ -175,14 +176,14 @@ PARTS = ("training", "switches", "seed")
 
 
 def run(batch: int = 512, steps: int = 30, epochs: int = 3, archs: Sequence[str] = ("resnet18", "resnet50"),
-        parts: Sequence[str] = PARTS, previous: Optional[Dict[str, Any]] = None, log=print
-        ) -> Optional[Dict[str, Any]]:
+        parts: Sequence[str] = PARTS, previous: dict[str, Any] | None = None, log=print
+        ) -> dict[str, Any] | None:
     """Measure `parts`; results of other parts are taken from `previous` (same device only)."""
     if not torch.cuda.is_available():
         return None
     work = Path(tempfile.mkdtemp(prefix="resnet_exp_gpu_bench_"))
     device = torch.cuda.get_device_name(0)
-    out: Dict[str, Any] = dict(previous or {}) if (previous or {}).get("device") == device else {}
+    out: dict[str, Any] = dict(previous or {}) if (previous or {}).get("device") == device else {}
     out["device"] = device
     if "training" in parts:
         out["training"] = [train_arch(arch, batch, steps, epochs, work, log) for arch in archs]

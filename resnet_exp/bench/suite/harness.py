@@ -13,8 +13,9 @@ import io
 import logging
 import statistics
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -35,7 +36,7 @@ class EpochClock(Callback):
     the epoch's start and end). Costs one perf_counter per batch."""
 
     def __init__(self) -> None:
-        self.epochs: List[List[tuple]] = []  # per epoch: [start, end of batch 1, ...] as clock()
+        self.epochs: list[list[tuple]] = []  # per epoch: [start, end of batch 1, ...] as clock()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         synchronize(pl_module.device)
@@ -54,7 +55,7 @@ class SyncReference(Callback):
     """The slow, obvious measurement: synchronize before and after every batch, host clock."""
 
     def __init__(self) -> None:
-        self.ms: List[float] = []
+        self.ms: list[float] = []
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         synchronize(pl_module.device)
@@ -70,7 +71,7 @@ def clock() -> tuple:
     return time.perf_counter(), time.process_time()
 
 
-def step_ms(epochs: Sequence[Sequence[tuple]], skip: int = 1) -> Dict[str, float]:
+def step_ms(epochs: Sequence[Sequence[tuple]], skip: int = 1) -> dict[str, float]:
     """Per-batch times over the epochs after the first `skip` (warm-up) ones, in ms:
     `mean` wall time (epoch time / batches: exact also on a GPU), `median` wall time of the
     batch-to-batch periods, and `cpu` time per batch (process CPU time / batches: what the host did,
@@ -141,8 +142,8 @@ def make_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def plain_loop(model: nn.Module, optimizer: torch.optim.Optimizer, loader_fn: Callable[[], Iterable],
-               epochs: int, device: torch.device, autocast_dtype: Optional[torch.dtype] = None,
-               channels_last: bool = False) -> List[List[tuple]]:
+               epochs: int, device: torch.device, autocast_dtype: torch.dtype | None = None,
+               channels_last: bool = False) -> list[list[tuple]]:
     """The textbook training loop; per epoch the clock stamps `EpochClock` takes."""
     model.train()
     criterion = nn.CrossEntropyLoss()

@@ -5,7 +5,8 @@ keeping every section this script does not own (e.g. "## Data loaders", written 
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 CPU_TITLE = "## Training step overhead (CPU)"
 GPU_TITLE = "## GPU: training throughput, step timer, speed switches, seed 001"
@@ -19,7 +20,7 @@ software and date given with them; ratios measured in one run are what carries o
 """
 
 
-def split_sections(text: str) -> List[tuple]:
+def split_sections(text: str) -> list[tuple]:
     """[(title line, full section text)] for every `## ` section (the header before is dropped)."""
     parts = re.split(r"(?m)^(?=## )", text)
     return [(part.splitlines()[0].strip(), part.rstrip() + "\n") for part in parts if part.startswith("## ")]
@@ -32,7 +33,7 @@ def owned(title: str) -> bool:
 def merge(existing: str, new_sections: Mapping[str, str]) -> str:
     """The header, then ours (new text, or the old one when not regenerated), then all others."""
     old = split_sections(existing)
-    ours: Dict[str, str] = {}
+    ours: dict[str, str] = {}
     for title, body in old:
         if owned(title):
             key = CPU_TITLE if title.startswith(OWN_PREFIXES[0]) else GPU_TITLE
@@ -43,7 +44,7 @@ def merge(existing: str, new_sections: Mapping[str, str]) -> str:
     return "\n".join(b.rstrip() + "\n" for b in blocks)
 
 
-def _pct(ratio: Optional[float]) -> str:
+def _pct(ratio: float | None) -> str:
     return "" if ratio is None else f"{(ratio - 1) * 100:+.1f}%"
 
 
@@ -151,7 +152,7 @@ def gpu_pending_section(command: str, why: str) -> str:
     ]) + "\n"
 
 
-def _bench_table(rows: Sequence[Mapping[str, Any]], first: str = "arch") -> List[str]:
+def _bench_table(rows: Sequence[Mapping[str, Any]], first: str = "arch") -> list[str]:
     lines = [f"| {first} | mode | dtype | ms/batch (mean ± sd) | median | images/s | peak MiB | TFLOP/s | MFU |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
@@ -190,7 +191,7 @@ def gpu_section(g: Mapping[str, Any], env: Mapping[str, Any], command: str) -> s
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _training_tables(training: Sequence[Mapping[str, Any]]) -> List[str]:
+def _training_tables(training: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = [
         "### Training throughput (CIFAR layout, 32 px, batch 512)", "",
         "| arch | configuration | ms/batch | images/s | MFU |", "|---|---|---:|---:|---:|",
