@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from resnet_exp import speed
-from resnet_exp.bench.timing import count_flops
+from resnet_exp.models.complexity import count_flops
 from resnet_exp.device import peak_tflops
 from resnet_exp.bench.suite import harness
 
