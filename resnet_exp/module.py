@@ -118,7 +118,9 @@ class ImageClassifier(pl.LightningModule):
         with torch.no_grad():
             self.train_sums += train_step_sums(logits, labels, loss, self.top5)
         if self._trainer is None or logging_due(self.trainer, self.global_step):
-            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+            # prog_bar=False: Lightning would turn a progress-bar value into a number after every
+            # later batch too (a sync per step); the bar reads it from callback_metrics instead.
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
 
     def on_train_epoch_end(self) -> None:

@@ -8,7 +8,9 @@ redraw after every batch; with small steps that is the largest per-step cost of 
   between draws a batch costs one clock read;
 - reads the logged metrics only on steps where the loggers write anyway (`trainer.log_every_n_steps`,
   or every `metrics_every_n_steps` steps), at most `refresh_rate` times a second, and shows the last
-  values in between; outside training batches (epoch ends, validation) it reads as usual.
+  values in between; outside training batches (epoch ends, validation) it reads as usual;
+- shows the step loss (`STEP_KEYS`), which the module logs without `prog_bar` (Lightning would
+  convert a progress-bar value to a number after every later batch), from the callback metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import RichProgressBar
 
 from resnet_exp.module import logging_due
+
+
+STEP_KEYS = ("train/loss_step",)
 
 
 class SyncFreeRichProgressBar(RichProgressBar):
@@ -65,5 +70,10 @@ class SyncFreeRichProgressBar(RichProgressBar):
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Dict[str, Any]:
         if self._in_train_batch and not self._read_now:
             return self._shown
-        self._shown = super().get_metrics(trainer, pl_module)
-        return self._shown
+        shown = super().get_metrics(trainer, pl_module)
+        for key in STEP_KEYS:
+            value = trainer.callback_metrics.get(key)
+            if value is not None and trainer.training:
+                shown[key] = float(value)
+        self._shown = shown
+        return shown
