@@ -150,7 +150,9 @@ def gpu_pending_section(command: str, why: str) -> str:
         "defaults) training images/s and MFU for the framework, the framework with the step timer off, "
         "the same model in a plain loop and torchvision's model in a plain loop; the step timer's "
         "CUDA-event mean against a synchronize-per-batch measurement of the same batches (target: "
-        "within 3%); host syncs per training step; each speed switch measured with the bench CLI; "
+        "within 3%); host syncs per training step and the sync guard (`torch.cuda.set_sync_debug_mode(\"error\")` "
+        "outside logging steps); each speed switch measured with the bench CLI, eager vs `reduce-overhead` "
+        "(CUDA graphs) included; "
         "and seed 001's table (v2 50/101/152/200, batch 32, 224 px, forward and train) in bf16 and fp32.",
     ]) + "\n"
 
@@ -206,12 +208,13 @@ def _training_tables(training: Sequence[Mapping[str, Any]]) -> List[str]:
             lines.append(f"| {t['arch']} | {label} | {t[f'{key}_ms']:.2f} | {t[f'{key}_images_per_s']:,.0f} | "
                          f"{_f(t[f'{key}_mfu'], '{:.1%}') if t[f'{key}_mfu'] else ''} |")
     lines += ["", "| arch | framework vs plain | timer on vs off | timer (events) vs sync per batch | "
-              "host syncs per step | train GFLOP/image | peak TFLOP/s |", "|---|---:|---:|---:|---:|---:|---:|"]
+              "host syncs per step | sync guard | train GFLOP/image | peak TFLOP/s |", "|---|---:|---:|---:|---:|---|---:|---:|"]
     for t in training:
         lines.append(
             f"| {t['arch']} | {_pct(t['framework_ms'] / t['plain_ms'])} | "
             f"{_pct(t['framework_ms'] / t['framework_no_timer_ms'])} | {_pct(t['events_vs_sync'])} | "
-            f"{t['host_syncs_per_step']:.2f} | {_f(t['train_gflop_per_image'], '{:.2f}')} | {_f(t['peak_tflops'])} |")
+            f"{t['host_syncs_per_step']:.2f} | {t.get('sync_guard', '')} | {_f(t['train_gflop_per_image'], '{:.2f}')} | "
+            f"{_f(t['peak_tflops'])} |")
     lines += ["", f"Speed plan of these runs: `{training[0]['speed']}`.", ""]
     return lines
 
