@@ -25,7 +25,7 @@ from resnet_exp.callbacks import step_time_summary, time_to_accuracy
 from resnet_exp.callbacks.loggers import define_wandb_summaries, report_offline_runs
 from resnet_exp.checkpoints import LAST_CHECKPOINT, check_checkpoint_fits, load_header
 from resnet_exp.data import ImageDataModule
-from resnet_exp.device import peak_tflops, rounded
+from resnet_exp.device import peak_tflops
 from resnet_exp.models.complexity import train_flops_per_image
 from resnet_exp.module import ImageClassifier
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
@@ -117,6 +117,10 @@ def training_progress(trainer: pl.Trainer, run_dir: Path) -> dict[str, int]:
     return {"epochs": trainer.current_epoch, "steps": trainer.global_step}
 
 
+def _significant(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
 def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: speed.SpeedPlan,
                device: torch.device) -> dict[str, Any]:
     """images/s (the step timer's: timed batches over their host time plus data wait), achieved
@@ -126,10 +130,10 @@ def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: 
     peak = peak_tflops(device, plan.precision, plan.tf32)
     return {
         "images_per_s": images_per_s,
-        "train_gflop_per_image": rounded(train_flops / 1e9, 6) if train_flops else None,
-        "tflop_per_s": rounded(tflops, 6),
+        "train_flops_per_image": train_flops,
+        "tflop_per_s": _significant(tflops),
         "peak_tflops": peak,
-        "mfu": rounded(tflops / peak, 6) if tflops and peak else None,
+        "mfu": _significant(tflops / peak) if tflops and peak else None,
     }
 
 

@@ -87,6 +87,16 @@ def render(args: argparse.Namespace) -> None:
         for part in (raw["cpu"], raw["cpu_probe"]):
             part.update(cpu.summarize(part["rounds_raw"]))
         new[markdown.CPU_TITLE] = markdown.cpu_section(raw["cpu"], raw["cpu_probe"], env, command)
+    if raw.get("overhead"):
+        from resnet_exp.bench.suite import overhead
+
+        new[markdown.OVERHEAD_TITLE] = markdown.overhead_section(raw["overhead"], overhead.table(raw["overhead"]),
+                                                                 env, command)
+    if raw.get("compile"):
+        from resnet_exp.bench.suite import compile_cpu
+
+        new[markdown.COMPILE_TITLE] = markdown.compile_section(raw["compile"], compile_cpu.table(raw["compile"]),
+                                                               env, command)
     if raw.get("gpu"):
         new[markdown.GPU_TITLE] = markdown.gpu_section(raw["gpu"], env, command)
     output = Path(args.output)
