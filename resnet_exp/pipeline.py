@@ -21,10 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from resnet_exp import speed
-from resnet_exp.callbacks import step_time_summary
+from resnet_exp.callbacks import step_time_summary, time_to_accuracy
 from resnet_exp.callbacks.loggers import define_wandb_summaries, report_offline_runs
 from resnet_exp.checkpoints import LAST_CHECKPOINT, check_checkpoint_fits, load_header
 from resnet_exp.data import ImageDataModule
+from resnet_exp.device import peak_tflops
+from resnet_exp.models.complexity import train_flops_per_image
 from resnet_exp.module import ImageClassifier
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
 
@@ -42,6 +44,8 @@ class Parts:
     module: ImageClassifier
     trainer: pl.Trainer
     speed: speed.SpeedPlan
+    # Training FLOPs per image (3 x forward, counted once on the meta device); None if uncountable.
+    train_flops: int | None = None
 
     @property
     def params(self) -> int:
@@ -68,6 +72,7 @@ def build_parts(cfg: DictConfig) -> Parts:
     fast = speed.plan(cfg.trainer, cfg.speed)  # fast GPU path: nulls resolved for this machine
     log.info("speed: %s", fast)
     fast.apply_backend()
+    flops = train_flops_per_image(model, datamodule.example_input_shape)  # before compile
     model = fast.prepare_model(model)
     schedule = cfg.scheduler
     module = instantiate(
@@ -86,7 +91,8 @@ def build_parts(cfg: DictConfig) -> Parts:
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **fast.trainer_kwargs())
     if cfg.ckpt_path:
         check_checkpoint_fits(cfg.ckpt_path, module.state_dict(), HydraConfig.get().runtime.choices.arch)
-    return Parts(datamodule=datamodule, model=model, module=module, trainer=trainer, speed=fast)
+    return Parts(datamodule=datamodule, model=model, module=module, trainer=trainer, speed=fast,
+                 train_flops=flops)
 
 
 def logged_config(cfg: DictConfig, model: nn.Module, params: int) -> dict[str, Any]:
@@ -111,6 +117,26 @@ def training_progress(trainer: pl.Trainer, run_dir: Path) -> dict[str, int]:
     return {"epochs": trainer.current_epoch, "steps": trainer.global_step}
 
 
+def _significant(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
+def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: speed.SpeedPlan,
+               device: torch.device) -> dict[str, Any]:
+    """images/s (the step timer's: timed batches over their host time plus data wait), achieved
+    TFLOP/s (images/s x training FLOPs per image) and, on a GPU with a known peak, MFU."""
+    images_per_s = (step_time or {}).get("images_per_s")
+    tflops = images_per_s * train_flops / 1e12 if images_per_s and train_flops else None
+    peak = peak_tflops(device, plan.precision, plan.tf32)
+    return {
+        "images_per_s": images_per_s,
+        "train_flops_per_image": train_flops,
+        "tflop_per_s": _significant(tflops),
+        "peak_tflops": peak,
+        "mfu": _significant(tflops / peak) if tflops and peak else None,
+    }
+
+
 def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]:
     """Train, test the best checkpoint, and write results.json (rank zero) into `run_dir`."""
     trainer = parts.trainer
@@ -126,6 +152,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best or None)[0]
     wall_time_s = time.perf_counter() - started
+    step_time = step_time_summary(trainer)
 
     results = {
         **{k: v for k, v in fit_metrics.items() if k.startswith("val/")},
@@ -140,7 +167,9 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         "overrides": config["overrides"],
         "seed": cfg.seed,
         "best_checkpoint": os.path.relpath(best, run_dir) if best else None,
-        "step_time": step_time_summary(trainer),
+        "step_time": step_time,
+        "throughput": throughput(step_time, parts.train_flops, parts.speed, trainer.strategy.root_device),
+        "time_to_accuracy": time_to_accuracy(trainer),
         "speed": parts.speed.as_dict(),
     }
     if trainer.is_global_zero:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cli_runner import cli_env, explain, run_cli
-from resnet_exp.bench.timing import count_flops
+from resnet_exp.models.complexity import count_flops
 from resnet_exp.models import create_model
 
 TINY_BENCH = ["arch.width=0.125", "bench.image_size=16", "bench.batch_size=2", "bench.burn_in=1",

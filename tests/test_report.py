@@ -62,6 +62,11 @@ def sweep(tmp_path: Path) -> Path:
                    "test/loss": 0.5}
         if ms is not None:
             results["step_time"] = step_time(ms)
+            # 2 MFLOP per training image; no MFU (a CPU run); two validations.
+            results["throughput"] = {"images_per_s": 3200.0 / ms, "tflop_per_s": 3200.0 / ms * 2e6 / 1e12,
+                                     "mfu": None}
+            results["time_to_accuracy"] = [{"epoch": 0, "step": 5, "train_time_s": 0.05 * ms, "val/acc": val - 0.1},
+                                           {"epoch": 1, "step": 10, "train_time_s": 0.1 * ms, "val/acc": val}]
         make_job(sweep, f"{num}-{arch}-{order}", num, [f"arch={arch}", f"arch.block_order={order}"],
                  {"name": arch, "block_order": order}, results)
     make_job(sweep, "4-resnet110-post", 4, ["arch=resnet110", "arch.block_order=post"],
@@ -94,8 +99,9 @@ def test_summary_csv_has_one_row_per_job_in_job_order(sweep: Path) -> None:
     assert (first["arch"], first["depth"], first["block_order"], first["data"]) == ("resnet20", "20", "post", "synthetic")
     assert (first["params"], first["val_acc_best"], first["test_acc"]) == ("272474", "0.8", "0.78")
     assert (float(first["step_median_ms"]), float(first["images_per_s"])) == (5.0, 640.0)
+    assert float(first["tflop_per_s"]) == pytest.approx(640.0 * 2e6 / 1e12) and first["mfu"] == ""
     assert float(first["wall_time_s"]) == 12.5
-    assert rows[3]["step_median_ms"] == rows[3]["images_per_s"] == ""  # no step_time block: blank
+    assert rows[3]["step_median_ms"] == rows[3]["images_per_s"] == rows[3]["tflop_per_s"] == ""  # no blocks: blank
     # Jobs without results.json: what the folder tells (depth from the name, or a custom layout).
     assert (rows[4]["arch"], rows[4]["depth"], rows[4]["test_acc"]) == ("resnet110", "110", "")
     assert rows[4]["error"] == "RuntimeError: out of memory"  # the end of the traceback in run.log
@@ -113,17 +119,18 @@ def test_summary_md_table(sweep: Path) -> None:
     lines = [ln for ln in text.splitlines() if ln.startswith("| ")]
     header, rows = lines[0], lines[1:]
     for column in ("job", "overrides", "arch", "depth", "block order", "data", "params", "best val acc %",
-                   "test acc %", "median step ms", "images/s", "wall time s", "status", "error"):
+                   "test acc %", "median step ms", "images/s", "TFLOP/s", "wall time s", "status", "error"):
         assert f" {column} |" in header
+    assert "MFU" not in header  # no job ran on a GPU with a known peak
     assert len(rows) == 7
     assert rows[0].startswith("| 0-resnet20-post | completed | `arch=resnet20 arch.block_order=post` | resnet20 | 20 | post |")
-    assert "| 0.27M | 80.00 | 78.00 | 5.00 | 640 |" in rows[0]
+    assert "| 0.27M | 80.00 | 78.00 | 5.00 | 640 | 0.00128 |" in rows[0]
     assert "| failed |" in rows[4] and "| interrupted |" in rows[6]
 
 
 def test_plots_are_png_files(sweep: Path) -> None:
     report = build_report(sweep)
-    for name in ("accuracy_vs_depth.png", "step_time_vs_depth.png"):
+    for name in ("accuracy_vs_depth.png", "step_time_vs_depth.png", "time_to_accuracy.png"):
         data = (sweep / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000
         assert sweep / name in report.files
@@ -135,7 +142,7 @@ def test_plots_skipped_without_data(tmp_path: Path) -> None:
     make_job(sweep, "0", 0, ["arch=resnet20"], {"name": "resnet20", "block_order": "post"},
              log="Error executing job with overrides: ['arch=resnet20']\n")
     report = build_report(sweep)
-    assert report.skipped_plots == ["accuracy_vs_depth.png", "step_time_vs_depth.png"]
+    assert report.skipped_plots == ["accuracy_vs_depth.png", "step_time_vs_depth.png", "time_to_accuracy.png"]
     assert not list(sweep.glob("*.png")) and (sweep / "summary.md").is_file()
     assert read_csv(sweep / "summary.csv")[0]["status"] == "failed"
 

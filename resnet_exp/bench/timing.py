@@ -7,7 +7,6 @@ before and after every batch); on CPU by the host clock. No Hydra here: plain ar
 
 from __future__ import annotations
 
-import copy
 import logging
 import platform
 import time
@@ -20,6 +19,7 @@ from torch import nn
 
 from resnet_exp import speed
 from resnet_exp.device import AUTOCAST, peak_memory_mb, peak_tflops, rounded
+from resnet_exp.models.complexity import count_flops
 
 log = logging.getLogger(__name__)
 
@@ -28,28 +28,6 @@ COLUMNS = ("arch", "block_order", "device", "dtype", "batch_size", "image_size",
            "std_ms", "median_ms", "min_ms", "max_ms", "images_per_s", "peak_mem_mb",
            "gflop_per_batch", "tflop_per_s", "mfu", "channels_last", "cudnn_benchmark", "compile",
            "timer", "batches", "burn_in", "params")
-def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> int | None:
-    """FLOPs of one batch of `mode` (forward; forward + backward for the training modes), counted
-    by torch.utils.flop_counter on a copy of the model on the meta device (nothing computed)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    try:
-        meta = copy.deepcopy(model).to("meta")
-        images = torch.empty(*input_shape, device="meta")
-        with FlopCounterMode(display=False) as counter:
-            if mode == "forward":
-                meta.eval()
-                with torch.no_grad():
-                    meta(images)
-            else:
-                meta.train()
-                logits = meta(images)
-                labels = torch.zeros(input_shape[0], dtype=torch.long, device="meta")
-                nn.functional.cross_entropy(logits, labels).backward()
-        return int(counter.get_total_flops())
-    except Exception:  # an op without a meta kernel: report no FLOPs rather than fail
-        log.warning("could not count FLOPs for mode %s", mode, exc_info=True)
-        return None
 
 
 def make_step(model: nn.Module, mode: str, images: torch.Tensor, labels: torch.Tensor,

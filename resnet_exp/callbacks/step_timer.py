@@ -11,8 +11,8 @@ before, any batch during which torch.compile compiled) are kept in the CSV with 
 left out of every statistic.
 
 Outputs: `step_times.csv` in `output_dir` (one row per batch, see `step_stats.CSV_COLUMNS`);
-per-epoch statistics logged to every logger under `step_time/` (wandb also gets the per-step series,
-flushed every `resolve_every_n_steps`, and a histogram per epoch); and `summary()`, the `step_time`
+per-epoch statistics logged to every logger under `step_time/` (wandb also gets the step series,
+one point per `resolve_every_n_steps` batches: their mean, and a histogram per epoch); and `summary()`, the `step_time`
 block of results.json: the statistics of `step_stats` plus peak device memory (CUDA max allocated,
 reset every epoch; on CPU the process's peak RSS).
 """
@@ -32,6 +32,7 @@ from pytorch_lightning.callbacks import Callback
 
 from resnet_exp.callbacks.probes import compile_count, first_tensor
 from resnet_exp.device import peak_memory_mb, rounded
+from resnet_exp.callbacks.time_to_accuracy import TTA_FILE, TrainClock
 from resnet_exp.callbacks.step_stats import StepRow, append_csv, continue_csv, per_epoch_stats, read_csv, step_stats
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,10 @@ class StepTimer(Callback):
         resolve_every_n_steps: read finished CUDA events (and flush the per-step wandb series)
             every this many batches; nothing ever blocks before the epoch ends.
         csv_file: file name of the per-batch table (null: no file).
-        log_steps: send the per-step series to wandb (if a WandbLogger is present).
+        log_steps: send the step series to wandb (means over resolve_every_n_steps batches).
         log_histogram: send a histogram of the epoch's step times to wandb.
+        time_to_accuracy_file: file name of the accuracy-vs-training-time points, one per
+            validation (null: no file; see `time_to_accuracy`).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class StepTimer(Callback):
         csv_file: Optional[str] = CSV_FILE,
         log_steps: bool = True,
         log_histogram: bool = True,
+        time_to_accuracy_file: Optional[str] = TTA_FILE,
     ) -> None:
         super().__init__()
         if warmup_steps < 0:
@@ -82,6 +86,7 @@ class StepTimer(Callback):
         self.csv_file = csv_file
         self.log_steps = log_steps
         self.log_histogram = log_histogram
+        self.time_to_accuracy_file = time_to_accuracy_file
         self._resumed_at_step = 0  # from a checkpoint: the fit continues step_times.csv
         self._reset()
 
@@ -104,6 +109,7 @@ class StepTimer(Callback):
         self._csv_path: Optional[Path] = None
         self._steps_done = 0
         self._is_writer = True
+        self.clock = TrainClock()  # training wall time, for accuracy vs time
 
     def _event(self) -> Any:
         return self._events.pop() if self._events else self._new_event()
@@ -138,10 +144,13 @@ class StepTimer(Callback):
             self.rows = continue_csv(self._csv_path, self._resumed_at_step)
             self.epochs = per_epoch_stats(self.rows)
             self._written_rows = self._logged_rows = len(self.rows)
+        tta = self.tta_path(trainer) if self._is_writer else None
+        self.clock.start_fit(tta, self._resumed_at_step)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_first_row = len(self.rows)
         self._reset_peak_mem()
+        self.clock.run()
         self._last_end = time.perf_counter()
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
@@ -191,9 +200,17 @@ class StepTimer(Callback):
             self._flush_step_series(trainer)
         self._last_end = time.perf_counter()
 
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.clock.pause(pl_module.device)
+
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        self.clock.record(trainer.current_epoch, trainer.global_step, trainer.callback_metrics)
+        self.clock.run()
         # Validation inside a training epoch is not data wait of the next training batch.
-        if self._last_end is not None and not trainer.sanity_checking:
+        if self._last_end is not None:
             self._last_end = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -201,6 +218,7 @@ class StepTimer(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._close_epoch(trainer)  # an epoch cut short by max_steps / early stopping
+        self.clock.pause(pl_module.device)
         self._write_wandb_summary(trainer)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -229,15 +247,17 @@ class StepTimer(Callback):
         return len(self.rows) - len(self._pending)
 
     def _flush_step_series(self, trainer: pl.Trainer) -> None:
-        if not (self.log_steps and self._is_writer):
-            self._logged_rows = self._resolved_upto()
-            return
+        """Send the rows resolved since the last flush to wandb as one point (their mean, at the
+        last one's step): a wandb call costs ~1 ms of host time, too much for every batch."""
         upto = self._resolved_upto()
-        for logger in _wandb_loggers(trainer):
-            for row in self.rows[self._logged_rows:upto]:
-                logger.log_metrics({f"{PREFIX}device_ms": row.device_ms, f"{PREFIX}host_ms": row.host_ms,
-                                    f"{PREFIX}data_wait_ms": row.data_wait_ms}, step=row.step)
+        window = self.rows[self._logged_rows:upto]
         self._logged_rows = upto
+        if not (window and self.log_steps and self._is_writer):
+            return
+        metrics = {f"{PREFIX}{key}": _mean([getattr(r, key) for r in window])
+                   for key in ("device_ms", "host_ms", "data_wait_ms")}
+        for logger in _wandb_loggers(trainer):
+            logger.log_metrics(metrics, step=window[-1].step)
 
     def _write_csv(self) -> None:
         if self._csv_path is None:
@@ -258,6 +278,13 @@ class StepTimer(Callback):
         self.epochs.append(stats)
         if self._is_writer:
             self._log_epoch(trainer, stats, [r.device_ms for r in rows if not r.warmup])
+
+    def tta_path(self, trainer: pl.Trainer) -> Optional[Path]:
+        if not self.time_to_accuracy_file:
+            return None
+        folder = Path(self.output_dir or trainer.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / self.time_to_accuracy_file
 
     def _peak_mem_mb(self) -> float:
         return peak_memory_mb(self._device if self._cuda else torch.device("cpu"))
@@ -308,22 +335,12 @@ class StepTimer(Callback):
         }
 
 
+def _mean(values: List[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
 def _wandb_loggers(trainer: pl.Trainer) -> List[Any]:
     from pytorch_lightning.loggers import WandbLogger
 
     return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-
-
-def step_time_summary(trainer: pl.Trainer) -> Optional[Dict[str, Any]]:
-    """The summary of the trainer's StepTimer, or None when the run has none (for results.json).
-
-    Under `ddp_spawn` the timing happened in the rank processes: the summary is then rebuilt from
-    rank 0's step_times.csv (without peak memory)."""
-    timer = next((cb for cb in trainer.callbacks if isinstance(cb, StepTimer)), None)
-    if timer is None:
-        return None
-    if not timer.rows and timer.csv_file:
-        path = Path(timer.output_dir or trainer.default_root_dir) / timer.csv_file
-        if path.is_file():
-            timer.load_csv(path)
-    return timer.summary() if timer.rows else None

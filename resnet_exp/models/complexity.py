@@ -8,9 +8,11 @@ counts in well under a second. FLOPs are torch.utils.flop_counter's (1 multiply-
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -18,6 +20,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from resnet_exp.models.options import BlockOrder
 from resnet_exp.models.resnet import ArchSpec, ResNet
+
+log = logging.getLogger(__name__)
+# Training FLOPs per image = this x forward FLOPs (backward ~ 2x forward), the convention MFU uses.
+TRAIN_FLOPS_PER_FORWARD = 3
 
 
 def _flops(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[int, torch.Tensor]:
@@ -63,3 +69,31 @@ def _conv_flops(spec: ArchSpec, num_classes: int, in_channels: int, size: int) -
             flops += (n - 1 if i == 1 else 1) * f
     f, _ = _flops(lambda t: model.forward_head(model.final_act(model.norm(t))), x)
     return flops + f
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> int | None:
+    """FLOPs of one batch of `mode` (forward; forward + backward for the training modes), counted
+    by torch.utils.flop_counter on a copy of the model on the meta device (nothing computed)."""
+    try:
+        meta = copy.deepcopy(model).to("meta")
+        images = torch.empty(*input_shape, device="meta")
+        with FlopCounterMode(display=False) as counter:
+            if mode == "forward":
+                meta.eval()
+                with torch.no_grad():
+                    meta(images)
+            else:
+                meta.train()
+                logits = meta(images)
+                labels = torch.zeros(input_shape[0], dtype=torch.long, device="meta")
+                nn.functional.cross_entropy(logits, labels).backward()
+        return int(counter.get_total_flops())
+    except Exception:  # an op without a meta kernel: report no FLOPs rather than fail
+        log.warning("could not count FLOPs for mode %s", mode, exc_info=True)
+        return None
+
+
+def train_flops_per_image(model: nn.Module, input_shape: Sequence[int]) -> int | None:
+    """Training FLOPs of one image of shape `input_shape` (C, H, W): 3 x the forward count."""
+    forward = count_flops(model, (1, *input_shape), "forward")
+    return None if forward is None else TRAIN_FLOPS_PER_FORWARD * forward

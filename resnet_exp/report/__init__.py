@@ -7,6 +7,7 @@ The report reads every job folder of a Hydra multirun folder (a sub-folder holdi
     summary.md                  the same as a Markdown table (accuracies in %)
     accuracy_vs_depth.png       test (solid) and best validation (dashed) accuracy, one line per block order
     step_time_vs_depth.png      median training step time, one line per block order
+    time_to_accuracy.png        validation accuracy vs cumulative training time, one line per job
 
 A job without `results.json` is `failed` when it left an error behind (`job_status.json` written
 by the sweep callback, or a traceback in its log) and `interrupted` otherwise. The same report is
@@ -16,5 +17,6 @@ own: nothing else writes or names them.
 
 SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
 ACCURACY_PNG, STEP_TIME_PNG = "accuracy_vs_depth.png", "step_time_vs_depth.png"
+TIME_TO_ACCURACY_PNG = "time_to_accuracy.png"
 # Written by the sweep callback into a job folder when the job raised (the folder may hold only it).
 JOB_STATUS_FILE = "job_status.json"

@@ -1,5 +1,6 @@
 """The PNG plots of a sweep report: accuracy and median step time against depth, one line per
-block order (per block order and dataset when a sweep spans datasets). matplotlib's Agg canvas
+block order (per block order and dataset when a sweep spans datasets), and validation accuracy
+against cumulative training time, one line per job. matplotlib's Agg canvas
 through `Figure` (no pyplot, so no global backend state); a plot with no data is skipped."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from resnet_exp.report import ACCURACY_PNG, STEP_TIME_PNG
+from resnet_exp.report import ACCURACY_PNG, STEP_TIME_PNG, TIME_TO_ACCURACY_PNG
 from resnet_exp.report.rows import finite
 from resnet_exp.results import write_atomic
 
@@ -58,6 +59,29 @@ def _plot(path: Path, title: str, ylabel: str, lines: Iterable[tuple]) -> bool:
     return True
 
 
+def _plot_time_to_accuracy(path: Path, rows: Sequence[Mapping[str, Any]]) -> bool:
+    curves = [(r["job"], r.get("overrides") or r["job"], r["_time_to_accuracy"]) for r in rows
+              if r.get("_time_to_accuracy")]
+    if not curves:
+        return False
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.2), dpi=110)
+    ax = fig.add_subplot()
+    for job, label, points in curves:
+        ax.plot([p[0] for p in points], [100.0 * p[1] for p in points], "-", marker=".",
+                label=f"{job}: {label}"[:60])
+    ax.set_xlabel("training time (s, validation excluded)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("Time to accuracy")
+    ax.grid(True, alpha=0.3)
+    if len(curves) <= 12:
+        ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    write_atomic(path, lambda handle: fig.savefig(handle, format="png"), binary=True)
+    return True
+
+
 def write_plots(rows: Sequence[Mapping[str, Any]], sweep_dir: Path) -> tuple:
     """(written files, names of plots skipped for lack of data)."""
     written, skipped = [], []
@@ -72,4 +96,8 @@ def write_plots(rows: Sequence[Mapping[str, Any]], sweep_dir: Path) -> tuple:
         written.append(sweep_dir / STEP_TIME_PNG)
     else:
         skipped.append(STEP_TIME_PNG)
+    if _plot_time_to_accuracy(sweep_dir / TIME_TO_ACCURACY_PNG, rows):
+        written.append(sweep_dir / TIME_TO_ACCURACY_PNG)
+    else:
+        skipped.append(TIME_TO_ACCURACY_PNG)
     return written, skipped

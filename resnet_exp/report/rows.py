@@ -23,9 +23,11 @@ from resnet_exp.models.families import PRESETS, layout, layout_depth, preset_dep
 from resnet_exp.report import JOB_STATUS_FILE
 from resnet_exp.results import RESULTS_FILE
 
-# The public keys of a row, in table order (a row also holds private `_num` and `_overrides`).
+# The public keys of a row, in table order (a row also holds private `_num`, `_overrides` and
+# `_time_to_accuracy`, the job's accuracy-vs-training-time points).
 COLUMNS = ("job", "status", "overrides", "arch", "depth", "block_order", "data", "params",
-           "val_acc_best", "test_acc", "step_median_ms", "images_per_s", "wall_time_s", "error")
+           "val_acc_best", "test_acc", "step_median_ms", "images_per_s", "tflop_per_s", "mfu", "wall_time_s",
+           "error")
 ERROR_MARKERS = ("Traceback (most recent call last)", "Error executing job")
 MAX_SCAN_DEPTH = 3  # job folders may sit below the sweep folder (hydra.sweep.subdir with '/')
 
@@ -155,6 +157,8 @@ def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
     arch = res.get("arch") or choices.get("arch") or arch_cfg.get("name") or typed.get("arch")
     depth = res.get("depth") if finite(res.get("depth")) is not None else depth_of(arch_cfg, arch)
     step_time = res.get("step_time") if isinstance(res.get("step_time"), Mapping) else {}
+    throughput = res.get("throughput") if isinstance(res.get("throughput"), Mapping) else {}
+    tta = res.get("time_to_accuracy") if isinstance(res.get("time_to_accuracy"), list) else []
     job_num = _get(hydra, "hydra.job.num")
     if not isinstance(job_num, int):
         job_num = (marker or {}).get("job_num")
@@ -174,11 +178,16 @@ def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
         "val_acc_best": finite(res.get("val/acc_best")),
         "test_acc": finite(res.get("test/acc")),
         "step_median_ms": finite(step_time.get("median_ms")),
-        "images_per_s": finite(step_time.get("images_per_s")),
+        "images_per_s": finite(throughput.get("images_per_s", step_time.get("images_per_s"))),
+        "tflop_per_s": finite(throughput.get("tflop_per_s")),
+        "mfu": finite(throughput.get("mfu")),
         "wall_time_s": finite(res.get("wall_time_s")),
         "error": None if results is not None else (marker or {}).get("error") or log_error,
         "_num": job_num,
         "_overrides": [str(o) for o in overrides],
+        "_time_to_accuracy": [(finite(p.get("train_time_s")), finite(p.get("val/acc"))) for p in tta
+                              if isinstance(p, Mapping) and finite(p.get("train_time_s")) is not None
+                              and finite(p.get("val/acc")) is not None],
     }
 
 

@@ -19,7 +19,7 @@ MD_HEADERS = {
     "job": "job", "status": "status", "overrides": "overrides", "arch": "arch", "depth": "depth",
     "block_order": "block order", "data": "data", "params": "params", "val_acc_best": "best val acc %",
     "test_acc": "test acc %", "step_median_ms": "median step ms", "images_per_s": "images/s",
-    "wall_time_s": "wall time s", "error": "error",
+    "tflop_per_s": "TFLOP/s", "mfu": "MFU %", "wall_time_s": "wall time s", "error": "error",
 }
 
 
@@ -65,6 +65,10 @@ def _md_cell(column: str, value: Any) -> str:
         return _fmt_params(value)
     if column in ("step_median_ms", "wall_time_s"):
         return f"{value:.1f}" if value >= 100 else f"{value:.2f}"
+    if column == "mfu":
+        return f"{100 * value:.1f}"
+    if column == "tflop_per_s":
+        return f"{value:.3g}"
     if column == "images_per_s":
         return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
     text = str(value).replace("|", "\\|").replace("\n", " ")
@@ -75,7 +79,8 @@ def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[
     """summary.md: a header (sweep axes, overrides all jobs share), then one row per job."""
     lists = [r.get("_overrides") or [] for r in rows]
     common = [o for o in lists[0] if all(o in other for other in lists[1:])] if len(lists) > 1 else []
-    columns = [c for c in COLUMNS if c != "error" or any(r.get("error") for r in rows)]
+    # MFU only where some job has it (a GPU with a known peak); the error column only if some failed.
+    columns = [c for c in COLUMNS if c not in ("error", "mfu") or any(r.get(c) is not None for r in rows)]
     out = io.StringIO()
     out.write(f"# Sweep {sweep_dir.name}\n\n")
     statuses: dict[str, int] = defaultdict(int)
@@ -88,7 +93,8 @@ def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[
         out.write(f"Overrides of every job: `{' '.join(common)}`; the table shows the others.\n\n")
     out.write("| " + " | ".join(MD_HEADERS[c] for c in columns) + " |\n")
     out.write("|" + "|".join("---:" if c in ("depth", "params", "val_acc_best", "test_acc",
-                                             "step_median_ms", "images_per_s", "wall_time_s")
+                                             "step_median_ms", "images_per_s", "tflop_per_s", "mfu",
+                                             "wall_time_s")
                              else "---" for c in columns) + "|\n")
     for row, own in zip(rows, lists):
         shown = dict(row, overrides=" ".join(o for o in own if o not in common))

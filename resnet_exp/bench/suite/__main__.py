@@ -31,8 +31,8 @@ GPU_CACHE = harness.REPO_ROOT / "outputs" / "benchmarks" / "gpu_results.json"
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m resnet_exp.bench.suite", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sections", nargs="+", choices=("cpu", "gpu"), default=None,
-                   help="what to measure (default: cpu, plus gpu when CUDA is available)")
+    p.add_argument("--sections", nargs="+", choices=("cpu", "overhead", "compile", "gpu"), default=None,
+                   help="what to measure (default: cpu, overhead and compile, plus gpu when CUDA is available)")
     p.add_argument("--output", default=str(harness.REPO_ROOT / "BENCHMARKS.md"), help="file to update")
     p.add_argument("--no-write", action="store_true", help="print the sections, leave the file alone")
     p.add_argument("--render", metavar="BENCHMARKS_JSON",
@@ -49,6 +49,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     cpu.add_argument("--probe-steps", type=int, default=100,
                      help="batches per epoch of the overhead probe (same framework, near-free model)")
     cpu.add_argument("--probe-rounds", type=int, default=5)
+    over = p.add_argument_group("overhead (whole processes: plain loop, bare Lightning, framework)")
+    from resnet_exp.bench.suite import overhead
+
+    overhead.add_arguments(over, prefix="overhead-")
+    comp = p.add_argument_group("compile (eager vs torch.compile on CPU)")
+    comp.add_argument("--compile-batches", type=int, default=10)
     gpu = p.add_argument_group("gpu")
     gpu.add_argument("--gpu-batch-size", type=int, default=512)
     gpu.add_argument("--gpu-steps", type=int, default=30)
@@ -80,6 +86,16 @@ def render(args: argparse.Namespace) -> None:
         for part in (raw["cpu"], raw["cpu_probe"]):
             part.update(cpu.summarize(part["rounds_raw"]))
         new[markdown.CPU_TITLE] = markdown.cpu_section(raw["cpu"], raw["cpu_probe"], env, command)
+    if raw.get("overhead"):
+        from resnet_exp.bench.suite import overhead
+
+        new[markdown.OVERHEAD_TITLE] = markdown.overhead_section(raw["overhead"], overhead.table(raw["overhead"]),
+                                                                 env, command)
+    if raw.get("compile"):
+        from resnet_exp.bench.suite import compile_cpu
+
+        new[markdown.COMPILE_TITLE] = markdown.compile_section(raw["compile"], compile_cpu.table(raw["compile"]),
+                                                               env, command)
     if raw.get("gpu"):
         new[markdown.GPU_TITLE] = markdown.gpu_section(raw["gpu"], env, command)
     output = Path(args.output)
@@ -94,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.render:
         return render(args)
     command = "python -m resnet_exp.bench.suite " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    sections = args.sections or (["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"])
+    sections = args.sections or (["cpu", "overhead", "compile"] + (["gpu"] if torch.cuda.is_available() else []))
     env = environment()
     raw: dict[str, Any] = {"environment": env, "command": command.strip()}
     new: dict[str, str] = {}
@@ -114,6 +130,22 @@ def main(argv: list[str] | None = None) -> None:
                                    epochs=2, rounds=args.probe_rounds, threads=args.threads, log=log)
         env["load"] = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else env["load"]
         new[markdown.CPU_TITLE] = markdown.cpu_section(raw["cpu"], raw["cpu_probe"], env, command.strip())
+    if "overhead" in sections:
+        from resnet_exp.bench.suite import overhead
+
+        log("overhead: whole processes with N1 and N2 training batches")
+        raw["overhead"] = overhead.measure(
+            args.overhead_arch, args.overhead_width, args.overhead_batch_size, args.overhead_image_size,
+            args.overhead_steps, args.overhead_rounds, args.threads, log=log)
+        new[markdown.OVERHEAD_TITLE] = markdown.overhead_section(
+            raw["overhead"], overhead.table(raw["overhead"]), environment(), command.strip())
+    if "compile" in sections:
+        from resnet_exp.bench.suite import compile_cpu
+
+        log("compile: eager vs torch.compile training step on CPU")
+        raw["compile"] = compile_cpu.run(batches=args.compile_batches, threads=args.threads, log=log)
+        new[markdown.COMPILE_TITLE] = markdown.compile_section(
+            raw["compile"], compile_cpu.table(raw["compile"]), environment(), command.strip())
     if "gpu" in sections:
         from resnet_exp.bench.suite import gpu
 

@@ -32,7 +32,7 @@ import torch
 
 from resnet_exp import speed
 from resnet_exp.bench.suite import harness
-from resnet_exp.bench.timing import count_flops
+from resnet_exp.models.complexity import count_flops
 from resnet_exp.device import peak_tflops
 
 SEED_ARCHS = ("resnet50v2", "resnet101v2", "resnet152v2", "resnet200v2")
@@ -43,6 +43,7 @@ SWITCHES = (  # (label, bench overrides) measured one at a time against the defa
     ("channels_last off", ["speed.channels_last=false"]),
     ("cudnn.benchmark off", ["bench.cudnn_benchmark=false"]),
     ("torch.compile on", ["speed.compile=true"]),
+    ("torch.compile reduce-overhead (CUDA graphs)", ["speed.compile=true", "speed.compile_mode=reduce-overhead"]),
 )
 
 
@@ -100,6 +101,8 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log=p
                 torch.cuda.set_sync_debug_mode("default")
     syncs = [w for w in caught if "synchroniz" in str(w.message)]
     res["host_syncs_per_step"] = len(syncs) / max(probe.trainer.global_step, 1)
+    res["sync_guard"] = sync_guard_check(ov, work / f"{arch}_guard")
+    log(f"  {arch}: sync guard (set_sync_debug_mode('error') outside logging steps): {res['sync_guard']}")
 
     datamodule = fit.datamodule  # still attached to its trainer: GPU loader on this device
     autocast = torch.bfloat16 if plan.precision == "bf16-mixed" else None
@@ -132,6 +135,19 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log=p
     log(f"  {arch}: plain {res['plain_ms']:.2f}, torchvision {res['torchvision_ms']:.2f} ms/batch, "
         f"events/sync {res['events_vs_sync']:.4f}, syncs/step {res['host_syncs_per_step']:.2f}")
     return res
+
+
+def sync_guard_check(ov: Sequence[str], out: Path) -> str:
+    """One epoch with the SyncGuard callback: on CUDA it runs the training steps (logging steps
+    excepted) under torch.cuda.set_sync_debug_mode("error"). "passed" or the first error line."""
+    from resnet_exp.callbacks.sync_guard import HostSyncError
+
+    try:
+        _fit(list(ov) + ["trainer.max_epochs=1",
+                         "+callbacks.sync_guard._target_=resnet_exp.callbacks.sync_guard.SyncGuard"], out)
+    except (HostSyncError, RuntimeError) as err:
+        return f"failed: {str(err).splitlines()[0][:200]}"
+    return "passed"
 
 
 def bench_cli(args: Sequence[str], sweep_dir: Path, multirun: bool = False, timeout: int = 900) -> list[dict[str, Any]]:

@@ -1,0 +1,192 @@
+"""Framework overhead per training step, measured on whole processes.
+
+    python -m resnet_exp.bench.suite.overhead [--steps 20 820] [--rounds 3]
+
+Three programs train the same model (resnet20 width 0.25 by default) on the same batches (the
+framework's synthetic datamodule, batch 4 x 8 px, no workers), with the same optimizer, one epoch:
+
+- plain: a textbook PyTorch loop (zero_grad, forward, cross-entropy, backward, step);
+- lightning: a bare LightningModule (forward + loss) in a Trainer with logger, checkpoints,
+  progress bar and model summary off;
+- framework: `python -m resnet_exp.run data=synthetic ...` as shipped: default callbacks (step
+  timer, progress bar, checkpoints, LR monitor, model summary) and loggers (CSV, wandb offline).
+
+Each program runs twice, with N1 and N2 training batches; (time(N2) - time(N1)) / (N2 - N1) is its
+time per training batch, free of start-up, imports, validation, test and teardown. Rounds interleave
+the programs so that load from other processes hits all alike; the figure is the best (lowest) of
+the rounds. Wall time is the headline (it is what a user waits for; it includes wandb's service
+process); CPU time of the child processes is given too. Threads: one intra-op thread everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+PROGRAMS = ("plain", "lightning", "framework")
+LABELS = {"plain": "plain PyTorch loop", "lightning": "bare LightningModule in a Trainer (extras off)",
+          "framework": "framework as shipped (`resnet_exp.run`, default callbacks and loggers)"}
+
+
+def run_overrides(arch: str, width: float, batch: int, image: int, batches: int) -> List[str]:
+    """`resnet_exp.run` overrides shared by the three programs (the data and model they train)."""
+    return [
+        "data=synthetic", f"data.batch_size={batch}", f"data.image_size={image}",
+        f"data.train_size={batches * batch}", f"data.val_size={batch}", f"data.test_size={batch}",
+        "data.num_workers=0", f"arch={arch}", f"arch.width={width}", "trainer.max_epochs=1",
+        "trainer.accelerator=cpu", "trainer.devices=1", "logger.wandb.mode=offline",
+    ]
+
+
+# ---------------------------------------------------------------------------- the worker programs
+def _worker(kind: str, overrides: Sequence[str], out: Path) -> None:
+    """Train one epoch as `kind` (plain or lightning) on the framework's data and model."""
+    import pytorch_lightning as pl
+    import torch
+    from hydra.utils import instantiate
+
+    from resnet_exp.bench.suite import harness
+
+    cfg = harness.compose_run_config(overrides, out)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    model = harness.run_model(cfg, datamodule)
+    if kind == "plain":
+        datamodule.setup("fit")
+        optimizer = harness.make_optimizer(cfg, model)
+        harness.plain_loop(model, optimizer, datamodule.train_dataloader, 1, torch.device("cpu"))
+        return
+
+    class Bare(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            images, labels = batch
+            return torch.nn.functional.cross_entropy(self.model(images), labels)
+
+        def configure_optimizers(self) -> Any:
+            return harness.make_optimizer(cfg, self.model)
+
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         num_sanity_val_steps=0, default_root_dir=str(out))
+    trainer.fit(Bare(), datamodule=datamodule)
+
+
+def command(kind: str, overrides: Sequence[str], out: Path) -> List[str]:
+    if kind == "framework":
+        return [sys.executable, "-m", "resnet_exp.run", *overrides, f"hydra.run.dir={out}"]
+    return [sys.executable, "-m", "resnet_exp.bench.suite.overhead", "--worker", kind, "--out", str(out),
+            "--", *overrides]
+
+
+def child_env(threads: int) -> Dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), WANDB_SILENT="true")
+    root = str(Path(__file__).resolve().parents[3])  # this checkout, for `python -m resnet_exp...`
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return env
+
+
+def time_process(cmd: Sequence[str], env: Dict[str, str]) -> Dict[str, float]:
+    """Wall and CPU seconds (user + system of the child and its children) of one process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall": wall, "cpu": cpu}
+
+
+# ---------------------------------------------------------------------------- measuring
+def measure(arch: str = "resnet20", width: float = 0.25, batch: int = 4, image: int = 8,
+            steps: Sequence[int] = (20, 820), rounds: int = 3, threads: int = 1,
+            programs: Sequence[str] = PROGRAMS, extra: Sequence[str] = (),
+            log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Per program and round: ms per training batch from the N1 / N2 process pair."""
+    n1, n2 = steps
+    if not 0 < n1 < n2:
+        raise ValueError(f"--steps {n1} {n2}: need 0 < N1 < N2")
+    env = child_env(threads)
+    work = Path(tempfile.mkdtemp(prefix="resnet_exp_overhead_"))
+    per_round: Dict[str, Dict[str, List[float]]] = {p: {"wall": [], "cpu": []} for p in programs}
+    try:
+        for r in range(rounds):
+            order = list(programs[r % len(programs):]) + list(programs[:r % len(programs)])
+            for kind in order:
+                times = {}
+                for n in (n1, n2):
+                    ov = run_overrides(arch, width, batch, image, n) + (list(extra) if kind == "framework" else [])
+                    times[n] = time_process(command(kind, ov, work / f"{kind}_{r}_{n}"), env)
+                for key in ("wall", "cpu"):
+                    per_round[kind][key].append((times[n2][key] - times[n1][key]) / (n2 - n1) * 1e3)
+            log(f"  round {r + 1}/{rounds}: wall ms/step " + ", ".join(
+                f"{k} {v['wall'][-1]:.2f}" for k, v in per_round.items()))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    best = {k: {key: min(v[key]) for key in v} for k, v in per_round.items()}
+    return {"arch": arch, "width": width, "batch_size": batch, "image_size": image, "steps": [n1, n2],
+            "rounds": rounds, "threads": threads, "extra": list(extra), "per_round": per_round, "best": best}
+
+
+def table(result: Dict[str, Any]) -> str:
+    """The three figures side by side, and each one's excess over the plain loop."""
+    best = result["best"]
+    plain = best.get("plain")
+    lines = ["| program | wall ms/step | over plain | CPU ms/step | over plain |", "|---|---:|---:|---:|---:|"]
+    for kind in PROGRAMS:
+        if kind not in best:
+            continue
+        b = best[kind]
+        over = ("", "") if plain is None or kind == "plain" else (
+            f"{b['wall'] - plain['wall']:+.2f}", f"{b['cpu'] - plain['cpu']:+.2f}")
+        lines.append(f"| {LABELS[kind]} | {b['wall']:.2f} | {over[0]} | {b['cpu']:.2f} | {over[1]} |")
+    return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    p.add_argument(f"--{prefix}arch", default="resnet20")
+    p.add_argument(f"--{prefix}width", type=float, default=0.25)
+    p.add_argument(f"--{prefix}batch-size", type=int, default=4)
+    p.add_argument(f"--{prefix}image-size", type=int, default=8)
+    p.add_argument(f"--{prefix}steps", type=int, nargs=2, default=[20, 820], metavar=("N1", "N2"),
+                   help="training batches of the short and the long process")
+    p.add_argument(f"--{prefix}rounds", type=int, default=3)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m resnet_exp.bench.suite.overhead", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--programs", nargs="+", choices=PROGRAMS, default=list(PROGRAMS))
+    p.add_argument("--worker", choices=("plain", "lightning"), help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("overrides", nargs="*", help="extra `resnet_exp.run` overrides for the framework program "
+                                                 "(after --), e.g. callbacks.step_timer=null")
+    args = p.parse_args(argv)
+    if args.worker:
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+        return _worker(args.worker, args.overrides, Path(args.out))
+    result = measure(args.arch, args.width, args.batch_size, args.image_size, args.steps, args.rounds,
+                     args.threads, args.programs, args.overrides,
+                     log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(table(result))
+
+
+if __name__ == "__main__":
+    main()
