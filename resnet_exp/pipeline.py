@@ -25,6 +25,7 @@ from resnet_exp.callbacks import step_time_summary
 from resnet_exp.callbacks.loggers import define_wandb_summaries, report_offline_runs
 from resnet_exp.checkpoints import LAST_CHECKPOINT, AtomicCheckpointIO, check_checkpoint_fits, load_header
 from resnet_exp.data import ImageDataModule
+from resnet_exp.errors import ConfigError
 from resnet_exp.module import ImageClassifier
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
 
@@ -53,8 +54,18 @@ def is_local_rank_zero() -> bool:
     return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))) == 0
 
 
+def check_accelerator(accelerator: str) -> None:
+    """Refuse a GPU request on a machine without one, naming the key (Lightning names none).
+    Checked when the job starts, not in `validate`: a sweep may be submitted from a CPU node."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA device is available here "
+                          "(torch.cuda.is_available() is False); available: cpu "
+                          "(trainer=cpu, or trainer.accelerator=auto to use a GPU when there is one)")
+
+
 def build_parts(cfg: DictConfig) -> Parts:
     """Datamodule (with data checked), model, LightningModule, loggers and trainer."""
+    check_accelerator(str(cfg.trainer.accelerator))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     if is_local_rank_zero():
@@ -65,6 +76,11 @@ def build_parts(cfg: DictConfig) -> Parts:
         in_channels=datamodule.in_channels,
         input_size=datamodule.image_size,
     )
+    spec = getattr(model, "spec", None)
+    if spec is not None and datamodule.image_size < spec.min_input_size:
+        raise ConfigError(f"data.image_size={datamodule.image_size}: too small for {spec.name} "
+                          f"({spec.describe_stem()}); use data.image_size >= {spec.min_input_size} "
+                          "or a smaller stem (arch.stem_stride, arch.stem_pool=false)")
     fast = speed.plan(cfg.trainer, cfg.speed)  # fast GPU path: nulls resolved for this machine
     log.info("speed: %s", fast)
     fast.apply_backend()

@@ -6,6 +6,7 @@ import csv
 import logging
 import netrc
 import os
+import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -23,6 +24,7 @@ from resnet_exp.results import write_atomic
 log = logging.getLogger(__name__)
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+WANDB_CONNECT_TIMEOUT_S = 3.0
 
 
 class _HistoryWriter(ExperimentWriter):
@@ -111,18 +113,47 @@ def wandb_credentials_configured() -> bool:
         return False
 
 
-def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogger | None:
-    """A WandbLogger writing under `save_dir`, or None when `mode` is `disabled`.
-
-    The mode goes to `wandb.init` rather than WandbLogger's `offline` flag, which would set
-    WANDB_MODE for the whole process and leak into the next job of a multirun.
-    """
+def wandb_mode(mode: str) -> str:
+    """The mode to run wandb in: the config's, unless it is `auto`; then `WANDB_MODE` from the
+    environment, else online when credentials are configured, else offline."""
     if mode not in WANDB_MODES:
         raise ConfigError(f"logger.wandb.mode={mode}: choose one of {', '.join(WANDB_MODES)}")
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env in ("online", "offline", "disabled"):
+        return env
+    if env == "dryrun":  # wandb's old name for offline
+        return "offline"
+    return "online" if wandb_credentials_configured() else "offline"
+
+
+def wandb_reachable(timeout_s: float = WANDB_CONNECT_TIMEOUT_S) -> bool:
+    """Whether wandb's server accepts a TCP connection within `timeout_s` (a few seconds at
+    most, where wandb.init itself would retry for minutes)."""
+    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogger | None:
+    """A WandbLogger writing under `save_dir`, or None when the mode is `disabled`.
+
+    The mode goes to `wandb.init` rather than WandbLogger's `offline` flag, which would set
+    WANDB_MODE for the whole process and leak into the next job of a multirun. An online run
+    whose server cannot be reached logs offline instead (one warning), so training goes on.
+    """
+    mode = wandb_mode(mode)
     if mode == "disabled":
         return None
-    if mode == "auto":
-        mode = "online" if wandb_credentials_configured() else "offline"
+    if mode == "online" and not wandb_reachable():
+        log.warning("wandb: cannot reach %s; logging offline in %s/wandb instead (upload later "
+                    "with wandb sync)", os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"), save_dir)
+        mode = "offline"
     os.makedirs(save_dir, exist_ok=True)
     if mode == "offline":
         # Offline, wandb's console output is only noise; `report_offline_runs` says what matters.
