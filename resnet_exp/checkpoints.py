@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,6 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from resnet_exp.errors import UserError, first_line
 from resnet_exp.results import write_atomic
-
-log = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 # write_atomic's temp files: `.<name>.<random>.tmp` next to the file being written.
@@ -50,7 +48,9 @@ def newest_loadable(folder: Path) -> Path | None:
             saved = load_header(path)
             rank = (int(saved["global_step"]), int(saved["epoch"]), path.name == "last.ckpt")
         except Exception as exc:
-            log.warning("skipping %s: not a readable checkpoint (%s)", path, first_line(exc)[:120])
+            # Called before logging is set up (while the command line is expanded).
+            print(f"warning: skipping {path}: not a readable checkpoint ({first_line(exc)[:120]})",
+                  file=sys.stderr)
             continue
         if best is None or rank > best[0]:
             best = (rank, path)

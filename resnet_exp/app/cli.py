@@ -112,6 +112,11 @@ def discard_run_dir_on_error() -> Iterator[None]:
     except BaseException:
         if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= own_files:
             shutil.rmtree(run_dir, ignore_errors=True)
+            # ... and the folders Hydra made for it (outputs/<task>/runs/) if nothing else is there
+            for parent in list(run_dir.parents)[:3]:
+                if parent == Path.cwd() or not parent.is_dir() or any(parent.iterdir()):
+                    break
+                parent.rmdir()
         raise
 
 
