@@ -1,5 +1,9 @@
 """Errors meant for the person at the keyboard: printed as one line, never as a traceback."""
 
+import argparse
+import sys
+from typing import NoReturn
+
 
 class UserError(Exception):
     """Bad input from the user (config, files, command line); its message is the whole story."""
@@ -18,3 +22,11 @@ class DataError(UserError):
 def first_line(text: object) -> str:
     """The first non-blank line of a message, stripped: what fits in a one-line error."""
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, with a bad command line reported like every other error: one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}; see {self.prog} --help", file=sys.stderr)
+        sys.exit(2)

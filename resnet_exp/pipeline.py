@@ -23,10 +23,11 @@ from torch import nn
 from resnet_exp import speed
 from resnet_exp.callbacks import step_time_summary, time_to_accuracy
 from resnet_exp.callbacks.loggers import define_wandb_summaries, report_offline_runs
-from resnet_exp.checkpoints import LAST_CHECKPOINT, check_checkpoint_fits, load_header
+from resnet_exp.checkpoints import LAST_CHECKPOINT, AtomicCheckpointIO, check_checkpoint_fits, load_header
 from resnet_exp.data import ImageDataModule
 from resnet_exp.device import peak_tflops
 from resnet_exp.models.complexity import train_flops_per_image
+from resnet_exp.errors import ConfigError
 from resnet_exp.module import ImageClassifier
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
 
@@ -57,8 +58,18 @@ def is_local_rank_zero() -> bool:
     return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))) == 0
 
 
+def check_accelerator(accelerator: str) -> None:
+    """Refuse a GPU request on a machine without one, naming the key (Lightning names none).
+    Checked when the job starts, not in `validate`: a sweep may be submitted from a CPU node."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA device is available here "
+                          "(torch.cuda.is_available() is False); available: cpu "
+                          "(trainer=cpu, or trainer.accelerator=auto to use a GPU when there is one)")
+
+
 def build_parts(cfg: DictConfig) -> Parts:
     """Datamodule (with data checked), model, LightningModule, loggers and trainer."""
+    check_accelerator(str(cfg.trainer.accelerator))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     if is_local_rank_zero():
@@ -69,6 +80,11 @@ def build_parts(cfg: DictConfig) -> Parts:
         in_channels=datamodule.in_channels,
         input_size=datamodule.image_size,
     )
+    spec = getattr(model, "spec", None)
+    if spec is not None and datamodule.image_size < spec.min_input_size:
+        raise ConfigError(f"data.image_size={datamodule.image_size}: too small for {spec.name} "
+                          f"({spec.describe_stem()}); use data.image_size >= {spec.min_input_size} "
+                          "or a smaller stem (arch.stem_stride, arch.stem_pool=false)")
     fast = speed.plan(cfg.trainer, cfg.speed)  # fast GPU path: nulls resolved for this machine
     log.info("speed: %s", fast)
     fast.apply_backend()
@@ -88,7 +104,8 @@ def build_parts(cfg: DictConfig) -> Parts:
     )
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     loggers = [lg for lg in (instantiate(c) for c in cfg.logger.values() if c) if lg is not None]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **fast.trainer_kwargs())
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                          plugins=[AtomicCheckpointIO()], **fast.trainer_kwargs())
     if cfg.ckpt_path:
         check_checkpoint_fits(cfg.ckpt_path, module.state_dict(), HydraConfig.get().runtime.choices.arch)
     return Parts(datamodule=datamodule, model=model, module=module, trainer=trainer, speed=fast,

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, TextIO
 
@@ -111,6 +112,11 @@ def discard_run_dir_on_error() -> Iterator[None]:
     except BaseException:
         if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= own_files:
             shutil.rmtree(run_dir, ignore_errors=True)
+            # ... and the folders Hydra made for it (outputs/<task>/runs/) if nothing else is there
+            for parent in list(run_dir.parents)[:3]:
+                if parent == Path.cwd() or not parent.is_dir() or any(parent.iterdir()):
+                    break
+                parent.rmdir()
         raise
 
 
@@ -121,6 +127,33 @@ def route_lightning_logs_to_hydra() -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+
+
+OUTPUT_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
+
+
+def check_output_dirs(args: list[str]) -> None:
+    """A typed run/sweep folder must be creatable: not a file, not under one, and writable."""
+    for arg in args:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key not in OUTPUT_DIR_KEYS or not value or "${" in value:
+            continue
+        path = Path(value.strip("'\"")).expanduser().absolute()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise UserError(f"{key}={value}: {existing} is a file; choose a folder path")
+        try:  # the real test (root passes os.access everywhere, read-only mounts included)
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-test-"))
+        except OSError as exc:
+            raise UserError(f"{key}={value}: cannot create a folder in {existing} "
+                            f"({exc.strerror}); choose a folder you can write") from None
+
+
+def _quiet_on_broken_pipe() -> None:
+    """The reader of our output went away (`--help | head`): stop without a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout again at exit
+    sys.exit(1)
 
 
 def run_hydra_app(app: Callable[[], object],
@@ -138,7 +171,17 @@ def run_hydra_app(app: Callable[[], object],
     try:
         if expand_args is not None:
             sys.argv[1:] = expand_args(sys.argv[1:])
+        check_output_dirs(sys.argv[1:])
         app()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_on_broken_pipe()
+    except SystemExit:  # Hydra's --help / --cfg exit by themselves: flush while we can catch it
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_on_broken_pipe()
+        raise
     except Exception as exc:
         message = describe_user_error(exc)
         if message is None or debug:

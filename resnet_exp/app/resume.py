@@ -7,16 +7,19 @@ existing wandb run id, so the run continues there too.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from resnet_exp.checkpoints import LAST_CHECKPOINT
+from resnet_exp.checkpoints import LAST_CHECKPOINT, newest_loadable, readable_checkpoint, remove_temp_files
 from resnet_exp.errors import UserError
 
 RESUME_KEYS = ("resume", "ckpt_path")
 EVAL_OWN_GROUPS = ("logger", "callbacks", "task_name")
+# Lightning's DDP launcher re-runs the (expanded) command line for ranks > 0 with this added.
+DDP_RANK_MARK = "hydra.job.name=train_ddp_process_"
 
 
 def _value(args: list[str], key: str) -> str | None:
@@ -37,7 +40,7 @@ def resume_arguments(args: list[str]) -> list[str]:
     resume, ckpt_path = _value(args, "resume"), _value(args, "ckpt_path")
     if resume in (None, "null") and ckpt_path in (None, "null"):
         return args
-    if any(a.startswith("hydra.run.dir=") for a in args):
+    if any(a.startswith(DDP_RANK_MARK) for a in args):
         return args  # already expanded: Lightning's DDP re-runs this command for the other ranks
     if "-m" in args or "--multirun" in args:
         raise UserError("resume=/ckpt_path= continue one run; they cannot be combined with -m")
@@ -46,23 +49,31 @@ def resume_arguments(args: list[str]) -> list[str]:
         if not _is_run_dir(run_dir):
             raise UserError(f"resume={resume}: not a run folder (no .hydra/overrides.yaml there); "
                             "pass a folder under outputs/<task>/runs/")
-        checkpoint = run_dir / LAST_CHECKPOINT
-        if not checkpoint.is_file():
-            raise UserError(f"resume={resume}: no {LAST_CHECKPOINT} to continue from "
-                            "(the run stopped before its first checkpoint)")
+        remove_temp_files(run_dir / LAST_CHECKPOINT.parent)
+        checkpoint = newest_loadable(run_dir / LAST_CHECKPOINT.parent)
+        if checkpoint is None:
+            print(f"warning: resume={resume}: no loadable checkpoint (the run stopped before its "
+                  "first one); starting it over in its folder", file=sys.stderr)
     else:
         checkpoint = Path(ckpt_path).expanduser().resolve()
         if not checkpoint.is_file():
             raise UserError(f"ckpt_path={ckpt_path}: no such file")
+        readable_checkpoint(checkpoint)
         run_dir = checkpoint.parent.parent
         if not _is_run_dir(run_dir):  # a checkpoint from elsewhere: a new run starts from it
             return [a for a in args if not a.startswith("ckpt_path=")] + [f"ckpt_path={checkpoint}"]
-    typed = [a for a in args if not a.startswith(tuple(f"{k}=" for k in RESUME_KEYS))]
+    typed_dir = _value(args, "hydra.run.dir")
+    if typed_dir is not None and Path(typed_dir).expanduser().resolve() != run_dir:
+        key = "resume" if resume not in (None, "null") else "ckpt_path"
+        raise UserError(f"hydra.run.dir={typed_dir}: {key}= continues the run in its own folder "
+                        f"{run_dir}; drop hydra.run.dir (or start a new run from the checkpoint "
+                        "by copying it out of the run folder)")
+    typed = [a for a in args if not a.startswith(tuple(f"{k}=" for k in (*RESUME_KEYS, "hydra.run.dir")))]
     saved = [o for o in saved_overrides(run_dir) if _key(o) not in {_key(a) for a in typed}]
     # The resumed job's own .hydra goes to a subfolder: the run's original overrides stay intact
     # for the next resume, even if this one fails.
     subdir = time.strftime(".hydra/resumed-%Y-%m-%d_%H-%M-%S")
-    return [*saved, *typed, f"resume={run_dir}", f"ckpt_path={checkpoint}",
+    return [*saved, *typed, f"resume={run_dir}", f"ckpt_path={checkpoint or 'null'}",
             f"hydra.run.dir={run_dir}", f"hydra.output_subdir={subdir}"]
 
 
@@ -80,6 +91,7 @@ def eval_arguments(args: list[str]) -> list[str]:
     checkpoint = Path(ckpt_path).expanduser().resolve()
     if not checkpoint.is_file():
         raise UserError(f"ckpt_path={ckpt_path}: no such file")
+    readable_checkpoint(checkpoint)
     run_dir = checkpoint.parent.parent
     # The run's loggers and callbacks are training's; conf/eval.yaml chooses its own.
     own = [o for o in (saved_overrides(run_dir) if _is_run_dir(run_dir) else [])

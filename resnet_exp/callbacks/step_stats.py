@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from resnet_exp.device import rounded
+from resnet_exp.results import write_atomic
 
 CSV_COLUMNS = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup")
 STAT_KEYS = ("mean_ms", "std_ms", "min_ms", "median_ms", "p90_ms", "p99_ms", "max_ms")
@@ -94,10 +95,16 @@ def start_csv(path: Path) -> None:
 
 def continue_csv(path: Path, steps_done: int) -> List[StepRow]:
     """For a resumed fit: keep the rows of the `steps_done` steps the checkpoint covers (later
-    ones were redone), rewrite the CSV with them and return them; else start a fresh CSV."""
+    ones were redone), rewrite the CSV with them (atomically: a kill now loses nothing) and
+    return them; else start a fresh CSV."""
     rows = [r for r in read_csv(path) if r.step < steps_done] if steps_done and path.is_file() else []
-    start_csv(path)
-    append_csv(path, rows)
+
+    def write(handle: Any) -> None:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(r.as_csv() for r in rows)
+
+    write_atomic(path, write)
     return rows
 
 
@@ -112,6 +119,7 @@ def read_csv(path: Path) -> List[StepRow]:
         return float(text) if text not in ("", None) else math.nan
 
     with Path(path).open(newline="") as handle:
+        # A row cut short by a killed process lacks its last cells: left out.
         return [StepRow(int(r["epoch"]), int(r["step"]), int(r["batch_size"]), num(r["host_ms"]),
                         num(r["data_wait_ms"]), r["warmup"] == "1", device_ms=num(r["device_ms"]))
-                for r in csv.DictReader(handle)]
+                for r in csv.DictReader(handle) if None not in r.values()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
@@ -31,6 +32,8 @@ def register_schemas() -> None:
 
 def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
     """Run each group's range checks; raise a one-line ConfigError naming the first bad key."""
+    if "seed" in cfg:
+        check_seed(cfg.seed)
     for group in groups:
         node = cfg.get(group)
         if not isinstance(node, DictConfig):
@@ -42,4 +45,26 @@ def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
         except OmegaConfBaseException as exc:
             raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from None
         except ValueError as exc:
-            raise ConfigError(f"{group}.{exc}") from None
+            raise ConfigError(_name_the_typed_key(node, group, str(exc))) from None
+
+
+SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
+
+
+def check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"seed={seed}: must be a whole number in [0, {SEED_MAX}]")
+
+
+def _name_the_typed_key(node: DictConfig, group: str, message: str) -> str:
+    """`group.field=value: allowed`; when the field only follows another key (`T_max:
+    ${trainer.max_epochs}`), name that key, which is the one the user typed."""
+    field = message.split("=", 1)[0]
+    raw = OmegaConf.to_container(node, resolve=False)
+    for part in field.split("."):
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    source = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
+    if source is None:
+        return f"{group}.{message}"
+    value, allowed = message.split("=", 1)[1].split(": ", 1)
+    return f"{source.group(1)}={value}: {allowed} ({group}.{field} follows it)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -63,6 +64,14 @@ def existing_wandb_id(output_dir: str | None) -> str | None:
     return runs[-1].name.rsplit("-", 1)[1] if runs else None
 
 
+def unique_suffix() -> str:
+    """Six random hex digits that tell apart folders of runs started in the same second.
+
+    Registered with caching like Hydra's `now`: one value per composed config, so a run's
+    folder is the same every time `hydra.run.dir` is read."""
+    return secrets.token_hex(3)
+
+
 def ddp_strategy() -> str:
     """`ddp` for a single run and for SLURM jobs (SLURM starts one task per rank); `ddp_spawn` in
     other multiruns, where `ddp` would re-run the whole sweep for each rank."""
@@ -85,6 +94,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
     OmegaConf.register_new_resolver("existing_wandb_id", existing_wandb_id, replace=True)
+    OmegaConf.register_new_resolver("unique_suffix", unique_suffix, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("ddp_strategy", ddp_strategy, replace=True)
     OmegaConf.register_new_resolver("int_or", int_or, replace=True)
     OmegaConf.register_new_resolver("cpu_workers", cpu_workers, replace=True)

@@ -52,6 +52,10 @@ class SGDConfig(OptimizerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(0 <= self.momentum < 1, "momentum", self.momentum, "must be in [0, 1)")
+        # torch raises inside fit otherwise
+        require(not self.nesterov or (self.momentum > 0 and self.dampening == 0), "nesterov",
+                "true", f"needs momentum > 0 and dampening = 0 (momentum={self.momentum}, "
+                f"dampening={self.dampening}); set optimizer.momentum or optimizer.nesterov=false")
 
 
 @dataclass
@@ -165,6 +169,9 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.max_epochs is not None:
             require(self.max_epochs >= -1, "max_epochs", self.max_epochs, "must be >= -1")
+        if self.gradient_clip_val is not None:  # Lightning ignores a negative value silently
+            require(self.gradient_clip_val >= 0, "gradient_clip_val", self.gradient_clip_val,
+                    "must be >= 0 (0 or null: no clipping)")
         require(self.accumulate_grad_batches > 0, "accumulate_grad_batches",
                 self.accumulate_grad_batches, "must be > 0")
 

@@ -7,8 +7,9 @@ instantly. FLOPs come from torch.utils.flop_counter (1 multiply-add = 2 FLOPs; t
 
 from __future__ import annotations
 
-import argparse
+import sys
 
+from resnet_exp.errors import OneLineArgumentParser
 from resnet_exp.models.complexity import complexity
 from resnet_exp.models.registry import list_models, resolve
 
@@ -40,10 +41,14 @@ HEADER = ["name", "family", "depth", "block", "order", "params@32px/10cls", "par
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m resnet_exp.models", description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="python -m resnet_exp.models", description=__doc__.splitlines()[0])
     parser.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*v2'")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args(argv)
+    if args.pattern and not list_models(args.pattern):
+        print(f"error: {args.pattern}: matches no arch; known: {', '.join(list_models())} "
+              "(shell-style patterns like 'resnet*v2')", file=sys.stderr)
+        sys.exit(2)
     table = [HEADER] + rows(args.pattern)
     if args.markdown:
         for i, r in enumerate(table):

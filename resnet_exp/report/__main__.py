@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
-from resnet_exp.errors import UserError
+from resnet_exp.errors import OneLineArgumentParser, UserError
 from resnet_exp.report import SUMMARY_MD
 from resnet_exp.report.tables import build_report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m resnet_exp.report",
         description="Summarise a Hydra multirun folder: summary.csv, summary.md and plots "
                     "(accuracy and step time vs depth, one line per block order) in that folder.")

@@ -1,0 +1,254 @@
+"""A catalogue of bad input and faults, across every entry point (run, eval, bench, report, models).
+
+Each case: a non-zero exit, no traceback, one `error:` line naming what the user typed and what
+is allowed, and no run folder left behind. Most run in this process (Hydra cleared between
+calls); a few go through a real subprocess, where exit codes and pipes are the point.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+
+from cli_runner import TINY_RUN, cli_env, run_cli
+
+# Placeholders filled per test: {tmp} the test's folder; files made by `bad_files`.
+RUN_CASES = [
+    (["arch=resnet99"], ["arch=resnet99", "resnet18"]),
+    (["data=imagenet"], ["data=imagenet", "cifar10"]),
+    (["trainer.foo=1"], ["trainer.foo", "unknown key"]),
+    (["arch.blok_order=pre"], ["arch.blok_order", "block_order"]),
+    (["data.batch_size=abc"], ["data.batch_size", "abc"]),
+    (["data.batch_size=0"], ["data.batch_size=0", "> 0"]),
+    (["data.batch_size=-3"], ["data.batch_size=-3", "> 0"]),
+    (["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "> 0"]),
+    (["optimizer.lr=0"], ["optimizer.lr=0", "> 0"]),
+    (["optimizer.lr=abc"], ["optimizer.lr", "abc"]),
+    (["optimizer=rmsprop"], ["optimizer=rmsprop", "adamw"]),
+    (["scheduler=step"], ["scheduler=step", "cosine"]),
+    (["arch.block_order=sideways"], ["arch.block_order", "sideways"]),
+    (["logger.wandb.mode=sometimes"], ["logger.wandb.mode=sometimes", "offline"]),
+    (["experiment=nope"], ["experiment=nope", "no such option"]),
+    (["seed=abc"], ["seed=abc", "whole number"]),
+    (["seed=99999999999"], ["seed=99999999999", "4294967295"]),
+    (["seed=-1"], ["seed=-1", "whole number"]),
+    (["seed=1.5"], ["seed=1.5", "whole number"]),
+    (["seed=true"], ["seed=True", "whole number"]),
+    (["optimizer.nesterov=true", "optimizer.momentum=0"], ["optimizer.nesterov", "momentum > 0"]),
+    (["optimizer.nesterov=true", "optimizer.dampening=0.5"], ["optimizer.nesterov", "dampening = 0"]),
+    (["optimizer.momentum=1.5"], ["optimizer.momentum=1.5", "[0, 1)"]),
+    (["optimizer.weight_decay=-1"], ["optimizer.weight_decay=-1", ">= 0"]),
+    (["trainer.max_epochs=0"], ["trainer.max_epochs=0", "> 0"]),
+    (["trainer.max_epochs=-2"], ["trainer.max_epochs=-2", "> 0"]),
+    (["trainer.max_epochs=-1"], ["trainer.max_epochs=-1", "> 0"]),
+    (["trainer.max_epochs=-2", "scheduler=none"], ["trainer.max_epochs=-2", ">= -1"]),
+    (["trainer.max_epochs=abc"], ["trainer.max_epochs", "abc"]),
+    (["trainer.gradient_clip_val=-1"], ["trainer.gradient_clip_val=-1", ">= 0"]),
+    (["trainer.accumulate_grad_batches=0"], ["trainer.accumulate_grad_batches=0", "> 0"]),
+    (["trainer=nope"], ["trainer=nope", "cpu"]),
+    (["module.label_smoothing=1.5"], ["module.label_smoothing=1.5", "[0, 1)"]),
+    (["optimizer=adam", "optimizer.betas=[0.9,1.5]"], ["optimizer.betas", "[0, 1)"]),
+    (["optimizer=adam", "optimizer.eps=0"], ["optimizer.eps=0", "> 0"]),
+    (["scheduler=multistep", "scheduler.lr_scheduler.milestones=[5,2]"], ["milestones", "increasing"]),
+    (["scheduler=multistep", "scheduler.lr_scheduler.gamma=2"], ["gamma=2", "(0, 1]"]),
+    (["scheduler.frequency=0"], ["scheduler.frequency=0", "> 0"]),
+    (["data.image_size=4"], ["image_size", "8 and 512"]),
+    (["arch=custom", "data.image_size=8"], ["data.image_size=8", "stem", ">= 16"]),
+    (["hydra.run.dir={tmp}/a_file/run"], ["hydra.run.dir=", "a_file", "is a file"]),
+    (["hydra.run.dir=/proc/run"], ["hydra.run.dir=/proc/run", "cannot create"]),
+    (["-m", "hydra.sweep.dir=/proc/sweep"], ["hydra.sweep.dir=/proc/sweep", "cannot create"]),
+    (["-m", "hydra.sweep.dir={tmp}/a_file"], ["hydra.sweep.dir=", "is a file"]),
+    (["resume={tmp}"], ["resume=", "not a run folder"]),
+    (["resume={tmp}/missing"], ["resume=", "not a run folder"]),
+    (["ckpt_path={tmp}/missing.ckpt"], ["ckpt_path=", "missing.ckpt", "no such file"]),
+    (["ckpt_path={tmp}/notes.txt"], ["notes.txt", "not a readable checkpoint"]),
+    (["ckpt_path={tmp}/truncated.ckpt"], ["truncated.ckpt", "not a readable checkpoint"]),
+    (["ckpt_path={tmp}/empty.ckpt"], ["empty.ckpt", "not a readable checkpoint"]),
+    (["ckpt_path={tmp}/tensor.ckpt"], ["tensor.ckpt", "not a readable checkpoint"]),
+    (["ckpt_path={tmp}/fake_run/checkpoints/last.ckpt", "hydra.run.dir={tmp}/elsewhere"],
+     ["last.ckpt", "not a readable checkpoint"]),
+    (["resume={tmp}/fake_run", "hydra.run.dir={tmp}/elsewhere"], ["hydra.run.dir=", "own folder"]),
+    (["resume={tmp}/fake_run", "-m"], ["resume=", "-m"]),
+]
+if not torch.cuda.is_available():
+    RUN_CASES += [
+        (["trainer.accelerator=gpu"], ["trainer.accelerator=gpu", "no CUDA", "cpu"]),
+        (["trainer=gpu"], ["trainer.accelerator=gpu", "no CUDA", "cpu"]),
+    ]
+
+EVAL_CASES = [
+    ([], ["ckpt_path", "required"]),
+    (["ckpt_path={tmp}/missing.ckpt"], ["missing.ckpt", "no such file"]),
+    (["ckpt_path={tmp}"], ["ckpt_path=", "no such file"]),
+    (["ckpt_path={tmp}/notes.txt"], ["notes.txt", "not a readable checkpoint"]),
+    (["ckpt_path={tmp}/truncated.ckpt"], ["truncated.ckpt", "not a readable checkpoint"]),
+    (["ckpt_path={tmp}/empty.ckpt"], ["empty.ckpt", "not a readable checkpoint"]),
+]
+
+BENCH_CASES = [
+    (["arch=resnet99"], ["arch=resnet99", "resnet18"]),
+    (["bench.batch_size=0"], ["bench.batch_size=0", "> 0"]),
+    (["bench.batches=0"], ["bench.batches=0", "> 0"]),
+    (["bench.mode=[fly]"], ["bench.mode", "fly"]),
+    (["arch=custom", "bench.image_size=8"], ["bench.image_size=8", ">= 16"]),
+    (["hydra.run.dir=/proc/bench"], ["hydra.run.dir=/proc/bench", "cannot create"]),
+]
+if not torch.cuda.is_available():
+    BENCH_CASES.append((["bench.device=cuda"], ["bench.device=cuda", "cpu"]))
+
+
+@pytest.fixture
+def bad_files(tmp_path: Path) -> Path:
+    (tmp_path / "a_file").write_text("not a folder\n")
+    (tmp_path / "notes.txt").write_text("this is not a checkpoint\n")
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    whole = tmp_path / "whole.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(64, 64)}, "epoch": 0, "global_step": 1}, whole)
+    (tmp_path / "truncated.ckpt").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    torch.save(torch.zeros(3), tmp_path / "tensor.ckpt")
+    # A run folder whose only checkpoint was cut short by a crash.
+    run = tmp_path / "fake_run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("- data=synthetic\n")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(whole.read_bytes()[:100])
+    return tmp_path
+
+
+def snapshot(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def call_app(module: str, args: list[str], monkeypatch: pytest.MonkeyPatch,
+             capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`python -m <module> <args>` in this process: (exit code, stderr)."""
+    import importlib
+
+    entry = importlib.import_module(module)
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    monkeypatch.delenv("RESNET_EXP_DEBUG", raising=False)
+    GlobalHydra.instance().clear()
+    try:
+        entry.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    return code, capsys.readouterr().err
+
+
+def assert_one_line_error(code: int, err: str, words: list[str]) -> None:
+    assert code != 0, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+
+
+def fill(args: list[str], tmp: Path) -> list[str]:
+    return [a.replace("{tmp}", str(tmp)) for a in args]
+
+
+def case_id(case: tuple[list[str], list[str]]) -> str:
+    return " ".join(case[0]).replace("{tmp}", "T") or "(none)"
+
+
+@pytest.mark.parametrize("args,words", RUN_CASES, ids=[case_id(c) for c in RUN_CASES])
+def test_run(args: list[str], words: list[str], bad_files: Path, monkeypatch, capsys) -> None:
+    before = snapshot(bad_files)
+    monkeypatch.chdir(bad_files)
+    run_dir = [] if any(a.startswith(("hydra.", "-m", "resume=")) for a in args) else [
+        f"hydra.run.dir={bad_files}/run"]
+    groups = {a.split("=")[0] for a in args if "." not in a.split("=")[0]}
+    tiny = [a for a in TINY_RUN if a.split(".")[0] not in groups]  # trainer=gpu: no trainer.*=cpu
+    code, err = call_app("resnet_exp.run", [*tiny, *fill(args, bad_files), *run_dir],
+                         monkeypatch, capsys)
+    assert_one_line_error(code, err, [w.replace("{tmp}", str(bad_files)) for w in words])
+    assert snapshot(bad_files) == before  # no run folder, no outputs/, nothing half-written
+
+
+@pytest.mark.parametrize("args,words", EVAL_CASES, ids=[case_id(c) for c in EVAL_CASES])
+def test_eval(args: list[str], words: list[str], bad_files: Path, monkeypatch, capsys) -> None:
+    before = snapshot(bad_files)
+    monkeypatch.chdir(bad_files)
+    code, err = call_app("resnet_exp.eval", fill(args, bad_files), monkeypatch, capsys)
+    assert_one_line_error(code, err, words)
+    assert snapshot(bad_files) == before
+
+
+@pytest.mark.parametrize("args,words", BENCH_CASES, ids=[case_id(c) for c in BENCH_CASES])
+def test_bench(args: list[str], words: list[str], bad_files: Path, monkeypatch, capsys) -> None:
+    before = snapshot(bad_files)
+    monkeypatch.chdir(bad_files)
+    tiny = ["arch.width=0.125", "bench.batches=1", "bench.burn_in=0", "bench.image_size=32"]
+    code, err = call_app("resnet_exp.bench.__main__", [*tiny, *fill(args, bad_files)], monkeypatch, capsys)
+    assert_one_line_error(code, err, words)
+    assert snapshot(bad_files) == before
+
+
+REPORT_CASES = [
+    (["{tmp}/missing"], ["missing"]),
+    (["{tmp}/notes.txt"], ["notes.txt"]),
+    (["{tmp}/fake_run"], ["fake_run", "multirun"]),
+]
+
+
+@pytest.mark.parametrize("args,words", REPORT_CASES, ids=[case_id(c) for c in REPORT_CASES])
+def test_report(args: list[str], words: list[str], bad_files: Path, capsys) -> None:
+    from resnet_exp.report.__main__ import main
+
+    before = snapshot(bad_files)
+    code = main(fill(args, bad_files))
+    assert_one_line_error(code, capsys.readouterr().err, words)
+    assert snapshot(bad_files) == before
+
+
+def test_models_pattern_that_matches_nothing(capsys) -> None:
+    from resnet_exp.models.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["resnet9*"])
+    assert_one_line_error(exc.value.code, capsys.readouterr().err, ["resnet9*", "resnet18", "resnet56v2"])
+
+
+@pytest.mark.parametrize("argv", [["x", "--bogus"], ["a", "b"]])
+def test_command_line_parsers_refuse_unknown_arguments(argv: list[str], capsys) -> None:
+    from resnet_exp.models.__main__ import main as models
+    from resnet_exp.report.__main__ import main as report
+
+    for main in (models, report):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert_one_line_error(exc.value.code, capsys.readouterr().err, [argv[-1]])
+
+
+# A handful through a real process: exit codes, stderr and pipes as a shell sees them.
+@pytest.mark.slow
+def test_subprocess_seed_and_checkpoint_errors(bad_files: Path) -> None:
+    proc = run_cli("resnet_exp.run", *TINY_RUN, "seed=abc", cwd=bad_files)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "error: seed=abc: must be a whole number in [0, 4294967295]"), proc.stderr
+    proc = run_cli("resnet_exp.eval", f"ckpt_path={bad_files}/truncated.ckpt", cwd=bad_files)
+    assert proc.returncode == 2 and proc.stderr.startswith(
+        f"error: {bad_files}/truncated.ckpt: not a readable checkpoint ("), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (bad_files / "outputs").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["resnet_exp.run", "resnet_exp.eval", "resnet_exp.bench"])
+def test_help_into_a_closed_pipe_exits_quietly(module: str, tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", module, "--help"], cwd=tmp_path, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # like `| head` that has read enough
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) != 0 or err == ""
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
