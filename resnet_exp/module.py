@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics import MaxMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 OptimizerFactory = Callable[..., Optimizer]
@@ -24,6 +24,29 @@ def split_weight_decay(module: nn.Module, decay_norm_and_bias: bool) -> list[dic
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class SampleMean(Metric):
+    """Mean over samples of per-batch mean values: each batch weighs its number of samples.
+
+    Replaces `MeanMetric(nan_strategy="disable")`, which in torchmetrics 1.9 ignores `weight`
+    (a ragged last batch counted as much as a full one). The count is a Python int added to a
+    device tensor: a kernel argument, not a host-to-device copy, so no sync per step.
+    """
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, batch_mean: torch.Tensor, samples: int) -> None:
+        self.total += batch_mean.detach().to(self.total.dtype) * samples
+        self.count += samples
+
+    def compute(self) -> torch.Tensor:
+        return (self.total / self.count).float()
 
 
 def _accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -65,11 +88,13 @@ class ImageClassifier(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.train_metrics = _accuracy_metrics(num_classes, "train/")
-        # nan_strategy="disable": the NaN check would be a GPU sync per step.
-        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.train_loss = SampleMean()
         self.val_metrics = _accuracy_metrics(num_classes, "val/")
         self.test_metrics = _accuracy_metrics(num_classes, "test/")
-        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss = SampleMean()
+        self.test_loss = SampleMean()
+        # Best over every validation epoch of the run, resumed segments included: its state
+        # travels in the checkpoint (on_save_checkpoint), with the partial training-epoch sums.
         self.val_acc_best = MaxMetric()
         if example_input_shape is not None:
             # Lets ModelSummary show output shapes and FLOPs per stage.
@@ -78,9 +103,30 @@ class ImageClassifier(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
-    def on_train_start(self) -> None:
-        # The sanity-check validation must not count as the best epoch.
-        self.val_acc_best.reset()
+    def _resumable_metrics(self) -> dict[str, Metric]:
+        """Metrics whose state spans a checkpoint: the best validation accuracy so far, and the
+        sums of a training epoch a mid-epoch checkpoint interrupts."""
+        found = {"val_acc_best": self.val_acc_best, "train_loss": self.train_loss}
+        found.update({f"train_metrics.{k}": m for k, m in self.train_metrics.items()})
+        return found
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["metric_states"] = {
+            name: {"update_count": metric._update_count,
+                   **{k: v.detach().cpu() for k, v in metric.metric_state.items()
+                      if isinstance(v, torch.Tensor)}}
+            for name, metric in self._resumable_metrics().items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("metric_states", {})
+        for name, metric in self._resumable_metrics().items():
+            state = dict(saved.get(name, {}))
+            if not state:
+                continue
+            metric._update_count = int(state.pop("update_count", 0))
+            metric._computed = None
+            for key, value in state.items():
+                setattr(metric, key, value.to(self.device))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -91,7 +137,7 @@ class ImageClassifier(pl.LightningModule):
         # accumulated in metrics and logged in on_train_epoch_end, and the step loss is logged only
         # on the steps the loggers write (trainer.log_every_n_steps).
         self.train_metrics.update(logits, labels)
-        self.train_loss.update(loss.detach(), weight=labels.shape[0])
+        self.train_loss.update(loss, labels.shape[0])
         every = self.trainer.log_every_n_steps if self._trainer is not None else 1
         if every and (self.global_step + 1) % every == 0:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
@@ -106,24 +152,31 @@ class ImageClassifier(pl.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
-        self.val_loss.update(self.criterion(logits, labels), weight=labels.shape[0])
+        self.val_loss.update(self.criterion(logits, labels), labels.shape[0])
         self.val_metrics.update(logits, labels)
 
     def on_validation_epoch_end(self) -> None:
         metrics = self.val_metrics.compute()
         self.val_metrics.reset()
-        self.val_acc_best.update(metrics["val/acc"])
         self.log("val/loss", self.val_loss.compute(), prog_bar=True)
         self.val_loss.reset()
         self.log_dict(metrics, prog_bar=True)
+        if self.trainer.sanity_checking:
+            return  # the untrained sanity-check pass is no epoch: it must not count as the best
+        self.val_acc_best.update(metrics["val/acc"])
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
         self.test_metrics.update(logits, labels)
-        self.log("test/loss", self.criterion(logits, labels), on_step=False, on_epoch=True)
-        self.log_dict(self.test_metrics, on_step=False, on_epoch=True)
+        self.test_loss.update(self.criterion(logits, labels), labels.shape[0])
+
+    def on_test_epoch_end(self) -> None:
+        self.log("test/loss", self.test_loss.compute())
+        self.test_loss.reset()
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
 
     def configure_optimizers(self) -> Any:
         groups = split_weight_decay(self.model, self.hparams.decay_norm_and_bias)
