@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Iterable
 
 import pytorch_lightning as pl
@@ -11,6 +12,9 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MaxMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
+
+from resnet_exp.errors import TrainingDiverged
+from resnet_exp.schedules import build_scheduler, schedule_length
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
@@ -73,6 +77,9 @@ class ImageClassifier(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
         scheduler_frequency: int = 1,
+        warmup: str = "none",
+        warmup_length: int = 0,
+        warmup_lr_factor: float = 0.1,
         label_smoothing: float = 0.0,
         decay_norm_and_bias: bool = False,
         example_input_shape: Iterable[int] | None = None,
@@ -141,9 +148,20 @@ class ImageClassifier(pl.LightningModule):
         every = self.trainer.log_every_n_steps if self._trainer is not None else 1
         if every and (self.global_step + 1) % every == 0:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+            self._stop_if_diverged()
         return loss
 
+    def _stop_if_diverged(self) -> None:
+        """Raise TrainingDiverged if any loss of this epoch so far was NaN/inf (the epoch's running
+        sum says so). A host read: only on logging steps and at epoch end."""
+        total = float(self.train_loss.total)
+        if math.isfinite(total):
+            return
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self._trainer is not None else math.nan
+        raise TrainingDiverged(step=self.global_step, loss=total, lr=lr)
+
     def on_train_epoch_end(self) -> None:
+        self._stop_if_diverged()
         self.log("train/loss_epoch", self.train_loss.compute(), prog_bar=True)
         self.train_loss.reset()
         self.log_dict(self.train_metrics.compute(), prog_bar=True)
@@ -178,16 +196,30 @@ class ImageClassifier(pl.LightningModule):
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
 
+    def _schedule_length(self) -> float | None:
+        """Scheduler steps in this fit (None without a trainer)."""
+        if self._trainer is None:
+            return None
+        trainer = self.trainer
+        total = trainer.estimated_stepping_batches  # also sets num_training_batches
+        per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+        return schedule_length(total, per_epoch, self.hparams.scheduler_interval,
+                               self.hparams.scheduler_frequency)
+
     def configure_optimizers(self) -> Any:
         groups = split_weight_decay(self.model, self.hparams.decay_norm_and_bias)
         optimizer = self.optimizer_factory(params=groups)
-        if self.scheduler_factory is None:
+        h = self.hparams
+        if self.scheduler_factory is None and h.warmup == "none":
             return optimizer
+        scheduler = build_scheduler(optimizer, self.scheduler_factory, self._schedule_length(),
+                                    h.scheduler_interval, h.scheduler_frequency, h.warmup,
+                                    h.warmup_length, h.warmup_lr_factor)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
-                "scheduler": self.scheduler_factory(optimizer),
-                "interval": self.hparams.scheduler_interval,
-                "frequency": self.hparams.scheduler_frequency,
+                "scheduler": scheduler,
+                "interval": h.scheduler_interval,
+                "frequency": h.scheduler_frequency,
             },
         }

@@ -25,6 +25,7 @@ from resnet_exp.callbacks import step_time_summary
 from resnet_exp.callbacks.loggers import define_wandb_summaries, report_offline_runs
 from resnet_exp.checkpoints import LAST_CHECKPOINT, check_checkpoint_fits, load_header
 from resnet_exp.data import ImageDataModule
+from resnet_exp.errors import TrainingDiverged
 from resnet_exp.module import ImageClassifier
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
 
@@ -77,6 +78,9 @@ def build_parts(cfg: DictConfig) -> Parts:
         scheduler=instantiate(schedule.lr_scheduler) if schedule.lr_scheduler else None,
         scheduler_interval=schedule.interval.value,
         scheduler_frequency=schedule.frequency,
+        warmup=schedule.warmup.value,
+        warmup_length=schedule.warmup_length,
+        warmup_lr_factor=schedule.warmup_lr_factor,
         num_classes=datamodule.num_classes,
         # No example forward under torch.compile: it would compile an extra graph for batch 1.
         example_input_shape=None if fast.compile else datamodule.example_input_shape,
@@ -121,16 +125,24 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     define_wandb_summaries(trainer.loggers)
 
     started = time.perf_counter()
-    trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)
+    diverged: TrainingDiverged | None = None
+    try:
+        trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)
+    except TrainingDiverged as exc:
+        diverged = exc  # results.json says so (no test: nothing trustworthy to test), then exit non-zero
     fit_metrics = {k: to_number(v) for k, v in trainer.callback_metrics.items()}
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-    test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best or None)[0]
+    test_metrics = {}
+    if diverged is None:
+        test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best or None)[0]
     wall_time_s = time.perf_counter() - started
 
     results = {
         **{k: v for k, v in fit_metrics.items() if k.startswith("val/")},
         **{k: to_number(v) for k, v in test_metrics.items()},
-        "status": "completed",
+        "status": "completed" if diverged is None else "diverged",
+        **({} if diverged is None else {"error": str(diverged), "diverged_at_step": diverged.step,
+                                        "diverged_lr": diverged.lr}),
         "params": params,
         "depth": config["arch"]["depth"],
         "block_order": config["arch"].get("block_order"),
@@ -147,6 +159,8 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         write_json_atomic(run_dir / RESULTS_FILE, results)
         log.info("results: %s", run_dir / RESULTS_FILE)
         report_offline_runs(trainer.loggers)
+    if diverged is not None:
+        raise diverged
     return results
 
 
