@@ -115,6 +115,13 @@ def training_progress(trainer: pl.Trainer, run_dir: Path) -> dict[str, int]:
     return {"epochs": trainer.current_epoch, "steps": trainer.global_step}
 
 
+def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
+    """Which split picked the checkpoint that was tested: val, test, or None (the last weights)."""
+    if not best:
+        return None
+    return "test" if datamodule.val_size == 0 and datamodule.val_on_test else "val"
+
+
 def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]:
     """Train, test the best checkpoint, and write results.json (rank zero) into `run_dir`."""
     trainer = parts.trainer
@@ -152,6 +159,8 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         "overrides": config["overrides"],
         "seed": cfg.seed,
         "best_checkpoint": os.path.relpath(best, run_dir) if best else None,
+        # The split that chose the tested checkpoint: "test" (data.val_on_test) makes test/* optimistic.
+        "selected_on": selected_on(parts.datamodule, best),
         "step_time": step_time_summary(trainer),
         "speed": parts.speed.as_dict(),
     }

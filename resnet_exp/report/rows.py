@@ -24,7 +24,7 @@ from resnet_exp.results import RESULTS_FILE
 
 # The public keys of a row, in table order (a row also holds private `_num` and `_overrides`).
 COLUMNS = ("job", "status", "overrides", "arch", "depth", "block_order", "data", "params",
-           "val_acc_best", "test_acc", "step_median_ms", "images_per_s", "wall_time_s", "error")
+           "val_acc_best", "test_acc", "selected_on", "step_median_ms", "images_per_s", "wall_time_s", "error")
 # Depth of a family config used without arch.depth (resnet_exp/models/registry.py).
 FAMILY_DEPTHS = {"resnet": 50, "cifar_resnet": 20, "cifar_resnet_bottleneck": 164}
 ERROR_MARKERS = ("Traceback (most recent call last)", "Error executing job")
@@ -189,6 +189,7 @@ def read_job(job: Path, sweep_dir: Path) -> Dict[str, Any]:
         "params": res.get("params"),
         "val_acc_best": finite(res.get("val/acc_best")),
         "test_acc": finite(res.get("test/acc")),
+        "selected_on": res.get("selected_on"),
         "step_median_ms": finite(step_time.get("median_ms")),
         "images_per_s": finite(step_time.get("images_per_s")),
         "wall_time_s": finite(res.get("wall_time_s")),

@@ -17,7 +17,7 @@ from resnet_exp.results import write_atomic
 MD_HEADERS = {
     "job": "job", "status": "status", "overrides": "overrides", "arch": "arch", "depth": "depth",
     "block_order": "block order", "data": "data", "params": "params", "val_acc_best": "best val acc %",
-    "test_acc": "test acc %", "step_median_ms": "median step ms", "images_per_s": "images/s",
+    "test_acc": "test acc %", "selected_on": "selected on", "step_median_ms": "median step ms", "images_per_s": "images/s",
     "wall_time_s": "wall time s", "error": "error",
 }
 
@@ -60,6 +60,8 @@ def _md_cell(column: str, value: Any) -> str:
         return ""
     if column in ("val_acc_best", "test_acc"):
         return f"{100 * value:.2f}"
+    if column == "selected_on" and value == "test":
+        return "**test** †"
     if column == "params":
         return _fmt_params(value)
     if column in ("step_median_ms", "wall_time_s"):
@@ -74,7 +76,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[
     """summary.md: a header (sweep axes, overrides all jobs share), then one row per job."""
     lists = [r.get("_overrides") or [] for r in rows]
     common = [o for o in lists[0] if all(o in other for other in lists[1:])] if len(lists) > 1 else []
-    columns = [c for c in COLUMNS if c != "error" or any(r.get("error") for r in rows)]
+    columns = [c for c in COLUMNS if c not in ("error", "selected_on") or any(r.get(c) for r in rows)]
     out = io.StringIO()
     out.write(f"# Sweep {sweep_dir.name}\n\n")
     statuses: Dict[str, int] = defaultdict(int)
@@ -92,6 +94,9 @@ def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[
     for row, own in zip(rows, lists):
         shown = dict(row, overrides=" ".join(o for o in own if o not in common))
         out.write("| " + " | ".join(_md_cell(c, shown.get(c)) for c in columns) + " |\n")
+    if any(r.get("selected_on") == "test" for r in rows):
+        out.write("\n† the best checkpoint was selected on the test split (data.val_on_test=true): "
+                  "its test accuracy is optimistic, not a held-out figure.\n")
     return out.getvalue()
 
 
