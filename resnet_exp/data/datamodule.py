@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from resnet_exp.data import sources
 from resnet_exp.data.formats import Arrays
 from resnet_exp.data.gpu_loader import GpuLoader
+from resnet_exp.data.resumable import EpochSampler, ResumableLoader
 from resnet_exp.data.specs import DATASET_NAMES, SPECS, DatasetSpec, channel_stats, synthetic_spec
 from resnet_exp.data.synthetic import make_synthetic
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer, resize_uint8
@@ -24,6 +25,8 @@ from resnet_exp.errors import ConfigError
 log = logging.getLogger(__name__)
 
 AUGMENTS = ("standard", "none")
+# (mean, std) in units of 255 per channel, or None for the dataset's own statistics.
+NORMALIZE = {"dataset": None, "unit": (0.0, 1.0), "centered": (0.5, 1.0)}
 LOADERS = ("auto", "torch", "gpu")
 SYNTHETIC_DEFAULTS = {"num_classes": 10, "in_channels": 3, "image_size": 32, "train_size": 5000,
                       "test_size": 1000, "noise": 0.5, "seed": 0}
@@ -51,7 +54,10 @@ class _UInt8Dataset(Dataset):
         j = self.indices[i]
         return self.images[j], self.labels[j]
 
-    def __getitems__(self, batch: list[int]):
+    def __getitems__(self, batch: list):
+        if batch and isinstance(batch[0], tuple):  # (index, batch seed) pairs from EpochSampler
+            j = self.indices[torch.as_tensor([i for i, _ in batch], dtype=torch.long)]
+            return self.images[j], self.labels[j], batch[0][1]
         j = self.indices[torch.as_tensor(batch, dtype=torch.long)]
         return self.images[j], self.labels[j]
 
@@ -67,14 +73,16 @@ class ImageDataModule(pl.LightningDataModule):
 
     def __init__(self, name: str, data_dir: str = "data", batch_size: int = 128,
                  eval_batch_size: Optional[int] = None, num_workers: int = 4, val_size: int = 5000,
-                 val_on_test: bool = False, augment: str = "standard", crop_padding: Optional[int] = None,
+                 val_on_test: bool = False, augment: str = "standard", normalize: str = "dataset",
+                 crop_padding: Optional[int] = None,
                  resize: Optional[int] = None, download: bool = True, loader: str = "auto",
                  split_seed: int = 0, pin_memory: bool = True, persistent_workers: bool = True,
                  num_classes: Optional[int] = None, in_channels: Optional[int] = None,
                  image_size: Optional[int] = None, train_size: Optional[int] = None,
                  test_size: Optional[int] = None, noise: Optional[float] = None, seed: Optional[int] = None):
         super().__init__()
-        name, augment, loader = _plain(name), _plain(augment), _plain(loader)
+        name, augment, loader, normalize = _plain(name), _plain(augment), _plain(loader), _plain(normalize)
+        _check(normalize in NORMALIZE, "normalize", normalize, f"must be one of {', '.join(NORMALIZE)}")
         _check(name in DATASET_NAMES, "name", name, f"must be one of {', '.join(DATASET_NAMES)}")
         _check(batch_size > 0, "batch_size", batch_size, "must be > 0")
         _check(eval_batch_size is None or eval_batch_size > 0, "eval_batch_size", eval_batch_size,
@@ -123,7 +131,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.augment_params = (AugmentParams(padding, spec.flip) if augment == "standard" else AugmentParams())
         # Kept out of Lightning's hparams on purpose: the run's config is in .hydra/, and keys shared
         # with the LightningModule's hparams (e.g. num_classes) would make Lightning refuse to log them.
-        self.options = {"data_dir": str(self.data_dir), "augment": augment, "crop_padding": crop_padding,
+        self.options = {"data_dir": str(self.data_dir), "augment": augment, "normalize": normalize, "crop_padding": crop_padding,
                         "resize": resize, "loader": loader, "split_seed": split_seed, "synthetic": self.synthetic}
         self._arrays: Optional[Arrays] = None
         self._tensors: Optional[dict[str, torch.Tensor]] = None
@@ -131,6 +139,9 @@ class ImageDataModule(pl.LightningDataModule):
         self.normalizer: Optional[Normalizer] = None
         self.mean: Optional[tuple[float, ...]] = spec.mean
         self.std: Optional[tuple[float, ...]] = spec.std
+        if NORMALIZE[normalize] is not None:
+            mean, std = NORMALIZE[normalize]
+            self.mean, self.std = (mean,) * spec.in_channels, (std,) * spec.in_channels
 
     @property
     def example_input_shape(self) -> tuple[int, int, int]:
@@ -214,18 +225,34 @@ class ImageDataModule(pl.LightningDataModule):
                 self._device_tensors[key] = (images.to(device), labels.to(device))
             images, labels = self._device_tensors[key]
             rank, world = self._rank_world()
-            trainer = getattr(self, "trainer", None)
+            epoch_fn, progress_fn = self._progress_fns() if train else (None, None)
             return GpuLoader(images, labels, indices, batch_size, self.normalizer, aug, shuffle=train,
                              drop_last=train, seed=torch.initial_seed() % (2 ** 31), rank=rank,
-                             world_size=world, epoch_fn=(lambda: trainer.current_epoch) if trainer else None)
+                             world_size=world, epoch_fn=epoch_fn, progress_fn=progress_fn)
         if indices is None:
             indices = torch.arange(images.shape[0])
         workers = self.num_workers
-        return DataLoader(_UInt8Dataset(images, labels, indices), batch_size=batch_size, shuffle=train,
-                          drop_last=train, num_workers=workers,
-                          collate_fn=BatchTransform(self.normalizer, aug, train=train),
-                          pin_memory=self.pin_memory and self._device().type == "cuda",
-                          persistent_workers=self.persistent_workers and workers > 0)
+        options = dict(batch_size=batch_size, drop_last=train, num_workers=workers,
+                       collate_fn=BatchTransform(self.normalizer, aug, train=train),
+                       pin_memory=self.pin_memory and self._device().type == "cuda",
+                       persistent_workers=self.persistent_workers and workers > 0)
+        dataset = _UInt8Dataset(images, labels, indices)
+        if not train:
+            return DataLoader(dataset, **options)
+        # The order of epoch e a function of (seed, e), resumable mid-epoch (resumable.py).
+        rank, world = self._rank_world()
+        epoch_fn, progress_fn = self._progress_fns()
+        sampler = EpochSampler(len(dataset), batch_size, seed=torch.initial_seed() % (2 ** 31), rank=rank,
+                               world_size=world, drop_last=True, epoch_fn=epoch_fn)
+        return ResumableLoader(dataset, sampler=sampler, progress_fn=progress_fn, **options)
+
+    def _progress_fns(self) -> tuple:
+        """The trainer's epoch and batches processed in it (what a checkpoint resumes from)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return None, None
+        return (lambda: trainer.current_epoch,
+                lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def train_dataloader(self):
         return self._make_loader("train", train=True)
