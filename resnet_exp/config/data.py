@@ -33,6 +33,14 @@ class Augment(str, Enum):
     none = "none"
 
 
+class Normalize(str, Enum):
+    """How uint8 pixels become floats."""
+
+    dataset = "dataset"  # (x/255 - mean) / std with the dataset's train-split statistics
+    unit = "unit"  # x/255, in [0, 1] (Keras tutorials, seed 003)
+    centered = "centered"  # x/255 - 0.5, in [-0.5, 0.5] (seed 004)
+
+
 class Loader(str, Enum):
     """How batches are made: `gpu` keeps the uint8 dataset on the device, `torch` uses DataLoader workers."""
 
@@ -58,6 +66,7 @@ class DataConfig:
     # With val_size=0: validate on the official test split (off by default: test stays untouched).
     val_on_test: bool = False
     augment: Augment = Augment.standard
+    normalize: Normalize = Normalize.dataset
     # Zero padding of the random crop; null = the dataset's default (4 px at 32 px, scaled with resize).
     crop_padding: Optional[int] = None
     # Resize every image to this many pixels (square, bilinear, antialiased) before augmentation.

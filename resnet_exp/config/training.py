@@ -122,14 +122,12 @@ class ScheduleConfig:
     frequency: int = 1
     lr_scheduler: Optional[Any] = None
     warmup: Warmup = Warmup.none
-    warmup_length: int = 0
+    warmup_length: int = 0  # 0: no warm-up
     warmup_lr_factor: float = 0.1
 
     def __post_init__(self) -> None:
         require(self.frequency > 0, "frequency", self.frequency, "must be > 0")
         require(self.warmup_length >= 0, "warmup_length", self.warmup_length, "must be >= 0")
-        require(self.warmup == Warmup.none or self.warmup_length > 0, "warmup_length", self.warmup_length,
-                f"must be > 0 with warmup={self.warmup.value}")
         require(0 < self.warmup_lr_factor <= 1, "warmup_lr_factor", self.warmup_lr_factor, "must be in (0, 1]")
 
 
