@@ -118,13 +118,15 @@ class ResumableLoader(DataLoader):
     def __init__(self, *args: Any, progress_fn: Optional[Callable[[], int]] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_clock = FetchClock()
-        self.sampler.resume = ResumePoint(self.sampler.epoch_fn, progress_fn)
+        self.resume = ResumePoint(getattr(self.sampler, "epoch_fn", None), progress_fn)
+        if isinstance(self.sampler, EpochSampler):  # another sampler (put in by hand) cannot skip
+            self.sampler.resume = self.resume
 
     def state_dict(self) -> dict[str, int]:
-        return self.sampler.resume.state_dict()
+        return self.resume.state_dict()
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.sampler.resume.load_state_dict(state)
+        self.resume.load_state_dict(state)
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         yield from self.fetch_clock.timed(super().__iter__())
