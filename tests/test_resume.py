@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from cli_runner import TINY_RUN, explain, run_train
 
 # Deterministic end to end with the default (torch DataLoader) loader: the order and augmentation
@@ -48,11 +50,12 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert [e["epoch"] for e in resumed["step_time"]["per_epoch"]] == [0, 1]
 
 
-def test_run_killed_mid_epoch_resumes_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loader", ["torch", "gpu"])  # gpu: the device-resident loader, here on CPU tensors
+def test_run_killed_mid_epoch_resumes_exactly(tmp_path: Path, loader: str) -> None:
     """6 steps an epoch; last.ckpt every 4 steps; killed (SIGKILL) after step 10, i.e. in the
     second epoch, 2 steps past its last checkpoint; resumed from there."""
     path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(TESTS_DIR)) if p)
-    args = [*DETERMINISTIC, "logger.wandb.mode=disabled", "+callbacks.killer._target_=kill_at_step.KillAtStep",
+    args = [*DETERMINISTIC, f"data.loader={loader}", "logger.wandb.mode=disabled", "+callbacks.killer._target_=kill_at_step.KillAtStep",
             "+callbacks.last_checkpoint.every_n_train_steps=4"]
     whole, part = tmp_path / "whole", tmp_path / "part"
     proc = run_train(*args, f"hydra.run.dir={whole}", cwd=tmp_path, PYTHONPATH=path)
