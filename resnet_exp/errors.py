@@ -30,3 +30,12 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"error: {message}; see {self.prog} --help", file=sys.stderr)
         sys.exit(2)
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite: the hyperparameters, not the code, are at fault."""
+
+    def __init__(self, step: int, loss: float, lr: float) -> None:
+        super().__init__(f"training diverged: loss is {loss} by step {step} at learning rate {lr:g}; "
+                         "lower optimizer.lr or add a warm-up (scheduler.warmup)")
+        self.step, self.loss, self.lr = step, loss, lr

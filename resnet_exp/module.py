@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Iterable
 
 import pytorch_lightning as pl
@@ -9,11 +10,16 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics import MaxMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
+
+from resnet_exp.errors import TrainingDiverged
+from resnet_exp.schedules import build_scheduler, schedule_length
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
+# Sums of a training epoch (loss x n over 60k samples) keep full precision whatever the trainer's.
+TRAIN_SUMS_DTYPE = torch.float64
 
 
 def split_weight_decay(module: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
@@ -24,6 +30,29 @@ def split_weight_decay(module: nn.Module, decay_norm_and_bias: bool) -> list[dic
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class SampleMean(Metric):
+    """Mean over samples of per-batch mean values: each batch weighs its number of samples.
+
+    Replaces `MeanMetric(nan_strategy="disable")`, which in torchmetrics 1.9 ignores `weight`
+    (a ragged last batch counted as much as a full one). The count is a Python int added to a
+    device tensor: a kernel argument, not a host-to-device copy, so no sync per step.
+    """
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, batch_mean: torch.Tensor, samples: int) -> None:
+        self.total += batch_mean.detach().to(self.total.dtype) * samples
+        self.count += samples
+
+    def compute(self) -> torch.Tensor:
+        return (self.total / self.count).float()
 
 
 def logging_due(trainer: pl.Trainer, step: int) -> bool:
@@ -39,9 +68,9 @@ def train_step_sums(logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tens
     correct = (logits.argmax(dim=1) == labels).sum()
     correct5 = ((logits.topk(5, dim=1).indices == labels[:, None]).any(dim=1).sum() if top5
                 else torch.zeros_like(correct))
-    loss = loss.detach().float()
+    loss = loss.detach().to(TRAIN_SUMS_DTYPE)
     count = torch.full_like(loss, n)  # a fill, not a host-to-device copy
-    return torch.stack([loss * n, correct.float(), correct5.float(), count])
+    return torch.stack([loss * n, correct.to(loss.dtype), correct5.to(loss.dtype), count])
 
 
 def _accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -68,6 +97,9 @@ class ImageClassifier(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
         scheduler_frequency: int = 1,
+        warmup: str = "none",
+        warmup_length: int = 0,
+        warmup_lr_factor: float = 0.1,
         label_smoothing: float = 0.0,
         decay_norm_and_bias: bool = False,
         example_input_shape: Iterable[int] | None = None,
@@ -83,13 +115,16 @@ class ImageClassifier(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # Training sums on the device, added to by tensor ops only (no metric update per step, no
-        # host value): loss x n, top-1 correct, top-5 correct, n. float32 whatever the trainer's
-        # precision (a buffer would follow a bf16-true module); made at each epoch start.
+        # host value): loss x n, top-1 correct, top-5 correct, n. A plain attribute, not a buffer
+        # (a bf16-true module would cast a buffer); made at the first step of each epoch.
         self.top5 = num_classes > 10
         self.train_sums: torch.Tensor | None = None
         self.val_metrics = _accuracy_metrics(num_classes, "val/")
         self.test_metrics = _accuracy_metrics(num_classes, "test/")
-        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss = SampleMean()
+        self.test_loss = SampleMean()
+        # Best over every validation epoch of the run, resumed segments included: its state
+        # travels in the checkpoint (on_save_checkpoint), with the partial training-epoch sums.
         self.val_acc_best = MaxMetric()
         if example_input_shape is not None:
             # Lets ModelSummary show output shapes and FLOPs per stage.
@@ -98,12 +133,25 @@ class ImageClassifier(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
-    def on_train_start(self) -> None:
-        # The sanity-check validation must not count as the best epoch.
-        self.val_acc_best.reset()
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The best validation accuracy so far, and the sums of a training epoch that a mid-epoch
+        # checkpoint interrupts: both span the checkpoint, so a resumed run reports what an
+        # uninterrupted one would.
+        best = self.val_acc_best
+        checkpoint["metric_states"] = {
+            "val_acc_best": {"update_count": best._update_count, "max_val": best.max_val.detach().cpu()},
+            "train_sums": None if self.train_sums is None else self.train_sums.detach().cpu(),
+        }
 
-    def on_train_epoch_start(self) -> None:
-        self.train_sums = torch.zeros(4, device=self.device)  # a fill on the device, no copy
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("metric_states", {})
+        best = saved.get("val_acc_best")
+        if best:
+            self.val_acc_best._update_count = int(best["update_count"])
+            self.val_acc_best._computed = None
+            self.val_acc_best.max_val = best["max_val"].to(self.device)
+        sums = saved.get("train_sums")
+        self.train_sums = None if sums is None else sums.to(self.device, TRAIN_SUMS_DTYPE)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -113,58 +161,92 @@ class ImageClassifier(pl.LightningModule):
         # ~1 ms of host time and a metric update ~0.2 ms, so the epoch values are sums on the device
         # (logged in on_train_epoch_end), and the step loss is logged only on the steps the loggers
         # write (trainer.log_every_n_steps).
-        if self.train_sums is None:  # training_step called outside a fit
-            self.train_sums = torch.zeros(4, device=loss.device)
+        if self.train_sums is None or self.train_sums.device != loss.device:
+            self.train_sums = torch.zeros(4, device=loss.device, dtype=TRAIN_SUMS_DTYPE)
         with torch.no_grad():
             self.train_sums += train_step_sums(logits, labels, loss, self.top5)
         if self._trainer is None or logging_due(self.trainer, self.global_step):
             # prog_bar=False: Lightning would turn a progress-bar value into a number after every
             # later batch too (a sync per step); the bar reads it from callback_metrics instead.
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
+            self._stop_if_diverged()
         return loss
 
+    def _stop_if_diverged(self) -> None:
+        """Raise TrainingDiverged if any loss of this epoch so far was NaN/inf (the epoch's running
+        sum says so). A host read: only on logging steps and at epoch end."""
+        total = float(self.train_sums[0]) if self.train_sums is not None else 0.0
+        if math.isfinite(total):
+            return
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self._trainer is not None else math.nan
+        raise TrainingDiverged(step=self.global_step, loss=total, lr=lr)
+
     def on_train_epoch_end(self) -> None:
+        if self.train_sums is None:  # an epoch without a training batch
+            return
+        self._stop_if_diverged()
         # Summed over every process, read once per epoch.
         loss_sum, correct, correct5, n = self.trainer.strategy.reduce(self.train_sums, reduce_op="sum")
         n = n.clamp(min=1)
-        self.log("train/loss_epoch", loss_sum / n, prog_bar=True)
-        self.log("train/acc", correct / n, prog_bar=True)
+        self.log("train/loss_epoch", (loss_sum / n).float(), prog_bar=True)
+        self.log("train/acc", (correct / n).float(), prog_bar=True)
         if self.top5:
-            self.log("train/acc_top5", correct5 / n, prog_bar=True)
+            self.log("train/acc_top5", (correct5 / n).float(), prog_bar=True)
         self.train_sums = None
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
-        self.val_loss.update(self.criterion(logits, labels), weight=labels.shape[0])
+        self.val_loss.update(self.criterion(logits, labels), labels.shape[0])
         self.val_metrics.update(logits, labels)
 
     def on_validation_epoch_end(self) -> None:
         metrics = self.val_metrics.compute()
         self.val_metrics.reset()
-        self.val_acc_best.update(metrics["val/acc"])
         self.log("val/loss", self.val_loss.compute(), prog_bar=True)
         self.val_loss.reset()
         self.log_dict(metrics, prog_bar=True)
+        if self.trainer.sanity_checking:
+            return  # the untrained sanity-check pass is no epoch: it must not count as the best
+        self.val_acc_best.update(metrics["val/acc"])
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
         self.test_metrics.update(logits, labels)
-        self.log("test/loss", self.criterion(logits, labels), on_step=False, on_epoch=True)
-        self.log_dict(self.test_metrics, on_step=False, on_epoch=True)
+        self.test_loss.update(self.criterion(logits, labels), labels.shape[0])
+
+    def on_test_epoch_end(self) -> None:
+        self.log("test/loss", self.test_loss.compute())
+        self.test_loss.reset()
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def _schedule_length(self) -> float | None:
+        """Scheduler steps in this fit (None without a trainer)."""
+        if self._trainer is None:
+            return None
+        trainer = self.trainer
+        total = trainer.estimated_stepping_batches  # also sets num_training_batches
+        per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+        return schedule_length(total, per_epoch, self.hparams.scheduler_interval,
+                               self.hparams.scheduler_frequency)
 
     def configure_optimizers(self) -> Any:
         groups = split_weight_decay(self.model, self.hparams.decay_norm_and_bias)
         optimizer = self.optimizer_factory(params=groups)
-        if self.scheduler_factory is None:
+        h = self.hparams
+        if self.scheduler_factory is None and h.warmup == "none":
             return optimizer
+        scheduler = build_scheduler(optimizer, self.scheduler_factory, self._schedule_length(),
+                                    h.scheduler_interval, h.scheduler_frequency, h.warmup,
+                                    h.warmup_length, h.warmup_lr_factor)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
-                "scheduler": self.scheduler_factory(optimizer),
-                "interval": self.hparams.scheduler_interval,
-                "frequency": self.hparams.scheduler_frequency,
+                "scheduler": scheduler,
+                "interval": h.scheduler_interval,
+                "frequency": h.scheduler_frequency,
             },
         }

@@ -26,8 +26,8 @@ from resnet_exp.callbacks.loggers import define_wandb_summaries, report_offline_
 from resnet_exp.checkpoints import LAST_CHECKPOINT, AtomicCheckpointIO, check_checkpoint_fits, load_header
 from resnet_exp.data import ImageDataModule
 from resnet_exp.device import peak_tflops
+from resnet_exp.errors import ConfigError, TrainingDiverged
 from resnet_exp.models.complexity import train_flops_per_image
-from resnet_exp.errors import ConfigError
 from resnet_exp.module import ImageClassifier
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
 
@@ -98,6 +98,9 @@ def build_parts(cfg: DictConfig) -> Parts:
         scheduler=instantiate(schedule.lr_scheduler) if schedule.lr_scheduler else None,
         scheduler_interval=schedule.interval.value,
         scheduler_frequency=schedule.frequency,
+        warmup=schedule.warmup.value,
+        warmup_length=schedule.warmup_length,
+        warmup_lr_factor=schedule.warmup_lr_factor,
         num_classes=datamodule.num_classes,
         # No example forward under torch.compile: it would compile an extra graph for batch 1.
         example_input_shape=None if fast.compile else datamodule.example_input_shape,
@@ -154,6 +157,13 @@ def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: 
     }
 
 
+def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
+    """Which split picked the checkpoint that was tested: val, test, or None (the last weights)."""
+    if not best:
+        return None
+    return "test" if datamodule.val_size == 0 and datamodule.val_on_test else "val"
+
+
 def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]:
     """Train, test the best checkpoint, and write results.json (rank zero) into `run_dir`."""
     trainer = parts.trainer
@@ -164,17 +174,25 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     define_wandb_summaries(trainer.loggers)
 
     started = time.perf_counter()
-    trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)
+    diverged: TrainingDiverged | None = None
+    try:
+        trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)
+    except TrainingDiverged as exc:
+        diverged = exc  # results.json says so (no test: nothing trustworthy to test), then exit non-zero
     fit_metrics = {k: to_number(v) for k, v in trainer.callback_metrics.items()}
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-    test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best or None)[0]
+    test_metrics = {}
+    if diverged is None:
+        test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best or None)[0]
     wall_time_s = time.perf_counter() - started
     step_time = step_time_summary(trainer)
 
     results = {
         **{k: v for k, v in fit_metrics.items() if k.startswith("val/")},
         **{k: to_number(v) for k, v in test_metrics.items()},
-        "status": "completed",
+        "status": "completed" if diverged is None else "diverged",
+        **({} if diverged is None else {"error": str(diverged), "diverged_at_step": diverged.step,
+                                        "diverged_lr": diverged.lr}),
         "params": params,
         "depth": config["arch"]["depth"],
         "block_order": config["arch"].get("block_order"),
@@ -184,6 +202,8 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         "overrides": config["overrides"],
         "seed": cfg.seed,
         "best_checkpoint": os.path.relpath(best, run_dir) if best else None,
+        # The split that chose the tested checkpoint: "test" (data.val_on_test) makes test/* optimistic.
+        "selected_on": selected_on(parts.datamodule, best),
         "step_time": step_time,
         "throughput": throughput(step_time, parts.train_flops, parts.speed, trainer.strategy.root_device),
         "time_to_accuracy": time_to_accuracy(trainer),
@@ -193,6 +213,8 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         write_json_atomic(run_dir / RESULTS_FILE, results)
         log.info("results: %s", run_dir / RESULTS_FILE)
         report_offline_runs(trainer.loggers)
+    if diverged is not None:
+        raise diverged
     return results
 
 

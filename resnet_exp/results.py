@@ -6,6 +6,7 @@ Keys are documented in the README ("results.json"); add keys, never rename them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -35,9 +36,30 @@ def write_atomic(path: Path, write: Callable[[IO[Any]], Any], binary: bool = Fal
         raise
 
 
-def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
+def strict_json(value: Any, path: str = "", found: list[str] | None = None) -> Any:
+    """`value` with every NaN/inf float replaced by None (JSON has no such numbers); the dotted
+    keys replaced are appended to `found`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if found is not None:
+            found.append(path)
+        return None
+    if isinstance(value, Mapping):
+        return {k: strict_json(v, f"{path}.{k}" if path else str(k), found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Strict JSON (allow_nan=False): a non-finite number is written as null, and its key is
+    listed under `non_finite`."""
+    found: list[str] = []
+    clean = strict_json(payload, found=found)
+    if found and isinstance(clean, dict):
+        clean["non_finite"] = sorted(set(clean.get("non_finite") or []) | set(found))
+
     def write(handle: IO[str]) -> None:
-        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+        json.dump(clean, handle, indent=2, sort_keys=True, default=str, allow_nan=False)
         handle.write("\n")
 
     write_atomic(path, write)

@@ -57,9 +57,13 @@ class SpeedPlan:
         return {"precision": self.precision, "benchmark": self.cudnn_benchmark}
 
     def apply_backend(self) -> None:
-        """Process-wide switches (TF32)."""
-        if self.tf32:
-            torch.set_float32_matmul_precision("high")
+        """Process-wide switches: TF32 for float32 matmuls AND convolutions, both ways.
+
+        `set_float32_matmul_precision` leaves cuDNN alone (`cudnn.allow_tf32` is on by default),
+        so "fp32" convolutions would still run in TF32 unless switched off here too."""
+        torch.set_float32_matmul_precision("high" if self.tf32 else "highest")
+        torch.backends.cuda.matmul.allow_tf32 = self.tf32
+        torch.backends.cudnn.allow_tf32 = self.tf32
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """Channels-last weights and inputs, then torch.compile; the same module object back

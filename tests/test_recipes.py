@@ -82,7 +82,7 @@ REPORT_CALLBACK = "++hydra.callbacks.sweep_report._target_=resnet_exp.report.swe
 
 def value(cfg: Any, key: str) -> Any:
     node = OmegaConf.select(cfg, key)
-    node = OmegaConf.to_container(node, enum_to_str=True) if OmegaConf.is_config(node) else node
+    node = OmegaConf.to_container(node, resolve=True, enum_to_str=True) if OmegaConf.is_config(node) else node
     return node.value if hasattr(node, "value") else node
 
 

@@ -5,13 +5,19 @@ batch_size, and
 - device_ms: time on the device, from CUDA events (without CUDA: host_ms),
 - host_ms: wall time from `on_train_batch_start` to `on_train_batch_end` (on a GPU this is the
   time to launch the step, not to compute it, unless the host had to wait for the device),
-- data_wait_ms: the host gap between the end of one batch and the start of the next (fetching the
-  batch plus the loop's own work between steps; for the first batch of an epoch, from the epoch
-  start, so it includes starting the loader),
+- data_wait_ms: host time spent inside the training loader's `next()` between the end of the
+  previous batch and the start of this one (the loader's FetchClock; NaN for a loader without
+  one). With data.loader=gpu this is the host time of gathering, augmenting and normalising on the
+  device (launches; the device time of that work lands in device_ms of the step it overlaps,
+  since Lightning fetches one batch ahead),
+- between_ms: the whole host gap between the end of one batch and the start of the next: the
+  data wait plus Lightning's loop work (logging, checkpoints, progress bar); for the first batch
+  of an epoch, from the epoch start,
 - warmup 0/1: left out of every statistic.
 
 Statistics: mean/std/min/median/p90/p99/max of device time, mean host time and data wait,
-data-wait share = wait / (host + wait), images/s = images / (host + wait) (what the run achieves)
+data-wait share = wait / (host + between), images/s = images / (host + between) (what the run
+achieves)
 and images/s from device time (what the device does). Pure bookkeeping: no Lightning, no CUDA.
 """
 
@@ -27,24 +33,24 @@ import numpy as np
 from resnet_exp.device import rounded
 from resnet_exp.results import write_atomic
 
-CSV_COLUMNS = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup")
+CSV_COLUMNS = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup", "between_ms")
 STAT_KEYS = ("mean_ms", "std_ms", "min_ms", "median_ms", "p90_ms", "p99_ms", "max_ms")
 
 
 class StepRow:
     """One training batch. `device_ms` is NaN until its CUDA events have been read."""
 
-    __slots__ = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup")
+    __slots__ = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup", "between_ms")
 
     def __init__(self, epoch: int, step: int, batch_size: int, host_ms: float, data_wait_ms: float,
-                 warmup: bool, device_ms: float = math.nan) -> None:
+                 warmup: bool, device_ms: float = math.nan, between_ms: float = math.nan) -> None:
         self.epoch, self.step, self.batch_size = epoch, step, batch_size
         self.host_ms, self.data_wait_ms, self.warmup = host_ms, data_wait_ms, warmup
-        self.device_ms = device_ms
+        self.device_ms, self.between_ms = device_ms, between_ms
 
     def as_csv(self) -> Tuple[object, ...]:
         return (self.epoch, self.step, self.batch_size, rounded(self.device_ms), rounded(self.host_ms),
-                rounded(self.data_wait_ms), int(self.warmup))
+                rounded(self.data_wait_ms), int(self.warmup), rounded(self.between_ms))
 
 
 def describe(values: Sequence[float]) -> Dict[str, Optional[float]]:
@@ -63,6 +69,8 @@ def step_stats(rows: Sequence[StepRow], peak_mem_mb: Optional[float]) -> Dict[st
     device = [r.device_ms for r in timed]
     host = sum(r.host_ms for r in timed)
     wait = sum(r.data_wait_ms for r in timed if not math.isnan(r.data_wait_ms))
+    between = sum(r.between_ms if not math.isnan(r.between_ms) else
+                  (r.data_wait_ms if not math.isnan(r.data_wait_ms) else 0.0) for r in timed)
     images = sum(r.batch_size for r in timed)
     return {
         "steps": len(rows),
@@ -71,9 +79,10 @@ def step_stats(rows: Sequence[StepRow], peak_mem_mb: Optional[float]) -> Dict[st
         **describe(device),
         "host_mean_ms": rounded(host / len(timed)) if timed else None,
         "data_wait_mean_ms": rounded(wait / len(timed)) if timed else None,
-        "data_wait_share": rounded(wait / (host + wait)) if host + wait > 0 else None,
-        # Throughput as the run sees it (data wait included), and as the device does.
-        "images_per_s": rounded(images / (host + wait) * 1e3, 2) if host + wait > 0 else None,
+        "between_mean_ms": rounded(between / len(timed)) if timed else None,
+        "data_wait_share": rounded(wait / (host + between)) if host + between > 0 else None,
+        # Throughput as the run sees it (data wait and loop work included), and as the device does.
+        "images_per_s": rounded(images / (host + between) * 1e3, 2) if host + between > 0 else None,
         "images_per_s_device": rounded(images / sum(device) * 1e3, 2) if device and sum(device) > 0
         else None,
         "peak_mem_mb": peak_mem_mb,
@@ -121,5 +130,6 @@ def read_csv(path: Path) -> List[StepRow]:
     with Path(path).open(newline="") as handle:
         # A row cut short by a killed process lacks its last cells: left out.
         return [StepRow(int(r["epoch"]), int(r["step"]), int(r["batch_size"]), num(r["host_ms"]),
-                        num(r["data_wait_ms"]), r["warmup"] == "1", device_ms=num(r["device_ms"]))
+                        num(r["data_wait_ms"]), r["warmup"] == "1", device_ms=num(r["device_ms"]),
+                        between_ms=num(r.get("between_ms")))
                 for r in csv.DictReader(handle) if None not in r.values()]

@@ -1,10 +1,9 @@
 """StepTimer: per-batch training step times you can trust, without slowing the run down.
 
-For every training batch it records device time, host time and data wait (what each means:
-`step_stats`). Device time comes from CUDA events recorded on the stream at batch start and batch
-end (after the optimizer step), read lazily: every `resolve_every_n_steps` batches the callback
-reads the events that the GPU has already passed (`Event.query()`, never blocking) and at epoch end
-it waits once. No `torch.cuda.synchronize()` per step. Without CUDA, device time is host time.
+For every training batch: device time, host time, data wait (the loader's FetchClock) and the
+host gap between batches (what each means: `step_stats`). Device time comes from CUDA events
+recorded at batch start and end, read lazily (`Event.query()` every `resolve_every_n_steps`
+batches, one wait at epoch end): no sync per step. Without CUDA, device time is host time.
 
 Warm-up batches (the first `warmup_steps` of a fit, any batch whose input shape was not seen
 before, any batch during which torch.compile compiled) are kept in the CSV with `warmup=1` but
@@ -12,9 +11,9 @@ left out of every statistic.
 
 Outputs: `step_times.csv` in `output_dir` (one row per batch, see `step_stats.CSV_COLUMNS`);
 per-epoch statistics logged to every logger under `step_time/` (wandb also gets the step series,
-one point per `resolve_every_n_steps` batches: their mean, and a histogram per epoch); and `summary()`, the `step_time`
-block of results.json: the statistics of `step_stats` plus peak device memory (CUDA max allocated,
-reset every epoch; on CPU the process's peak RSS).
+one point per `resolve_every_n_steps` batches: their mean, and a histogram per epoch); and
+`summary()`, the `step_time` block of results.json, with peak memory (CUDA max allocated per
+epoch; on CPU the process's peak RSS).
 """
 
 from __future__ import annotations
@@ -102,6 +101,7 @@ class StepTimer(Callback):
         self._seen_shapes: set = set()
         self._batches_in_fit = 0
         self._last_end: Optional[float] = None
+        self._fetched_s: Optional[float] = None  # the loader's FetchClock at the last batch end
         self._open: Optional[Tuple[Any, ...]] = None  # the batch between its start and end hooks
         self._epoch_first_row = 0
         self._logged_rows = 0  # rows already sent as the per-step series
@@ -151,12 +151,17 @@ class StepTimer(Callback):
         self._epoch_first_row = len(self.rows)
         self._reset_peak_mem()
         self.clock.run()
-        self._last_end = time.perf_counter()
+        self._mark_batch_end(trainer)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         now = time.perf_counter()
-        wait_ms = (now - self._last_end) * 1e3 if self._last_end is not None else math.nan
+        between_ms = (now - self._last_end) * 1e3 if self._last_end is not None else math.nan
+        clock = _fetch_clock(trainer)
+        wait_ms = math.nan
+        if clock is not None:
+            wait_ms = (clock.total_s - self._fetched_s) * 1e3 if self._fetched_s is not None else math.nan
+            self._fetched_s = clock.total_s
         if self._open is not None and self._open[1] is not None:
             self._events.append(self._open[1])  # a batch that never ended (skipped by a hook)
         first = first_tensor(batch)
@@ -171,8 +176,8 @@ class StepTimer(Callback):
         if self._cuda:
             start_event = self._event()
             start_event.record()
-        self._open = (wait_ms, start_event, batch_size, compile_count(), warm, trainer.global_step,
-                      time.perf_counter())
+        self._open = (wait_ms, between_ms, start_event, batch_size, compile_count(), warm,
+                      trainer.global_step, time.perf_counter())
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -183,14 +188,14 @@ class StepTimer(Callback):
             end_event = self._event()
             end_event.record()
         t_end = time.perf_counter()
-        wait_ms, start_event, batch_size, compiles, warm, step, t_start = self._open
+        wait_ms, between_ms, start_event, batch_size, compiles, warm, step, t_start = self._open
         self._open = None
         self._steps_done = trainer.global_step
         if self.warmup_on_compile and compile_count() != compiles:
             warm = True
         host_ms = (t_end - t_start) * 1e3
         row = StepRow(trainer.current_epoch, step, batch_size, host_ms, wait_ms, warm,
-                      device_ms=math.nan if self._cuda else host_ms)
+                      device_ms=math.nan if self._cuda else host_ms, between_ms=between_ms)
         self.rows.append(row)
         self._batches_in_fit += 1
         if self._cuda:
@@ -198,7 +203,12 @@ class StepTimer(Callback):
         if self._batches_in_fit % self.resolve_every_n_steps == 0:
             self._resolve(block=False)
             self._flush_step_series(trainer)
+        self._mark_batch_end(trainer)
+
+    def _mark_batch_end(self, trainer: pl.Trainer) -> None:
         self._last_end = time.perf_counter()
+        clock = _fetch_clock(trainer)
+        self._fetched_s = clock.total_s if clock is not None else None
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -211,7 +221,7 @@ class StepTimer(Callback):
         self.clock.run()
         # Validation inside a training epoch is not data wait of the next training batch.
         if self._last_end is not None:
-            self._last_end = time.perf_counter()
+            self._mark_batch_end(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._close_epoch(trainer)
@@ -255,7 +265,7 @@ class StepTimer(Callback):
         if not (window and self.log_steps and self._is_writer):
             return
         metrics = {f"{PREFIX}{key}": _mean([getattr(r, key) for r in window])
-                   for key in ("device_ms", "host_ms", "data_wait_ms")}
+                   for key in ("device_ms", "host_ms", "data_wait_ms", "between_ms")}
         for logger in _wandb_loggers(trainer):
             logger.log_metrics(metrics, step=window[-1].step)
 
@@ -338,6 +348,17 @@ class StepTimer(Callback):
 def _mean(values: List[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else math.nan
+
+
+def _fetch_clock(trainer: pl.Trainer) -> Any:
+    """The training loader's FetchClock (resnet_exp.data.resumable), or None."""
+    loop = getattr(trainer, "fit_loop", None)
+    combined = getattr(loop, "_combined_loader", None)
+    for loader in getattr(combined, "flattened", None) or []:
+        clock = getattr(loader, "fetch_clock", None)
+        if clock is not None:
+            return clock
+    return None
 
 
 def _wandb_loggers(trainer: pl.Trainer) -> List[Any]:

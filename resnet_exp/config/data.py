@@ -22,6 +22,7 @@ from resnet_exp.data.options import (
     Augment,
     DatasetName,
     Loader,
+    Normalize,
     SyntheticOptions,
     check_loading,
 )
@@ -44,6 +45,7 @@ class DataConfig:
     # With val_size=0: validate on the official test split (off by default: test stays untouched).
     val_on_test: bool = False
     augment: Augment = Augment.standard
+    normalize: Normalize = Normalize.dataset
     # Zero padding of the random crop; null = the dataset's default (4 px at 32 px, scaled with resize).
     crop_padding: int | None = None
     # Resize every image to this many pixels (square, bilinear, antialiased) before augmentation.

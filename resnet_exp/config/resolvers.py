@@ -90,7 +90,19 @@ def cpu_workers(at_most: int) -> int:
     return max(0, min(int(at_most), len(os.sched_getaffinity(0))))
 
 
+def scaled_steps(total: object, fraction: float) -> int:
+    """`fraction` of `total` steps, rounded down (recipe milestones that follow trainer.max_steps)."""
+    return int(int(total) * float(fraction))
+
+
+def if_at_least(value: object, threshold: int, then: object, otherwise: object) -> object:
+    """`then` if `value` >= `threshold` (e.g. a warm-up only for deep nets), else `otherwise`."""
+    return then if value is not None and int(value) >= int(threshold) else otherwise
+
+
 def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("scaled_steps", scaled_steps, replace=True)
+    OmegaConf.register_new_resolver("if_at_least", if_at_least, replace=True)
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
     OmegaConf.register_new_resolver("existing_wandb_id", existing_wandb_id, replace=True)

@@ -87,11 +87,13 @@ class Interval(str, Enum):
 class CosineAnnealingLR:
     _target_: str = "torch.optim.lr_scheduler.CosineAnnealingLR"
     _partial_: bool = True
-    T_max: int = MISSING
+    # Scheduler steps from the start of the run to the end of the decay; null: the whole run
+    # (after warm-up) in the schedule's unit (epochs, or optimizer steps with interval=step).
+    T_max: int | None = None
     eta_min: float = 0.0
 
     def __post_init__(self) -> None:
-        require(self.T_max > 0, "lr_scheduler.T_max", self.T_max, "must be > 0")
+        require(self.T_max is None or self.T_max > 0, "lr_scheduler.T_max", self.T_max, "must be > 0 or null")
 
 
 @dataclass
@@ -108,16 +110,29 @@ class MultiStepLR:
         require(0 < self.gamma <= 1, "lr_scheduler.gamma", self.gamma, "must be in (0, 1]")
 
 
+class Warmup(str, Enum):
+    none = "none"
+    linear = "linear"  # from warmup_lr_factor x lr up to lr over warmup_length scheduler steps
+    constant = "constant"  # warmup_lr_factor x lr for warmup_length scheduler steps, then lr
+
+
 @dataclass
 class ScheduleConfig:
-    """How often the LR scheduler steps, and the scheduler itself (None: constant LR)."""
+    """How often the LR scheduler steps, the scheduler itself (None: constant LR), and a warm-up
+    in front of it. Lengths and milestones count scheduler steps (epochs, or optimizer steps with
+    interval=step) from the start of the run (resnet_exp/schedules.py)."""
 
     interval: Interval = Interval.epoch
     frequency: int = 1
     lr_scheduler: Any | None = None
+    warmup: Warmup = Warmup.none
+    warmup_length: int = 0  # 0: no warm-up
+    warmup_lr_factor: float = 0.1
 
     def __post_init__(self) -> None:
         require(self.frequency > 0, "frequency", self.frequency, "must be > 0")
+        require(self.warmup_length >= 0, "warmup_length", self.warmup_length, "must be >= 0")
+        require(0 < self.warmup_lr_factor <= 1, "warmup_lr_factor", self.warmup_lr_factor, "must be in (0, 1]")
 
 
 @dataclass
@@ -168,7 +183,10 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         if self.max_epochs is not None:
-            require(self.max_epochs >= -1, "max_epochs", self.max_epochs, "must be >= -1")
+            require(self.max_epochs >= 1 or self.max_epochs == -1, "max_epochs", self.max_epochs,
+                    "must be >= 1, or -1 for no limit (0 would train nothing)")
+        require(self.max_steps >= 1 or self.max_steps == -1, "max_steps", self.max_steps,
+                "must be >= 1, or -1 for no limit (0 would train nothing)")
         if self.gradient_clip_val is not None:  # Lightning ignores a negative value silently
             require(self.gradient_clip_val >= 0, "gradient_clip_val", self.gradient_clip_val,
                     "must be >= 0 (0 or null: no clipping)")

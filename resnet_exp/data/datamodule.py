@@ -16,7 +16,8 @@ from resnet_exp.checks import in_group, parse_enum, require
 from resnet_exp.data import sources
 from resnet_exp.data.formats import Arrays
 from resnet_exp.data.gpu_loader import GpuLoader
-from resnet_exp.data.options import Augment, DatasetName, Loader, check_loading, synthetic_options
+from resnet_exp.data.options import NORMALIZE_STATS, Augment, DatasetName, Loader, Normalize, check_loading, synthetic_options
+from resnet_exp.data.resumable import EpochSampler, ResumableLoader
 from resnet_exp.data.specs import SPECS, DatasetSpec, channel_stats, synthetic_spec
 from resnet_exp.data.synthetic import make_synthetic
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer, resize_uint8
@@ -37,7 +38,10 @@ class _UInt8Dataset(Dataset):
         j = self.indices[i]
         return self.images[j], self.labels[j]
 
-    def __getitems__(self, batch: list[int]):
+    def __getitems__(self, batch: list):
+        if batch and isinstance(batch[0], tuple):  # (index, batch seed) pairs from EpochSampler
+            j = self.indices[torch.as_tensor([i for i, _ in batch], dtype=torch.long)]
+            return self.images[j], self.labels[j], batch[0][1]
         j = self.indices[torch.as_tensor(batch, dtype=torch.long)]
         return self.images[j], self.labels[j]
 
@@ -53,8 +57,8 @@ class ImageDataModule(pl.LightningDataModule):
 
     def __init__(self, name: str, data_dir: str = "data", batch_size: int = 128,
                  eval_batch_size: int | None = None, num_workers: int = 4, val_size: int = 5000,
-                 val_on_test: bool = False, augment: str = "standard", crop_padding: int | None = None,
-                 resize: int | None = None, download: bool = True, loader: str = "auto",
+                 val_on_test: bool = False, augment: str = "standard", normalize: str = "dataset",
+                 crop_padding: int | None = None, resize: int | None = None, download: bool = True, loader: str = "auto",
                  split_seed: int = 0, pin_memory: bool = True, persistent_workers: bool = True,
                  num_classes: int | None = None, in_channels: int | None = None,
                  image_size: int | None = None, train_size: int | None = None,
@@ -64,6 +68,7 @@ class ImageDataModule(pl.LightningDataModule):
         with in_group("data"):
             dataset = parse_enum(DatasetName, "name", name)
             augment, loader = parse_enum(Augment, "augment", augment).value, parse_enum(Loader, "loader", loader).value
+            normalize = parse_enum(Normalize, "normalize", normalize).value
             check_loading(data_dir=data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size,
                           num_workers=num_workers, val_size=val_size, crop_padding=crop_padding, resize=resize)
             synthetic = synthetic_options(dataset, {
@@ -95,7 +100,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.augment_params = (AugmentParams(padding, spec.flip) if augment == "standard" else AugmentParams())
         # Kept out of Lightning's hparams on purpose: the run's config is in .hydra/, and keys shared
         # with the LightningModule's hparams (e.g. num_classes) would make Lightning refuse to log them.
-        self.options = {"data_dir": str(self.data_dir), "augment": augment, "crop_padding": crop_padding,
+        self.options = {"data_dir": str(self.data_dir), "augment": augment, "normalize": normalize, "crop_padding": crop_padding,
                         "resize": resize, "loader": loader, "split_seed": split_seed, "synthetic": self.synthetic}
         self._arrays: Arrays | None = None
         self._tensors: dict[str, torch.Tensor] | None = None
@@ -103,6 +108,9 @@ class ImageDataModule(pl.LightningDataModule):
         self.normalizer: Normalizer | None = None
         self.mean: tuple[float, ...] | None = spec.mean
         self.std: tuple[float, ...] | None = spec.std
+        if NORMALIZE_STATS[normalize] is not None:
+            mean, std = NORMALIZE_STATS[normalize]
+            self.mean, self.std = (mean,) * spec.in_channels, (std,) * spec.in_channels
 
     @property
     def example_input_shape(self) -> tuple[int, int, int]:
@@ -186,18 +194,34 @@ class ImageDataModule(pl.LightningDataModule):
                 self._device_tensors[key] = (images.to(device), labels.to(device))
             images, labels = self._device_tensors[key]
             rank, world = self._rank_world()
-            trainer = getattr(self, "trainer", None)
+            epoch_fn, progress_fn = self._progress_fns() if train else (None, None)
             return GpuLoader(images, labels, indices, batch_size, self.normalizer, aug, shuffle=train,
                              drop_last=train, seed=torch.initial_seed() % (2 ** 31), rank=rank,
-                             world_size=world, epoch_fn=(lambda: trainer.current_epoch) if trainer else None)
+                             world_size=world, epoch_fn=epoch_fn, progress_fn=progress_fn)
         if indices is None:
             indices = torch.arange(images.shape[0])
         workers = self.num_workers
-        return DataLoader(_UInt8Dataset(images, labels, indices), batch_size=batch_size, shuffle=train,
-                          drop_last=train, num_workers=workers,
-                          collate_fn=BatchTransform(self.normalizer, aug, train=train),
-                          pin_memory=self.pin_memory and self._device().type == "cuda",
-                          persistent_workers=self.persistent_workers and workers > 0)
+        options = dict(batch_size=batch_size, drop_last=train, num_workers=workers,
+                       collate_fn=BatchTransform(self.normalizer, aug, train=train),
+                       pin_memory=self.pin_memory and self._device().type == "cuda",
+                       persistent_workers=self.persistent_workers and workers > 0)
+        dataset = _UInt8Dataset(images, labels, indices)
+        if not train:
+            return DataLoader(dataset, **options)
+        # The order of epoch e a function of (seed, e), resumable mid-epoch (resumable.py).
+        rank, world = self._rank_world()
+        epoch_fn, progress_fn = self._progress_fns()
+        sampler = EpochSampler(len(dataset), batch_size, seed=torch.initial_seed() % (2 ** 31), rank=rank,
+                               world_size=world, drop_last=True, epoch_fn=epoch_fn)
+        return ResumableLoader(dataset, sampler=sampler, progress_fn=progress_fn, **options)
+
+    def _progress_fns(self) -> tuple:
+        """The trainer's epoch and batches processed in it (what a checkpoint resumes from)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return None, None
+        return (lambda: trainer.current_epoch,
+                lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def train_dataloader(self):
         return self._make_loader("train", train=True)

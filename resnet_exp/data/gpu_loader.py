@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from resnet_exp.data.transforms import AugmentParams, Normalizer, augment
+from resnet_exp.data.resumable import FetchClock, ResumePoint, epoch_seed
+from resnet_exp.data.transforms import AugmentParams, Normalizer, augment, sample_params
 
 
 class GpuLoader:
@@ -20,7 +21,8 @@ class GpuLoader:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor | None,
                  batch_size: int, normalizer: Normalizer, aug: AugmentParams = AugmentParams(),
                  shuffle: bool = False, drop_last: bool = False, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, epoch_fn: Callable[[], int] | None = None):
+                 world_size: int = 1, epoch_fn: Callable[[], int] | None = None,
+                 progress_fn: Callable[[], int] | None = None):
         self.images, self.labels = images, labels
         device = images.device
         self.indices = (torch.arange(images.shape[0], device=device) if indices is None
@@ -31,6 +33,9 @@ class GpuLoader:
         self.epoch = 0
         # The trainer's epoch when there is one (so a resumed run continues the same sequence).
         self.epoch_fn = epoch_fn
+        # Mid-epoch resume (state in every checkpoint) and the host time of making each batch.
+        self.resume = ResumePoint(epoch_fn, progress_fn)
+        self.fetch_clock = FetchClock()
 
     def _shard_size(self) -> int:
         n = self.indices.numel()
@@ -45,19 +50,32 @@ class GpuLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def state_dict(self) -> dict[str, int]:
+        return self.resume.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.resume.load_state_dict(state)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.fetch_clock.timed(self._batches())
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         device = self.images.device
         if self.epoch_fn is not None:
             self.epoch = self.epoch_fn()
         order = self.indices
         if self.shuffle:
-            gen = torch.Generator(device=device).manual_seed(self.seed * 100003 + self.epoch)
+            gen = torch.Generator(device=device).manual_seed(epoch_seed(self.seed, self.epoch))
             order = order[torch.randperm(order.numel(), generator=gen, device=device)]
         shard = order[self.rank::self.world_size][: self._shard_size()]
         aug_gen = torch.Generator(device=device).manual_seed(
-            (self.seed * 100003 + self.epoch) * 1009 + self.rank + 1)
+            epoch_seed(self.seed, self.epoch) * 1009 + self.rank + 1)
+        skip = self.resume.skip(self.epoch, len(self))
         self.epoch += 1
-        for i in range(len(self)):
+        for i in range(skip):  # draw what the skipped batches drew: the rest stays the same
+            if self.aug.active:
+                sample_params(min(self.batch_size, shard.numel() - i * self.batch_size), self.aug, device, aug_gen)
+        for i in range(skip, len(self)):
             idx = shard[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.images[idx]
             if self.aug.active:

@@ -29,6 +29,18 @@ class Augment(str, Enum):
     none = "none"
 
 
+class Normalize(str, Enum):
+    """How uint8 pixels become floats."""
+
+    dataset = "dataset"  # (x/255 - mean) / std with the dataset's train-split statistics
+    unit = "unit"  # x/255, in [0, 1] (Keras tutorials, seed 003)
+    centered = "centered"  # x/255 - 0.5, in [-0.5, 0.5] (seed 004)
+
+
+# (mean, std) in units of 255 per channel, or None for the dataset's own statistics.
+NORMALIZE_STATS = {"dataset": None, "unit": (0.0, 1.0), "centered": (0.5, 1.0)}
+
+
 class Loader(str, Enum):
     """How batches are made: `gpu` keeps the uint8 dataset on the device, `torch` uses DataLoader workers."""
 

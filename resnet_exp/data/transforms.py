@@ -94,8 +94,11 @@ class BatchTransform:
         self.aug = aug if train else AugmentParams()
 
     def __call__(self, batch):
-        x, y = batch
-        return self.normalizer(augment(x, self.aug)), y
+        x, y, *seed = batch
+        # A seeded batch (training, EpochSampler) augments the same way in any process and after
+        # any resume; otherwise the process's global generator draws.
+        generator = torch.Generator().manual_seed(seed[0]) if seed and self.aug.active else None
+        return self.normalizer(augment(x, self.aug, generator=generator)), y
 
 
 def resize_uint8(x: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:

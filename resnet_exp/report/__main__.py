@@ -27,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # e.g. a sweep folder we may read but not write
         print(f"error: {args.sweep_dir}: cannot write the report: {exc}", file=sys.stderr)
         return 1
+    for row in report.rows:
+        if row["status"] == "unreadable":
+            print(f"warning: {report.sweep_dir / row['job']}: {row['error']}", file=sys.stderr)
     if not args.quiet:
         print((report.sweep_dir / SUMMARY_MD).read_text())
     for name in report.skipped_plots:

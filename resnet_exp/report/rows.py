@@ -2,7 +2,8 @@
 
 A job folder is a sub-folder holding `.hydra/` (and `results.json` once the job finished) or only
 the sweep callback's `job_status.json`. A job without `results.json` is `failed` when it left an
-error behind (`job_status.json`, or a traceback in its log) and `interrupted` otherwise. A job's
+error behind (`job_status.json`, or a traceback in its log) and `interrupted` otherwise; one whose
+`results.json` cannot be parsed is `unreadable` (the CLI warns). A job's
 row takes whatever its folder holds; only a folder that is not a sweep at all is an error (UserError).
 Also what the sweep varies (`sweep_axes`, from multirun.yaml). No Hydra and no torch here.
 """
@@ -26,8 +27,8 @@ from resnet_exp.results import RESULTS_FILE
 # The public keys of a row, in table order (a row also holds private `_num`, `_overrides` and
 # `_time_to_accuracy`, the job's accuracy-vs-training-time points).
 COLUMNS = ("job", "status", "overrides", "arch", "depth", "block_order", "data", "params",
-           "val_acc_best", "test_acc", "step_median_ms", "images_per_s", "tflop_per_s", "mfu", "wall_time_s",
-           "error")
+           "val_acc_best", "test_acc", "selected_on", "step_median_ms", "images_per_s", "tflop_per_s", "mfu",
+           "wall_time_s", "error")
 ERROR_MARKERS = ("Traceback (most recent call last)", "Error executing job")
 MAX_SCAN_DEPTH = 3  # job folders may sit below the sweep folder (hydra.sweep.subdir with '/')
 
@@ -128,7 +129,26 @@ def _log_error(job: Path) -> str | None:
     return None
 
 
-def _status(results: dict[str, Any] | None, marker: dict[str, Any] | None, log_error: str | None) -> str:
+def unreadable_results(job: Path) -> str | None:
+    """Why the job's results.json cannot be read, or None (no such file, or a readable one)."""
+    path = job / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(), parse_constant=_reject_constant)
+    except (OSError, ValueError) as exc:
+        return f"{RESULTS_FILE}: cannot parse: {str(exc).splitlines()[0]}"
+    return None if isinstance(data, dict) else f"{RESULTS_FILE}: not a JSON object"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _status(results: dict[str, Any] | None, marker: dict[str, Any] | None, log_error: str | None,
+            unreadable: str | None = None) -> str:
+    if unreadable is not None:
+        return "unreadable"
     if results is not None:
         return str(results.get("status") or "completed")
     if marker is not None and marker.get("status"):
@@ -165,10 +185,13 @@ def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
     if not isinstance(job_num, int):
         found = re.match(r"\d+", job.name)
         job_num = int(found.group()) if found else None
+    unreadable = unreadable_results(job)
+    if unreadable is not None:
+        results = None
     log_error = None if results is not None or marker is not None else _log_error(job)
     return {
         "job": job.relative_to(sweep_dir).as_posix(),
-        "status": _status(results, marker, log_error),
+        "status": _status(results, marker, log_error, unreadable),
         "overrides": " ".join(str(o) for o in overrides),
         "arch": arch,
         "depth": int(depth) if depth is not None else None,
@@ -177,12 +200,14 @@ def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
         "params": res.get("params"),
         "val_acc_best": finite(res.get("val/acc_best")),
         "test_acc": finite(res.get("test/acc")),
+        "selected_on": res.get("selected_on"),
         "step_median_ms": finite(step_time.get("median_ms")),
         "images_per_s": finite(throughput.get("images_per_s", step_time.get("images_per_s"))),
         "tflop_per_s": finite(throughput.get("tflop_per_s")),
         "mfu": finite(throughput.get("mfu")),
         "wall_time_s": finite(res.get("wall_time_s")),
-        "error": None if results is not None else (marker or {}).get("error") or log_error,
+        "error": unreadable or (res.get("error") if results is not None
+                                else (marker or {}).get("error") or log_error),
         "_num": job_num,
         "_overrides": [str(o) for o in overrides],
         "_time_to_accuracy": [(finite(p.get("train_time_s")), finite(p.get("val/acc"))) for p in tta

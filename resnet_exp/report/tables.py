@@ -18,8 +18,9 @@ from resnet_exp.results import write_atomic
 MD_HEADERS = {
     "job": "job", "status": "status", "overrides": "overrides", "arch": "arch", "depth": "depth",
     "block_order": "block order", "data": "data", "params": "params", "val_acc_best": "best val acc %",
-    "test_acc": "test acc %", "step_median_ms": "median step ms", "images_per_s": "images/s",
-    "tflop_per_s": "TFLOP/s", "mfu": "MFU %", "wall_time_s": "wall time s", "error": "error",
+    "test_acc": "test acc %", "selected_on": "selected on", "step_median_ms": "median step ms",
+    "images_per_s": "images/s", "tflop_per_s": "TFLOP/s", "mfu": "MFU %", "wall_time_s": "wall time s",
+    "error": "error",
 }
 
 
@@ -61,6 +62,8 @@ def _md_cell(column: str, value: Any) -> str:
         return ""
     if column in ("val_acc_best", "test_acc"):
         return f"{100 * value:.2f}"
+    if column == "selected_on" and value == "test":
+        return "**test** †"
     if column == "params":
         return _fmt_params(value)
     if column in ("step_median_ms", "wall_time_s"):
@@ -79,8 +82,9 @@ def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[
     """summary.md: a header (sweep axes, overrides all jobs share), then one row per job."""
     lists = [r.get("_overrides") or [] for r in rows]
     common = [o for o in lists[0] if all(o in other for other in lists[1:])] if len(lists) > 1 else []
-    # MFU only where some job has it (a GPU with a known peak); the error column only if some failed.
-    columns = [c for c in COLUMNS if c not in ("error", "mfu") or any(r.get(c) is not None for r in rows)]
+    # MFU only where some job has it (a GPU with a known peak); the error and selected-on columns
+    # only if some job failed or was selected on the test split.
+    columns = [c for c in COLUMNS if c not in ("error", "mfu", "selected_on") or any(r.get(c) is not None for r in rows)]
     out = io.StringIO()
     out.write(f"# Sweep {sweep_dir.name}\n\n")
     statuses: dict[str, int] = defaultdict(int)
@@ -99,6 +103,9 @@ def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[
     for row, own in zip(rows, lists):
         shown = dict(row, overrides=" ".join(o for o in own if o not in common))
         out.write("| " + " | ".join(_md_cell(c, shown.get(c)) for c in columns) + " |\n")
+    if any(r.get("selected_on") == "test" for r in rows):
+        out.write("\n† the best checkpoint was selected on the test split (data.val_on_test=true): "
+                  "its test accuracy is optimistic, not a held-out figure.\n")
     return out.getvalue()
 
 

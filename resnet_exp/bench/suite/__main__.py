@@ -23,6 +23,7 @@ import torch
 
 from resnet_exp.bench.suite import harness, markdown
 from resnet_exp.device import environment
+from resnet_exp.results import write_json_atomic
 
 GPU_COMMAND = "python -m resnet_exp.bench.suite --sections gpu"
 GPU_CACHE = harness.REPO_ROOT / "outputs" / "benchmarks" / "gpu_results.json"
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             raw["gpu"] = gpu.run(batch=args.gpu_batch_size, steps=args.gpu_steps, epochs=args.gpu_epochs,
                                  archs=args.gpu_archs, parts=args.gpu_parts, previous=previous, log=log)
             GPU_CACHE.parent.mkdir(parents=True, exist_ok=True)
-            GPU_CACHE.write_text(json.dumps(raw["gpu"], indent=2, default=str) + "\n")
+            write_json_atomic(GPU_CACHE, raw["gpu"])
             new[markdown.GPU_TITLE] = markdown.gpu_section(raw["gpu"], env, command.strip())
         else:
             log("gpu: no CUDA device here; the GPU section says how to produce it")
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     text = markdown.merge(existing, new)
     folder = harness.REPO_ROOT / "outputs" / "benchmarks" / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "benchmarks.json").write_text(json.dumps(raw, indent=2, default=str) + "\n")
+    write_json_atomic(folder / "benchmarks.json", raw)
     if args.no_write:
         print(text)
     else:
