@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_runner import cli_env, explain, run_cli
+from tests.helpers.cli import cli_env, explain, run_cli
 from resnet_exp.bench.timing import count_flops
 from resnet_exp.models import create_model
 

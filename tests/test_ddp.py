@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_runner import TINY_RUN, explain, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_train
 
 DDP = [*TINY_RUN, "trainer.max_epochs=1", "trainer=ddp", "trainer.devices=2",
        "trainer.accelerator=cpu", "logger.wandb.mode=offline"]

@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from cli_runner import REPO_ROOT, explain, run_cli, run_train
+from tests.helpers.cli import REPO_ROOT, explain, run_cli, run_train
 from resnet_exp.config import register_schemas, validate
 from resnet_exp.models import stage_shapes
 

@@ -13,7 +13,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from cli_runner import explain, run_cli
+from tests.helpers.cli import explain, run_cli
 from resnet_exp.report.__main__ import main
 from resnet_exp.report.tables import build_report
 from resnet_exp.report.sweep import SweepReport

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_runner import TINY_TRAINING, explain, run_train
-from data_files import SMALL_ENV, write_cifar10, write_cifar100
+from tests.helpers.cli import TINY_TRAINING, explain, run_train
+from tests.helpers.data_files import SMALL_ENV, write_cifar10, write_cifar100
 
 FASHION_MNIST_SYSTEM_COPY = Path("/usr/share/datasets/fashion-mnist")
 FEW_BATCHES = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=2",

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from cli_runner import TINY_RUN, explain, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_train
 from resnet_exp.callbacks import StepTimer, step_time_summary
 from resnet_exp.callbacks.step_stats import CSV_COLUMNS, describe
 

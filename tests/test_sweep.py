@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli_runner import TINY_RUN, explain, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_train
 
 WANDB = str(Path(sys.executable).with_name("wandb"))
 SWEEP = [*TINY_RUN, "trainer.max_epochs=1"]
