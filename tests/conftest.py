@@ -7,6 +7,7 @@ a package), never as loose top-level modules.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, open_dict
 
 from resnet_exp.config import CONF_DIR, register_schemas, validate
 from tests.helpers import data_files
-from tests.helpers.cli import run_cli, run_in_process
+from tests.helpers.cli import cli_env, isolated, run_cli, run_in_process
 
 ComposeFn = Callable[..., DictConfig]
 
@@ -42,7 +43,8 @@ def compose_config() -> ComposeFn:
 def run_config(tmp_path: Path) -> ComposeFn:
     """run_config("data=synthetic", ...): a composed and validated run config whose output dir is
     `tmp_path/run`, with HydraConfig set, ready for `pipeline.build_parts` / `fit_and_test`.
-    `config_name="eval"` composes conf/eval.yaml instead."""
+    `config_name="eval"` composes conf/eval.yaml instead. The test runs in tmp_path with the
+    environment of a CLI call; environment, torch switches, RNG and logging are put back after."""
 
     def make(*overrides: str, config_name: str = "config") -> DictConfig:
         run_dir = tmp_path / "run"
@@ -55,9 +57,8 @@ def run_config(tmp_path: Path) -> ComposeFn:
         run_dir.mkdir(parents=True, exist_ok=True)
         return cfg
 
-    yield make
-    HydraConfig.instance().cfg = None
-    GlobalHydra.instance().clear()
+    with isolated(sys.argv[:], tmp_path, cli_env()):
+        yield make
 
 
 @pytest.fixture()
@@ -95,3 +96,9 @@ def cli(tmp_path: Path) -> CLI:
     """cli("resnet_exp.eval", "ckpt_path=...") in-process, cli.train(...), cli.subprocess(...);
     all started in tmp_path and returning a CompletedProcess."""
     return CLI(tmp_path)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (stable otherwise): with `-n 2` the longest runs then overlap with the
+    many short ones instead of leaving one worker busy at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -91,7 +91,7 @@ def _exit_code(exc: SystemExit, stderr: io.StringIO) -> int:
 
 
 @contextlib.contextmanager
-def _isolated(argv: list[str], cwd: Path, env: dict[str, str]) -> Iterator[None]:
+def isolated(argv: list[str], cwd: Path, env: dict[str, str]) -> Iterator[None]:
     """Process-wide state a CLI call may change, put back afterwards: argv, cwd, environment
     (WandbLogger sets WANDB_MODE, Lightning PL_GLOBAL_SEED), Hydra's singletons, logging
     handlers (Hydra points the root logger at the job's log file), torch's global switches
@@ -152,7 +152,7 @@ def run_in_process(module: str, *args: str, cwd: Path, **env: str) -> subprocess
     argv = [str(Path(module.replace(".", "/")).with_suffix(".py")), *args]
     stdout, stderr = io.StringIO(), io.StringIO()
     code = 0
-    with _isolated(argv, Path(cwd), cli_env(**env)), \
+    with isolated(argv, Path(cwd), cli_env(**env)), \
             contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
             runpy.run_module(module, run_name="__main__", alter_sys=False)
