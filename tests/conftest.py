@@ -41,8 +41,8 @@ def compose_config() -> ComposeFn:
 
 @pytest.fixture()
 def run_config(tmp_path: Path) -> ComposeFn:
-    """run_config("data=synthetic", ...): a composed and validated run config whose output dir is
-    `tmp_path/run`, with HydraConfig set, ready for `pipeline.build_parts` / `fit_and_test`.
+    """run_config("data=synthetic", ...): a composed and validated run config, as the entry point's
+    function receives it, whose output dir (`paths.output_dir`) is `tmp_path/run`, with HydraConfig set, ready for `pipeline.build_parts` / `fit_and_test`.
     `config_name="eval"` composes conf/eval.yaml instead. The test runs in tmp_path with the
     environment of a CLI call; environment, torch switches, RNG and logging are put back after."""
 
@@ -53,6 +53,8 @@ def run_config(tmp_path: Path) -> ComposeFn:
             cfg.hydra.runtime.output_dir = str(run_dir)
             cfg.hydra.job.name = "run"
         HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):  # the job's function gets the config without its `hydra` node
+            del cfg["hydra"]
         validate(cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
         return cfg

@@ -193,7 +193,7 @@ def test_training_run_writes_step_times_and_results_block(run_config) -> None:
     from resnet_exp.pipeline import build_parts, fit_and_test
 
     cfg = run_config(*TINY_RUN, "trainer.max_epochs=1", "callbacks.step_timer.warmup_steps=1")
-    run_dir = Path(cfg.hydra.runtime.output_dir)
+    run_dir = Path(cfg.paths.output_dir)
     returned = fit_and_test(cfg, build_parts(cfg), run_dir)
     rows = read_csv(run_dir / "step_times.csv")
     results = json.loads((run_dir / "results.json").read_text())
