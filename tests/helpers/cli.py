@@ -54,9 +54,11 @@ TINY_RUN = [
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment of a CLI call: none of the caller's wandb/Hydra settings, this checkout's
-    package first on the path (so a subprocess imports the code under test, not an installed copy)."""
+    package first on the path (so a subprocess imports the code under test, not an installed copy),
+    one torch thread."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "HYDRA_"))}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env.setdefault("OMP_NUM_THREADS", "1")  # see pytest_configure in tests/conftest.py
     env.update(PYTHONUNBUFFERED="1", WANDB_SILENT="true", **extra)
     return env
 
