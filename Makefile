@@ -22,7 +22,7 @@ train: $(STAMP)
 	$(PY) -m resnet_exp.run $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --durations=10 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

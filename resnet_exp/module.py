@@ -139,17 +139,19 @@ class ImageClassifier(pl.LightningModule):
         # uninterrupted one would.
         best = self.val_acc_best
         checkpoint["metric_states"] = {
-            "val_acc_best": {"update_count": best._update_count, "max_val": best.max_val.detach().cpu()},
+            "val_acc_best": {"update_count": best._update_count,
+                             **{k: v.detach().cpu() for k, v in best.metric_state.items()}},
             "train_sums": None if self.train_sums is None else self.train_sums.detach().cpu(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("metric_states", {})
-        best = saved.get("val_acc_best")
+        best = dict(saved.get("val_acc_best") or {})
         if best:
-            self.val_acc_best._update_count = int(best["update_count"])
+            self.val_acc_best._update_count = int(best.pop("update_count"))
             self.val_acc_best._computed = None
-            self.val_acc_best.max_val = best["max_val"].to(self.device)
+            for key, value in best.items():
+                setattr(self.val_acc_best, key, value.to(self.device))
         sums = saved.get("train_sums")
         self.train_sums = None if sums is None else sums.to(self.device, TRAIN_SUMS_DTYPE)
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
 
-from cli_runner import TINY_RUN, cli_env, run_cli
+from tests.helpers.cli import TINY_RUN, cli_env, run_cli
 
 # Placeholders filled per test: {tmp} the test's folder; files made by `bad_files`.
 RUN_CASES = [

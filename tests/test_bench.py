@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from cli_runner import cli_env, explain, run_cli
+from tests.helpers.cli import cli_env, explain, run_cli, run_in_process
 from resnet_exp.models.complexity import count_flops
 from resnet_exp.models import create_model
 
@@ -21,8 +19,8 @@ TINY_BENCH = ["arch.width=0.125", "bench.image_size=16", "bench.batch_size=2", "
 
 def test_sweep_writes_job_files_and_one_combined_table(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    proc = run_cli("resnet_exp.bench", "-m", "arch=resnet18,resnet18v2", *TINY_BENCH,
-                   "bench.mode=[forward,train]", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = run_in_process("resnet_exp.bench", "-m", "arch=resnet18,resnet18v2", *TINY_BENCH,
+                          "bench.mode=[forward,train]", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     for job, order in (("0", "post"), ("1", "pre")):
         payload = json.loads((sweep / job / "bench.json").read_text())
@@ -59,25 +57,21 @@ if not torch.cuda.is_available():
     BAD_INPUTS.append(("bench.device=cuda", ["bench.device=cuda", "no CUDA device", "cpu"]))
 
 
-def test_bad_input_fails_with_one_line(tmp_path: Path) -> None:
-    """All bad inputs at once (each a subprocess started in parallel, to keep the test short)."""
-    procs = []
-    for i, (override, _) in enumerate(BAD_INPUTS):
-        run_dir = tmp_path / f"run{i}"
-        cmd = [sys.executable, "-m", "resnet_exp.bench", "arch=resnet18", *TINY_BENCH, override,
-               f"hydra.run.dir={run_dir}"]
-        procs.append((run_dir, subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(), text=True,
-                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
-    for (run_dir, popen), (override, words) in zip(procs, BAD_INPUTS):
-        stdout, stderr = popen.communicate(timeout=300)
-        proc = subprocess.CompletedProcess(popen.args, popen.returncode, stdout, stderr)
-        assert proc.returncode == 2, explain(proc)
-        assert "Traceback" not in stderr, explain(proc)
-        lines = [line for line in stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("error: "), explain(proc)
-        for word in words:
-            assert word in lines[0], (override, word, lines[0])
-        assert not run_dir.exists(), (override, sorted(p.name for p in run_dir.iterdir()))
+@pytest.mark.parametrize("override,words,runner", [
+    *((override, words, run_in_process) for override, words in BAD_INPUTS),
+    # One as a real process: exit code 2 and one line as the shell sees them.
+    (*BAD_INPUTS[1], run_cli)], ids=[o for o, _ in BAD_INPUTS] + [f"{BAD_INPUTS[1][0]}-subprocess"])
+def test_bad_input_fails_with_one_line(override: str, words: list[str], runner, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = runner("resnet_exp.bench", "arch=resnet18", *TINY_BENCH, override, f"hydra.run.dir={run_dir}",
+                  cwd=tmp_path)
+    assert proc.returncode == 2, explain(proc)
+    assert "Traceback" not in proc.stderr, explain(proc)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), explain(proc)
+    for word in words:
+        assert word in lines[0], (override, word, lines[0])
+    assert not run_dir.exists(), (override, sorted(p.name for p in run_dir.iterdir()))
 
 
 def test_speed_plan_defaults_follow_the_device_and_switches_are_kept() -> None:

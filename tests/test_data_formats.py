@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from data_files import SMALL_ENV, idx_bytes, py2_pickle, write_cifar10, write_cifar100, write_fashion_mnist
+from tests.helpers.data_files import SMALL_ENV, idx_bytes, py2_pickle, write_cifar10, write_cifar100, write_fashion_mnist
 from resnet_exp.data import formats
 from resnet_exp.data.formats import read_cifar_archive, read_cifar_folder, read_fashion_mnist, read_idx
 from resnet_exp.data.sources import _idx_in

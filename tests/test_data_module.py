@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_files import SMALL_ENV, write_cifar10
+from tests.helpers.data_files import SMALL_ENV, write_cifar10
 from resnet_exp.data import ImageDataModule
 from resnet_exp.data.datamodule import split_indices
 from resnet_exp.data.gpu_loader import GpuLoader

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from data_files import SMALL_ENV
+from tests.helpers.data_files import SMALL_ENV
 from resnet_exp.data import ImageDataModule, sources
 from resnet_exp.data.specs import FASHION_MNIST_CLASSES, SPECS, channel_stats
 

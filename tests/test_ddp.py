@@ -1,17 +1,22 @@
-"""Lightning DDP with 2 CPU processes (gloo): a single run, and inside a multirun."""
+"""Lightning DDP with 2 CPU processes (gloo): a single run, and inside a multirun.
+
+Real processes: Lightning re-runs the command line for the second rank."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from cli_runner import TINY_RUN, explain, run_train
+import pytest
+
+from tests.helpers.cli import TINY_RUN, explain, run_train
 
 DDP = [*TINY_RUN, "trainer.max_epochs=1", "trainer=ddp", "trainer.devices=2",
        "trainer.accelerator=cpu", "logger.wandb.mode=offline"]
 STEPS_PER_RANK = (256 - 64) // 32 // 2  # each rank sees half of the 192 training images
 
 
+@pytest.mark.slow
 def test_ddp_single_run(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = run_train(*DDP, f"hydra.run.dir={run_dir}", cwd=tmp_path)
@@ -21,6 +26,7 @@ def test_ddp_single_run(tmp_path: Path) -> None:
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
 
 
+@pytest.mark.slow
 def test_ddp_inside_a_multirun_gives_one_folder_and_one_wandb_run_per_job(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = run_train("-m", *DDP, "arch.block_order=post,pre", f"hydra.sweep.dir={sweep}", cwd=tmp_path)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import TINY_RUN, explain, run_cli, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_cli, run_in_process, train_in_process
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder of a finished tiny run."""
     work = tmp_path_factory.mktemp("trained")
-    proc = run_train(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={work / 'run'}", cwd=work)
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={work / 'run'}", cwd=work)
     assert proc.returncode == 0, explain(proc)
     return work / "run"
 
@@ -24,7 +24,7 @@ def test_eval_reproduces_the_runs_test_metrics(trained: Path, tmp_path: Path) ->
     trained = json.loads((train_dir / "results.json").read_text())
     best = train_dir / trained["best_checkpoint"]
 
-    proc = run_cli("resnet_exp.eval", f"ckpt_path={best}", f"hydra.run.dir={eval_dir}", cwd=tmp_path)
+    proc = run_in_process("resnet_exp.eval", f"ckpt_path={best}", f"hydra.run.dir={eval_dir}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     evaluated = json.loads((eval_dir / "results.json").read_text())
     assert evaluated["status"] == "evaluated" and evaluated["checkpoint"] == str(best)
@@ -33,6 +33,7 @@ def test_eval_reproduces_the_runs_test_metrics(trained: Path, tmp_path: Path) ->
 
 
 def test_eval_with_a_bad_value_leaves_no_folder(trained: Path, tmp_path: Path) -> None:
+    """A real process: exit code 2 and the one line as the shell sees them."""
     eval_dir = tmp_path / "eval"
     proc = run_cli("resnet_exp.eval", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
                    "data.batch_size=0", f"hydra.run.dir={eval_dir}", cwd=tmp_path)
@@ -42,6 +43,6 @@ def test_eval_with_a_bad_value_leaves_no_folder(trained: Path, tmp_path: Path) -
 
 
 def test_eval_without_checkpoint_says_what_is_needed(tmp_path: Path) -> None:
-    proc = run_cli("resnet_exp.eval", cwd=tmp_path)
+    proc = run_in_process("resnet_exp.eval", cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.strip() == "error: ckpt_path: required; evaluate a checkpoint with ckpt_path=<file>"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import TINY_RUN, explain, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_train
 
 # 96 training images in batches of 32 (3 steps an epoch), 50 validation images.
 SMALL = [*TINY_RUN, "data.train_size=146", "data.val_size=50", "data.test_size=30",

@@ -7,8 +7,6 @@ with at most two units per stage, torchvision parity at 1 x 3 x 64 x 64.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -20,6 +18,7 @@ from resnet_exp.models import (
     resolve, stage_shapes,
 )
 from resnet_exp.models.complexity import complexity
+from tests.helpers.cli import explain
 
 ORDERS = list(BlockOrder)
 TORCHVISION = {
@@ -329,9 +328,10 @@ def test_bad_input_is_one_line_naming_key_and_allowed(name, kw, key, allowed) ->
     assert "\n" not in msg and msg.startswith(f"{key}=") and allowed in msg, msg
 
 
-def test_listing_runs_and_names_every_arch() -> None:
-    out = subprocess.run([sys.executable, "-m", "resnet_exp.models"], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
+def test_listing_runs_and_names_every_arch(cli) -> None:
+    proc = cli("resnet_exp.models")
+    assert proc.returncode == 0, explain(proc)
+    out = proc.stdout
     listed = {line.split()[0] for line in out.splitlines() if line.strip()}
     assert set(list_models()) <= listed
     assert "11.69M" in out and "0.27M" in out  # resnet18 at 224 px, resnet20 at 32 px

@@ -1,5 +1,5 @@
 """The recipes in conf/experiment/: each composes with the numbers of its source, builds the net of
-its seed notebook, and runs a couple of tiny steps through the real CLI on synthetic data."""
+its seed notebook, and runs a couple of tiny steps through the CLI (in-process) on synthetic data."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from cli_runner import REPO_ROOT, explain, run_cli, run_train
+from tests.helpers.cli import REPO_ROOT, explain, run_in_process, train_in_process
 from resnet_exp.config import register_schemas, validate
 from resnet_exp.models import stage_shapes
 
@@ -163,13 +163,14 @@ def check_tiny_job(recipe: str, job: Path | None) -> str | None:
     return f"{', '.join(failed)} wrong in {job}" if failed else None
 
 
+@pytest.mark.slow
 def test_every_training_recipe_runs_tiny(tmp_path: Path) -> None:
     """Every training recipe (but the sweep recipe, run below) as one job of one tiny multirun
-    (one process: imports paid once), with the sweep report of that multirun."""
+    (in-process, as the basic launcher runs its jobs), with the sweep report of that multirun."""
     recipes = [r for r in TRAIN_RECIPES if r != SWEEP_RECIPE]
     sweep = tmp_path / "sweep"
-    proc = run_train("-m", f"experiment={','.join(recipes)}", *TINY, REPORT_CALLBACK,
-                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = train_in_process("-m", f"experiment={','.join(recipes)}", *TINY, REPORT_CALLBACK,
+                            f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     jobs = job_folders(sweep)
     problems = {r: p for r in recipes if (p := check_tiny_job(r, jobs.get(r))) is not None}
     assert not problems, f"{problems}\n{explain(proc)}"
@@ -182,8 +183,8 @@ def test_every_training_recipe_runs_tiny(tmp_path: Path) -> None:
 def test_block_order_recipe_is_a_sweep(tmp_path: Path) -> None:
     """`-m experiment=slim_bottleneck_block_order`: two jobs (post, pre) and the sweep report."""
     sweep = tmp_path / "sweep"
-    proc = run_train("-m", f"experiment={SWEEP_RECIPE}", *TINY, REPORT_CALLBACK, f"hydra.sweep.dir={sweep}",
-                     cwd=tmp_path)
+    proc = train_in_process("-m", f"experiment={SWEEP_RECIPE}", *TINY, REPORT_CALLBACK,
+                            f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     with (sweep / "summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -196,10 +197,10 @@ def test_block_order_recipe_is_a_sweep(tmp_path: Path) -> None:
 def test_timing_recipe_runs_on_the_bench(tmp_path: Path) -> None:
     """`python -m resnet_exp.bench -m bench_recipe=resnet_v2_timing`: the four v2 nets, forward only."""
     sweep = tmp_path / "sweep"
-    proc = run_cli("resnet_exp.bench", "-m", "bench_recipe=resnet_v2_timing", "arch.width=0.125",
-                   "bench.image_size=32", "bench.batch_size=2", "bench.burn_in=1", "bench.batches=2",
-                   "bench.num_classes=10", "bench.device=cpu", "bench.count_flops=false",
-                   f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = run_in_process("resnet_exp.bench", "-m", "bench_recipe=resnet_v2_timing", "arch.width=0.125",
+                          "bench.image_size=32", "bench.batch_size=2", "bench.burn_in=1", "bench.batches=2",
+                          "bench.num_classes=10", "bench.device=cpu", "bench.count_flops=false",
+                          f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     with (sweep / "bench.csv").open() as handle:
         rows = list(csv.DictReader(handle))

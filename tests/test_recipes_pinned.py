@@ -8,9 +8,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from cli_runner import REPO_ROOT
+from tests.helpers.cli import REPO_ROOT
 from resnet_exp.config import register_schemas
 from resnet_exp.schedules import build_scheduler
 

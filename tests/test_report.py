@@ -13,7 +13,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from cli_runner import explain, run_cli
+from tests.helpers.cli import explain, run_cli, run_in_process
 from resnet_exp.report.__main__ import main
 from resnet_exp.report.tables import build_report
 from resnet_exp.report.sweep import SweepReport
@@ -148,7 +148,7 @@ def test_plots_skipped_without_data(tmp_path: Path) -> None:
 
 
 def test_cli_rebuilds_report_and_prints_table(sweep: Path, tmp_path: Path) -> None:
-    proc = run_cli("resnet_exp.report", str(sweep), cwd=tmp_path)
+    proc = run_in_process("resnet_exp.report", str(sweep), cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     assert "| 3-resnet56-pre | completed |" in proc.stdout and "summary.csv" in proc.stdout
     assert (sweep / "summary.csv").is_file() and (sweep / "accuracy_vs_depth.png").is_file()
@@ -176,6 +176,7 @@ def test_bad_sweep_dir_is_one_line_exit_2(kind: str, tmp_path: Path, capsys: pyt
 
 
 def test_bad_sweep_dir_through_the_cli(tmp_path: Path) -> None:
+    """A real process: exit code 2, one line, no traceback."""
     proc = run_cli("resnet_exp.report", "/not/a/sweep", cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.startswith("error: /not/a/sweep: no such directory; expected a Hydra multirun folder")

@@ -1,22 +1,24 @@
-"""Resume: an interrupted run continued in its own folder ends as if it had never stopped."""
+"""Resume: an interrupted run continued in its own folder ends as if it had never stopped.
+
+All runs in-process (the entry point with its argument expansion); the process boundary is
+tested in test_run_errors and test_run_cli."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from cli_runner import TINY_RUN, explain, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_train, train_in_process
 
 # Deterministic end to end with the default (torch DataLoader) loader: the order and augmentation
 # of every batch are functions of (seed, epoch, batch), deterministic kernels, and a schedule that
 # does not depend on max_epochs.
 DETERMINISTIC = [*TINY_RUN, "scheduler=none", "trainer.deterministic=true", "logger.wandb.mode=offline"]
-# What may differ between an interrupted+resumed run and an uninterrupted one.
-TIMING_AND_PATHS = ("wall_time_s", "step_time", "overrides")
-TESTS_DIR = Path(__file__).resolve().parent
+# What may differ between an interrupted+resumed run and an uninterrupted one: timings and the
+# command line (time_to_accuracy is compared without its clock).
+TIMING_AND_PATHS = ("wall_time_s", "step_time", "throughput", "overrides")
 
 
 def results(run_dir: Path) -> dict:
@@ -24,18 +26,22 @@ def results(run_dir: Path) -> dict:
 
 
 def comparable(run_dir: Path) -> dict:
-    return {k: v for k, v in results(run_dir).items() if k not in TIMING_AND_PATHS}
+    found = {k: v for k, v in results(run_dir).items() if k not in TIMING_AND_PATHS}
+    found["time_to_accuracy"] = [{k: v for k, v in point.items() if k != "train_time_s"}
+                                 for point in found.get("time_to_accuracy") or []]
+    return found
 
 
+@pytest.mark.slow
 def test_resumed_run_matches_uninterrupted_run(tmp_path: Path) -> None:
     whole, part = tmp_path / "whole", tmp_path / "part"
-    proc = run_train(*DETERMINISTIC, "trainer.max_epochs=2", f"hydra.run.dir={whole}", cwd=tmp_path)
+    proc = train_in_process(*DETERMINISTIC, "trainer.max_epochs=2", f"hydra.run.dir={whole}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
-    proc = run_train(*DETERMINISTIC, "trainer.max_epochs=1", f"hydra.run.dir={part}", cwd=tmp_path)
+    proc = train_in_process(*DETERMINISTIC, "trainer.max_epochs=1", f"hydra.run.dir={part}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     assert results(part)["epochs"] == 1
 
-    proc = run_train(f"resume={part}", "trainer.max_epochs=2", cwd=tmp_path)
+    proc = train_in_process(f"resume={part}", "trainer.max_epochs=2", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     expected, resumed = results(whole), results(part)
     assert comparable(part) == comparable(whole)
@@ -54,23 +60,23 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path: Path) -> None:
 def test_run_killed_mid_epoch_resumes_exactly(tmp_path: Path, loader: str) -> None:
     """6 steps an epoch; last.ckpt every 4 steps; killed (SIGKILL) after step 10, i.e. in the
     second epoch, 2 steps past its last checkpoint; resumed from there."""
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(TESTS_DIR)) if p)
-    args = [*DETERMINISTIC, f"data.loader={loader}", "logger.wandb.mode=disabled", "+callbacks.killer._target_=kill_at_step.KillAtStep",
+    args = [*DETERMINISTIC, f"data.loader={loader}", "logger.wandb.mode=disabled",
+            "+callbacks.killer._target_=tests.helpers.kill_at_step.KillAtStep",
             "+callbacks.last_checkpoint.every_n_train_steps=4"]
     whole, part = tmp_path / "whole", tmp_path / "part"
-    proc = run_train(*args, f"hydra.run.dir={whole}", cwd=tmp_path, PYTHONPATH=path)
+    proc = run_train(*args, f"hydra.run.dir={whole}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
-    proc = run_train(*args, f"hydra.run.dir={part}", cwd=tmp_path, PYTHONPATH=path, KILL_AT_STEP="10")
+    proc = run_train(*args, f"hydra.run.dir={part}", cwd=tmp_path, KILL_AT_STEP="10")
     assert proc.returncode == -9, explain(proc)
     assert not (part / "results.json").exists()
 
-    proc = run_train(f"resume={part}", cwd=tmp_path, PYTHONPATH=path)
+    proc = run_train(f"resume={part}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     assert comparable(part) == comparable(whole)
 
 
 def test_resume_from_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
-    proc = run_train(f"resume={tmp_path}", cwd=tmp_path)
+    proc = train_in_process(f"resume={tmp_path}", cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.strip().splitlines() == [
         f"error: resume={tmp_path}: not a run folder (no .hydra/overrides.yaml there); "
@@ -79,10 +85,10 @@ def test_resume_from_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
 
 def test_checkpoint_of_another_arch_is_refused(tmp_path: Path) -> None:
     first = tmp_path / "first"
-    proc = run_train(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={first}", cwd=tmp_path)
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={first}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     ckpt = first / "checkpoints" / "last.ckpt"
-    proc = run_train(f"ckpt_path={ckpt}", "arch=resnet20", cwd=tmp_path)
+    proc = train_in_process(f"ckpt_path={ckpt}", "arch=resnet20", cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(f"error: ckpt_path={ckpt}: does not fit arch=resnet20")

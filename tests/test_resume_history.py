@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import TINY_RUN, cli_env, explain, run_train
+from tests.helpers.cli import TINY_RUN, cli_env, explain, run_train
 
 
 def metric_epochs(run_dir: Path, metric: str) -> list[int]:

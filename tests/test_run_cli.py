@@ -1,4 +1,7 @@
-"""`python -m resnet_exp.run` end to end: what a run leaves behind and how it fails."""
+"""`python -m resnet_exp.run` end to end: what a run leaves behind and how it fails.
+
+One run goes through a real process (the module fixture); the others run the same entry point
+in-process."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_runner import TINY_RUN, explain, run_cli, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_in_process, run_train, train_in_process
 
 RESULT_KEYS = {
     "test/acc", "test/loss", "val/acc_best", "params", "epochs", "steps", "wall_time_s",
@@ -63,26 +66,28 @@ def test_checkpoints_load_with_weights_only(tiny_run) -> None:
 
 def test_same_seed_same_results(tiny_run, tmp_path: Path) -> None:
     first, _ = tiny_run
-    proc = run_train(*TINY_RUN, "trainer.deterministic=true", f"hydra.run.dir={tmp_path / 'again'}",
-                     cwd=tmp_path)
+    # In-process this time: the same numbers whichever way the entry point is started.
+    proc = train_in_process(*TINY_RUN, "trainer.deterministic=true", f"hydra.run.dir={tmp_path / 'again'}",
+                            cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     a = json.loads((first / "results.json").read_text())
     b = json.loads((tmp_path / "again" / "results.json").read_text())
     assert (a["test/loss"], a["val/acc_best"]) == (b["test/loss"], b["val/acc_best"])
 
 
+@pytest.mark.slow
 def test_synthetic_demo_learns(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    proc = run_train(*TINY_RUN, "trainer.max_epochs=4", "data.augment=none", "optimizer=adam",
-                     "optimizer.lr=0.01", "scheduler=none", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=4", "data.augment=none", "optimizer=adam",
+                            "optimizer.lr=0.01", "scheduler=none", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["test/acc"] > 0.4, results  # 10 classes: chance is 0.1
 
 
 def test_cfg_job_prints_the_resolved_config_without_running(tmp_path: Path) -> None:
-    proc = run_cli("resnet_exp.run", "data=synthetic", "arch=resnet50", "--cfg", "job", "--resolve",
-                   cwd=tmp_path)
+    proc = run_in_process("resnet_exp.run", "data=synthetic", "arch=resnet50", "--cfg", "job", "--resolve",
+                          cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     assert "name: resnet50" in proc.stdout and "- arch=resnet50" in proc.stdout
     assert list(tmp_path.iterdir()) == []

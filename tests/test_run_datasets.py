@@ -1,4 +1,4 @@
-"""The CLI on real on-disk formats: generated CIFAR archives and the real Debian Fashion-MNIST."""
+"""The CLI (in-process) on real on-disk formats: generated CIFAR archives and the real Debian Fashion-MNIST."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_runner import TINY_TRAINING, explain, run_train
-from data_files import SMALL_ENV, write_cifar10, write_cifar100
+from tests.helpers.cli import TINY_TRAINING, explain, train_in_process
+from tests.helpers.data_files import SMALL_ENV, write_cifar10, write_cifar100
 
 FASHION_MNIST_SYSTEM_COPY = Path("/usr/share/datasets/fashion-mnist")
 FEW_BATCHES = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
@@ -21,9 +21,9 @@ FEW_BATCHES = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
 def test_cifar_archive_in_data_dir_trains_end_to_end(dataset, writer, classes, tmp_path: Path) -> None:
     data_dir, run_dir = tmp_path / "data", tmp_path / "run"
     writer(data_dir, archive=True)
-    proc = run_train(f"data={dataset}", *TINY_TRAINING, *FEW_BATCHES, f"data.data_dir={data_dir}",
-                     "data.val_size=40", f"hydra.run.dir={run_dir}", cwd=tmp_path,
-                     **{SMALL_ENV: "1"})
+    proc = train_in_process(f"data={dataset}", *TINY_TRAINING, *FEW_BATCHES, f"data.data_dir={data_dir}",
+                            "data.val_size=40", f"hydra.run.dir={run_dir}", cwd=tmp_path,
+                            **{SMALL_ENV: "1"})
     assert proc.returncode == 0, explain(proc)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["data"] == dataset and 0 <= results["test/acc"] <= 1
@@ -36,8 +36,8 @@ def test_cifar_archive_in_data_dir_trains_end_to_end(dataset, writer, classes, t
                     reason="Debian package dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_from_the_system_copy(tmp_path: Path) -> None:
     run_dir, empty = tmp_path / "run", tmp_path / "data"
-    proc = run_train("data=fashion_mnist", *TINY_TRAINING, *FEW_BATCHES, f"data.data_dir={empty}",
-                     "data.download=false", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = train_in_process("data=fashion_mnist", *TINY_TRAINING, *FEW_BATCHES, f"data.data_dir={empty}",
+                            "data.download=false", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["data"] == "fashion_mnist" and results["steps"] == 2

@@ -1,4 +1,9 @@
-"""Bad input to `python -m resnet_exp.run`: one line naming the key, exit code 2, no run folder."""
+"""Bad input to `python -m resnet_exp.run`: one line naming the key, exit code 2, no run folder.
+
+Every case runs in-process through the entry point's own error path (`run_hydra_app`: the same
+code that prints the line and exits); a few also run as real processes, where the exit code and
+stderr are what the shell sees.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import TINY_RUN, TINY_TRAINING, explain, run_train
+from tests.helpers.cli import TINY_RUN, TINY_TRAINING, explain, run_train, train_in_process
 
 # (override, words the one-line message must contain)
 BAD_INPUTS = [
@@ -34,19 +39,42 @@ def assert_one_line_error(proc, words: list[str]) -> None:
         assert word in lines[0], (word, lines[0])
 
 
-@pytest.mark.parametrize("override,words", BAD_INPUTS, ids=[o for o, _ in BAD_INPUTS])
-def test_bad_override_fails_with_one_line(override: str, words: list[str], tmp_path: Path) -> None:
+# One of each kind, also as real processes: Hydra's missing option, a schema range check.
+IN_A_PROCESS = ["arch=resnet99", "optimizer.lr=-0.1"]
+RUNNERS = {"in_process": train_in_process, "subprocess": run_train}
+CASES = [pytest.param(override, words, "in_process", id=override) for override, words in BAD_INPUTS] + [
+    pytest.param(override, words, "subprocess", id=f"{override}-subprocess")
+    for override, words in BAD_INPUTS if override in IN_A_PROCESS]
+
+
+@pytest.mark.parametrize("override,words,runner", CASES)
+def test_bad_override_fails_with_one_line(override: str, words: list[str], runner: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    proc = run_train(*TINY_RUN, override, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = RUNNERS[runner](*TINY_RUN, override, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert_one_line_error(proc, words)
     assert not run_dir.exists(), sorted(p.name for p in run_dir.iterdir())
 
 
-def test_missing_data_names_where_it_looked_and_the_remedies(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_missing_data_names_where_it_looked_and_the_remedies(runner: str, tmp_path: Path) -> None:
+    """A data error raised while building the parts (after Hydra made the run folder)."""
     run_dir, data_dir = tmp_path / "run", tmp_path / "empty"
     data_dir.mkdir()
-    proc = run_train("data=cifar10", *TINY_TRAINING, f"data.data_dir={data_dir}", "data.download=false",
-                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = RUNNERS[runner]("data=cifar10", *TINY_TRAINING, f"data.data_dir={data_dir}", "data.download=false",
+                           f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert_one_line_error(proc, [str(data_dir), "cifar-10"])
     assert not run_dir.exists()
     assert list(data_dir.iterdir()) == []
+
+
+def test_a_bug_keeps_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only user errors are shortened: an error inside the code is not a one-line exit 2."""
+    import resnet_exp.pipeline
+
+    def broken(cfg):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(resnet_exp.pipeline, "build_parts", broken)
+    proc = train_in_process(*TINY_RUN, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 1, explain(proc)
+    assert "Traceback" in proc.stderr and "ZeroDivisionError: a bug" in proc.stderr

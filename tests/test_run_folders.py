@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import TINY_RUN, cli_env
+from tests.helpers.cli import TINY_RUN, cli_env
 
 # Start the entry point with Hydra's `now` resolver pinned to one instant, as if every process
 # had been started in the same second (SLURM arrays, two terminals, CI).

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingLR, MultiStepLR
+from torch.optim.lr_scheduler import MultiStepLR
 
-from cli_runner import TINY_RUN, explain, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_train
 from resnet_exp.errors import ConfigError
 from resnet_exp.schedules import build_scheduler
 

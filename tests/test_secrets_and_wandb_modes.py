@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import TINY_RUN, explain, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_train
 from resnet_exp.callbacks.loggers import wandb_logger, wandb_mode
 
 

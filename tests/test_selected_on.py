@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from cli_runner import TINY_RUN, explain, run_cli, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_cli, run_train
 
 
 def test_checkpoint_selected_on_test_is_marked(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from cli_runner import TINY_RUN, explain, run_train
+from tests.helpers.cli import TINY_RUN
 from resnet_exp.callbacks import StepTimer, step_time_summary
 from resnet_exp.callbacks.step_stats import CSV_COLUMNS, describe
 
@@ -191,13 +191,16 @@ def test_cuda_events_are_read_lazily_without_sync_per_step(tmp_path: Path) -> No
     assert timer.summary()["timer"] == "cuda_events" and timer.summary()["mean_ms"] == 10.0
 
 
-def test_training_run_writes_step_times_and_results_block(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    proc = run_train(*TINY_RUN, "trainer.max_epochs=1", "callbacks.step_timer.warmup_steps=1",
-                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert proc.returncode == 0, explain(proc)
+def test_training_run_writes_step_times_and_results_block(run_config) -> None:
+    """The pipeline with the run's configured callbacks (in-process: the CLI is tested elsewhere)."""
+    from resnet_exp.pipeline import build_parts, fit_and_test
+
+    cfg = run_config(*TINY_RUN, "trainer.max_epochs=1", "callbacks.step_timer.warmup_steps=1")
+    run_dir = Path(cfg.paths.output_dir)
+    returned = fit_and_test(cfg, build_parts(cfg), run_dir)
     rows = read_csv(run_dir / "step_times.csv")
     results = json.loads((run_dir / "results.json").read_text())
+    assert results == json.loads(json.dumps(returned))
     block = results["step_time"]
     assert len(rows) == block["steps"] == results["steps"]
     timed = [float(r["device_ms"]) for r in rows if r["warmup"] == "0"]

@@ -1,4 +1,7 @@
-"""Multirun: one folder and one finished wandb run per job, one group, and a summary."""
+"""Multirun: one folder and one finished wandb run per job, one group, and a summary.
+
+Sweeps run in-process (the basic launcher runs its jobs in one process anyway, which is what the
+wandb and report callbacks must cope with); the submitit launcher starts real processes."""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli_runner import TINY_RUN, explain, run_train
+import pytest
+
+from tests.helpers.cli import TINY_RUN, explain, run_train, train_in_process
 
 WANDB = str(Path(sys.executable).with_name("wandb"))
 SWEEP = [*TINY_RUN, "trainer.max_epochs=1"]
@@ -25,10 +30,11 @@ def wandb_summary(run: Path) -> dict:
     return json.loads(out)
 
 
+@pytest.mark.slow
 def test_two_by_two_sweep(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    proc = run_train("-m", *SWEEP, "logger.wandb.mode=offline", "arch=resnet20,resnet56",
-                     "arch.block_order=post,pre", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = train_in_process("-m", *SWEEP, "logger.wandb.mode=offline", "arch=resnet20,resnet56",
+                            "arch.block_order=post,pre", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == ["0-resnet20-post", "1-resnet20-pre", "2-resnet56-post", "3-resnet56-pre"]
@@ -55,8 +61,8 @@ def test_two_by_two_sweep(tmp_path: Path) -> None:
 def test_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     # val_check_interval=1000 passes the schema but Lightning rejects it once fitting starts.
-    proc = run_train("-m", *SWEEP, "logger.wandb.mode=offline", "trainer.val_check_interval=1000,1",
-                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = train_in_process("-m", *SWEEP, "logger.wandb.mode=offline", "trainer.val_check_interval=1000,1",
+                            f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode != 0, explain(proc)
     assert not (sweep / "0-1000" / "results.json").exists()
     assert json.loads((sweep / "1-1" / "results.json").read_text())["status"] == "completed"
@@ -68,20 +74,21 @@ def test_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
 
 def test_fail_fast_stops_the_sweep_at_the_first_failure(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    proc = run_train("-m", *SWEEP, "trainer.val_check_interval=1000,1",
-                     "hydra.sweeper.max_batch_size=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = train_in_process("-m", *SWEEP, "trainer.val_check_interval=1000,1",
+                            "hydra.sweeper.max_batch_size=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode != 0, explain(proc)
     assert not (sweep / "1-1").exists()
 
 
 def test_bad_value_anywhere_in_a_sweep_fails_before_any_job(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    proc = run_train("-m", *SWEEP, "optimizer.lr=0.1,-1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = train_in_process("-m", *SWEEP, "optimizer.lr=0.1,-1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.strip().splitlines()[-1] == "error: optimizer.lr=-1.0: must be > 0"
     assert not sweep.exists()
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = run_train("-m", "hydra/launcher=local", *SWEEP, "arch.block_order=post,pre",
@@ -92,17 +99,9 @@ def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path: Path
         assert json.loads((sweep / job / "results.json").read_text())["status"] == "completed"
 
 
-def test_slurm_launcher_defaults_follow_the_trainer() -> None:
-    from hydra import compose, initialize_config_dir
-
-    from resnet_exp.config import CONF_DIR
-    from resnet_exp.config import register_schemas
-
-    register_schemas()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", return_hydra_config=True,
-                      overrides=["hydra/launcher=slurm", "trainer.devices=4", "trainer.num_nodes=2",
-                                 "hydra.launcher.partition=gpu"])
+def test_slurm_launcher_defaults_follow_the_trainer(compose_config) -> None:
+    cfg = compose_config("hydra/launcher=slurm", "trainer.devices=4", "trainer.num_nodes=2",
+                         "hydra.launcher.partition=gpu")
     launcher = cfg.hydra.launcher  # (submitit_folder needs a running job to resolve)
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from cli_runner import explain, run_cli
+from tests.helpers.cli import explain, run_cli
 from resnet_exp.models import create_model
 
 

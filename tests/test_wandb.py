@@ -1,4 +1,6 @@
-"""wandb offline: the run folder holds a finished wandb run with the config and the metrics."""
+"""wandb offline: the run folder holds a finished wandb run with the config and the metrics.
+
+The runs are in-process (wandb's own service process still runs); `wandb leet inspect` reads them."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli_runner import TINY_RUN, explain, run_train
+from tests.helpers.cli import TINY_RUN, explain, train_in_process
 
 WANDB = str(Path(sys.executable).with_name("wandb"))
 
@@ -20,8 +22,8 @@ def inspect(run: Path, *flags: str) -> str:
 
 def test_offline_run_is_finished_and_holds_config_and_metrics(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    proc = run_train(*TINY_RUN, "logger.wandb.mode=offline", "logger.wandb.group=g1",
-                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = train_in_process(*TINY_RUN, "logger.wandb.mode=offline", "logger.wandb.group=g1",
+                            f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
     assert f"wandb sync {wandb_run}" in proc.stdout + proc.stderr
@@ -44,8 +46,8 @@ def test_offline_run_is_finished_and_holds_config_and_metrics(tmp_path: Path) ->
 def test_failed_job_finishes_its_wandb_run_as_failed(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     # Accepted by the schema, rejected by Lightning once fitting starts (after wandb started).
-    proc = run_train(*TINY_RUN, "logger.wandb.mode=offline", "trainer.val_check_interval=1000",
-                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = train_in_process(*TINY_RUN, "logger.wandb.mode=offline", "trainer.val_check_interval=1000",
+                            f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode != 0, explain(proc)
     assert not (run_dir / "results.json").exists()
     (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
