@@ -125,6 +125,14 @@ class ImageClassifier(pl.LightningModule):
         self.log("test/loss", self.criterion(logits, labels), on_step=False, on_epoch=True)
         self.log_dict(self.test_metrics, on_step=False, on_epoch=True)
 
+    def _make_scheduler(self, optimizer: Optimizer) -> LRScheduler:
+        # A schedule over the whole run (OneCycleLR's total_steps: null) learns its length here,
+        # where the trainer knows the epochs, batches per epoch and accumulation.
+        if "total_steps" in getattr(self.scheduler_factory, "keywords", {}) \
+                and self.scheduler_factory.keywords["total_steps"] is None:
+            return self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return self.scheduler_factory(optimizer)
+
     def configure_optimizers(self) -> Any:
         groups = split_weight_decay(self.model, self.hparams.decay_norm_and_bias)
         optimizer = self.optimizer_factory(params=groups)
@@ -133,7 +141,7 @@ class ImageClassifier(pl.LightningModule):
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
-                "scheduler": self.scheduler_factory(optimizer),
+                "scheduler": self._make_scheduler(optimizer),
                 "interval": self.hparams.scheduler_interval,
                 "frequency": self.hparams.scheduler_frequency,
             },
