@@ -23,19 +23,11 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ProgressBar
 
+from resnet_exp.report.summary import format_duration
+
 log = logging.getLogger("resnet_exp.progress")
 
 STYLES = ("auto", "rich", "plain")
-
-
-def format_duration(seconds: float) -> str:
-    """4s, 6m41s, 1h02m."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 class LogProgress(ProgressBar):

@@ -81,6 +81,24 @@ def cpu_workers(at_most: int) -> int:
     return max(0, min(int(at_most), len(os.sched_getaffinity(0))))
 
 
+def app_config_groups() -> str:
+    """The config groups a user can choose from in this entry point, for `--help`: those the
+    primary config's defaults list chooses (so not the `schema/*` groups the YAML files extend, nor
+    another entry point's groups), with their options in conf/ and the default, plus
+    hydra/launcher."""
+    from resnet_exp.config import CONF_DIR  # config/__init__ imports this module
+
+    choices = HydraConfig.get().runtime.choices
+    lines = []
+    for group in sorted(g for g in choices if not g.startswith("hydra")) + ["hydra/launcher"]:
+        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        if group == "hydra/launcher":
+            options.insert(0, "basic")  # Hydra's own: jobs one after the other in this process
+        default = choices.get(group)
+        lines.append(f"{group}: {', '.join(options)}" + (f"  (default: {default})" if default else ""))
+    return "\n".join(lines)
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
@@ -88,3 +106,4 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("ddp_strategy", ddp_strategy, replace=True)
     OmegaConf.register_new_resolver("int_or", int_or, replace=True)
     OmegaConf.register_new_resolver("cpu_workers", cpu_workers, replace=True)
+    OmegaConf.register_new_resolver("app_config_groups", app_config_groups, replace=True)
