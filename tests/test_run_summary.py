@@ -16,6 +16,7 @@ from resnet_exp.callbacks.log_progress import LogProgress, progress_bar
 from resnet_exp.callbacks.progress import SyncFreeRichProgressBar
 from resnet_exp.report.__main__ import main as report_main
 from resnet_exp.report.summary import eval_summary, sweep_summary
+from test_report import sweep  # noqa: F401  (fixture: a hand-made sweep folder)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PROGRESS = re.compile(r"epoch (\d+)/2  step (\d+)/(\d+)  loss (\S+)  (\d+) img/s  ETA \S+")
@@ -113,3 +114,16 @@ def test_help_lists_only_the_groups_a_user_chooses(tmp_path: Path) -> None:
     for line in ("experiment: ", "scheduler: cosine, multistep, none, onecycle  (default: cosine)",
                  "data: cifar10, cifar100, fashion_mnist, synthetic", "hydra/launcher: basic, local, slurm"):
         assert line in groups
+
+
+def test_sweep_end_prints_its_table_and_the_path_of_summary_md(sweep: Path, capsys) -> None:
+    from test_report import job_config  # the hand-made sweep of test_report.py (fixture imported above)
+
+    from resnet_exp.report.sweep import SweepReport
+
+    SweepReport(plots=False).on_multirun_end(job_config(sweep, ""))
+    out = capsys.readouterr().out
+    block = out[out.index("── sweep summary"):]
+    assert "| 3-resnet56-pre | completed |" in block
+    assert f"summary           {sweep / 'summary.md'}\n" in block
+    assert "jobs              7 (4 completed, 2 failed, 1 interrupted)" in block
