@@ -93,6 +93,9 @@ def _lines(ax, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole numbers
     if drawn:
         ax.legend(fontsize="small")
     else:
