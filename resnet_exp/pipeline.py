@@ -29,6 +29,8 @@ from resnet_exp.device import peak_tflops
 from resnet_exp.errors import ConfigError, TrainingDiverged
 from resnet_exp.models.complexity import train_flops_per_image
 from resnet_exp.module import ImageClassifier
+from resnet_exp.report.curves import write_curves
+from resnet_exp.report.summary import eval_summary, run_summary
 from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -212,10 +214,21 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     if trainer.is_global_zero:
         write_json_atomic(run_dir / RESULTS_FILE, results)
         log.info("results: %s", run_dir / RESULTS_FILE)
-        report_offline_runs(trainer.loggers)
+        offline = report_offline_runs(trainer.loggers)
+        draw_curves(run_dir)
+        print(run_summary(results, run_dir, offline), flush=True)
     if diverged is not None:
         raise diverged
     return results
+
+
+def draw_curves(run_dir: Path) -> None:
+    """curves.png in the run folder; a plotting problem never fails a finished run."""
+    try:
+        if write_curves(run_dir) is None:
+            log.info("no curves.png: the run logged no metrics (logger=none?)")
+    except Exception as exc:
+        log.warning("curves.png not written: %s: %s", type(exc).__name__, exc)
 
 
 def evaluate_checkpoint(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]:
@@ -235,4 +248,5 @@ def evaluate_checkpoint(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[st
     if trainer.is_global_zero:
         write_json_atomic(run_dir / RESULTS_FILE, results)
         log.info("results: %s", run_dir / RESULTS_FILE)
+        print(eval_summary(results, run_dir), flush=True)
     return results

@@ -63,3 +63,8 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         handle.write("\n")
 
     write_atomic(path, write)
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any]:
+    """A run's results.json."""
+    return json.loads((Path(run_dir) / RESULTS_FILE).read_text())

@@ -3,7 +3,7 @@
 The scheduler group gives a torch scheduler as a partial (`lr_scheduler`), how often it steps
 (`interval` epoch|step, `frequency`) and an optional warm-up. What depends on the length of the
 run is settled here, once the trainer knows it (`trainer.estimated_stepping_batches`):
-- a cosine `T_max` left null spans the run after the warm-up, in the schedule's own unit, so
+- a cosine `T_max` or one-cycle `total_steps` left null spans the run after the warm-up, in the schedule's own unit, so
   `interval=step` counts optimizer steps and never epochs;
 - multistep milestones at or beyond the end of the run are refused;
 - milestones and `T_max` count from the start of the run, warm-up included.
@@ -58,6 +58,11 @@ def build_scheduler(optimizer: Optimizer, factory: Optional[Callable[..., LRSche
                 raise ConfigError("scheduler.lr_scheduler.T_max=null: the run has no set length "
                                   "(trainer.max_epochs and trainer.max_steps are both -1); set one, or T_max")
             factory = partial(factory, T_max=int(length) - lead)
+        if "total_steps" in keywords and keywords["total_steps"] is None:  # OneCycleLR over the run
+            if length is None or not math.isfinite(length):
+                raise ConfigError("scheduler.lr_scheduler.total_steps=null: the run has no set length "
+                                  "(trainer.max_epochs and trainer.max_steps are both -1); set one, or total_steps")
+            factory = partial(factory, total_steps=int(length) - lead)
         milestones = keywords.get("milestones")
         if milestones:
             milestones = [int(m) for m in milestones]

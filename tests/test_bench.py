@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers.cli import cli_env, explain, run_cli, run_in_process
+from tests.helpers.cli import explain, run_cli, run_in_process
 from resnet_exp.models.complexity import count_flops
 from resnet_exp.models import create_model
 

@@ -53,6 +53,14 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str], tuple[int, list[int]] 
          "data.val_size": 12000, "optimizer._target_": "torch.optim.Adam", "optimizer.lr": 1e-3,
          "trainer.max_epochs": 5},
         {}, (28, [7, 7, 4, 2, 1])),
+    "quickstart": (
+        {"arch.name": "custom", "arch.block": "basic", "arch.widths": [32, 64, 128], "arch.blocks": [1, 1, 1],
+         "arch.stem_kernel": 3, "arch.stem_stride": 2, "arch.stem_width": 32, "arch.stem_pool": False,
+         "data.name": "fashion_mnist", "data.batch_size": 256, "data.val_size": 5000,
+         "optimizer._target_": "torch.optim.SGD", "optimizer.lr": 0.1, "scheduler.interval": "step",
+         "scheduler.lr_scheduler._target_": "torch.optim.lr_scheduler.OneCycleLR",
+         "scheduler.lr_scheduler.max_lr": 0.1, "trainer.max_epochs": 8},
+        {}, (28, [14, 14, 7, 4])),
     "resnet18_cifar100": (
         {"arch.name": "resnet18", "arch.stem_kernel": 3, "arch.stem_stride": 1, "arch.stem_padding": 0,
          "arch.stem_pool": False, "data.name": "cifar100", "data.batch_size": 512,

@@ -171,6 +171,8 @@ def test_bad_sweep_dir_is_one_line_exit_2(kind: str, tmp_path: Path, capsys: pyt
     assert out == "" and err.count("\n") == 1 and err.startswith(f"error: {path}: ")
     if kind == "bench":
         assert "resnet_exp.bench" in err and "bench.md" in err and "results.json" in err
+    elif kind == "single_run":  # a run folder gets curves.png, which needs the run's logs
+        assert "csv/metrics.csv" in err and "curves.png" in err
     else:
         assert "multirun folder" in err and ".hydra" in err
 

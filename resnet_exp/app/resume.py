@@ -86,6 +86,8 @@ def saved_overrides(run_dir: Path) -> list[str]:
 def eval_arguments(args: list[str]) -> list[str]:
     """For `eval`: the checkpoint's run's own overrides first (same arch and data), then the user's."""
     ckpt_path = _value(args, "ckpt_path")
+    if ckpt_path in (None, "null") and {"--help", "-h", "--hydra-help"} & set(args):
+        return args  # help needs no checkpoint
     if ckpt_path in (None, "null"):
         raise UserError("ckpt_path: required; evaluate a checkpoint with ckpt_path=<file>")
     checkpoint = Path(ckpt_path).expanduser().resolve()

@@ -172,9 +172,12 @@ def define_wandb_summaries(loggers: list[Logger]) -> None:
                 logger.experiment.define_metric(metric, summary=summary)
 
 
-def report_offline_runs(loggers: list[Logger]) -> None:
-    """Say once where each offline wandb run is and how to upload it."""
+def report_offline_runs(loggers: list[Logger]) -> list[Path]:
+    """Say once where each offline wandb run is and how to upload it; return those folders."""
+    offline = []
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger.experiment.offline:
             run_dir = Path(logger.experiment.dir).parent
             log.info("wandb run saved offline in %s; upload it with: wandb sync %s", run_dir, run_dir)
+            offline.append(run_dir)
+    return offline

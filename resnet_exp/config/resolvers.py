@@ -100,6 +100,24 @@ def if_at_least(value: object, threshold: int, then: object, otherwise: object) 
     return then if value is not None and int(value) >= int(threshold) else otherwise
 
 
+def app_config_groups() -> str:
+    """The config groups a user can choose from in this entry point, for `--help`: those the
+    primary config's defaults list chooses (so not the `schema/*` groups the YAML files extend, nor
+    another entry point's groups), with their options in conf/ and the default, plus
+    hydra/launcher."""
+    from resnet_exp.config import CONF_DIR  # config/__init__ imports this module
+
+    choices = HydraConfig.get().runtime.choices
+    lines = []
+    for group in sorted(g for g in choices if not g.startswith("hydra")) + ["hydra/launcher"]:
+        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        if group == "hydra/launcher":
+            options.insert(0, "basic")  # Hydra's own: jobs one after the other in this process
+        default = choices.get(group)
+        lines.append(f"{group}: {', '.join(options)}" + (f"  (default: {default})" if default else ""))
+    return "\n".join(lines)
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("scaled_steps", scaled_steps, replace=True)
     OmegaConf.register_new_resolver("if_at_least", if_at_least, replace=True)
@@ -110,3 +128,4 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("ddp_strategy", ddp_strategy, replace=True)
     OmegaConf.register_new_resolver("int_or", int_or, replace=True)
     OmegaConf.register_new_resolver("cpu_workers", cpu_workers, replace=True)
+    OmegaConf.register_new_resolver("app_config_groups", app_config_groups, replace=True)

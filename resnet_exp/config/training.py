@@ -117,6 +117,30 @@ class Warmup(str, Enum):
 
 
 @dataclass
+class OneCycleLR:
+    """Warm up to max_lr, then anneal (Smith & Topin); stepped every batch (interval=step)."""
+
+    _target_: str = "torch.optim.lr_scheduler.OneCycleLR"
+    _partial_: bool = True
+    max_lr: float = MISSING
+    # null: the whole run (the trainer's estimated optimizer steps), filled in by the module.
+    total_steps: int | None = None
+    pct_start: float = 0.25
+    anneal_strategy: str = "cos"
+    div_factor: float = 25.0
+    final_div_factor: float = 1.0e4
+    three_phase: bool = False
+
+    def __post_init__(self) -> None:
+        require(self.max_lr > 0, "lr_scheduler.max_lr", self.max_lr, "must be > 0")
+        require(self.total_steps is None or self.total_steps > 0, "lr_scheduler.total_steps",
+                self.total_steps, "must be > 0 or null (= the whole run)")
+        require(0 < self.pct_start < 1, "lr_scheduler.pct_start", self.pct_start, "must be in (0, 1)")
+        require(self.anneal_strategy in ("cos", "linear"), "lr_scheduler.anneal_strategy",
+                self.anneal_strategy, "must be cos or linear")
+
+
+@dataclass
 class ScheduleConfig:
     """How often the LR scheduler steps, the scheduler itself (None: constant LR), and a warm-up
     in front of it. Lengths and milestones count scheduler steps (epochs, or optimizer steps with
@@ -143,6 +167,12 @@ class CosineScheduleConfig(ScheduleConfig):
 @dataclass
 class MultiStepScheduleConfig(ScheduleConfig):
     lr_scheduler: MultiStepLR = MISSING
+
+
+@dataclass
+class OneCycleScheduleConfig(ScheduleConfig):
+    interval: Interval = Interval.step
+    lr_scheduler: OneCycleLR = MISSING
 
 
 @dataclass
@@ -201,5 +231,6 @@ def register(cs: ConfigStore) -> None:
     cs.store(group="schema/optimizer", name="adamw", node=AdamWConfig)
     cs.store(group="schema/scheduler", name="cosine", node=CosineScheduleConfig)
     cs.store(group="schema/scheduler", name="multistep", node=MultiStepScheduleConfig)
+    cs.store(group="schema/scheduler", name="onecycle", node=OneCycleScheduleConfig)
     cs.store(group="schema/scheduler", name="none", node=ScheduleConfig)
     cs.store(group="schema/trainer", name="lightning", node=TrainerConfig)

@@ -1,4 +1,7 @@
-"""Reports of runs and sweeps: `python -m resnet_exp.report <sweep dir>`.
+"""Reports of runs and sweeps: `python -m resnet_exp.report <sweep dir | run dir>`.
+
+Every run folder gets `curves.png` (`curves.py`: loss, accuracy, learning rate, step-time
+histogram) when the run ends; the summary block a run, an eval or a sweep prints is `summary.py`.
 
 The report reads every job folder of a Hydra multirun folder (a sub-folder holding `.hydra/`, and
 `results.json` once the job finished) into rows (`rows.py`) and writes into the sweep folder:
@@ -18,5 +21,7 @@ own: nothing else writes or names them.
 SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
 ACCURACY_PNG, STEP_TIME_PNG = "accuracy_vs_depth.png", "step_time_vs_depth.png"
 TIME_TO_ACCURACY_PNG = "time_to_accuracy.png"
+# In a run folder.
+CURVES_PNG = "curves.png"
 # Written by the sweep callback into a job folder when the job raised (the folder may hold only it).
 JOB_STATUS_FILE = "job_status.json"

@@ -1,31 +1,66 @@
-"""Rebuild the report of a sweep folder: `python -m resnet_exp.report <sweep dir>`."""
+"""Reports from the command line: `python -m resnet_exp.report <sweep dir | run dir>`.
+
+A sweep folder gets summary.csv, summary.md and plots; a run folder (one holding `.hydra/`) gets
+curves.png and its summary block printed again.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from resnet_exp.errors import OneLineArgumentParser, UserError
-from resnet_exp.report import SUMMARY_MD
+from resnet_exp.report import CURVES_PNG, SUMMARY_MD
+from resnet_exp.report.curves import METRICS_CSV, STEP_TIMES_CSV, write_curves
+from resnet_exp.report.summary import eval_summary, run_summary
 from resnet_exp.report.tables import build_report
+from resnet_exp.results import RESULTS_FILE, read_results
+
+
+def is_run_dir(path: Path) -> bool:
+    """A single run's folder (Hydra's `.hydra/` inside), as opposed to a multirun's folder."""
+    return (path / ".hydra").is_dir()
+
+
+def report_run(run_dir: Path, plots: bool, quiet: bool) -> int:
+    if plots:
+        written = write_curves(run_dir)
+        if written is None:
+            print(f"error: {run_dir}: no {METRICS_CSV} or {STEP_TIMES_CSV} to draw {CURVES_PNG} from "
+                  "(was the run started with logger=none?)", file=sys.stderr)
+            return 2
+        print(f"wrote {written}")
+    if not quiet and (run_dir / RESULTS_FILE).is_file():
+        results = read_results(run_dir)
+        summary = eval_summary if results.get("status") == "evaluated" else run_summary
+        print(summary(results, run_dir))
+    elif not quiet:
+        print(f"{run_dir}: no {RESULTS_FILE} (the run has not finished)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineArgumentParser(
         prog="python -m resnet_exp.report",
-        description="Summarise a Hydra multirun folder: summary.csv, summary.md and plots "
-                    "(accuracy and step time vs depth, one line per block order) in that folder.")
-    parser.add_argument("sweep_dir", help="the sweep folder, e.g. outputs/train/multiruns/<time>")
-    parser.add_argument("--no-plots", action="store_true", help="write only summary.csv and summary.md")
-    parser.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
+        description="Summarise a Hydra multirun folder (summary.csv, summary.md and plots of accuracy "
+                    "and step time vs depth, one line per block order), or one run folder "
+                    "(curves.png: loss, accuracy, learning rate, step times; and its summary).")
+    parser.add_argument("folder", help="a sweep folder (outputs/train/multiruns/<time>) "
+                                       "or a run folder (outputs/train/runs/<time>)")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
+    parser.add_argument("-q", "--quiet", action="store_true", help="do not print the table or summary")
     args = parser.parse_args(argv)
+    folder = Path(args.folder)
     try:
-        report = build_report(args.sweep_dir, plots=not args.no_plots)
+        if is_run_dir(folder):
+            return report_run(folder, plots=not args.no_plots, quiet=args.quiet)
+        report = build_report(folder, plots=not args.no_plots)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # e.g. a sweep folder we may read but not write
-        print(f"error: {args.sweep_dir}: cannot write the report: {exc}", file=sys.stderr)
+    except OSError as exc:  # e.g. a folder we may read but not write
+        print(f"error: {args.folder}: cannot write the report: {exc}", file=sys.stderr)
         return 1
     for row in report.rows:
         if row["status"] == "unreadable":

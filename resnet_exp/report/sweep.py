@@ -28,7 +28,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.errors import first_line
-from resnet_exp.report import JOB_STATUS_FILE
+from resnet_exp.report import JOB_STATUS_FILE, SUMMARY_MD
+from resnet_exp.report.summary import sweep_summary
 from resnet_exp.report.rows import COLUMNS
 from resnet_exp.report.tables import Report, build_report, public_rows
 from resnet_exp.results import write_json_atomic
@@ -99,7 +100,13 @@ class SweepReport(Callback):
             return
         log.info("sweep report (%d jobs: %d completed, %d failed, %d interrupted): %s",
                  len(report.rows), report.count("completed"), report.count("failed"),
-                 report.count("interrupted"), report.sweep_dir / "summary.md")
+                 report.count("interrupted"), report.sweep_dir / SUMMARY_MD)
+        try:
+            counts = {status: report.count(status) for status in ("completed", "failed", "interrupted")}
+            table = (report.sweep_dir / SUMMARY_MD).read_text()
+            print(sweep_summary(table, report.sweep_dir / SUMMARY_MD, counts), flush=True)
+        except Exception as exc:
+            log.warning("sweep summary not printed: %s", _one_line(exc))
         if self.wandb_table:
             log_wandb_table(config, report)
 

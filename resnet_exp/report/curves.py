@@ -1,0 +1,135 @@
+"""One run's learning curves: `curves.png` in the run folder, from `csv/metrics.csv` and
+`step_times.csv` (torch-free; matplotlib's Agg canvas through `Figure`, as `plots.py`).
+
+Four panels: loss per epoch (train and validation), accuracy per epoch (train and validation),
+the learning rate against the optimizer step, and a histogram of the step times (warm-up steps
+left out, as in the statistics of results.json).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from resnet_exp.report import CURVES_PNG
+from resnet_exp.results import write_atomic
+
+METRICS_CSV = Path("csv") / "metrics.csv"
+STEP_TIMES_CSV = "step_times.csv"
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class RunCurves:
+    """Per-epoch metrics ({epoch: {key: value}}), LR points (step, lr) and step times in ms."""
+
+    epochs: dict[int, dict[str, float]] = field(default_factory=dict)
+    lr: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    step_ms: list[float] = field(default_factory=list)
+
+    def series(self, key: str) -> list[tuple[int, float]]:
+        """(epoch counted from 1, value) for every epoch that logged `key`."""
+        return [(e + 1, m[key]) for e, m in sorted(self.epochs.items()) if key in m]
+
+    def best_val_epoch(self) -> tuple[int, float] | None:
+        """(epoch counted from 1, val/acc) of the first epoch with the highest val/acc."""
+        points = self.series("val/acc")
+        return max(points, key=lambda p: (p[1], -p[0])) if points else None
+
+
+def read_metrics(path: Path) -> tuple[dict[int, dict[str, float]], dict[str, list[tuple[int, float]]]]:
+    """Lightning's CSV rows merged per epoch (a row holds only what was logged together)."""
+    epochs: dict[int, dict[str, float]] = {}
+    lr: dict[str, list[tuple[int, float]]] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            step = _float(row.get("step"))
+            epoch = _float(row.get("epoch"))
+            for key, text in row.items():
+                value = _float(text)
+                if value is None or key in ("epoch", "step"):
+                    continue
+                if key.startswith("lr-"):
+                    lr.setdefault(key[3:], []).append((int(step or 0), value))
+                elif epoch is not None and not key.endswith("_step"):
+                    epochs.setdefault(int(epoch), {})[key] = value
+    return epochs, lr
+
+
+def read_step_times(path: Path) -> list[float]:
+    """Step times in ms of the timed (non-warm-up) steps; device time where it was measured."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [ms for r in rows if r.get("warmup") in ("0", "False", "false")
+            for ms in [_float(r.get("device_ms")) or _float(r.get("host_ms"))] if ms is not None]
+
+
+def read_run(run_dir: str | Path) -> RunCurves:
+    run_dir = Path(run_dir)
+    curves = RunCurves()
+    if (run_dir / METRICS_CSV).is_file():
+        curves.epochs, curves.lr = read_metrics(run_dir / METRICS_CSV)
+    if (run_dir / STEP_TIMES_CSV).is_file():
+        curves.step_ms = read_step_times(run_dir / STEP_TIMES_CSV)
+    return curves
+
+
+def _lines(ax, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], xlabel: str,
+           ylabel: str, scale: float = 1.0) -> None:
+    drawn = False
+    for label, points, style in lines:
+        if points:
+            ax.plot([p[0] for p in points], [scale * p[1] for p in points], style, marker="o",
+                    markersize=3, label=label)
+            drawn = True
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole numbers
+    if drawn:
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+
+
+def write_curves(run_dir: str | Path, title: str | None = None) -> Path | None:
+    """Draw `curves.png` into `run_dir`; None (nothing written) when the run logged no metrics."""
+    run_dir = Path(run_dir)
+    curves = read_run(run_dir)
+    if not curves.epochs and not curves.lr and not curves.step_ms:
+        return None
+    from matplotlib.figure import Figure  # no pyplot: no global backend state, Agg canvas
+
+    fig = Figure(figsize=(10, 7), dpi=100)
+    (loss_ax, acc_ax), (lr_ax, time_ax) = fig.subplots(2, 2)
+    _lines(loss_ax, [("train", curves.series("train/loss_epoch"), "-"),
+                     ("validation", curves.series("val/loss"), "--")], "epoch", "loss")
+    loss_ax.set_title("Loss")
+    _lines(acc_ax, [("train", curves.series("train/acc"), "-"),
+                    ("validation", curves.series("val/acc"), "--")], "epoch", "accuracy (%)", 100.0)
+    acc_ax.set_title("Accuracy")
+    _lines(lr_ax, [(name, points, "-") for name, points in sorted(curves.lr.items())], "step", "learning rate")
+    lr_ax.set_title("Learning rate")
+    if curves.step_ms:
+        time_ax.hist(curves.step_ms, bins=min(50, max(5, len(curves.step_ms) // 5)))
+    else:
+        time_ax.text(0.5, 0.5, "no step times", ha="center", va="center", transform=time_ax.transAxes)
+    time_ax.set_xlabel("ms per training step")
+    time_ax.set_ylabel("steps")
+    time_ax.set_title(f"Step times ({len(curves.step_ms)} steps, warm-up left out)")
+    fig.suptitle(title or run_dir.name)
+    fig.tight_layout()
+    path = run_dir / CURVES_PNG
+    write_atomic(path, lambda handle: fig.savefig(handle, format="png"), binary=True)
+    return path
+

@@ -1,0 +1,112 @@
+"""The short block a run, an evaluation and a sweep print on stdout when they end (torch-free).
+
+    ── run summary ─────────────────────────────────────────────
+    test accuracy     91.84 %   (loss 0.2312)
+    best validation   92.10 %   at epoch 7 of 8
+    training          8 epochs, 1712 steps, 6m12s wall, 2398 img/s
+    run folder        outputs/train/runs/2026-11-29_22-40-01
+    best checkpoint   outputs/.../checkpoints/best-epoch006.ckpt
+    curves            outputs/.../curves.png
+    wandb (offline)   wandb sync outputs/.../wandb/offline-run-...
+
+Everything comes from results.json's values and the run folder (csv/metrics.csv for the epoch of
+the best validation accuracy), so the block says what the files say.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from resnet_exp.report import CURVES_PNG
+from resnet_exp.report.curves import read_run
+
+RULE_WIDTH = 62
+
+
+def _rule(title: str) -> str:
+    head = f"── {title} "
+    return head + "─" * max(3, RULE_WIDTH - len(head))
+
+
+def format_duration(seconds: float) -> str:
+    """4s, 6m41s, 1h02m."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _shown_path(path: str | Path) -> str:
+    """Relative to the working directory when inside it (shorter, copy-pasteable), else absolute."""
+    path = Path(path)
+    try:
+        return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd()) else str(path)
+    except ValueError:  # another drive
+        return str(path)
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * float(value):.2f} %" if isinstance(value, (int, float)) else "-"
+
+
+def _lines(rows: Sequence[tuple[str, str]]) -> list[str]:
+    return [f"{label:<17} {value}" for label, value in rows]
+
+
+def _test_row(results: Mapping[str, Any]) -> tuple[str, str]:
+    loss = results.get("test/loss")
+    text = _pct(results.get("test/acc"))
+    if isinstance(loss, (int, float)):
+        text += f"   (loss {loss:.4f})"
+    if isinstance(results.get("test/acc_top5"), (int, float)):
+        text += f"   top-5 {_pct(results['test/acc_top5'])}"
+    return "test accuracy", text
+
+
+def run_summary(results: Mapping[str, Any], run_dir: str | Path,
+                offline_wandb_runs: Sequence[str | Path] = ()) -> str:
+    """The block at the end of a training run (`results` as written to results.json)."""
+    run_dir = Path(run_dir)
+    rows = [_test_row(results)]
+    best = read_run(run_dir).best_val_epoch()
+    epochs = results.get("epochs")
+    if results.get("val/acc_best") is not None:
+        at = f"   at epoch {best[0]} of {epochs}" if best else ""
+        rows.append(("best validation", _pct(results["val/acc_best"]) + at))
+    training = [f"{epochs} epochs", f"{results.get('steps')} steps"]
+    if isinstance(results.get("wall_time_s"), (int, float)):
+        training.append(f"{format_duration(results['wall_time_s'])} wall (fit + test)")
+    images_per_s = (results.get("step_time") or {}).get("images_per_s")
+    if images_per_s:
+        training.append(f"{images_per_s:.0f} img/s")
+    rows.append(("training", ", ".join(training)))
+    rows.append(("run folder", _shown_path(run_dir)))
+    if results.get("best_checkpoint"):
+        rows.append(("best checkpoint", _shown_path(run_dir / results["best_checkpoint"])))
+    if (run_dir / CURVES_PNG).is_file():
+        rows.append(("curves", _shown_path(run_dir / CURVES_PNG)))
+    for wandb_dir in offline_wandb_runs:
+        rows.append(("wandb (offline)", f"wandb sync {_shown_path(wandb_dir)}"))
+    return "\n".join([_rule("run summary"), *_lines(rows), "─" * RULE_WIDTH])
+
+
+def eval_summary(results: Mapping[str, Any], run_dir: str | Path) -> str:
+    """The block at the end of `python -m resnet_exp.eval`."""
+    rows = [_test_row(results),
+            ("checkpoint", _shown_path(results.get("checkpoint") or "-")),
+            ("model", f"{results.get('arch')} on {results.get('data')}, {results.get('params')} parameters"),
+            ("results", _shown_path(Path(run_dir) / "results.json"))]
+    return "\n".join([_rule("evaluation"), *_lines(rows), "─" * RULE_WIDTH])
+
+
+def sweep_summary(table_md: str, summary_md: str | Path, counts: Mapping[str, int]) -> str:
+    """The block at the end of a multirun: the summary table and where it is."""
+    done = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    rows = [("jobs", f"{sum(counts.values())} ({done})" if done else "0"),
+            ("summary", _shown_path(summary_md))]
+    return "\n".join([_rule("sweep summary"), table_md.rstrip(), "", *_lines(rows), "─" * RULE_WIDTH])

@@ -1,0 +1,162 @@
+"""Every shell command in README.md's code blocks runs here, so that a renamed key, option or entry
+point breaks the suite, not the reader.
+
+Blocks: fenced ```bash blocks (one command a line, a trailing `# comment` dropped) and ```console
+blocks (`$ command` lines, each followed by the output the README shows).
+
+How a command is checked, decided per command by `plan()`:
+- `make TARGET ...`: `make -n` (what make would run; a real make would build .venv). The
+  `python -m resnet_exp.run ...` line it prints is then checked like a typed command.
+- `-m` (a sweep): `-m` dropped and each comma list cut to its first value, then composed with
+  `--cfg job`. (A sweep's other values are checked before its first job starts: test_sweep.py.)
+- `outputs/.../<time>` placeholders: filled with a run folder and a sweep folder that a tiny
+  synthetic run made here first; then run for real (a resumed run keeps its tiny overrides).
+- `data=synthetic` training: run for real with the tiny overrides appended (seconds).
+- other training and bench commands: composed with `--cfg job` (their data, CIFAR, and their
+  hours are not available here).
+- `--help`, `report`, `eval`: run as written (after placeholders).
+- `$ command` in a console block: run; stderr's first line must match the README's line up to
+  its `...`, and the exit code must be 2 (a user error).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cli import REPO_ROOT, TINY_RUN, cli_env, explain
+
+pytestmark = pytest.mark.slow
+
+README = REPO_ROOT / "README.md"
+TIME = "2026-01-01_00-00-00"
+ENTRY_POINTS = ("resnet_exp.run", "resnet_exp.eval", "resnet_exp.bench", "resnet_exp.report",
+                "resnet_exp.bench.suite")
+
+
+@dataclass(frozen=True)
+class Command:
+    text: str
+    expected: str | None = None  # console blocks: the output line shown under the command
+
+
+def readme_commands(text: str) -> list[Command]:
+    commands: list[Command] = []
+    for lang, body in re.findall(r"^```(bash|console)\n(.*?)^```", text, flags=re.S | re.M):
+        lines = body.splitlines()
+        for i, line in enumerate(lines):
+            if lang == "bash":
+                command = re.sub(r"\s+#.*$", "", line).strip()
+                if command and not command.startswith("#"):
+                    commands.append(Command(command))
+            elif line.startswith("$ "):
+                following = lines[i + 1] if i + 1 < len(lines) and not lines[i + 1].startswith("$ ") else None
+                commands.append(Command(line[2:].strip(), following))
+    return commands
+
+
+def test_readme_has_the_commands_this_file_knows_how_to_check() -> None:
+    commands = [c.text for c in readme_commands(README.read_text())]
+    assert "make train" in commands and "python -m resnet_exp.run experiment=quickstart" in commands
+    assert len(commands) >= 15
+    for command in commands:
+        assert command.startswith(("make ", "python -m ")), f"no rule for: {command}"
+
+
+# ------------------------------------------------------------------------------- running them
+def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, env=cli_env(PYTHONPATH=str(REPO_ROOT)), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _python(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", *args]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with a finished tiny run at outputs/train/runs/<TIME> and a one-job sweep at
+    outputs/train/multiruns/<TIME>, the folders the README's placeholders stand for."""
+    work = tmp_path_factory.mktemp("readme")
+    proc = _run(_python(["resnet_exp.run", *TINY_RUN, "trainer.max_epochs=1",
+                         f"hydra.run.dir=outputs/train/runs/{TIME}"]), work)
+    assert proc.returncode == 0, explain(proc)
+    proc = _run(_python(["resnet_exp.run", "-m", *TINY_RUN, "trainer.max_epochs=1",
+                         f"hydra.sweep.dir=outputs/train/multiruns/{TIME}"]), work)
+    assert proc.returncode == 0, explain(proc)
+    return work
+
+
+def _first_values(args: list[str]) -> list[str]:
+    """A sweep's arguments as one job: `-m` dropped, `key=a,b` -> `key=a`."""
+    out = []
+    for arg in args:
+        if arg in ("-m", "--multirun"):
+            continue
+        key, eq, value = arg.partition("=")
+        if eq and "," in value and not value.startswith(("[", "'[")):
+            value = value.split(",")[0]
+        out.append(f"{key}{eq}{value}")
+    return out
+
+
+def plan(args: list[str]) -> tuple[list[str], str]:
+    """(arguments to run after `python -m`, how) for one README command's arguments."""
+    module, rest = args[0], args[1:]
+    if any(a in ("-m", "--multirun") for a in rest):
+        return [module, *_first_values(rest), "--cfg", "job"], "composed (sweep, first values)"
+    if module in ("resnet_exp.report", "resnet_exp.eval") or "--help" in rest or "--cfg" in rest:
+        return args, "run"
+    if module == "resnet_exp.bench.suite":
+        return [module, "--help"], "help"
+    if module == "resnet_exp.run" and any(a.startswith("resume=") for a in rest):
+        return args, "run (the resumed run's own overrides are the tiny ones)"
+    if module == "resnet_exp.run" and "data=synthetic" in rest:
+        return [module, *rest, *TINY_RUN, "trainer.max_epochs=1"], "run tiny"
+    return [module, *rest, "--cfg", "job"], "composed"
+
+
+def _fill(command: str) -> str:
+    return command.replace("<time>", TIME)
+
+
+def _python_args(command: str, work: Path) -> list[str]:
+    """The `python -m ...` arguments of a README command; `make` commands through `make -n`."""
+    argv = shlex.split(_fill(command))
+    if argv[0] == "make":
+        proc = _run(["make", "-n", "-C", str(REPO_ROOT), *argv[1:], f"PY={sys.executable}"], work)
+        assert proc.returncode == 0, explain(proc)
+        lines = [line for line in proc.stdout.splitlines() if " -m resnet_exp." in line]
+        if argv[1] == "test":
+            assert " -m pytest" in proc.stdout
+            return []
+        assert len(lines) == 1, proc.stdout
+        argv = shlex.split(lines[0])[1:]  # drop the interpreter
+    assert argv[:2] == ["python", "-m"] or argv[0] == "-m", argv
+    args = argv[2:] if argv[0] == "python" else argv[1:]
+    assert args[0] in ENTRY_POINTS, f"unknown entry point in: {command}"
+    return args
+
+
+@pytest.mark.parametrize("command", readme_commands(README.read_text()), ids=lambda c: c.text[:70])
+def test_readme_command(command: Command, work: Path) -> None:
+    args = _python_args(command.text, work)
+    if not args:  # make test: the suite itself
+        return
+    if command.expected is not None:  # a console example of a one-line error
+        proc = _run(_python(args), work)
+        assert proc.returncode == 2, explain(proc)
+        shown = command.expected.split("...")[0].rstrip()
+        assert proc.stderr.splitlines()[0].startswith(shown), explain(proc)
+        return
+    run_args, how = plan(args)
+    proc = _run(_python(run_args), work)
+    assert proc.returncode == 0, f"{how}: {' '.join(run_args)}\n{explain(proc)}"
+    if how == "composed":
+        assert "_target_" in proc.stdout  # the composed config was printed
