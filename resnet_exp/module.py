@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -231,6 +232,8 @@ class ImageClassifier(pl.LightningModule):
             return None
         trainer = self.trainer
         total = trainer.estimated_stepping_batches  # also sets num_training_batches
+        if not math.isfinite(total) or not math.isfinite(trainer.num_training_batches):
+            return math.inf  # no max_epochs/max_steps: schedules that need a length refuse it
         per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
         return schedule_length(total, per_epoch, self.hparams.scheduler_interval,
                                self.hparams.scheduler_frequency)

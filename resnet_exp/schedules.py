@@ -13,8 +13,9 @@ No Lightning here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ConstantLR, LinearLR, LRScheduler, SequentialLR
@@ -22,6 +23,9 @@ from torch.optim.lr_scheduler import ConstantLR, LinearLR, LRScheduler, Sequenti
 from resnet_exp.errors import ConfigError
 
 WARMUPS = ("none", "linear", "constant")
+NO_LENGTH = ("trainer.max_epochs=-1 with trainer.max_steps=-1: the run has no set length, which "
+             "scheduler.lr_scheduler.{key}=null needs; set trainer.max_epochs or trainer.max_steps, "
+             "or scheduler.lr_scheduler.{key}")
 
 
 def schedule_length(optimizer_steps: float, steps_per_epoch: int, interval: str, frequency: int) -> float:
@@ -37,10 +41,10 @@ def _unit(interval: str, frequency: int) -> str:
     return unit if frequency == 1 else f"scheduler steps (one every {frequency} {unit})"
 
 
-def build_scheduler(optimizer: Optimizer, factory: Optional[Callable[..., LRScheduler]],
-                    length: Optional[float], interval: str = "epoch", frequency: int = 1,
+def build_scheduler(optimizer: Optimizer, factory: Callable[..., LRScheduler] | None,
+                    length: float | None, interval: str = "epoch", frequency: int = 1,
                     warmup: str = "none", warmup_length: int = 0,
-                    warmup_lr_factor: float = 0.1) -> Optional[LRScheduler]:
+                    warmup_lr_factor: float = 0.1) -> LRScheduler | None:
     """The run's scheduler: `factory`'s (sized to `length` scheduler steps when that is known),
     after `warmup_length` steps of `warmup`; None when there is neither."""
     if warmup not in WARMUPS:
@@ -55,13 +59,11 @@ def build_scheduler(optimizer: Optimizer, factory: Optional[Callable[..., LRSche
         keywords: dict[str, Any] = dict(getattr(factory, "keywords", {}) or {})
         if "T_max" in keywords and keywords["T_max"] is None:
             if length is None or not math.isfinite(length):
-                raise ConfigError("scheduler.lr_scheduler.T_max=null: the run has no set length "
-                                  "(trainer.max_epochs and trainer.max_steps are both -1); set one, or T_max")
+                raise ConfigError(NO_LENGTH.format(key="T_max"))
             factory = partial(factory, T_max=int(length) - lead)
         if "total_steps" in keywords and keywords["total_steps"] is None:  # OneCycleLR over the run
             if length is None or not math.isfinite(length):
-                raise ConfigError("scheduler.lr_scheduler.total_steps=null: the run has no set length "
-                                  "(trainer.max_epochs and trainer.max_steps are both -1); set one, or total_steps")
+                raise ConfigError(NO_LENGTH.format(key="total_steps"))
             factory = partial(factory, total_steps=int(length) - lead)
         milestones = keywords.get("milestones")
         if milestones:

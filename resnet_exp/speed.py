@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -50,9 +51,9 @@ class SpeedPlan:
     channels_last: bool
     tf32: bool
     compile: bool
-    compile_mode: Optional[str] = None
+    compile_mode: str | None = None
 
-    def trainer_kwargs(self) -> Dict[str, Any]:
+    def trainer_kwargs(self) -> dict[str, Any]:
         """Arguments for `pytorch_lightning.Trainer` that override the config's nulls."""
         return {"precision": self.precision, "benchmark": self.cudnn_benchmark}
 
@@ -74,16 +75,16 @@ class SpeedPlan:
             compile_module(model, self.compile_mode)
         return model
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def plan(trainer: Mapping[str, Any], speed: Optional[Mapping[str, Any]] = None) -> SpeedPlan:
+def plan(trainer: Mapping[str, Any], speed: Mapping[str, Any] | None = None) -> SpeedPlan:
     """Decide every switch from the `trainer` and `speed` config nodes (nulls resolved here)."""
     speed = speed or {}
     cuda = trains_on_cuda(trainer.get("accelerator", "auto"))
 
-    def on(value: Optional[bool]) -> bool:
+    def on(value: bool | None) -> bool:
         return cuda if value is None else bool(value)
 
     precision = trainer.get("precision")
@@ -106,7 +107,7 @@ def plan(trainer: Mapping[str, Any], speed: Optional[Mapping[str, Any]] = None) 
     )
 
 
-def _inputs_channels_last(module: nn.Module, args: tuple) -> Optional[tuple]:
+def _inputs_channels_last(module: nn.Module, args: tuple) -> tuple | None:
     if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 4:
         return (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
     return None
@@ -119,7 +120,7 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     return model
 
 
-def compile_module(model: nn.Module, mode: Optional[str] = None) -> nn.Module:
+def compile_module(model: nn.Module, mode: str | None = None) -> nn.Module:
     """`torch.compile` in place (`nn.Module.compile`): state-dict keys stay as they are."""
     model.compile(mode=mode, dynamic=False)
     return model

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 
-from tests.helpers.cli import TINY_RUN, cli_env, run_cli
+from tests.helpers.cli import TINY_RUN, cli_env, isolated, run_cli
 
 # Placeholders filled per test: {tmp} the test's folder; files made by `bad_files`.
 RUN_CASES = [
@@ -43,10 +42,10 @@ RUN_CASES = [
     (["optimizer.nesterov=true", "optimizer.dampening=0.5"], ["optimizer.nesterov", "dampening = 0"]),
     (["optimizer.momentum=1.5"], ["optimizer.momentum=1.5", "[0, 1)"]),
     (["optimizer.weight_decay=-1"], ["optimizer.weight_decay=-1", ">= 0"]),
-    (["trainer.max_epochs=0"], ["trainer.max_epochs=0", "> 0"]),
-    (["trainer.max_epochs=-2"], ["trainer.max_epochs=-2", "> 0"]),
+    (["trainer.max_epochs=0"], ["trainer.max_epochs=0", ">= 1", "-1 for no limit"]),
+    (["trainer.max_epochs=-2"], ["trainer.max_epochs=-2", ">= 1", "-1 for no limit"]),
     (["trainer.max_epochs=-1"], ["trainer.max_epochs=-1", "> 0"]),
-    (["trainer.max_epochs=-2", "scheduler=none"], ["trainer.max_epochs=-2", ">= -1"]),
+    (["trainer.max_epochs=-2", "scheduler=none"], ["trainer.max_epochs=-2", ">= 1", "-1 for no limit"]),
     (["trainer.max_epochs=abc"], ["trainer.max_epochs", "abc"]),
     (["trainer.gradient_clip_val=-1"], ["trainer.gradient_clip_val=-1", ">= 0"]),
     (["trainer.accumulate_grad_batches=0"], ["trainer.accumulate_grad_batches=0", "> 0"]),
@@ -126,21 +125,18 @@ def snapshot(folder: Path) -> set[str]:
 
 def call_app(module: str, args: list[str], monkeypatch: pytest.MonkeyPatch,
              capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """`python -m <module> <args>` in this process: (exit code, stderr)."""
+    """`python -m <module> <args>` in this process: (exit code, stderr). Process-wide state the call
+    changes (Hydra, the job's log-file handler, environment, cwd) is put back afterwards."""
     import importlib
 
     entry = importlib.import_module(module)
-    monkeypatch.setattr(sys, "argv", [module, *args])
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
-    monkeypatch.delenv("RESNET_EXP_DEBUG", raising=False)
-    GlobalHydra.instance().clear()
-    try:
-        entry.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        GlobalHydra.instance().clear()
+    env = {k: v for k, v in cli_env(HYDRA_FULL_ERROR="1").items() if k != "RESNET_EXP_DEBUG"}
+    with isolated([module, *args], Path.cwd(), env):
+        try:
+            entry.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
     return code, capsys.readouterr().err
 
 
@@ -197,7 +193,7 @@ def test_bench(args: list[str], words: list[str], bad_files: Path, monkeypatch, 
 REPORT_CASES = [
     (["{tmp}/missing"], ["missing"]),
     (["{tmp}/notes.txt"], ["notes.txt"]),
-    (["{tmp}/fake_run"], ["fake_run", "multirun"]),
+    (["{tmp}/fake_run"], ["fake_run", "curves.png", "metrics.csv"]),  # a run folder that logged nothing
 ]
 
 

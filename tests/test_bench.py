@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers.cli import explain, run_cli, run_in_process
-from resnet_exp.models.complexity import count_flops
 from resnet_exp.models import create_model
+from resnet_exp.models.complexity import count_flops
+from tests.helpers.cli import explain, run_cli, run_in_process
 
 TINY_BENCH = ["arch.width=0.125", "bench.image_size=16", "bench.batch_size=2", "bench.burn_in=1",
               "bench.batches=2", "bench.num_classes=10"]

@@ -8,12 +8,19 @@ import pickle
 import numpy as np
 import pytest
 
-from tests.helpers.data_files import SMALL_ENV, idx_bytes, py2_pickle, write_cifar10, write_cifar100, write_fashion_mnist
 from resnet_exp.data import formats
 from resnet_exp.data.formats import read_cifar_archive, read_cifar_folder, read_fashion_mnist, read_idx
 from resnet_exp.data.sources import _idx_in
 from resnet_exp.data.specs import CIFAR10_CLASSES, CIFAR100_CLASSES
 from resnet_exp.errors import DataError
+from tests.helpers.data_files import (
+    SMALL_ENV,
+    idx_bytes,
+    py2_pickle,
+    write_cifar10,
+    write_cifar100,
+    write_fashion_mnist,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers.data_files import SMALL_ENV, write_cifar10
 from resnet_exp.data import ImageDataModule
 from resnet_exp.data.datamodule import split_indices
 from resnet_exp.data.gpu_loader import GpuLoader
@@ -17,6 +16,7 @@ from resnet_exp.data.specs import SPECS, channel_stats
 from resnet_exp.data.synthetic import make_synthetic
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer, crop_flip
 from resnet_exp.errors import ConfigError, DataError
+from tests.helpers.data_files import SMALL_ENV, write_cifar10
 
 SMALL = dict(train_size=600, test_size=200, val_size=100, batch_size=50, num_workers=0)
 
@@ -297,7 +297,8 @@ CONF = os.path.join(os.path.dirname(__file__), "..", "conf", "data")
 
 @pytest.fixture(scope="module")
 def compose():
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from resnet_exp.config import register_schemas

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from tests.helpers.data_files import SMALL_ENV
 from resnet_exp.data import ImageDataModule, sources
 from resnet_exp.data.specs import FASHION_MNIST_CLASSES, SPECS, channel_stats
+from tests.helpers.data_files import SMALL_ENV
 
 pytestmark = pytest.mark.skipif(not (sources.SYSTEM_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
                                 reason="Debian package dataset-fashion-mnist not installed")

@@ -10,9 +10,9 @@ import urllib.error
 import numpy as np
 import pytest
 
-from tests.helpers.data_files import SMALL_ENV, write_cifar10, write_cifar100, write_fashion_mnist
 from resnet_exp.data import ImageDataModule, sources
 from resnet_exp.errors import DataError
+from tests.helpers.data_files import SMALL_ENV, write_cifar10, write_cifar100, write_fashion_mnist
 
 
 @pytest.fixture(autouse=True)

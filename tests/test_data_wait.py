@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from resnet_exp.callbacks import StepTimer
 from resnet_exp.data.resumable import EpochSampler, ResumableLoader
-from test_step_timer import Tiny
+from tests.test_step_timer import Tiny
 
 FETCH_S, LOOP_S = 0.03, 0.06
 

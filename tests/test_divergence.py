@@ -6,9 +6,8 @@ import json
 import math
 from pathlib import Path
 
-
-from tests.helpers.cli import TINY_RUN, explain, run_cli, run_train
 from resnet_exp.results import write_json_atomic
+from tests.helpers.cli import TINY_RUN, explain, run_cli, run_train
 
 
 def strict_load(path: Path) -> dict:

@@ -14,8 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnet_exp.models import (
-    BlockOrder, ResidualBlock, Shortcut, ZeroPadShortcut, create_model, list_models,
-    resolve, stage_shapes,
+    BlockOrder,
+    ResidualBlock,
+    Shortcut,
+    ZeroPadShortcut,
+    create_model,
+    list_models,
+    resolve,
+    stage_shapes,
 )
 from resnet_exp.models.complexity import complexity
 from tests.helpers.cli import explain

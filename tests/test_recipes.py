@@ -15,9 +15,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.helpers.cli import REPO_ROOT, explain, run_in_process, train_in_process
 from resnet_exp.config import register_schemas, validate
 from resnet_exp.models import stage_shapes
+from tests.helpers.cli import REPO_ROOT, explain, run_in_process, train_in_process
 
 CONF_DIR = REPO_ROOT / "conf"
 RECIPES = sorted(p.stem for p in [*(CONF_DIR / "experiment").glob("*.yaml"), *(CONF_DIR / "bench_recipe").glob("*.yaml")])
@@ -77,9 +77,9 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str], tuple[int, list[int]] 
         {"arch": "resnet50v2,resnet101v2,resnet152v2,resnet200v2"}, None),
 }
 
-# Tiny settings: 16 px synthetic images (no 96 px resize), width 1/8, one epoch of 2 steps with
+# Tiny settings: 32 px synthetic images (no 96 px resize; the smallest the 7x7/2 + pool stems take), width 1/8, one epoch of 2 steps with
 # one validation and one test batch, no wandb.
-TINY = ["data=synthetic", "data.image_size=16", "data.resize=null", "data.train_size=48",
+TINY = ["data=synthetic", "data.image_size=32", "data.resize=null", "data.train_size=48",
         "data.val_size=32", "data.test_size=32", "data.batch_size=8", "data.num_workers=0",
         "arch.width=0.125", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.max_steps=2",
         "trainer.max_epochs=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",

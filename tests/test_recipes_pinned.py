@@ -9,9 +9,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from tests.helpers.cli import REPO_ROOT
 from resnet_exp.config import register_schemas
 from resnet_exp.schedules import build_scheduler
+from tests.helpers.cli import REPO_ROOT
 
 PAPER_RECIPES = ("cifar_resnet_paper", "cifar_depth_study", "identity_mappings_ablation")
 

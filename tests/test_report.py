@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 import yaml
@@ -13,17 +13,17 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from tests.helpers.cli import explain, run_cli, run_in_process
 from resnet_exp.report.__main__ import main
-from resnet_exp.report.tables import build_report
 from resnet_exp.report.sweep import SweepReport
+from resnet_exp.report.tables import build_report
+from tests.helpers.cli import explain, run_cli, run_in_process
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COMMON = ["data=synthetic", "trainer.max_epochs=1"]
 
 
 def make_job(sweep: Path, name: str, num: int, overrides: list[str], arch: dict[str, Any],
-             results: Optional[dict[str, Any]] = None, log: str = "") -> Path:
+             results: dict[str, Any] | None = None, log: str = "") -> Path:
     """A job folder as Hydra and run.py leave it: .hydra/{config,hydra,overrides}.yaml, run.log,
     and results.json if the job finished."""
     job = sweep / name

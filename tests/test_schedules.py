@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import MultiStepLR
 
-from tests.helpers.cli import TINY_RUN, explain, run_train
 from resnet_exp.errors import ConfigError
 from resnet_exp.schedules import build_scheduler
+from tests.helpers.cli import TINY_RUN, explain, run_train
 
 
 def lrs(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> list[float]:

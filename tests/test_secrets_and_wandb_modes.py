@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import TINY_RUN, explain, run_train
 from resnet_exp.callbacks.loggers import wandb_logger, wandb_mode
+from tests.helpers.cli import TINY_RUN, explain, run_train
 
 
 @pytest.mark.parametrize("env,config,expected", [

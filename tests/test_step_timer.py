@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.helpers.cli import TINY_RUN
 from resnet_exp.callbacks import StepTimer, step_time_summary
 from resnet_exp.callbacks.step_stats import CSV_COLUMNS, describe
+from tests.helpers.cli import TINY_RUN
 
 
 class Tiny(pl.LightningModule):
@@ -151,7 +151,7 @@ class FakeEvent:
         FakeEvent.syncs += 1
         FakeEvent.records += 4  # everything recorded so far is finished
 
-    def elapsed_time(self, end: "FakeEvent") -> float:
+    def elapsed_time(self, end: FakeEvent) -> float:
         assert end.query(), "read before the event finished"
         return end.time - self.time
 

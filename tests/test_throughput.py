@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from tests.helpers.cli import explain, run_cli
 from resnet_exp.models import create_model
+from tests.helpers.cli import explain, run_cli
 
 
 @pytest.mark.slow

@@ -15,8 +15,9 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, TextIO
+from typing import TextIO
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import (

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
 
-def first_tensor(batch: Any) -> Optional[torch.Tensor]:
+def first_tensor(batch: Any) -> torch.Tensor | None:
     """The first tensor in a batch (its leading dimension is the batch size)."""
     if isinstance(batch, torch.Tensor):
         return batch

@@ -16,19 +16,18 @@ redraw after every batch; with small steps that is the largest per-step cost of 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import RichProgressBar
 
 from resnet_exp.module import logging_due
 
-
 STEP_KEYS = ("train/loss_step",)
 
 
 class SyncFreeRichProgressBar(RichProgressBar):
-    def __init__(self, metrics_every_n_steps: Optional[int] = None, refresh_rate: int = 4,
+    def __init__(self, metrics_every_n_steps: int | None = None, refresh_rate: int = 4,
                  **kwargs: Any) -> None:
         if metrics_every_n_steps is not None and metrics_every_n_steps < 1:
             raise ValueError(f"metrics_every_n_steps={metrics_every_n_steps}: must be >= 1 (or null)")
@@ -37,7 +36,7 @@ class SyncFreeRichProgressBar(RichProgressBar):
         super().__init__(refresh_rate=refresh_rate, **kwargs)
         self.metrics_every_n_steps = metrics_every_n_steps
         self._interval = 1.0 / refresh_rate if refresh_rate else float("inf")
-        self._shown: Dict[str, Any] = {}
+        self._shown: dict[str, Any] = {}
         self._drawn_at = self._read_at = -float("inf")
         self._in_train_batch = False
         self._read_now = False
@@ -67,7 +66,7 @@ class SyncFreeRichProgressBar(RichProgressBar):
         finally:
             self._in_train_batch = self._read_now = False
 
-    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Dict[str, Any]:
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
         if self._in_train_batch and not self._read_now:
             return self._shown
         shown = super().get_metrics(trainer, pl_module)

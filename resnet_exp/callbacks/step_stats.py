@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -48,12 +49,12 @@ class StepRow:
         self.host_ms, self.data_wait_ms, self.warmup = host_ms, data_wait_ms, warmup
         self.device_ms, self.between_ms = device_ms, between_ms
 
-    def as_csv(self) -> Tuple[object, ...]:
+    def as_csv(self) -> tuple[object, ...]:
         return (self.epoch, self.step, self.batch_size, rounded(self.device_ms), rounded(self.host_ms),
                 rounded(self.data_wait_ms), int(self.warmup), rounded(self.between_ms))
 
 
-def describe(values: Sequence[float]) -> Dict[str, Optional[float]]:
+def describe(values: Sequence[float]) -> dict[str, float | None]:
     """mean, std (population), min, median, p90, p99, max of `values` in ms (None when empty)."""
     if len(values) == 0:
         return {key: None for key in STAT_KEYS}
@@ -63,7 +64,7 @@ def describe(values: Sequence[float]) -> Dict[str, Optional[float]]:
     return {key: rounded(v) for key, v in zip(STAT_KEYS, stats)}
 
 
-def step_stats(rows: Sequence[StepRow], peak_mem_mb: Optional[float]) -> Dict[str, Any]:
+def step_stats(rows: Sequence[StepRow], peak_mem_mb: float | None) -> dict[str, Any]:
     """Statistics of `rows` (a fit or one epoch) over the batches that are not warm-up."""
     timed = [r for r in rows if not r.warmup]
     device = [r.device_ms for r in timed]
@@ -89,7 +90,7 @@ def step_stats(rows: Sequence[StepRow], peak_mem_mb: Optional[float]) -> Dict[st
     }
 
 
-def per_epoch_stats(rows: Sequence[StepRow]) -> List[Dict[str, Any]]:
+def per_epoch_stats(rows: Sequence[StepRow]) -> list[dict[str, Any]]:
     """step_stats of each epoch in `rows` (without peak memory), e.g. of rows read back from a CSV."""
     epochs = sorted({r.epoch for r in rows})
     return [{"epoch": e, **step_stats([r for r in rows if r.epoch == e], None)} for e in epochs]
@@ -102,7 +103,7 @@ def start_csv(path: Path) -> None:
         csv.writer(handle).writerow(CSV_COLUMNS)
 
 
-def continue_csv(path: Path, steps_done: int) -> List[StepRow]:
+def continue_csv(path: Path, steps_done: int) -> list[StepRow]:
     """For a resumed fit: keep the rows of the `steps_done` steps the checkpoint covers (later
     ones were redone), rewrite the CSV with them (atomically: a kill now loses nothing) and
     return them; else start a fresh CSV."""
@@ -122,7 +123,7 @@ def append_csv(path: Path, rows: Sequence[StepRow]) -> None:
         csv.writer(handle).writerows(r.as_csv() for r in rows)
 
 
-def read_csv(path: Path) -> List[StepRow]:
+def read_csv(path: Path) -> list[StepRow]:
     """The rows of a step_times.csv written by start_csv / append_csv (empty cells read as NaN)."""
     def num(text: str) -> float:
         return float(text) if text not in ("", None) else math.nan

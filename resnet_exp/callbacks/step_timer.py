@@ -23,16 +23,16 @@ import math
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
 from resnet_exp.callbacks.probes import compile_count, first_tensor
-from resnet_exp.device import peak_memory_mb, rounded
-from resnet_exp.callbacks.time_to_accuracy import TTA_FILE, TrainClock
 from resnet_exp.callbacks.step_stats import StepRow, append_csv, continue_csv, per_epoch_stats, read_csv, step_stats
+from resnet_exp.callbacks.time_to_accuracy import TTA_FILE, TrainClock
+from resnet_exp.device import peak_memory_mb, rounded
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,15 @@ class StepTimer(Callback):
 
     def __init__(
         self,
-        output_dir: Optional[str] = None,
+        output_dir: str | None = None,
         warmup_steps: int = 3,
         warmup_on_new_shape: bool = True,
         warmup_on_compile: bool = True,
         resolve_every_n_steps: int = 50,
-        csv_file: Optional[str] = CSV_FILE,
+        csv_file: str | None = CSV_FILE,
         log_steps: bool = True,
         log_histogram: bool = True,
-        time_to_accuracy_file: Optional[str] = TTA_FILE,
+        time_to_accuracy_file: str | None = TTA_FILE,
     ) -> None:
         super().__init__()
         if warmup_steps < 0:
@@ -91,22 +91,22 @@ class StepTimer(Callback):
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:
-        self.rows: List[StepRow] = []
-        self.epochs: List[Dict[str, Any]] = []
+        self.rows: list[StepRow] = []
+        self.epochs: list[dict[str, Any]] = []
         self._cuda = False
-        self._device: Optional[torch.device] = None
+        self._device: torch.device | None = None
         self._device_name = "cpu"
-        self._pending: Deque[Tuple[StepRow, Any, Any]] = deque()
-        self._events: List[Any] = []  # free CUDA events, reused
+        self._pending: deque[tuple[StepRow, Any, Any]] = deque()
+        self._events: list[Any] = []  # free CUDA events, reused
         self._seen_shapes: set = set()
         self._batches_in_fit = 0
-        self._last_end: Optional[float] = None
-        self._fetched_s: Optional[float] = None  # the loader's FetchClock at the last batch end
-        self._open: Optional[Tuple[Any, ...]] = None  # the batch between its start and end hooks
+        self._last_end: float | None = None
+        self._fetched_s: float | None = None  # the loader's FetchClock at the last batch end
+        self._open: tuple[Any, ...] | None = None  # the batch between its start and end hooks
         self._epoch_first_row = 0
         self._logged_rows = 0  # rows already sent as the per-step series
         self._written_rows = 0  # rows already in the CSV
-        self._csv_path: Optional[Path] = None
+        self._csv_path: Path | None = None
         self._steps_done = 0
         self._is_writer = True
         self.clock = TrainClock()  # training wall time, for accuracy vs time
@@ -121,10 +121,10 @@ class StepTimer(Callback):
         if self._cuda:
             torch.cuda.reset_peak_memory_stats(self._device)
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {"steps_done": self._steps_done}
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resumed_at_step = int(state_dict.get("steps_done", 0))
 
     # ------------------------------------------------------------------ hooks
@@ -289,7 +289,7 @@ class StepTimer(Callback):
         if self._is_writer:
             self._log_epoch(trainer, stats, [r.device_ms for r in rows if not r.warmup])
 
-    def tta_path(self, trainer: pl.Trainer) -> Optional[Path]:
+    def tta_path(self, trainer: pl.Trainer) -> Path | None:
         if not self.time_to_accuracy_file:
             return None
         folder = Path(self.output_dir or trainer.default_root_dir)
@@ -299,7 +299,7 @@ class StepTimer(Callback):
     def _peak_mem_mb(self) -> float:
         return peak_memory_mb(self._device if self._cuda else torch.device("cpu"))
 
-    def _log_epoch(self, trainer: pl.Trainer, stats: Dict[str, Any], device_ms: List[float]) -> None:
+    def _log_epoch(self, trainer: pl.Trainer, stats: dict[str, Any], device_ms: list[float]) -> None:
         metrics = {f"{PREFIX}{k}": float(v) for k, v in stats.items()
                    if k not in ("epoch", "steps") and v is not None}
         metrics["epoch"] = float(stats["epoch"])
@@ -330,7 +330,7 @@ class StepTimer(Callback):
         self._csv_path = Path(path)
         self.epochs = per_epoch_stats(self.rows)
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         """The `step_time` block of results.json: statistics over all timed batches of the fit."""
         return {
             "timer": "cuda_events" if self._cuda else "host",
@@ -345,7 +345,7 @@ class StepTimer(Callback):
         }
 
 
-def _mean(values: List[float]) -> float:
+def _mean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else math.nan
 
@@ -361,7 +361,7 @@ def _fetch_clock(trainer: pl.Trainer) -> Any:
     return None
 
 
-def _wandb_loggers(trainer: pl.Trainer) -> List[Any]:
+def _wandb_loggers(trainer: pl.Trainer) -> list[Any]:
     from pytorch_lightning.loggers import WandbLogger
 
     return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]

@@ -20,7 +20,8 @@ CUDA runtime sees, whatever Python call caused it.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from collections.abc import Callable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -42,14 +43,14 @@ class SyncGuard(Callback):
     def __init__(self, cuda_debug_mode: str = "error") -> None:
         super().__init__()
         self.cuda_debug_mode = cuda_debug_mode
-        self.violations: List[str] = []
+        self.violations: list[str] = []
         self.guarded_steps = 0
-        self._device: Optional[torch.device] = None
+        self._device: torch.device | None = None
         self._step = -1
         self._armed = False
         self._busy = False  # inside a guarded call: nested calls are the same read
-        self._originals: Dict[str, Callable[..., Any]] = {}
-        self._factories: Dict[str, Callable[..., Any]] = {}
+        self._originals: dict[str, Callable[..., Any]] = {}
+        self._factories: dict[str, Callable[..., Any]] = {}
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

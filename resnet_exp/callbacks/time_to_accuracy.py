@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any
 
 import torch
 
@@ -25,12 +26,12 @@ TTA_COLUMNS = ("epoch", "step", "train_time_s", "val/acc", "val/loss")
 
 class TrainClock:
     def __init__(self) -> None:
-        self.points: List[Dict[str, Any]] = []
+        self.points: list[dict[str, Any]] = []
         self._total = 0.0
-        self._since: Optional[float] = None
-        self._path: Optional[Path] = None
+        self._since: float | None = None
+        self._path: Path | None = None
 
-    def start_fit(self, path: Optional[Path], steps_done: int) -> None:
+    def start_fit(self, path: Path | None, steps_done: int) -> None:
         """A new fit: continue the file's points of the first `steps_done` steps (resume)."""
         self._path, self._since = path, None
         self.points = [p for p in read_points(path) if p["step"] <= steps_done] if path and steps_done else []
@@ -59,14 +60,14 @@ class TrainClock:
                 csv.writer(handle).writerow(["" if point[c] is None else point[c] for c in TTA_COLUMNS])
 
 
-def write_points(path: Path, points: List[Mapping[str, Any]]) -> None:
+def write_points(path: Path, points: list[Mapping[str, Any]]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(TTA_COLUMNS)
         writer.writerows(["" if p.get(c) is None else p[c] for c in TTA_COLUMNS] for p in points)
 
 
-def read_points(path: Optional[Path]) -> List[Dict[str, Any]]:
+def read_points(path: Path | None) -> list[dict[str, Any]]:
     """The points of a time_to_accuracy.csv (empty when there is none)."""
     if path is None or not Path(path).is_file():
         return []

@@ -4,7 +4,7 @@ accuracy-vs-training-time points (read back from the run folder under ddp_spawn)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import pytorch_lightning as pl
 
@@ -12,7 +12,7 @@ from resnet_exp.callbacks.step_timer import StepTimer
 from resnet_exp.callbacks.time_to_accuracy import read_points
 
 
-def step_time_summary(trainer: pl.Trainer) -> Optional[Dict[str, Any]]:
+def step_time_summary(trainer: pl.Trainer) -> dict[str, Any] | None:
     """The summary of the trainer's StepTimer, or None when the run has none (for results.json).
 
     Under `ddp_spawn` the timing happened in the rank processes: the summary is then rebuilt from
@@ -27,7 +27,7 @@ def step_time_summary(trainer: pl.Trainer) -> Optional[Dict[str, Any]]:
     return timer.summary() if timer.rows else None
 
 
-def time_to_accuracy(trainer: pl.Trainer) -> Optional[List[Dict[str, Any]]]:
+def time_to_accuracy(trainer: pl.Trainer) -> list[dict[str, Any]] | None:
     """The StepTimer's accuracy-vs-training-time points (for results.json), None without a timer;
     under ddp_spawn read back from rank 0's file."""
     timer = next((cb for cb in trainer.callbacks if isinstance(cb, StepTimer)), None)

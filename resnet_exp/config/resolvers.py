@@ -105,12 +105,13 @@ def app_config_groups() -> str:
     primary config's defaults list chooses (so not the `schema/*` groups the YAML files extend, nor
     another entry point's groups), with their options in conf/ and the default, plus
     hydra/launcher."""
-    from resnet_exp.config import CONF_DIR  # config/__init__ imports this module
-
-    choices = HydraConfig.get().runtime.choices
+    runtime = HydraConfig.get().runtime
+    # The primary config's own folder (conf/), as Hydra found it.
+    conf_dir = next(Path(s.path) for s in runtime.config_sources if s.provider == "main" and s.schema == "file")
+    choices = runtime.choices
     lines = []
     for group in sorted(g for g in choices if not g.startswith("hydra")) + ["hydra/launcher"]:
-        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        options = sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
         if group == "hydra/launcher":
             options.insert(0, "basic")  # Hydra's own: jobs one after the other in this process
         default = choices.get(group)

@@ -16,7 +16,15 @@ from resnet_exp.checks import in_group, parse_enum, require
 from resnet_exp.data import sources
 from resnet_exp.data.formats import Arrays
 from resnet_exp.data.gpu_loader import GpuLoader
-from resnet_exp.data.options import NORMALIZE_STATS, Augment, DatasetName, Loader, Normalize, check_loading, synthetic_options
+from resnet_exp.data.options import (
+    NORMALIZE_STATS,
+    Augment,
+    DatasetName,
+    Loader,
+    Normalize,
+    check_loading,
+    synthetic_options,
+)
 from resnet_exp.data.resumable import EpochSampler, ResumableLoader
 from resnet_exp.data.specs import SPECS, DatasetSpec, channel_stats, synthetic_spec
 from resnet_exp.data.synthetic import make_synthetic

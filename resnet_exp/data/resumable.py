@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable, Iterator, Optional
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -49,9 +50,9 @@ class FetchClock:
 class ResumePoint:
     """The (epoch, batches processed) a loader was at, and how many batches a pass must skip."""
 
-    def __init__(self, epoch_fn: Optional[Callable[[], int]], progress_fn: Optional[Callable[[], int]]) -> None:
+    def __init__(self, epoch_fn: Callable[[], int] | None, progress_fn: Callable[[], int] | None) -> None:
         self.epoch_fn, self.progress_fn = epoch_fn, progress_fn
-        self._pending: Optional[dict[str, int]] = None
+        self._pending: dict[str, int] | None = None
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch_fn() if self.epoch_fn else 0,
@@ -78,7 +79,7 @@ class EpochSampler(DistributedSampler):
     """
 
     def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = True, epoch_fn: Optional[Callable[[], int]] = None) -> None:
+                 drop_last: bool = True, epoch_fn: Callable[[], int] | None = None) -> None:
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
         self.epoch, self.epoch_fn = 0, epoch_fn
@@ -115,7 +116,7 @@ class ResumableLoader(DataLoader):
     the first `next()`, when the trainer's epoch is the one being trained; Lightning creates the
     iterator earlier when it resumes."""
 
-    def __init__(self, *args: Any, progress_fn: Optional[Callable[[], int]] = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, progress_fn: Callable[[], int] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_clock = FetchClock()
         self.resume = ResumePoint(getattr(self.sampler, "epoch_fn", None), progress_fn)

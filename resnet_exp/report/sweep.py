@@ -29,8 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.errors import first_line
 from resnet_exp.report import JOB_STATUS_FILE, SUMMARY_MD
-from resnet_exp.report.summary import sweep_summary
 from resnet_exp.report.rows import COLUMNS
+from resnet_exp.report.summary import sweep_summary
 from resnet_exp.report.tables import Report, build_report, public_rows
 from resnet_exp.results import write_json_atomic
 

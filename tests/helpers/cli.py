@@ -22,8 +22,8 @@ import runpy
 import subprocess
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -23,9 +24,9 @@ VARIANTS = (("eager", False, None), ("compiled", True, "max-autotune-no-cudagrap
 
 def run(arch: str = "resnet20", image: int = 32, batch: int = 32, burn_in: int = 3, batches: int = 10,
         threads: int = 1, variants: Sequence[tuple] = VARIANTS, log: Callable[[str], None] = print
-        ) -> Dict[str, Any]:
+        ) -> dict[str, Any]:
     torch.set_num_threads(threads)
-    rows: List[Dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     for label, compile_, mode in variants:
         torch.manual_seed(0)
         model = create_model(arch, num_classes=10, in_channels=3, input_size=image)
@@ -41,7 +42,7 @@ def run(arch: str = "resnet20", image: int = 32, batch: int = 32, burn_in: int =
             "compiled_vs_eager": rows[1]["images_per_s"] / rows[0]["images_per_s"]}
 
 
-def table(result: Dict[str, Any]) -> str:
+def table(result: dict[str, Any]) -> str:
     lines = ["| variant | compile mode | ms/batch (mean ± sd) | images/s |", "|---|---|---:|---:|"]
     for r in result["rows"]:
         lines.append(f"| {r['variant']} | {r['compile_mode'] or ''} | {r['mean_ms']:.1f} ± {r['std_ms']:.1f} | "
@@ -50,7 +51,7 @@ def table(result: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m resnet_exp.bench.suite.compile_cpu", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="resnet20")

@@ -32,8 +32,8 @@ import torch
 
 from resnet_exp import speed
 from resnet_exp.bench.suite import harness
-from resnet_exp.models.complexity import count_flops
 from resnet_exp.device import peak_tflops
+from resnet_exp.models.complexity import count_flops
 
 SEED_ARCHS = ("resnet50v2", "resnet101v2", "resnet152v2", "resnet200v2")
 SWITCHES = (  # (label, bench overrides) measured one at a time against the defaults

@@ -28,15 +28,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 PROGRAMS = ("plain", "lightning", "framework")
 LABELS = {"plain": "plain PyTorch loop", "lightning": "bare LightningModule in a Trainer (extras off)",
           "framework": "framework as shipped (`resnet_exp.run`, default callbacks and loggers)"}
 
 
-def run_overrides(arch: str, width: float, batch: int, image: int, batches: int) -> List[str]:
+def run_overrides(arch: str, width: float, batch: int, image: int, batches: int) -> list[str]:
     """`resnet_exp.run` overrides shared by the three programs (the data and model they train)."""
     return [
         "data=synthetic", f"data.batch_size={batch}", f"data.image_size={image}",
@@ -83,21 +84,21 @@ def _worker(kind: str, overrides: Sequence[str], out: Path) -> None:
     trainer.fit(Bare(), datamodule=datamodule)
 
 
-def command(kind: str, overrides: Sequence[str], out: Path) -> List[str]:
+def command(kind: str, overrides: Sequence[str], out: Path) -> list[str]:
     if kind == "framework":
         return [sys.executable, "-m", "resnet_exp.run", *overrides, f"hydra.run.dir={out}"]
     return [sys.executable, "-m", "resnet_exp.bench.suite.overhead", "--worker", kind, "--out", str(out),
             "--", *overrides]
 
 
-def child_env(threads: int) -> Dict[str, str]:
+def child_env(threads: int) -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), WANDB_SILENT="true")
     root = str(Path(__file__).resolve().parents[3])  # this checkout, for `python -m resnet_exp...`
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     return env
 
 
-def time_process(cmd: Sequence[str], env: Dict[str, str]) -> Dict[str, float]:
+def time_process(cmd: Sequence[str], env: dict[str, str]) -> dict[str, float]:
     """Wall and CPU seconds (user + system of the child and its children) of one process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -114,14 +115,14 @@ def time_process(cmd: Sequence[str], env: Dict[str, str]) -> Dict[str, float]:
 def measure(arch: str = "resnet20", width: float = 0.25, batch: int = 4, image: int = 8,
             steps: Sequence[int] = (20, 820), rounds: int = 3, threads: int = 1,
             programs: Sequence[str] = PROGRAMS, extra: Sequence[str] = (),
-            log: Callable[[str], None] = print) -> Dict[str, Any]:
+            log: Callable[[str], None] = print) -> dict[str, Any]:
     """Per program and round: ms per training batch from the N1 / N2 process pair."""
     n1, n2 = steps
     if not 0 < n1 < n2:
         raise ValueError(f"--steps {n1} {n2}: need 0 < N1 < N2")
     env = child_env(threads)
     work = Path(tempfile.mkdtemp(prefix="resnet_exp_overhead_"))
-    per_round: Dict[str, Dict[str, List[float]]] = {p: {"wall": [], "cpu": []} for p in programs}
+    per_round: dict[str, dict[str, list[float]]] = {p: {"wall": [], "cpu": []} for p in programs}
     try:
         for r in range(rounds):
             order = list(programs[r % len(programs):]) + list(programs[:r % len(programs)])
@@ -141,7 +142,7 @@ def measure(arch: str = "resnet20", width: float = 0.25, batch: int = 4, image: 
             "rounds": rounds, "threads": threads, "extra": list(extra), "per_round": per_round, "best": best}
 
 
-def table(result: Dict[str, Any]) -> str:
+def table(result: dict[str, Any]) -> str:
     """The three figures side by side, and each one's excess over the plain loop."""
     best = result["best"]
     plain = best.get("plain")
@@ -166,7 +167,7 @@ def add_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument(f"--{prefix}rounds", type=int, default=3)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m resnet_exp.bench.suite.overhead", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
