@@ -44,7 +44,7 @@ RUN_CASES = [
     (["optimizer.weight_decay=-1"], ["optimizer.weight_decay=-1", ">= 0"]),
     (["trainer.max_epochs=0"], ["trainer.max_epochs=0", ">= 1", "-1 for no limit"]),
     (["trainer.max_epochs=-2"], ["trainer.max_epochs=-2", ">= 1", "-1 for no limit"]),
-    (["trainer.max_epochs=-1"], ["trainer.max_epochs=-1", "> 0"]),
+    (["trainer.max_epochs=-1"], ["trainer.max_epochs=-1", "no set length", "trainer.max_steps"]),
     (["trainer.max_epochs=-2", "scheduler=none"], ["trainer.max_epochs=-2", ">= 1", "-1 for no limit"]),
     (["trainer.max_epochs=abc"], ["trainer.max_epochs", "abc"]),
     (["trainer.gradient_clip_val=-1"], ["trainer.gradient_clip_val=-1", ">= 0"]),

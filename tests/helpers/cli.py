@@ -118,6 +118,9 @@ def isolated(argv: list[str], cwd: Path, env: dict[str, str]) -> Iterator[None]:
     try:
         yield
     finally:
+        wandb = sys.modules.get("wandb")  # a run the call left open would swallow the next call's logging
+        if wandb is not None and wandb.run is not None:
+            wandb.finish()
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg = None
         os.chdir(saved_cwd)
