@@ -12,6 +12,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from resnet_exp.config.resolvers import register_resolvers
 from resnet_exp.errors import ConfigError
+from resnet_exp.schedules import NO_LENGTH
 
 # The config tree; absolute, so every entry point finds it however it is started.
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -46,6 +47,19 @@ def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
             raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from None
         except ValueError as exc:
             raise ConfigError(_name_the_typed_key(node, group, str(exc))) from None
+    if "scheduler" in groups and "trainer" in groups:
+        check_schedule_has_a_length(cfg)
+
+
+def check_schedule_has_a_length(cfg: DictConfig) -> None:
+    """A schedule sized to the run (cosine `T_max`, one-cycle `total_steps` left null) needs a run
+    of set length; refused here, before a run folder exists, rather than when the fit starts."""
+    if cfg.trainer.get("max_epochs") != -1 or cfg.trainer.get("max_steps", -1) != -1:
+        return
+    schedule = cfg.scheduler.get("lr_scheduler") or {}
+    for key in ("T_max", "total_steps"):
+        if key in schedule and schedule[key] is None:
+            raise ConfigError(NO_LENGTH.format(key=key))
 
 
 SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
