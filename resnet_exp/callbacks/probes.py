@@ -1,7 +1,8 @@
-"""What the step timer reads off a batch and off the process, apart from the clock."""
+"""What the step timer reads off a batch, the trainer and the process, apart from the clock."""
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -29,3 +30,27 @@ def compile_count() -> int:
     from torch._dynamo.utils import counters
 
     return counters["stats"]["unique_graphs"]
+
+
+def finite_mean(values: list[float]) -> float:
+    """The mean of the values that are not NaN (NaN if none)."""
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def fetch_clock(trainer: Any) -> Any:
+    """The training loader's FetchClock (resnet_exp.data.resumable), or None."""
+    loop = getattr(trainer, "fit_loop", None)
+    combined = getattr(loop, "_combined_loader", None)
+    for loader in getattr(combined, "flattened", None) or []:
+        clock = getattr(loader, "fetch_clock", None)
+        if clock is not None:
+            return clock
+    return None
+
+
+def wandb_loggers(trainer: Any) -> list[Any]:
+    """The trainer's wandb loggers."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]

@@ -29,7 +29,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from resnet_exp.callbacks.probes import compile_count, first_tensor
+from resnet_exp.callbacks.probes import compile_count, fetch_clock, finite_mean, first_tensor, wandb_loggers
 from resnet_exp.callbacks.step_stats import StepRow, append_csv, continue_csv, per_epoch_stats, read_csv, step_stats
 from resnet_exp.callbacks.time_to_accuracy import TTA_FILE, TrainClock
 from resnet_exp.device import peak_memory_mb, rounded
@@ -157,7 +157,7 @@ class StepTimer(Callback):
                              batch_idx: int) -> None:
         now = time.perf_counter()
         between_ms = (now - self._last_end) * 1e3 if self._last_end is not None else math.nan
-        clock = _fetch_clock(trainer)
+        clock = fetch_clock(trainer)
         wait_ms = math.nan
         if clock is not None:
             wait_ms = (clock.total_s - self._fetched_s) * 1e3 if self._fetched_s is not None else math.nan
@@ -207,7 +207,7 @@ class StepTimer(Callback):
 
     def _mark_batch_end(self, trainer: pl.Trainer) -> None:
         self._last_end = time.perf_counter()
-        clock = _fetch_clock(trainer)
+        clock = fetch_clock(trainer)
         self._fetched_s = clock.total_s if clock is not None else None
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -264,9 +264,9 @@ class StepTimer(Callback):
         self._logged_rows = upto
         if not (window and self.log_steps and self._is_writer):
             return
-        metrics = {f"{PREFIX}{key}": _mean([getattr(r, key) for r in window])
+        metrics = {f"{PREFIX}{key}": finite_mean([getattr(r, key) for r in window])
                    for key in ("device_ms", "host_ms", "data_wait_ms", "between_ms")}
-        for logger in _wandb_loggers(trainer):
+        for logger in wandb_loggers(trainer):
             logger.log_metrics(metrics, step=window[-1].step)
 
     def _write_csv(self) -> None:
@@ -307,7 +307,7 @@ class StepTimer(Callback):
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
         if self.log_histogram and device_ms:
-            for logger in _wandb_loggers(trainer):
+            for logger in wandb_loggers(trainer):
                 import wandb
 
                 logger.experiment.log({f"{PREFIX}hist_ms": wandb.Histogram(device_ms),
@@ -318,7 +318,7 @@ class StepTimer(Callback):
             return
         flat = {f"{PREFIX}{k}": v for k, v in self.summary().items()
                 if isinstance(v, (int, float, str)) and v is not None}
-        for logger in _wandb_loggers(trainer):
+        for logger in wandb_loggers(trainer):
             logger.experiment.summary.update(flat)
 
     # ------------------------------------------------------------------ results
@@ -343,25 +343,3 @@ class StepTimer(Callback):
             "csv": self.csv_file if self._csv_path is not None else None,
             "per_epoch": list(self.epochs),
         }
-
-
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-def _fetch_clock(trainer: pl.Trainer) -> Any:
-    """The training loader's FetchClock (resnet_exp.data.resumable), or None."""
-    loop = getattr(trainer, "fit_loop", None)
-    combined = getattr(loop, "_combined_loader", None)
-    for loader in getattr(combined, "flattened", None) or []:
-        clock = getattr(loader, "fetch_clock", None)
-        if clock is not None:
-            return clock
-    return None
-
-
-def _wandb_loggers(trainer: pl.Trainer) -> list[Any]:
-    from pytorch_lightning.loggers import WandbLogger
-
-    return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
