@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from omegaconf import DictConfig, open_dict
 
 from resnet_exp.config import CONF_DIR, register_schemas, validate
 from tests.helpers import data_files
-from tests.helpers.cli import cli_env, isolated, run_cli, run_in_process
+from tests.helpers.cli import cli_env, finish_open_wandb_run, isolated, run_cli, run_in_process
 
 ComposeFn = Callable[..., DictConfig]
 
@@ -30,6 +30,12 @@ def pytest_configure(config: pytest.Config) -> None:
     With `-n 2` on two cores, two OpenMP threads per worker oversubscribe the cores, and their
     spin-waiting made a tiny training run here 7x costlier in CPU time (0.9 s vs 7.3 s)."""
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _no_wandb_run_left_open() -> Iterator[None]:
+    yield
+    finish_open_wandb_run()
 
 
 def _compose(config_name: str, overrides: list[str]) -> DictConfig:

@@ -15,6 +15,7 @@ How a command is checked, decided per command by `plan()`:
 - other training and bench commands: composed with `--cfg job` (their data, CIFAR, and their
   hours are not available here).
 - `--help`, `report`, `eval`: run as written (after placeholders).
+- Entry points run in this process (`run_in_process`), `make -n` in a real one.
 - `$ command` in a console block: run; stderr's first line must match the README's line up to
   its `...`, and the exit code must be 2 (a user error).
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import REPO_ROOT, TINY_RUN, cli_env, explain
+from tests.helpers.cli import REPO_ROOT, TINY_RUN, cli_env, explain, run_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -75,8 +76,10 @@ def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.Complet
                           text=True, timeout=timeout)
 
 
-def _python(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", *args]
+def _python(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m <args>` run in this process (tests/helpers/cli.py: what a process would do, without
+    importing torch and Lightning again for each of the README's commands)."""
+    return run_in_process(args[0], *args[1:], cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +87,11 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with a finished tiny run at outputs/train/runs/<TIME> and a one-job sweep at
     outputs/train/multiruns/<TIME>, the folders the README's placeholders stand for."""
     work = tmp_path_factory.mktemp("readme")
-    proc = _run(_python(["resnet_exp.run", *TINY_RUN, "trainer.max_epochs=1",
-                         f"hydra.run.dir=outputs/train/runs/{TIME}"]), work)
+    proc = _python(["resnet_exp.run", *TINY_RUN, "trainer.max_epochs=1",
+                         f"hydra.run.dir=outputs/train/runs/{TIME}"], work)
     assert proc.returncode == 0, explain(proc)
-    proc = _run(_python(["resnet_exp.run", "-m", *TINY_RUN, "trainer.max_epochs=1",
-                         f"hydra.sweep.dir=outputs/train/multiruns/{TIME}"]), work)
+    proc = _python(["resnet_exp.run", "-m", *TINY_RUN, "trainer.max_epochs=1",
+                         f"hydra.sweep.dir=outputs/train/multiruns/{TIME}"], work)
     assert proc.returncode == 0, explain(proc)
     return work
 
@@ -150,13 +153,13 @@ def test_readme_command(command: Command, work: Path) -> None:
     if not args:  # make test: the suite itself
         return
     if command.expected is not None:  # a console example of a one-line error
-        proc = _run(_python(args), work)
+        proc = _python(args, work)
         assert proc.returncode == 2, explain(proc)
         shown = command.expected.split("...")[0].rstrip()
         assert proc.stderr.splitlines()[0].startswith(shown), explain(proc)
         return
     run_args, how = plan(args)
-    proc = _run(_python(run_args), work)
+    proc = _python(run_args, work)
     assert proc.returncode == 0, f"{how}: {' '.join(run_args)}\n{explain(proc)}"
     if how == "composed":
         assert "_target_" in proc.stdout  # the composed config was printed

@@ -92,6 +92,14 @@ def _exit_code(exc: SystemExit, stderr: io.StringIO) -> int:
     return 1
 
 
+def finish_open_wandb_run() -> None:
+    """Finish a wandb run left open: WandbLogger would reuse it, so the next run's logging would
+    land in it (the entry point's Hydra callback finishes runs; a fit driven directly does not)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
 @contextlib.contextmanager
 def isolated(argv: list[str], cwd: Path, env: dict[str, str]) -> Iterator[None]:
     """Process-wide state a CLI call may change, put back afterwards: argv, cwd, environment
@@ -118,9 +126,7 @@ def isolated(argv: list[str], cwd: Path, env: dict[str, str]) -> Iterator[None]:
     try:
         yield
     finally:
-        wandb = sys.modules.get("wandb")  # a run the call left open would swallow the next call's logging
-        if wandb is not None and wandb.run is not None:
-            wandb.finish()
+        finish_open_wandb_run()
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg = None
         os.chdir(saved_cwd)
