@@ -9,18 +9,7 @@ import pytest
 
 from resnet_exp.data import ImageDataModule
 from resnet_exp.errors import ConfigError
-
-SMALL = dict(train_size=600, test_size=200, val_size=100, batch_size=50, num_workers=0)
-
-
-def synthetic(tmp_path, **kw) -> ImageDataModule:
-    return ImageDataModule(name="synthetic", data_dir=str(tmp_path), **{**SMALL, **kw})
-
-
-def one_line(err) -> str:
-    assert "\n" not in str(err.value)
-    return str(err.value)
-
+from tests.test_data_module import one_line
 
 # --- config schema and YAML options --------------------------------------------------------------
 
