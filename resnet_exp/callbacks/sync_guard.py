@@ -133,16 +133,20 @@ class SyncGuard(Callback):
         self.violations.append(message)
         raise HostSyncError(message)
 
+    def _trip(self, what: str) -> None:
+        """Report `what`; the guard is off meanwhile, since reporting itself may read tensors."""
+        self._busy = True
+        try:
+            self._fail(what)
+        finally:
+            self._busy = False
+
     def _reader(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         guard = self
 
         def guarded(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             if guard._armed and not guard._busy and guard._on_device(tensor.device):
-                guard._busy = True
-                try:
-                    guard._fail(f"Tensor.{name}()")
-                finally:
-                    guard._busy = False
+                guard._trip(f"Tensor.{name}()")
             return original(tensor, *args, **kwargs)
 
         guarded.__name__ = name
@@ -155,11 +159,7 @@ class SyncGuard(Callback):
             device = kwargs.get("device")
             if (guard._armed and not guard._busy and device is not None and not isinstance(data, torch.Tensor)
                     and guard._on_device(torch.device(device))):
-                guard._busy = True
-                try:
-                    guard._fail(f"torch.{name}(<Python value>, device={device})")
-                finally:
-                    guard._busy = False
+                guard._trip(f"torch.{name}(<Python value>, device={device})")
             return original(data, *args, **kwargs)
 
         guarded.__name__ = name
