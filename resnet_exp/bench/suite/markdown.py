@@ -220,16 +220,21 @@ def _training_tables(training: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _heading(title: str, measured_on: str, command: str) -> list[str]:
+    """A regenerated section's first lines: title, where and when, the command that measured it."""
+    return [title, "", measured_on, "", "```", command, "```", ""]
+
+
 def overhead_section(r: Mapping[str, Any], table: str, env: Mapping[str, Any], command: str) -> str:
     """The three whole-process figures side by side (bench/suite/overhead.py)."""
     best = r["best"]
     extra = best["framework"]["wall"] - best["plain"]["wall"] if {"framework", "plain"} <= set(best) else None
     n1, n2 = r["steps"]
     lines = [
-        OVERHEAD_TITLE, "",
-        f"{env['date']}, {env['cpu']} ({env['cpu_count']} cores, load average {env['load']}), torch "
-        f"{env['torch']}, pytorch-lightning {env['lightning']}, {r['threads']} intra-op thread(s).", "",
-        "```", command, "```", "",
+        *_heading(OVERHEAD_TITLE,
+                  f"{env['date']}, {env['cpu']} ({env['cpu_count']} cores, load average {env['load']}), torch "
+                  f"{env['torch']}, pytorch-lightning {env['lightning']}, {r['threads']} intra-op thread(s).",
+                  command),
         f"{r['arch']} width {r['width']}, batch {r['batch_size']} x {r['image_size']} px (synthetic data, "
         f"no workers), one epoch. Each program runs as a whole process with {n1} and with {n2} training "
         f"batches; time per batch = (time({n2}) - time({n1})) / {n2 - n1}, free of start-up, validation, "
@@ -254,10 +259,9 @@ def overhead_section(r: Mapping[str, Any], table: str, env: Mapping[str, Any], c
 
 def compile_section(r: Mapping[str, Any], table: str, env: Mapping[str, Any], command: str) -> str:
     lines = [
-        COMPILE_TITLE, "",
-        f"{env['date']}, {env['cpu']} (load average {env['load']}), torch {env['torch']}, "
-        f"{r['threads']} intra-op thread(s).", "",
-        "```", command, "```", "",
+        *_heading(COMPILE_TITLE,
+                  f"{env['date']}, {env['cpu']} (load average {env['load']}), torch {env['torch']}, "
+                  f"{r['threads']} intra-op thread(s).", command),
         f"{r['arch']}, batch {r['batch_size']} x {r['image_size']} px, SGD training steps on one synthetic "
         "batch; eager and compiled measured in one process, after burn-in batches (compilation).", "",
         table,
