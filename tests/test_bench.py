@@ -114,3 +114,26 @@ def test_benchmarks_md_regeneration_keeps_sections_it_does_not_own() -> None:
     assert "GPU figures from an H100" in text  # not regenerated this time: kept
     assert "new cpu" in text and "old cpu" not in text and "old intro" not in text
     assert text.index(report.CPU_TITLE) < text.index(report.GPU_TITLE) < text.index("## Data loaders")
+
+
+def test_overhead_excess_is_paired_by_round_and_resists_a_lucky_process() -> None:
+    from resnet_exp.bench.suite import overhead
+
+    # Round 2 ran everything on a slow machine; the framework's round 1 got a lucky start-up.
+    per_round = {"plain": {"wall": [6.0, 9.0, 6.5], "cpu": [6.0, 9.0, 6.5]},
+                 "framework": {"wall": [5.0, 9.6, 7.1], "cpu": [5.0, 9.6, 7.1]}}
+    summary = overhead.summarize(per_round)
+    assert summary["framework"]["over_plain"]["wall"] == pytest.approx(0.6)  # best-of would say -1.0
+    assert summary["framework"]["range"]["wall"] == pytest.approx([-1.0, 0.6])
+    assert summary["plain"]["median"]["wall"] == pytest.approx(6.5)
+    table = overhead.table({"summary": summary})
+    assert "| 7.10 | +0.60 (-1.00 to +0.60) |" in table
+
+
+def test_overhead_script_times_whole_processes(capsys: pytest.CaptureFixture) -> None:
+    from resnet_exp.bench.suite import overhead
+
+    overhead.main(["--programs", "plain", "framework", "--steps", "1", "3", "--rounds", "1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms/step" not in line]
+    assert [row.split(" | ")[0] for row in rows] == [f"| {overhead.LABELS['plain']}", f"| {overhead.LABELS['framework']}"]
+    assert "(" in rows[1] and "(" not in rows[0]  # only the framework has an excess over the plain loop
