@@ -131,6 +131,14 @@ class ImageClassifier(pl.LightningModule):
             # Lets ModelSummary show output shapes and FLOPs per stage.
             self.example_input_array = torch.zeros(1, *example_input_shape)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets `_current_fx_name` around every hook call, about 45 times per training step;
+        # nn.Module.__setattr__ first looks through parameters, buffers and submodules each time.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 

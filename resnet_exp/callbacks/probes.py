@@ -25,11 +25,8 @@ def first_tensor(batch: Any) -> torch.Tensor | None:
 
 def compile_count() -> int:
     """Graphs torch.compile has compiled so far in this process (0 if dynamo was never used)."""
-    if "torch._dynamo" not in sys.modules:
-        return 0
-    from torch._dynamo.utils import counters
-
-    return counters["stats"]["unique_graphs"]
+    utils = sys.modules.get("torch._dynamo.utils")  # not imported here: it is slow to import
+    return utils.counters["stats"]["unique_graphs"] if utils is not None else 0
 
 
 def finite_mean(values: list[float]) -> float:
