@@ -23,6 +23,7 @@ from torch import nn
 from resnet_exp import speed
 from resnet_exp.callbacks import step_time_summary, time_to_accuracy
 from resnet_exp.callbacks.loggers import define_wandb_summaries, report_offline_runs
+from resnet_exp.callbacks.profiler import NoProfiler
 from resnet_exp.checkpoints import LAST_CHECKPOINT, AtomicCheckpointIO, check_checkpoint_fits, load_header
 from resnet_exp.data import ImageDataModule
 from resnet_exp.device import peak_tflops
@@ -109,8 +110,9 @@ def build_parts(cfg: DictConfig) -> Parts:
     )
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     loggers = [lg for lg in (instantiate(c) for c in cfg.logger.values() if c) if lg is not None]
+    profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                          plugins=[AtomicCheckpointIO()], **fast.trainer_kwargs())
+                          plugins=[AtomicCheckpointIO()], **profiler, **fast.trainer_kwargs())
     if cfg.ckpt_path:
         check_checkpoint_fits(cfg.ckpt_path, module.state_dict(), HydraConfig.get().runtime.choices.arch)
     return Parts(datamodule=datamodule, model=model, module=module, trainer=trainer, speed=fast,

@@ -137,3 +137,12 @@ def test_overhead_script_times_whole_processes(capsys: pytest.CaptureFixture) ->
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms/step" not in line]
     assert [row.split(" | ")[0] for row in rows] == [f"| {overhead.LABELS['plain']}", f"| {overhead.LABELS['framework']}"]
     assert "(" in rows[1] and "(" not in rows[0]  # only the framework has an excess over the plain loop
+
+
+def test_attribution_script_prints_a_row_per_program_and_variant(capsys: pytest.CaptureFixture) -> None:
+    from resnet_exp.bench.suite import attribution
+
+    attribution.main(["--steps", "6", "--rounds", "1", "callbacks.step_timer=null,callbacks.lr_monitor=null"])
+    rows = [line.split(" | ")[0].lstrip("| ") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert rows == ["plain", "bare Lightning", "framework",
+                    "framework, callbacks.step_timer=null,callbacks.lr_monitor=null"]

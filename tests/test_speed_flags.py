@@ -31,3 +31,24 @@ def test_tf32_switch_sets_matmul_and_cudnn(tf32: bool, restore_backend_flags: No
         assert torch.backends.cudnn.allow_tf32 is tf32
         assert torch.backends.cuda.matmul.allow_tf32 is tf32
         assert torch.get_float32_matmul_precision() == ("high" if tf32 else "highest")
+
+
+def test_trainer_profiles_nothing_by_default_and_what_the_config_asks_for(run_config) -> None:
+    from pytorch_lightning.profilers import SimpleProfiler
+
+    from resnet_exp.callbacks.profiler import NoProfiler
+    from resnet_exp.pipeline import build_parts
+    from tests.helpers.cli import TINY_RUN
+
+    tiny = [*TINY_RUN, "trainer.max_steps=2", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0"]
+    parts = build_parts(run_config(*tiny))
+    assert isinstance(parts.trainer.profiler, NoProfiler)
+    with parts.trainer.profiler.profile("outer"), parts.trainer.profiler.profile("inner"):
+        pass  # one shared context serves nested uses
+    parts.trainer.fit(parts.module, datamodule=parts.datamodule)
+    assert parts.trainer.global_step == 2
+
+    parts = build_parts(run_config(*tiny, "+trainer.profiler=simple"))
+    assert isinstance(parts.trainer.profiler, SimpleProfiler)
+    parts.trainer.fit(parts.module, datamodule=parts.datamodule)
+    assert len(parts.trainer.profiler.recorded_durations["[Callback]StepTimer.on_train_batch_end"]) == 2

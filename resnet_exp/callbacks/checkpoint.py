@@ -10,10 +10,11 @@ from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpo
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """The same callback and the same checkpoints, cheaper per batch. Lightning names every callback hook call for its profiler after the
-    callback's `state_key`, which ModelCheckpoint rebuilds from its arguments each time (a dict
-    repr): about a dozen times per training batch for the run's two checkpoint callbacks. The
-    arguments never change after construction, so neither does the key."""
+    """The same callback and the same checkpoints, cheaper per batch. Lightning names every
+    callback hook call for its profiler after the callback's `state_key`, which ModelCheckpoint
+    rebuilds from its arguments each time (a dict repr): about a dozen times per training batch for
+    the run's two checkpoint callbacks. The arguments never change after construction, so neither
+    does the key."""
 
     @functools.cached_property
     def state_key(self) -> str:  # type: ignore[override]

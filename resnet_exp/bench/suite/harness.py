@@ -168,6 +168,28 @@ def plain_loop(model: nn.Module, optimizer: torch.optim.Optimizer, loader_fn: Ca
     return out
 
 
+class BareClassifier(pl.LightningModule):
+    """The least a LightningModule can be: forward, cross-entropy, the run's optimizer."""
+
+    def __init__(self, model: nn.Module, cfg: DictConfig) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        return nn.functional.cross_entropy(self.model(images), labels)
+
+    def configure_optimizers(self) -> Any:
+        return make_optimizer(self.cfg, self.model)
+
+
+def bare_trainer(out: Path, epochs: int, callbacks: Sequence[Callback] = ()) -> pl.Trainer:
+    """A CPU Trainer with logger, checkpoints, progress bar, model summary and validation off."""
+    return pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                      num_sanity_val_steps=0, default_root_dir=str(out), callbacks=list(callbacks))
+
+
 def run_model(cfg: DictConfig, datamodule: Any) -> nn.Module:
     """A fresh copy of the run's model (same seed, same arch) for the plain loop."""
     from hydra.utils import instantiate

@@ -56,7 +56,6 @@ def run_overrides(arch: str, width: float, batch: int, image: int, batches: int)
 # ---------------------------------------------------------------------------- the worker programs
 def _worker(kind: str, overrides: Sequence[str], out: Path) -> None:
     """Train one epoch as `kind` (plain or lightning) on the framework's data and model."""
-    import pytorch_lightning as pl
     import torch
     from hydra.utils import instantiate
 
@@ -72,22 +71,7 @@ def _worker(kind: str, overrides: Sequence[str], out: Path) -> None:
         harness.plain_loop(model, optimizer, datamodule.train_dataloader, 1, torch.device("cpu"))
         return
 
-    class Bare(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-            images, labels = batch
-            return torch.nn.functional.cross_entropy(self.model(images), labels)
-
-        def configure_optimizers(self) -> Any:
-            return harness.make_optimizer(cfg, self.model)
-
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, default_root_dir=str(out))
-    trainer.fit(Bare(), datamodule=datamodule)
+    harness.bare_trainer(out, epochs=1).fit(harness.BareClassifier(model, cfg), datamodule=datamodule)
 
 
 def command(kind: str, overrides: Sequence[str], out: Path) -> list[str]:
