@@ -236,8 +236,11 @@ def overhead_section(r: Mapping[str, Any], table: str, env: Mapping[str, Any], c
                   command),
         f"{r['arch']} width {r['width']}, batch {r['batch_size']} x {r['image_size']} px (synthetic data, "
         f"no workers), one epoch. Each program runs as a whole process with {n1} and with {n2} training "
-        f"batches; time per batch = (time({n2}) - time({n1})) / {n2 - n1}, free of start-up, validation, "
-        f"test and teardown. {r['rounds']} interleaved rounds: a program's figure is its median over the "
+        f"batches. Training loop: (loop({n2}) - loop({n1})) / {n2 - n1}, from the wall time of the training "
+        "epoch each process clocks itself (one perf_counter per batch, the same callback in the Lightning "
+        "programs); whole process: the same difference of the processes' wall times, which also carries "
+        "their start-up and teardown noise (seconds, for the framework's Hydra and wandb). "
+        f"{r['rounds']} interleaved rounds: a program's figure is its median over the "
         "rounds; \"over plain\" is the median over rounds of its excess over the plain loop in the same "
         "round (range over rounds in brackets). The framework runs `python -m resnet_exp.run "
         "data=synthetic ...` with its defaults: step timer, metrics, progress bar, checkpoints, LR monitor, "
@@ -250,10 +253,10 @@ def overhead_section(r: Mapping[str, Any], table: str, env: Mapping[str, Any], c
                      "cores (wall figures then measure other processes too). Re-run the command above on a "
                      "quiet machine for the figures that count.")
     elif "over_plain" in framework:
-        extra = framework["over_plain"]["wall"]
+        extra = framework["over_plain"]["loop"]
         verdict = "meets" if extra <= 1.0 else "misses"
-        lines.append(f"Framework overhead over the plain loop: **{extra:+.2f} ms per training step** (wall, "
-                     f"median of {r['rounds']} rounds), which {verdict} the target of at most 1.0 ms.")
+        lines.append(f"Framework overhead over the plain loop: **{extra:+.2f} ms per training step** (training "
+                     f"loop, median of {r['rounds']} rounds), which {verdict} the target of at most 1.0 ms.")
     return "\n".join(lines).rstrip() + "\n"
 
 
