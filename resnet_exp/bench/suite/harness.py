@@ -53,12 +53,12 @@ class EpochClock(Callback):
         self._stamps[-1] = clock()  # the last batch's device work included
         self.epochs.append(self._stamps)
         if self.output_file:
-            Path(self.output_file).write_text(json.dumps({"loop_s": loop_seconds(self.epochs)}))
+            write_loop_seconds(Path(self.output_file), self.epochs)
 
 
-def loop_seconds(epochs: Sequence[Sequence[tuple]]) -> float:
-    """Wall seconds inside the training epochs (EpochClock / plain_loop stamps)."""
-    return sum(stamps[-1][0] - stamps[0][0] for stamps in epochs)
+def write_loop_seconds(path: Path, epochs: Sequence[Sequence[tuple]]) -> None:
+    """{"loop_s": wall seconds inside the training epochs} (EpochClock / plain_loop stamps) to `path`."""
+    path.write_text(json.dumps({"loop_s": sum(stamps[-1][0] - stamps[0][0] for stamps in epochs)}))
 
 
 class SyncReference(Callback):

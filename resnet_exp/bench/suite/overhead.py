@@ -75,7 +75,7 @@ def _worker(kind: str, overrides: Sequence[str], out: Path) -> None:
         datamodule.setup("fit")
         optimizer = harness.make_optimizer(cfg, model)
         epochs = harness.plain_loop(model, optimizer, datamodule.train_dataloader, 1, torch.device("cpu"))
-        (out / LOOP_FILE).write_text(json.dumps({"loop_s": harness.loop_seconds(epochs)}))
+        harness.write_loop_seconds(out / LOOP_FILE, epochs)
         return
     clock = harness.EpochClock(output_file=str(out / LOOP_FILE))
     harness.bare_trainer(out, 1, [clock]).fit(harness.BareClassifier(model, cfg), datamodule=datamodule)
