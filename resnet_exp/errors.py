@@ -1,8 +1,18 @@
-"""Errors meant for the person at the keyboard: printed as one line, never as a traceback."""
+"""Errors meant for the person at the keyboard, and the one check of a user value that raises them.
+
+Pure Python (no torch, no Hydra). A one-line error reads `key=value: what is allowed`; whoever knows
+the group (`validate` for `data.`, `arch.`, ...; `ImageDataModule`) puts it in front of the key.
+Printed as one line, never as a traceback.
+"""
+
+from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import NoReturn, TypeVar
 
 
 class UserError(Exception):
@@ -19,6 +29,15 @@ class DataError(UserError):
     """A dataset cannot be found, read or trusted."""
 
 
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite: the hyperparameters, not the code, are at fault."""
+
+    def __init__(self, step: int, loss: float, lr: float) -> None:
+        super().__init__(f"training diverged: loss is {loss} by step {step} at learning rate {lr:g}; "
+                         "lower optimizer.lr or add a warm-up (scheduler.warmup)")
+        self.step, self.loss, self.lr = step, loss, lr
+
+
 def first_line(text: object) -> str:
     """The first non-blank line of a message, stripped: what fits in a one-line error."""
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
@@ -32,10 +51,29 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-class TrainingDiverged(UserError):
-    """The training loss became NaN or infinite: the hyperparameters, not the code, are at fault."""
+E = TypeVar("E", bound=Enum)
 
-    def __init__(self, step: int, loss: float, lr: float) -> None:
-        super().__init__(f"training diverged: loss is {loss} by step {step} at learning rate {lr:g}; "
-                         "lower optimizer.lr or add a warm-up (scheduler.warmup)")
-        self.step, self.loss, self.lr = step, loss, lr
+
+def require(condition: bool, key: str, value: object, allowed: str) -> None:
+    """Raise `ConfigError("key=value: allowed")` (also a ValueError) unless `condition` holds."""
+    if not condition:
+        raise ConfigError(f"{key}={value}: {allowed}")
+
+
+def parse_enum(enum: type[E], key: str, value: object) -> E:
+    """`value` (a member or its string) as a member of `enum`, or the one-line error listing them."""
+    if isinstance(value, enum):
+        return value
+    raw = value.value if isinstance(value, Enum) else value
+    allowed = [m.value for m in enum]
+    require(raw in allowed, key, raw, "must be one of " + ", ".join(allowed))
+    return enum(raw)
+
+
+@contextmanager
+def in_group(group: str) -> Iterator[None]:
+    """Name the config group in the key of a one-line error raised inside (`data.batch_size=0: ...`)."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(f"{group}.{exc}") from None

@@ -22,17 +22,25 @@ from torch import nn
 
 from resnet_exp import speed
 from resnet_exp.callbacks import step_time_summary, time_to_accuracy
-from resnet_exp.callbacks.loggers import define_wandb_summaries, report_offline_runs
+from resnet_exp.callbacks.checkpoint import AtomicCheckpointIO
 from resnet_exp.callbacks.profiler import NoProfiler
-from resnet_exp.checkpoints import LAST_CHECKPOINT, AtomicCheckpointIO, check_checkpoint_fits, load_header
 from resnet_exp.data import ImageDataModule
-from resnet_exp.device import peak_tflops
 from resnet_exp.errors import ConfigError, TrainingDiverged
+from resnet_exp.io import (
+    LAST_CHECKPOINT,
+    RESULTS_FILE,
+    check_checkpoint_fits,
+    is_rank_zero,
+    load_header,
+    to_number,
+    write_json_atomic,
+)
+from resnet_exp.loggers import define_wandb_summaries, report_offline_runs
 from resnet_exp.models.complexity import train_flops_per_image
 from resnet_exp.module import ImageClassifier
 from resnet_exp.report.curves import write_curves
 from resnet_exp.report.summary import eval_summary, run_summary
-from resnet_exp.results import RESULTS_FILE, to_number, write_json_atomic
+from resnet_exp.speed import peak_tflops
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +64,6 @@ class Parts:
         return sum(p.numel() for p in self.model.parameters())
 
 
-def is_local_rank_zero() -> bool:
-    """First process on this node: Lightning's own ranks, or SLURM's tasks (submitit)."""
-    return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))) == 0
-
-
 def check_accelerator(accelerator: str) -> None:
     """Refuse a GPU request on a machine without one, naming the key (Lightning names none).
     Checked when the job starts, not in `validate`: a sweep may be submitted from a CPU node."""
@@ -75,7 +78,7 @@ def build_parts(cfg: DictConfig) -> Parts:
     check_accelerator(str(cfg.trainer.accelerator))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    if is_local_rank_zero():
+    if is_rank_zero(on_node=True):
         datamodule.prepare_data()  # fail on missing data before any logger or trainer starts
     model = instantiate(
         cfg.arch,

@@ -105,7 +105,7 @@ def test_channels_last_keeps_weights_names_and_outputs() -> None:
 
 
 def test_benchmarks_md_regeneration_keeps_sections_it_does_not_own() -> None:
-    from resnet_exp.bench.suite import markdown as report
+    from benchmarks import markdown as report
 
     existing = ("# Benchmarks\n\nold intro\n\n## Data loaders\n\nloader table | 1 |\n\n"
                 f"{report.GPU_TITLE}\n\nGPU figures from an H100\n\n{report.CPU_TITLE}\n\nold cpu\n")
@@ -117,7 +117,7 @@ def test_benchmarks_md_regeneration_keeps_sections_it_does_not_own() -> None:
 
 
 def test_overhead_excess_is_paired_by_round_and_resists_a_lucky_process() -> None:
-    from resnet_exp.bench.suite import overhead
+    from benchmarks import overhead
 
     # Round 2 ran everything on a slow machine; the framework's round 1 got a lucky start-up.
     per_round = {"plain": {"loop": [6.0, 9.0, 6.5], "wall": [6.0, 9.0, 6.5]},
@@ -131,7 +131,7 @@ def test_overhead_excess_is_paired_by_round_and_resists_a_lucky_process() -> Non
 
 
 def test_overhead_script_times_whole_processes(capsys: pytest.CaptureFixture) -> None:
-    from resnet_exp.bench.suite import overhead
+    from benchmarks import overhead
 
     overhead.main(["--programs", "plain", "framework", "--steps", "1", "3", "--rounds", "1"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms/step" not in line]
@@ -140,7 +140,7 @@ def test_overhead_script_times_whole_processes(capsys: pytest.CaptureFixture) ->
 
 
 def test_attribution_script_prints_a_row_per_program_and_variant(capsys: pytest.CaptureFixture) -> None:
-    from resnet_exp.bench.suite import attribution
+    from benchmarks import attribution
 
     attribution.main(["--steps", "6", "--rounds", "1", "callbacks.step_timer=null,callbacks.lr_monitor=null"])
     rows = [line.split(" | ")[0].lstrip("| ") for line in capsys.readouterr().out.splitlines()[2:]]

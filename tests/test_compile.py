@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from resnet_exp.bench.suite.harness import compose_run_config
+from benchmarks.harness import compose_run_config
 from resnet_exp.callbacks import StepTimer
 from resnet_exp.pipeline import build_parts
 

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from resnet_exp.results import write_json_atomic
+from resnet_exp.io import write_json_atomic
 from tests.helpers.cli import TINY_RUN, explain, run_cli, run_train
 
 

@@ -18,7 +18,9 @@ from tests.helpers.cli import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "resnet_exp"
 ENTRY_POINTS = {"resnet_exp.run", "resnet_exp.eval", "resnet_exp.report.__main__", "resnet_exp.bench.__main__",
-                "resnet_exp.bench.suite.__main__", "resnet_exp.models.__main__"}
+                "resnet_exp.models.__main__"}
+MAX_ROOT_MODULES = 9
+MAX_MODULE_LINES = 300
 
 
 # ---------------------------------------------------------------------------- import graph
@@ -121,6 +123,18 @@ def test_package_has_no_import_cycle() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+def test_package_root_holds_at_most_nine_modules() -> None:
+    root = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    assert len(root) <= MAX_ROOT_MODULES, f"{len(root)} modules at the package root: {root}"
+
+
+def test_no_module_is_over_300_lines() -> None:
+    files = [*PACKAGE.rglob("*.py"), *(REPO_ROOT / "benchmarks").rglob("*.py")]
+    long = sorted(f"{p.relative_to(REPO_ROOT)} ({n} lines)" for p in files
+                  if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES)
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
 def test_entry_points_are_imported_by_no_other_module() -> None:
     graph = import_graph(PACKAGE)
     assert ENTRY_POINTS <= graph.keys(), ENTRY_POINTS - graph.keys()
@@ -159,7 +173,7 @@ def code_folders() -> set[str]:
     """Every package folder of resnet_exp/ and every config group folder of conf/."""
     packages = {str(p.parent.relative_to(REPO_ROOT)) for p in PACKAGE.rglob("__init__.py")}
     groups = {str(p.relative_to(REPO_ROOT)) for p in CONF_DIR.rglob("*") if p.is_dir() and any(p.glob("*.yaml"))}
-    return packages | groups | {"conf"}
+    return packages | groups | {"conf", "benchmarks"}
 
 
 def test_layout_tree_parser() -> None:

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 README = REPO_ROOT / "README.md"
 TIME = "2026-01-01_00-00-00"
 ENTRY_POINTS = ("resnet_exp.run", "resnet_exp.eval", "resnet_exp.bench", "resnet_exp.report",
-                "resnet_exp.bench.suite")
+                "benchmarks")
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def plan(args: list[str]) -> tuple[list[str], str]:
         return [module, *_first_values(rest), "--cfg", "job"], "composed (sweep, first values)"
     if module in ("resnet_exp.report", "resnet_exp.eval") or "--help" in rest or "--cfg" in rest:
         return args, "run"
-    if module == "resnet_exp.bench.suite":
+    if module == "benchmarks":
         return [module, "--help"], "help"
     if module == "resnet_exp.run" and any(a.startswith("resume=") for a in rest):
         return args, "run (the resumed run's own overrides are the tiny ones)"

@@ -85,7 +85,7 @@ TINY = ["data=synthetic", "data.image_size=32", "data.resize=null", "data.train_
         "trainer.max_epochs=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
         "logger.wandb.mode=disabled"]
 # Added with ++ so it works whether or not conf/hydra/default.yaml already lists it.
-REPORT_CALLBACK = "++hydra.callbacks.sweep_report._target_=resnet_exp.report.sweep.SweepReport"
+REPORT_CALLBACK = "++hydra.callbacks.sweep_report._target_=resnet_exp.app.hydra_callbacks.SweepReport"
 
 
 def value(cfg: Any, key: str) -> Any:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_exp.callbacks.log_progress import LogProgress, progress_bar
-from resnet_exp.callbacks.progress import SyncFreeRichProgressBar
+from resnet_exp.callbacks.progress import LogProgress, SyncFreeRichProgressBar, progress_bar
 from resnet_exp.report.__main__ import main as report_main
 from resnet_exp.report.summary import eval_summary, sweep_summary
 from tests.helpers.cli import TINY_RUN, explain, run_cli, run_train
@@ -117,7 +116,7 @@ def test_help_lists_only_the_groups_a_user_chooses(tmp_path: Path) -> None:
 
 
 def test_sweep_end_prints_its_table_and_the_path_of_summary_md(sweep: Path, capsys) -> None:
-    from resnet_exp.report.sweep import SweepReport
+    from resnet_exp.app.hydra_callbacks import SweepReport
     from tests.test_report import job_config  # the hand-made sweep of test_report.py (fixture imported above)
 
     SweepReport(plots=False).on_multirun_end(job_config(sweep, ""))

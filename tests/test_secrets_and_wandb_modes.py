@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_exp.callbacks.loggers import wandb_logger, wandb_mode
+from resnet_exp.loggers import wandb_logger, wandb_mode
 from tests.helpers.cli import TINY_RUN, explain, run_train
 
 

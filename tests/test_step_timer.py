@@ -2,7 +2,7 @@
 
 The callback runs in-process under a tiny Lightning fit (a few seconds); one CLI run checks that a
 training run leaves step_times.csv and the `step_time` block of results.json. No timing is
-asserted: overhead is measured by `python -m resnet_exp.bench.suite`, not here.
+asserted: overhead is measured by `python -m benchmarks`, not here.
 """
 
 from __future__ import annotations

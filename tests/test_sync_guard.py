@@ -10,7 +10,7 @@ import torch
 from omegaconf import open_dict
 from torchmetrics import MeanMetric
 
-from resnet_exp.bench.suite.harness import compose_run_config
+from benchmarks.harness import compose_run_config
 from resnet_exp.callbacks.sync_guard import HostSyncError, SyncGuard
 from resnet_exp.module import ImageClassifier
 from resnet_exp.pipeline import build_parts, fit_and_test

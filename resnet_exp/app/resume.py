@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from resnet_exp.checkpoints import LAST_CHECKPOINT, newest_loadable, readable_checkpoint, remove_temp_files
 from resnet_exp.errors import UserError
+from resnet_exp.io import LAST_CHECKPOINT, is_run_dir, newest_loadable, readable_checkpoint, remove_temp_files
 
 RESUME_KEYS = ("resume", "ckpt_path")
 EVAL_OWN_GROUPS = ("logger", "callbacks", "task_name")
@@ -31,10 +31,6 @@ def _key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0]
 
 
-def _is_run_dir(path: Path) -> bool:
-    return (path / ".hydra" / "overrides.yaml").is_file()
-
-
 def resume_arguments(args: list[str]) -> list[str]:
     """Command-line overrides with `resume=`/`ckpt_path=` expanded; unchanged without them."""
     resume, ckpt_path = _value(args, "resume"), _value(args, "ckpt_path")
@@ -46,7 +42,7 @@ def resume_arguments(args: list[str]) -> list[str]:
         raise UserError("resume=/ckpt_path= continue one run; they cannot be combined with -m")
     if resume not in (None, "null"):
         run_dir = Path(resume).expanduser().resolve()
-        if not _is_run_dir(run_dir):
+        if not is_run_dir(run_dir):
             raise UserError(f"resume={resume}: not a run folder (no .hydra/overrides.yaml there); "
                             "pass a folder under outputs/<task>/runs/")
         remove_temp_files(run_dir / LAST_CHECKPOINT.parent)
@@ -60,7 +56,7 @@ def resume_arguments(args: list[str]) -> list[str]:
             raise UserError(f"ckpt_path={ckpt_path}: no such file")
         readable_checkpoint(checkpoint)
         run_dir = checkpoint.parent.parent
-        if not _is_run_dir(run_dir):  # a checkpoint from elsewhere: a new run starts from it
+        if not is_run_dir(run_dir):  # a checkpoint from elsewhere: a new run starts from it
             return [a for a in args if not a.startswith("ckpt_path=")] + [f"ckpt_path={checkpoint}"]
     typed_dir = _value(args, "hydra.run.dir")
     if typed_dir is not None and Path(typed_dir).expanduser().resolve() != run_dir:
@@ -96,7 +92,7 @@ def eval_arguments(args: list[str]) -> list[str]:
     readable_checkpoint(checkpoint)
     run_dir = checkpoint.parent.parent
     # The run's loggers and callbacks are training's; conf/eval.yaml chooses its own.
-    own = [o for o in (saved_overrides(run_dir) if _is_run_dir(run_dir) else [])
+    own = [o for o in (saved_overrides(run_dir) if is_run_dir(run_dir) else [])
            if not _key(o).startswith(EVAL_OWN_GROUPS)]
     typed = [a for a in args if not a.startswith("ckpt_path=")]
     return [*own, *typed, f"ckpt_path={checkpoint}"]

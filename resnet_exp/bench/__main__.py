@@ -26,9 +26,9 @@ from resnet_exp.app.cli import discard_run_dir_on_error, run_hydra_app
 from resnet_exp.bench.table import BENCH_CSV, BENCH_JSON, format_table, write_csv
 from resnet_exp.bench.timing import benchmark
 from resnet_exp.config import CONF_DIR, register_schemas, validate
-from resnet_exp.device import environment
 from resnet_exp.errors import ConfigError
-from resnet_exp.results import write_json_atomic
+from resnet_exp.io import write_json_atomic
+from resnet_exp.speed import environment
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The tables of `python -m resnet_exp.bench`: bench.csv and bench.md, in a run folder and, after a
-multirun, for every job in the sweep folder (`SweepTable`, a Hydra callback in conf/bench.yaml)."""
+multirun, for every job in the sweep folder (`write_sweep_tables`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from hydra.experimental.callback import Callback as HydraCallback
-from omegaconf import DictConfig
-
 from resnet_exp.bench.timing import COLUMNS
-from resnet_exp.results import write_atomic
+from resnet_exp.io import write_atomic
 
 BENCH_JSON, BENCH_CSV, BENCH_MD = "bench.json", "bench.csv", "bench.md"
 
@@ -58,20 +55,15 @@ def _job_number(path: Path) -> tuple:
     return (int(head), path.parent.name) if head.isdigit() else (1 << 30, path.parent.name)
 
 
-class SweepTable(HydraCallback):
-    """After a multirun: every job's rows in one bench.csv / bench.md in the sweep folder, printed."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        rows: list[dict[str, Any]] = []
-        jobs = [p for p in sweep_dir.glob(f"*/{BENCH_JSON}")]
-        for path in sorted(jobs, key=_job_number):
-            rows.extend(json.loads(path.read_text())["rows"])
-        if not rows:
-            return
-        write_csv(sweep_dir / BENCH_CSV, rows)
-        table = format_table(rows)
-        write_atomic(sweep_dir / BENCH_MD, lambda handle: handle.write(table + "\n"))
-        print(f"\n{table}\n\nall jobs: {sweep_dir / BENCH_CSV}", flush=True)
-
-
+def write_sweep_tables(sweep_dir: Path) -> str | None:
+    """Every job's rows of a bench multirun in one bench.csv / bench.md in `sweep_dir`; the table
+    (None when no job wrote rows)."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted(sweep_dir.glob(f"*/{BENCH_JSON}"), key=_job_number):
+        rows.extend(json.loads(path.read_text())["rows"])
+    if not rows:
+        return None
+    write_csv(sweep_dir / BENCH_CSV, rows)
+    table = format_table(rows)
+    write_atomic(sweep_dir / BENCH_MD, lambda handle: handle.write(table + "\n"))
+    return table

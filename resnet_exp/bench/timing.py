@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from resnet_exp import speed
-from resnet_exp.device import AUTOCAST, peak_memory_mb, peak_tflops, rounded
+from resnet_exp.io import rounded
 from resnet_exp.models.complexity import count_flops
+from resnet_exp.speed import AUTOCAST, peak_memory_mb, peak_tflops
 
 log = logging.getLogger(__name__)
 

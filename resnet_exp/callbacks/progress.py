@@ -1,8 +1,9 @@
-"""A rich progress bar that costs nothing measurable per training step and never syncs the GPU.
+"""Progress displays: a rich bar in a terminal, plain log lines everywhere else (`progress_bar` picks).
 
-Lightning's rich bar updates its task, reads `trainer.progress_bar_metrics` (turning every logged
-tensor into a Python number: a host-device sync per step on a GPU) and asks its render thread for a
-redraw after every batch; with small steps that is the largest per-step cost of a run. This bar:
+`SyncFreeRichProgressBar`: Lightning's rich bar at no measurable cost per training step and with no
+GPU sync. Lightning's own bar updates its task, reads `trainer.progress_bar_metrics` (turning every
+logged tensor into a Python number: a host-device sync per step on a GPU) and asks its render thread
+for a redraw after every batch; with small steps that is the largest per-step cost of a run. This bar:
 
 - draws the training bar at most `refresh_rate` times a second (and at the epoch's last batch);
   between draws a batch costs one clock read;
@@ -11,17 +12,32 @@ redraw after every batch; with small steps that is the largest per-step cost of 
   values in between; outside training batches (epoch ends, validation) it reads as usual;
 - shows the step loss (`STEP_KEYS`), which the module logs without `prog_bar` (Lightning would
   convert a progress-bar value to a number after every later batch), from the callback metrics.
+
+`LogProgress`: for runs whose stdout is not a terminal (batch jobs, nohup, CI). A rich bar redraws
+one line in place, which a log file cannot show; this writes one line at a steady rhythm instead
+(every `every_n_steps` optimizer steps or `every_n_seconds`, whichever comes first):
+
+    epoch 2/8  step 430/1712  loss 0.4213  318 img/s  ETA 6m41s
+
+and one line per validation. The step loss is read only on the steps the module logs it
+(trainer.log_every_n_steps), so a line never forces a GPU sync; in between it shows the last value
+read.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import RichProgressBar
+from pytorch_lightning.callbacks import ProgressBar, RichProgressBar
 
 from resnet_exp.module import logging_due
+from resnet_exp.report.summary import format_duration
 
 STEP_KEYS = ("train/loss_step",)
 
@@ -76,3 +92,98 @@ class SyncFreeRichProgressBar(RichProgressBar):
                 shown[key] = float(value)
         self._shown = shown
         return shown
+
+
+log = logging.getLogger("resnet_exp.progress")
+
+STYLES = ("auto", "rich", "plain")
+
+
+class LogProgress(ProgressBar):
+    """One log line every `every_n_steps` steps or `every_n_seconds` seconds (None: not by that)."""
+
+    def __init__(self, every_n_steps: int | None = 50, every_n_seconds: float | None = 30.0) -> None:
+        super().__init__()
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ValueError(f"every_n_steps={every_n_steps}: must be >= 1 (or null)")
+        if every_n_seconds is not None and every_n_seconds <= 0:
+            raise ValueError(f"every_n_seconds={every_n_seconds}: must be > 0 (or null)")
+        self.every_n_steps, self.every_n_seconds = every_n_steps, every_n_seconds
+        self._enabled = True
+        self._loss: float | None = None
+        self._fit_start = 0.0
+        self._fit_start_step = 0
+        self._last_time = 0.0
+        self._last_step = 0
+        self._images = 0  # since the last line
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._fit_start = self._last_time = time.perf_counter()
+        self._fit_start_step = self._last_step = trainer.global_step
+        self._images = 0
+
+    def _loss_due(self, trainer: pl.Trainer) -> bool:
+        """True on the steps the module logs its step loss (see ImageClassifier.training_step)."""
+        every = trainer.log_every_n_steps
+        return bool(every) and trainer.global_step % every == 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        self._images += int(images.shape[0])  # a shape: known on the host, no sync
+        if self._loss_due(trainer):
+            value = trainer.callback_metrics.get("train/loss_step")
+            if value is not None:
+                self._loss = float(value)
+        now = time.perf_counter()
+        steps = trainer.global_step - self._last_step
+        due = ((self.every_n_steps is not None and steps >= self.every_n_steps)
+               or (self.every_n_seconds is not None and now - self._last_time >= self.every_n_seconds))
+        if due and self._enabled and trainer.is_global_zero:
+            self._write_line(trainer, now)
+        if due:
+            self._last_time, self._last_step, self._images = now, trainer.global_step, 0
+
+    def _write_line(self, trainer: pl.Trainer, now: float) -> None:
+        total = trainer.estimated_stepping_batches
+        step = trainer.global_step
+        rate = self._images / max(now - self._last_time, 1e-9)
+        done = step - self._fit_start_step
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}" if trainer.max_epochs
+                 not in (None, -1) else f"epoch {trainer.current_epoch + 1}",
+                 f"step {step}/{total if math.isfinite(total) else '?'}",
+                 f"loss {self._loss:.4f}" if self._loss is not None else "loss -",
+                 f"{rate:.0f} img/s"]
+        if done > 0 and math.isfinite(total):
+            parts.append(f"ETA {format_duration((now - self._fit_start) / done * (total - step))}")
+        log.info("  ".join(parts))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not self._enabled or not trainer.is_global_zero:
+            return
+        # Once per validation, not per step: reading the epoch's values here costs nothing.
+        metrics = trainer.callback_metrics
+        shown = [f"{key} {float(metrics[key]):.4f}" for key in ("val/loss", "val/acc", "val/acc_best")
+                 if key in metrics]
+        elapsed = format_duration(time.perf_counter() - self._fit_start)
+        log.info("epoch %d validated: %s  (%s elapsed)", trainer.current_epoch + 1, "  ".join(shown), elapsed)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def progress_bar(rich: Callable[[], ProgressBar], plain: Callable[[], ProgressBar], style: str = "auto",
+                 is_terminal: Callable[[], bool] = stdout_is_terminal) -> ProgressBar:
+    """The progress display for this process: `rich` in a terminal, `plain` log lines otherwise
+    (style=auto), or the one named. `rich` and `plain` are factories (Hydra partials)."""
+    if style not in STYLES:
+        raise ValueError(f"style={style}: must be one of {', '.join(STYLES)}")
+    chosen = style if style != "auto" else ("rich" if is_terminal() else "plain")
+    return rich() if chosen == "rich" else plain()

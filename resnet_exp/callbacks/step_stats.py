@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from resnet_exp.device import rounded
-from resnet_exp.results import write_atomic
+from resnet_exp.io import rounded, write_atomic
 
 CSV_COLUMNS = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup", "between_ms")
 STAT_KEYS = ("mean_ms", "std_ms", "min_ms", "median_ms", "p90_ms", "p99_ms", "max_ms")

@@ -32,7 +32,8 @@ from pytorch_lightning.callbacks import Callback
 from resnet_exp.callbacks.probes import compile_count, fetch_clock, finite_mean, first_tensor, wandb_loggers
 from resnet_exp.callbacks.step_stats import StepRow, append_csv, continue_csv, per_epoch_stats, read_csv, step_stats
 from resnet_exp.callbacks.time_to_accuracy import TTA_FILE, TrainClock
-from resnet_exp.device import peak_memory_mb, rounded
+from resnet_exp.io import rounded
+from resnet_exp.speed import peak_memory_mb
 
 log = logging.getLogger(__name__)
 

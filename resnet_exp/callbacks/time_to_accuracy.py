@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from resnet_exp.device import rounded, synchronize
+from resnet_exp.io import rounded
+from resnet_exp.speed import synchronize
 
 TTA_FILE = "time_to_accuracy.csv"
 TTA_COLUMNS = ("epoch", "step", "train_time_s", "val/acc", "val/loss")

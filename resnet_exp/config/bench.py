@@ -7,7 +7,7 @@ from enum import Enum
 
 from hydra.core.config_store import ConfigStore
 
-from resnet_exp.checks import require
+from resnet_exp.errors import require
 
 
 class BenchMode(str, Enum):

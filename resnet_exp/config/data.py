@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, SI
 
-from resnet_exp.checks import require
 from resnet_exp.data.options import (
     SYNTHETIC,
     SYNTHETIC_KEYS,
@@ -26,6 +25,7 @@ from resnet_exp.data.options import (
     SyntheticOptions,
     check_loading,
 )
+from resnet_exp.errors import require
 
 
 @dataclass

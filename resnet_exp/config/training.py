@@ -13,7 +13,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from resnet_exp.checks import require
+from resnet_exp.errors import require
 
 
 @dataclass

@@ -12,7 +12,6 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from resnet_exp.checks import in_group, parse_enum, require
 from resnet_exp.data import sources
 from resnet_exp.data.formats import Arrays
 from resnet_exp.data.gpu_loader import GpuLoader
@@ -29,6 +28,7 @@ from resnet_exp.data.resumable import EpochSampler, ResumableLoader
 from resnet_exp.data.specs import SPECS, DatasetSpec, channel_stats, synthetic_spec
 from resnet_exp.data.synthetic import make_synthetic
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer, resize_uint8
+from resnet_exp.errors import in_group, parse_enum, require
 
 log = logging.getLogger(__name__)
 

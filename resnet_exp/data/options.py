@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from resnet_exp.checks import require
+from resnet_exp.errors import require
 
 
 class DatasetName(str, Enum):

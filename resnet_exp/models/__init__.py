@@ -1,25 +1,12 @@
-"""The model zoo: one configurable ResNet (v1, v2 and the block-order ablations), pure PyTorch.
+"""The model zoo: one configurable ResNet (v1, v2 and the block-order ablations), pure PyTorch."""
 
-The names below load lazily, so that the torch-free tables (`models.options`, `models.families`)
-can be imported without torch (the sweep report reads them).
-"""
+from resnet_exp.models.blocks import DropPath, ResidualBlock, ZeroPadShortcut
+from resnet_exp.models.complexity import complexity
+from resnet_exp.models.factory import ARCH_KEYS, create_model, list_models, resolve
+from resnet_exp.models.options import BlockOrder, BlockType, Shortcut, Stem
+from resnet_exp.models.resnet import ArchSpec, ResNet, stage_shapes
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-_HOMES = {
-    "DropPath": "blocks", "ResidualBlock": "blocks", "ZeroPadShortcut": "blocks",
-    "complexity": "complexity",
-    "BlockOrder": "options", "BlockType": "options", "Shortcut": "options", "Stem": "options",
-    "ARCH_KEYS": "registry", "create_model": "registry", "list_models": "registry", "resolve": "registry",
-    "ArchSpec": "resnet", "ResNet": "resnet", "stage_shapes": "resnet",
-}
-__all__ = sorted(_HOMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+__all__ = [
+    "ARCH_KEYS", "ArchSpec", "BlockOrder", "BlockType", "DropPath", "ResNet", "ResidualBlock", "Shortcut", "Stem",
+    "ZeroPadShortcut", "complexity", "create_model", "list_models", "resolve", "stage_shapes",
+]

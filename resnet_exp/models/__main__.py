@@ -11,7 +11,7 @@ import sys
 
 from resnet_exp.errors import OneLineArgumentParser
 from resnet_exp.models.complexity import complexity
-from resnet_exp.models.registry import list_models, resolve
+from resnet_exp.models.factory import list_models, resolve
 
 
 def _count(name: str, num_classes: int, size: int) -> tuple[int, int]:

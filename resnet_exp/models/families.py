@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from resnet_exp.checks import require
+from resnet_exp.errors import require
 from resnet_exp.models.options import BlockOrder, BlockType, Shortcut
 
 # He et al. 2015, Table 1: depth -> (block, units per stage); stages 64/128/256/512 wide inside.

@@ -11,16 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from resnet_exp.errors import OneLineArgumentParser, UserError
+from resnet_exp.io import RESULTS_FILE, is_run_dir, read_results
 from resnet_exp.report import CURVES_PNG, SUMMARY_MD
 from resnet_exp.report.curves import METRICS_CSV, STEP_TIMES_CSV, write_curves
 from resnet_exp.report.summary import eval_summary, run_summary
 from resnet_exp.report.tables import build_report
-from resnet_exp.results import RESULTS_FILE, read_results
-
-
-def is_run_dir(path: Path) -> bool:
-    """A single run's folder (Hydra's `.hydra/` inside), as opposed to a multirun's folder."""
-    return (path / ".hydra").is_dir()
 
 
 def report_run(run_dir: Path, plots: bool, quiet: bool) -> int:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resnet_exp.io import write_atomic
 from resnet_exp.report import CURVES_PNG
-from resnet_exp.results import write_atomic
 
 METRICS_CSV = Path("csv") / "metrics.csv"
 STEP_TIMES_CSV = "step_times.csv"

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from resnet_exp.io import write_atomic
 from resnet_exp.report import ACCURACY_PNG, STEP_TIME_PNG, TIME_TO_ACCURACY_PNG
 from resnet_exp.report.rows import finite
-from resnet_exp.results import write_atomic
 
 
 def _series(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, list[tuple]]:

@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 
 from resnet_exp.errors import UserError
+from resnet_exp.io import RESULTS_FILE, is_run_dir
 from resnet_exp.models.families import PRESETS, layout, layout_depth, preset_depth
 from resnet_exp.report import JOB_STATUS_FILE
-from resnet_exp.results import RESULTS_FILE
 
 # The public keys of a row, in table order (a row also holds private `_num`, `_overrides` and
 # `_time_to_accuracy`, the job's accuracy-vs-training-time points).
@@ -224,7 +224,7 @@ def read_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
         raise UserError(f"{sweep_dir}: no such directory; {expected}")
     if not sweep_dir.is_dir():
         raise UserError(f"{sweep_dir}: not a directory; {expected}")
-    if (sweep_dir / ".hydra").is_dir() and not (sweep_dir / "multirun.yaml").is_file():
+    if is_run_dir(sweep_dir) and not (sweep_dir / "multirun.yaml").is_file():
         raise UserError(f"{sweep_dir}: is the folder of a single run, not of a sweep; {expected}")
     jobs = find_jobs(sweep_dir)
     if not jobs:

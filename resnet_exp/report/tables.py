@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resnet_exp.io import write_atomic
 from resnet_exp.report import SUMMARY_CSV, SUMMARY_MD
 from resnet_exp.report.rows import COLUMNS, finite, read_sweep, sweep_axes
-from resnet_exp.results import write_atomic
 
 MD_HEADERS = {
     "job": "job", "status": "status", "overrides": "overrides", "arch": "arch", "depth": "depth",
@@ -130,3 +130,20 @@ def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
 def public_rows(report: Report) -> list[dict[str, Any]]:
     """The rows without the report's private keys (for tables elsewhere, e.g. wandb)."""
     return [{c: r.get(c) for c in COLUMNS} for r in report.rows]
+
+
+def log_wandb_table(report: Report, project: str, entity: str | None, group: str) -> str:
+    """One extra wandb run in the sweep's group holding the summary table and plots (online);
+    returns its URL."""
+    import wandb
+
+    run = wandb.init(project=project, entity=entity, group=group, job_type="sweep_report",
+                     name=f"{group}-summary", dir=str(report.sweep_dir), mode="online",
+                     reinit="finish_previous")
+    try:
+        table = wandb.Table(columns=list(COLUMNS), data=[[row[c] for c in COLUMNS] for row in public_rows(report)])
+        images = {p.stem: wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}
+        run.log({"sweep_summary": table, **images})
+    finally:
+        run.finish()
+    return run.url

@@ -14,6 +14,7 @@ the 5-10 s of importing torch and Lightning per call on a slow CPU.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 import os
@@ -165,6 +166,9 @@ def run_in_process(module: str, *args: str, cwd: Path, **env: str) -> subprocess
     code = 0
     with isolated(argv, Path(cwd), cli_env(**env)), \
             contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        # A module already imported (by Hydra's launcher, or a test) would make runpy warn on stderr.
+        main = module if importlib.util.find_spec(module).submodule_search_locations is None else f"{module}.__main__"
+        sys.modules.pop(main, None)
         try:
             runpy.run_module(module, run_name="__main__", alter_sys=False)
         except SystemExit as exc:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
-from resnet_exp.bench.suite import harness
+from benchmarks import harness
 from resnet_exp.callbacks import StepTimer
 
 
@@ -38,7 +38,7 @@ def base_overrides(arch: str, width: float, image: int, batch: int, steps: int, 
         f"arch={arch}", f"arch.width={width}", "trainer.accelerator=cpu", "trainer.devices=1",
         f"trainer.max_epochs={epochs}", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
         "logger.wandb.mode=disabled", "callbacks.model_summary=null",
-        "+callbacks.epoch_clock._target_=resnet_exp.bench.suite.harness.EpochClock",
+        "+callbacks.epoch_clock._target_=benchmarks.harness.EpochClock",
     ]
 
 

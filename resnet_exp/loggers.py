@@ -19,7 +19,7 @@ from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities import rank_zero_only
 
 from resnet_exp.errors import ConfigError
-from resnet_exp.results import write_atomic
+from resnet_exp.io import write_atomic
 
 log = logging.getLogger(__name__)
 

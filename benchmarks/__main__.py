@@ -1,4 +1,4 @@
-"""Measure and regenerate BENCHMARKS.md: `python -m resnet_exp.bench.suite [--sections cpu gpu]`.
+"""Measure and regenerate BENCHMARKS.md: `python -m benchmarks [--sections cpu gpu]`.
 
 CPU: the framework's training step against a plain PyTorch loop, and the step timer on vs off.
 GPU (CUDA only): training images/s and MFU, the step timer against a synchronize-per-batch
@@ -21,16 +21,16 @@ from typing import Any
 
 import torch
 
-from resnet_exp.bench.suite import harness, markdown
-from resnet_exp.device import environment
-from resnet_exp.results import write_json_atomic
+from benchmarks import harness, markdown
+from resnet_exp.io import write_json_atomic
+from resnet_exp.speed import environment
 
-GPU_COMMAND = "python -m resnet_exp.bench.suite --sections gpu"
+GPU_COMMAND = "python -m benchmarks --sections gpu"
 GPU_CACHE = harness.REPO_ROOT / "outputs" / "benchmarks" / "gpu_results.json"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m resnet_exp.bench.suite", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sections", nargs="+", choices=("cpu", "overhead", "compile", "gpu"), default=None,
                    help="what to measure (default: cpu, overhead and compile, plus gpu when CUDA is available)")
@@ -51,7 +51,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                      help="batches per epoch of the overhead probe (same framework, near-free model)")
     cpu.add_argument("--probe-rounds", type=int, default=5)
     over = p.add_argument_group("overhead (whole processes: plain loop, bare Lightning, framework)")
-    from resnet_exp.bench.suite import overhead
+    from benchmarks import overhead
 
     overhead.add_arguments(over, prefix="overhead-")
     comp = p.add_argument_group("compile (eager vs torch.compile on CPU)")
@@ -78,7 +78,7 @@ def pending_gpu(existing: str, new: dict[str, str], env: Mapping[str, Any]) -> N
 
 def render(args: argparse.Namespace) -> None:
     """Rewrite BENCHMARKS.md's sections from an earlier run's raw results (no measuring)."""
-    from resnet_exp.bench.suite import cpu
+    from benchmarks import cpu
 
     raw = json.loads(Path(args.render).read_text())
     env, command = raw["environment"], raw["command"]
@@ -88,12 +88,12 @@ def render(args: argparse.Namespace) -> None:
             part.update(cpu.summarize(part["rounds_raw"]))
         new[markdown.CPU_TITLE] = markdown.cpu_section(raw["cpu"], raw["cpu_probe"], env, command)
     if raw.get("overhead"):
-        from resnet_exp.bench.suite import overhead
+        from benchmarks import overhead
 
         new[markdown.OVERHEAD_TITLE] = markdown.overhead_section(raw["overhead"], overhead.table(raw["overhead"]),
                                                                  env, command)
     if raw.get("compile"):
-        from resnet_exp.bench.suite import compile_cpu
+        from benchmarks import compile_cpu
 
         new[markdown.COMPILE_TITLE] = markdown.compile_section(raw["compile"], compile_cpu.table(raw["compile"]),
                                                                env, command)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.render:
         return render(args)
-    command = "python -m resnet_exp.bench.suite " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     sections = args.sections or (["cpu", "overhead", "compile"] + (["gpu"] if torch.cuda.is_available() else []))
     env = environment()
     raw: dict[str, Any] = {"environment": env, "command": command.strip()}
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     if "cpu" in sections:
-        from resnet_exp.bench.suite import cpu
+        from benchmarks import cpu
 
         log("cpu: framework vs plain loop, step timer on vs off")
         raw["cpu"] = cpu.run(arch=args.arch, width=args.width, image=args.image_size, batch=args.batch_size,
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         env["load"] = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else env["load"]
         new[markdown.CPU_TITLE] = markdown.cpu_section(raw["cpu"], raw["cpu_probe"], env, command.strip())
     if "overhead" in sections:
-        from resnet_exp.bench.suite import overhead
+        from benchmarks import overhead
 
         log("overhead: whole processes with N1 and N2 training batches")
         raw["overhead"] = overhead.measure(
@@ -141,14 +141,14 @@ def main(argv: list[str] | None = None) -> None:
         new[markdown.OVERHEAD_TITLE] = markdown.overhead_section(
             raw["overhead"], overhead.table(raw["overhead"]), environment(), command.strip())
     if "compile" in sections:
-        from resnet_exp.bench.suite import compile_cpu
+        from benchmarks import compile_cpu
 
         log("compile: eager vs torch.compile training step on CPU")
         raw["compile"] = compile_cpu.run(batches=args.compile_batches, threads=args.threads, log=log)
         new[markdown.COMPILE_TITLE] = markdown.compile_section(
             raw["compile"], compile_cpu.table(raw["compile"]), environment(), command.strip())
     if "gpu" in sections:
-        from resnet_exp.bench.suite import gpu
+        from benchmarks import gpu
 
         if torch.cuda.is_available():
             log(f"gpu: {env['gpu']}")

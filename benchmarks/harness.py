@@ -26,8 +26,8 @@ from torch import nn
 
 from resnet_exp import speed
 from resnet_exp.config import CONF_DIR, register_schemas, validate
-from resnet_exp.device import synchronize
 from resnet_exp.pipeline import Parts, build_parts
+from resnet_exp.speed import synchronize
 
 REPO_ROOT = CONF_DIR.parent
 

@@ -1,6 +1,6 @@
 """Framework overhead per training step, measured on whole processes.
 
-    python -m resnet_exp.bench.suite.overhead [--steps 20 2020] [--rounds 5]
+    python -m benchmarks.overhead [--steps 20 2020] [--rounds 5]
 
 Three programs train the same model (resnet20 width 0.25 by default) on the same batches (the
 framework's synthetic datamodule, batch 4 x 8 px, no workers), with the same optimizer, one epoch:
@@ -65,7 +65,7 @@ def _worker(kind: str, overrides: Sequence[str], out: Path) -> None:
     import torch
     from hydra.utils import instantiate
 
-    from resnet_exp.bench.suite import harness
+    from benchmarks import harness
 
     cfg = harness.compose_run_config(overrides, out)
     datamodule = instantiate(cfg.data)
@@ -83,10 +83,10 @@ def _worker(kind: str, overrides: Sequence[str], out: Path) -> None:
 
 def command(kind: str, overrides: Sequence[str], out: Path) -> list[str]:
     if kind == "framework":
-        clock = ["+callbacks.epoch_clock._target_=resnet_exp.bench.suite.harness.EpochClock",
+        clock = ["+callbacks.epoch_clock._target_=benchmarks.harness.EpochClock",
                  f"+callbacks.epoch_clock.output_file={out / LOOP_FILE}"]
         return [sys.executable, "-m", "resnet_exp.run", *overrides, *clock, f"hydra.run.dir={out}"]
-    return [sys.executable, "-m", "resnet_exp.bench.suite.overhead", "--worker", kind, "--out", str(out),
+    return [sys.executable, "-m", "benchmarks.overhead", "--worker", kind, "--out", str(out),
             "--", *overrides]
 
 
@@ -194,7 +194,7 @@ def add_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m resnet_exp.bench.suite.overhead", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.add_argument("--threads", type=int, default=1)

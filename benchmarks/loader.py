@@ -1,8 +1,8 @@
 """Loader throughput: images/s delivered by each loader path, CIFAR-10-shaped uint8 data, standard
 augmentation (pad-4 crop + flip) and normalisation, as training sees it.
 
-    python -m resnet_exp.bench.loader                       # torch loader (0 and 2 workers) + gpu path
-    python -m resnet_exp.bench.loader --workers 0,2,4,8 --batch-size 512 --consumer resnet18
+    python -m benchmarks.loader                       # torch loader (0 and 2 workers) + gpu path
+    python -m benchmarks.loader --workers 0,2,4,8 --batch-size 512 --consumer resnet18
 
 The gpu path runs on CUDA when available, else on CPU tensors (a correctness/overhead figure only).
 `--consumer resnet18` also measures how many images/s a ResNet-18 train step (torchvision, CIFAR-10
@@ -22,7 +22,7 @@ from resnet_exp.data.datamodule import _UInt8Dataset
 from resnet_exp.data.gpu_loader import GpuLoader
 from resnet_exp.data.specs import SPECS
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer
-from resnet_exp.device import synchronize
+from resnet_exp.speed import synchronize
 
 
 def _measure(loader, batches: int, device: torch.device, warmup: int = 3) -> float:

@@ -30,10 +30,10 @@ from typing import Any
 
 import torch
 
+from benchmarks import harness
 from resnet_exp import speed
-from resnet_exp.bench.suite import harness
-from resnet_exp.device import peak_tflops
 from resnet_exp.models.complexity import count_flops
+from resnet_exp.speed import peak_tflops
 
 SEED_ARCHS = ("resnet50v2", "resnet101v2", "resnet152v2", "resnet200v2")
 SWITCHES = (  # (label, bench overrides) measured one at a time against the defaults
@@ -53,7 +53,7 @@ def overrides(arch: str, batch: int, steps: int, epochs: int, accelerator: str =
         f"data.test_size={batch}", "data.num_workers=0", f"data.batch_size={batch}", f"arch={arch}",
         f"trainer.accelerator={accelerator}", "trainer.devices=1", f"trainer.max_epochs={epochs}",
         "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "logger.wandb.mode=disabled",
-        "callbacks.model_summary=null", "+callbacks.epoch_clock._target_=resnet_exp.bench.suite.harness.EpochClock",
+        "callbacks.model_summary=null", "+callbacks.epoch_clock._target_=benchmarks.harness.EpochClock",
     ]
 
 
@@ -64,7 +64,7 @@ def _fit(ov: Sequence[str], out: Path) -> dict[str, Any]:
 def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log=print,
                accelerator: str = "gpu") -> dict[str, Any]:
     """All training figures of one arch (`accelerator=cpu`: a dry run of this code, for tests)."""
-    from resnet_exp.bench.suite.cpu import without_checkpoints
+    from benchmarks.cpu import without_checkpoints
 
     ov = without_checkpoints(overrides(arch, batch, steps, epochs, accelerator), work / "probe")
     res: dict[str, Any] = {"arch": arch, "batch_size": batch, "steps_per_epoch": steps, "epochs": epochs}
@@ -81,7 +81,7 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log=p
     off = _fit(ov + ["callbacks.step_timer=null"], work / f"{arch}_off")
     res["framework_no_timer_ms"] = harness.step_ms(harness.callback(off, "EpochClock").epochs)["mean"]
 
-    ref = _fit(ov + ["+callbacks.sync_reference._target_=resnet_exp.bench.suite.harness.SyncReference"],
+    ref = _fit(ov + ["+callbacks.sync_reference._target_=benchmarks.harness.SyncReference"],
                work / f"{arch}_sync")
     timer, sync = harness.callback(ref, "StepTimer"), harness.callback(ref, "SyncReference")
     pairs = [(row.device_ms, ms) for row, ms in zip(timer.rows, sync.ms) if not row.warmup]

@@ -1,6 +1,6 @@
 """Eager vs torch.compile (inductor) training throughput on this CPU, in one process:
 
-    python -m resnet_exp.bench.suite.compile_cpu [--arch resnet20 --image-size 32 --batch-size 32]
+    python -m benchmarks.compile_cpu [--arch resnet20 --image-size 32 --batch-size 32]
 
 The same net (a fresh copy per variant, same seed), same synthetic batch, SGD training steps timed
 by `bench.timing` after a burn-in (the compiling batches); the ratio is what carries over.
@@ -52,7 +52,7 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m resnet_exp.bench.suite.compile_cpu", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.compile_cpu", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="resnet20")
     p.add_argument("--image-size", type=int, default=32)

@@ -1,6 +1,6 @@
 """Where the framework's time per training step goes, in microseconds.
 
-    python -m resnet_exp.bench.suite.attribution [--steps 2000] [--rounds 3] [VARIANT ...]
+    python -m benchmarks.attribution [--steps 2000] [--rounds 3] [VARIANT ...]
 
 The whole-process comparison (overhead.py) answers "how much", on a real model, with this machine's
 noise of +-10% per process. This answers "where": everything runs in one process on a model that
@@ -33,11 +33,11 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from resnet_exp.bench.suite import harness, overhead
+from benchmarks import harness, overhead
 
 DEFAULT_VARIANTS = ("callbacks.step_timer=null", "logger.wandb=null", "callbacks.lr_monitor=null",
                     "callbacks.model_summary=null", "callbacks.model_checkpoint=null,callbacks.last_checkpoint=null")
-CLOCK = "+callbacks.epoch_clock._target_=resnet_exp.bench.suite.harness.EpochClock"
+CLOCK = "+callbacks.epoch_clock._target_=benchmarks.harness.EpochClock"
 
 
 def near_free_model(datamodule: Any) -> nn.Module:
@@ -118,7 +118,7 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m resnet_exp.bench.suite.attribution", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.attribution", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=2000, help="training batches per fit")
     p.add_argument("--rounds", type=int, default=3)

@@ -1,7 +1,7 @@
 """Named variants as data, and `create_model`: name + knobs -> validated `ArchSpec` -> `ResNet`.
 
 The families and named archs themselves are data in `families.py` (torch-free). Every check raises
-the one-line `ConfigError("<key>=<value>: <what is allowed>")` (a ValueError) of `resnet_exp.checks`,
+the one-line `ConfigError("<key>=<value>: <what is allowed>")` (a ValueError) of `resnet_exp.errors`,
 so the config schema reuses it verbatim.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from resnet_exp.checks import parse_enum, require
+from resnet_exp.errors import parse_enum, require
 from resnet_exp.models.blocks import ActLayer, NormLayer
 from resnet_exp.models.families import FAMILIES, PRESETS, layout, preset
 from resnet_exp.models.options import BlockOrder, BlockType, Shortcut, Stem

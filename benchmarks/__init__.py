@@ -1,0 +1,1 @@
+"""Benchmarks that regenerate BENCHMARKS.md: `python -m benchmarks --help`."""

@@ -1,1 +1,0 @@
-"""Benchmarks that regenerate BENCHMARKS.md: `python -m resnet_exp.bench.suite --help`."""

@@ -1,0 +1,158 @@
+"""The files of a run folder: results.json, atomic writes, and the checkpoints a run leaves.
+
+results.json is the one file per run that sweeps, reports and benchmarks read; its keys are
+documented in the README ("results.json"): add keys, never rename them. torch is imported only
+by the functions that read checkpoints, so reports stay quick to start.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from resnet_exp.errors import UserError, first_line
+
+RESULTS_FILE = "results.json"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+# write_atomic's temp files: `.<name>.<random>.tmp` next to the file being written.
+TEMP_GLOB = ".*.tmp"
+
+
+def is_run_dir(path: Path) -> bool:
+    """A run folder: one that Hydra set up for a job (its command line is in .hydra/)."""
+    return (Path(path) / ".hydra" / "overrides.yaml").is_file()
+
+
+def is_rank_zero(on_node: bool = False) -> bool:
+    """Whether this process writes the run's shared files: the first process of the job (with
+    `on_node`, the first on its machine), by Lightning's rank variables or SLURM's task ids."""
+    keys = ("LOCAL_RANK", "SLURM_LOCALID") if on_node else ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return all(os.environ.get(key, "0") == "0" for key in keys)
+
+
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    """A float rounded for files and tables; None stays None."""
+    return None if value is None else round(float(value), digits)
+
+
+
+RESULTS_FILE = "results.json"
+
+
+def to_number(value: Any) -> Any:
+    """Tensors and numpy scalars as plain Python numbers, for JSON."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def write_atomic(path: Path, write: Callable[[IO[Any]], Any], binary: bool = False) -> None:
+    """Call `write(handle)` on a temp file next to `path`, then rename it into place, so that
+    readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as handle:
+            write(handle)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other users of a shared box
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def strict_json(value: Any, path: str = "", found: list[str] | None = None) -> Any:
+    """`value` with every NaN/inf float replaced by None (JSON has no such numbers); the dotted
+    keys replaced are appended to `found`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if found is not None:
+            found.append(path)
+        return None
+    if isinstance(value, Mapping):
+        return {k: strict_json(v, f"{path}.{k}" if path else str(k), found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Strict JSON (allow_nan=False): a non-finite number is written as null, and its key is
+    listed under `non_finite`."""
+    found: list[str] = []
+    clean = strict_json(payload, found=found)
+    if found and isinstance(clean, dict):
+        clean["non_finite"] = sorted(set(clean.get("non_finite") or []) | set(found))
+
+    def write(handle: IO[str]) -> None:
+        json.dump(clean, handle, indent=2, sort_keys=True, default=str, allow_nan=False)
+        handle.write("\n")
+
+    write_atomic(path, write)
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any]:
+    """A run's results.json."""
+    return json.loads((Path(run_dir) / RESULTS_FILE).read_text())
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def load_header(path: str | Path) -> dict:
+    """A checkpoint's dict with its tensors memory-mapped (only headers are read, not weights)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def readable_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
+    """`load_header(path)`, or a one-line UserError naming the file when it is not a checkpoint."""
+    try:
+        saved = load_header(path)
+    except FileNotFoundError:
+        raise UserError(f"{key}={path}: no such file") from None
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for junk
+        raise UserError(f"{path}: not a readable checkpoint ({first_line(exc)[:120]}); "
+                        "pass a .ckpt file written by a run") from None
+    if not isinstance(saved, dict) or "state_dict" not in saved:
+        raise UserError(f"{path}: not a readable checkpoint (no state_dict in it); "
+                        "pass a .ckpt file written by a run")
+    return saved
+
+
+def newest_loadable(folder: Path) -> Path | None:
+    """The checkpoint in `folder` that got furthest (by step, then epoch) among those that load;
+    `last.ckpt` wins a tie. Files that do not load (cut short by a crash) are skipped."""
+    best: tuple[tuple[int, int, bool], Path] | None = None
+    for path in sorted(folder.glob("*.ckpt")):
+        try:
+            saved = load_header(path)
+            rank = (int(saved["global_step"]), int(saved["epoch"]), path.name == "last.ckpt")
+        except Exception as exc:
+            # Called before logging is set up (while the command line is expanded).
+            print(f"warning: skipping {path}: not a readable checkpoint ({first_line(exc)[:120]})",
+                  file=sys.stderr)
+            continue
+        if best is None or rank > best[0]:
+            best = (rank, path)
+    return best[1] if best else None
+
+
+def remove_temp_files(folder: Path) -> None:
+    """Delete checkpoint temp files left by a process killed while writing one."""
+    for path in folder.glob(TEMP_GLOB):
+        path.unlink(missing_ok=True)
+
+
+def check_checkpoint_fits(checkpoint: str, state: Mapping[str, Any], arch: str) -> None:
+    """Fail in one line if the checkpoint's weights do not fit the model built from the config."""
+    saved = readable_checkpoint(checkpoint).get("state_dict", {})
+    missing = sorted(set(state) - set(saved))
+    if missing:
+        raise UserError(f"ckpt_path={checkpoint}: does not fit arch={arch}: {missing[0]} is not in it")
+    for key, tensor in state.items():
+        if tuple(saved[key].shape) != tuple(tensor.shape):
+            raise UserError(f"ckpt_path={checkpoint}: does not fit arch={arch}: {key} is "
+                            f"{list(saved[key].shape)} there, {list(tensor.shape)} here")
