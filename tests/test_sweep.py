@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import TINY_RUN, explain, run_train, train_in_process
+from tests.helpers.cli import TINY_RUN, explain, run_in_process, run_train, train_in_process
 
 WANDB = str(Path(sys.executable).with_name("wandb"))
 SWEEP = [*TINY_RUN, "trainer.max_epochs=1"]
@@ -106,3 +106,22 @@ def test_slurm_launcher_defaults_follow_the_trainer(compose_config) -> None:
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
     assert launcher.partition == "gpu"
+
+
+def test_sweep_as_typed_lands_under_outputs_of_the_working_directory(tmp_path: Path) -> None:
+    """No hydra.sweep.dir on the command line: the sweep folder is resolved before any job exists,
+    so it must not need a job's Hydra runtime (the paths config once did, and every README sweep
+    failed). Both entry points with a sweep: training and bench."""
+    proc = train_in_process("-m", *SWEEP, "arch.block_order=post,pre", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0-post", "1-pre"]
+    assert "completed" in (sweep / "summary.md").read_text()
+    assert str(sweep / "summary.md") in proc.stdout
+
+    proc = run_in_process("resnet_exp.bench", "-m", "arch=resnet20,resnet32", "arch.width=0.25",
+                          "bench.batch_size=2", "bench.image_size=16", "bench.batches=1", "bench.burn_in=0",
+                          "bench.mode=[forward]", "bench.num_classes=10", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    (bench_sweep,) = (tmp_path / "outputs" / "bench" / "multiruns").iterdir()
+    assert (bench_sweep / "bench.csv").read_text().count("\n") == 3  # header + one row per job

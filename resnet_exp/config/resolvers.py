@@ -56,6 +56,16 @@ def sweep_name() -> str | None:
     return f"{hc.job.name}-{Path(hc.sweep.dir).name}"
 
 
+def launch_dir() -> str:
+    """The folder the command was started in: Hydra's `runtime.cwd` inside a job, the process's
+    working directory before any job exists (a multirun's sweep folder is resolved then, when
+    `${hydra:runtime.cwd}` still raises). Hydra never changes the working directory here
+    (`hydra.job.chdir: false`), so both are the same folder."""
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.cwd)
+    return os.getcwd()
+
+
 def existing_wandb_id(output_dir: str | None) -> str | None:
     """The id of the newest wandb run already in this run folder, so a resumed run continues it."""
     if output_dir is None:  # composing without running (--cfg job)
@@ -124,6 +134,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("if_at_least", if_at_least, replace=True)
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
+    OmegaConf.register_new_resolver("launch_dir", launch_dir, replace=True)
     OmegaConf.register_new_resolver("existing_wandb_id", existing_wandb_id, replace=True)
     OmegaConf.register_new_resolver("unique_suffix", unique_suffix, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("ddp_strategy", ddp_strategy, replace=True)
