@@ -147,12 +147,9 @@ def _remedies(name: str, data_dir: Path) -> str:
             f"(downloads {urls[0]}{' ...' if len(urls) > 1 else ''}); (3) {other}.")
 
 
-def resolve(name: str, data_dir: Path, download_ok: bool) -> Source:
-    """The source to read: local copy, else a fresh download, else one DataError saying everything."""
-    check_data_dir(data_dir)
-    looked, source = find_local(name, data_dir)
-    if source is not None:
-        return source
+def _download_or_fail(name: str, data_dir: Path, looked: list[Path], download_ok: bool) -> Source:
+    """A fresh download, else one DataError saying everything: where we looked, why the download
+    failed, the remedies."""
     if download_ok:
         existed = data_dir.exists()
         try:
@@ -173,16 +170,12 @@ def load(name: str, data_dir: Path | str, download_ok: bool = True) -> Arrays:
     data_dir = Path(data_dir).expanduser()
     check_data_dir(data_dir)
     path = cache.cache_path(name, data_dir)
-    _, source = find_local(name, data_dir)
-    if source is None and path.is_file():
-        arrays = cache.read(name, path, None)  # originals removed after caching: the cache is enough
-        if arrays is not None:
-            return arrays
-    if source is None:
-        source = resolve(name, data_dir, download_ok)
-    arrays = cache.read(name, path, source.files)
+    looked, source = find_local(name, data_dir)
+    # Without a source (originals removed after caching) any valid cache is enough.
+    arrays = cache.read(name, path, source.files if source else None)
     if arrays is not None:
         return arrays
+    source = source or _download_or_fail(name, data_dir, looked, download_ok)
     start = time.perf_counter()
     arrays = source.read()
     log.info("decoded %s from %s in %.1f s; caching it in %s", name, source.description,
