@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from resnet_exp.data import formats
-from resnet_exp.data.formats import read_cifar_archive, read_cifar_folder, read_fashion_mnist, read_idx
+from resnet_exp.data.formats import OFFICIAL, read_cifar_archive, read_cifar_folder, read_fashion_mnist, read_idx
 from resnet_exp.data.sources import _idx_in
 from resnet_exp.data.specs import CIFAR10_CLASSES, CIFAR100_CLASSES
 from resnet_exp.errors import DataError
 from tests.helpers.data_files import (
-    SMALL_ENV,
+    accept_small,
     idx_bytes,
     py2_pickle,
     write_cifar10,
@@ -25,7 +25,7 @@ from tests.helpers.data_files import (
 
 @pytest.fixture(autouse=True)
 def small(monkeypatch):
-    monkeypatch.setenv(SMALL_ENV, "1")
+    accept_small(monkeypatch)
 
 
 def one_line(exc_info) -> str:
@@ -135,6 +135,19 @@ def test_cifar_bad_labels_and_names(tmp_path):
     assert "batches.meta" in one_line(err) and "class names" in str(err.value)
 
 
+@pytest.mark.parametrize("change,expected", [({"data": None}, "not a CIFAR batch"),
+                                             ({"labels": None}, "not a CIFAR batch"),
+                                             ({"labels": ["cat"] * 20}, "not a list of integers")])
+def test_cifar_not_a_batch(tmp_path, change, expected):
+    folder = write_cifar10(tmp_path)
+    entry = pickle.loads((folder / "data_batch_2").read_bytes(), encoding="latin1")
+    entry = {k: v for k, v in {**entry, **change}.items() if v is not None}
+    (folder / "data_batch_2").write_bytes(py2_pickle(entry))
+    with pytest.raises(DataError) as err:
+        read_cifar_folder("cifar10", folder)
+    assert str(folder / "data_batch_2") in one_line(err) and expected in str(err.value)
+
+
 def test_cifar_pickle_cannot_run_code(tmp_path):
     folder = write_cifar10(tmp_path)
 
@@ -173,6 +186,15 @@ def test_idx_bad_magic_and_mismatched_labels(tmp_path):
     assert "t10k-labels-idx1-ubyte: 3 labels" in one_line(err)
 
 
+def test_idx_trailing_bytes(tmp_path):
+    write_fashion_mnist(tmp_path, gz=False)
+    path = tmp_path / "train-labels-idx1-ubyte"
+    path.write_bytes(path.read_bytes() + b"\x00\x01")
+    with pytest.raises(DataError) as err:
+        read_fashion_mnist(_idx_in(tmp_path))
+    assert str(path) in one_line(err) and "trailing bytes" in str(err.value)
+
+
 def test_gzip_garbage(tmp_path):
     write_fashion_mnist(tmp_path)
     path = tmp_path / "train-labels-idx1-ubyte.gz"
@@ -187,8 +209,8 @@ def test_gzip_garbage(tmp_path):
 def test_strict_mode_demands_official_files(tmp_path, monkeypatch):
     folder = write_cifar10(tmp_path)
     write_fashion_mnist(tmp_path / "fm")
-    monkeypatch.delenv(SMALL_ENV)
-    assert not formats.small_allowed()
+    monkeypatch.setattr(formats, "OFFICIAL", OFFICIAL)  # the table as published, not the test's
+    assert formats.OFFICIAL["cifar10"]["data_batch_1"] == "c99cafc152244af753f735de768cd75f"
     with pytest.raises(DataError) as err:
         read_cifar_folder("cifar10", folder)
     assert "batches.meta: checksum mismatch" in one_line(err)

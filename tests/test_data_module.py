@@ -14,7 +14,7 @@ from resnet_exp.data.specs import SPECS, channel_stats
 from resnet_exp.data.synthetic import make_synthetic
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer, crop_flip
 from resnet_exp.errors import ConfigError, DataError
-from tests.helpers.data_files import SMALL_ENV, write_cifar10
+from tests.helpers.data_files import write_cifar10
 
 SMALL = dict(train_size=600, test_size=200, val_size=100, batch_size=50, num_workers=0)
 
@@ -63,8 +63,7 @@ def test_resize(tmp_path):
     assert next(iter(dm.test_dataloader()))[0].shape == (50, 3, 64, 64)
 
 
-def test_cifar10_from_data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(SMALL_ENV, "1")
+def test_cifar10_from_data_dir(tmp_path, small_datasets):
     write_cifar10(tmp_path, train_per_batch=40, test=30)
     dm = ImageDataModule(name="cifar10", data_dir=str(tmp_path), val_size=20, batch_size=16, num_workers=0)
     dm.prepare_data()
@@ -271,8 +270,7 @@ def test_bad_arguments(tmp_path, kwargs, expected):
     assert one_line(err).startswith(expected)
 
 
-def test_val_size_larger_than_files(tmp_path, monkeypatch):
-    monkeypatch.setenv(SMALL_ENV, "1")
+def test_val_size_larger_than_files(tmp_path, small_datasets):
     write_cifar10(tmp_path, train_per_batch=10)
     dm = ImageDataModule(name="cifar10", data_dir=str(tmp_path), val_size=60)
     with pytest.raises(ConfigError) as err:
@@ -280,9 +278,8 @@ def test_val_size_larger_than_files(tmp_path, monkeypatch):
     assert "data.val_size=60: must be smaller than the 50 images" in one_line(err)
 
 
-def test_wrong_checksum_one_line(tmp_path, monkeypatch):
-    monkeypatch.delenv(SMALL_ENV, raising=False)
-    write_cifar10(tmp_path)
+def test_wrong_checksum_one_line(tmp_path):
+    write_cifar10(tmp_path)  # tiny files, official checksums demanded
     with pytest.raises(DataError) as err:
         ImageDataModule(name="cifar10", data_dir=str(tmp_path), download=False).prepare_data()
     assert "checksum mismatch" in one_line(err)

@@ -9,15 +9,14 @@ import pytest
 
 from resnet_exp.data import ImageDataModule, sources
 from resnet_exp.data.specs import FASHION_MNIST_CLASSES, SPECS, channel_stats
-from tests.helpers.data_files import SMALL_ENV
 
 pytestmark = pytest.mark.skipif(not (sources.SYSTEM_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
                                 reason="Debian package dataset-fashion-mnist not installed")
 
 
 def test_real_fashion_mnist(tmp_path, monkeypatch):
-    monkeypatch.delenv(SMALL_ENV, raising=False)  # official counts and checksums demanded
-    monkeypatch.setattr(sources, "_fetch", lambda *a, **k: pytest.fail("must not download"))
+    monkeypatch.setattr(sources, "download", lambda *a, **k: pytest.fail("must not download"))
+    # Official counts and checksums demanded: no small_datasets fixture here.
     arrays = sources.load("fashion_mnist", tmp_path)
     assert arrays.train_x.shape == (60000, 1, 28, 28) and arrays.test_x.shape == (10000, 1, 28, 28)
     assert arrays.class_names == list(FASHION_MNIST_CLASSES)

@@ -1,30 +1,39 @@
-"""Where data comes from: data_dir, system copy, download (faked: no test touches the network), cache."""
+"""Where data comes from: data_dir, system copy, download (faked at `urllib.request.urlopen`, under
+torchvision's download code, or served from localhost: no test touches the network), cache."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import time
 import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
 
 from resnet_exp.data import ImageDataModule, sources
+from resnet_exp.data.formats import OFFICIAL
 from resnet_exp.errors import DataError
-from tests.helpers.data_files import SMALL_ENV, write_cifar10, write_cifar100, write_fashion_mnist
+from tests.helpers.data_files import accept_small, write_cifar10, write_cifar100, write_fashion_mnist
+
+
+def offline_setup(monkeypatch, tmp_path) -> None:
+    """Small datasets allowed and no system copy."""
+    accept_small(monkeypatch)
+    monkeypatch.setattr(sources, "SYSTEM_FASHION_MNIST", tmp_path / "no-system-copy")
 
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path):
-    """Small datasets allowed, no system copy, and any download attempt fails like an offline machine."""
-    monkeypatch.setenv(SMALL_ENV, "1")
-    monkeypatch.setattr(sources, "SYSTEM_FASHION_MNIST", tmp_path / "no-system-copy")
+    """`offline_setup`, and any download attempt fails like an offline machine."""
+    offline_setup(monkeypatch, tmp_path)
 
-    def no_network(url, dest, timeout=None):
+    def no_network(request, *args, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(sources, "_fetch", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
 
 
 def one_line(err) -> str:
@@ -80,17 +89,35 @@ def test_download_disabled_is_said(tmp_path):
 
 # --- downloads: verified and atomic --------------------------------------------------------------
 
+class FakeResponse:
+    """What `urlopen` returns, serving `payload`; the connection drops after `fail_after` bytes."""
+
+    def __init__(self, url: str, payload: bytes, fail_after: int | None) -> None:
+        self.url, self.length, self.fail_after = url, len(payload), fail_after
+        self.body = io.BytesIO(payload[:fail_after] if fail_after else payload)
+
+    def __enter__(self) -> FakeResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.body.read(size)
+        if not chunk and self.fail_after:
+            raise ConnectionResetError("connection reset by peer")
+        return chunk
+
+
 def _fake_cifar_download(tmp_path, monkeypatch, payload: bytes, fail_after: int | None = None):
     md5 = hashlib.md5(payload).hexdigest()
-    monkeypatch.setitem(sources.CIFAR_DOWNLOADS, "cifar10", ("https://example.invalid/c10.tgz", md5))
+    set_cifar10_download(monkeypatch, "https://example.invalid/c10.tgz", md5)
+    monkeypatch.setattr(urllib.request, "urlopen",
+                        lambda request, *a, **k: FakeResponse(request.full_url, payload, fail_after))
 
-    def fetch(url, dest, timeout=None):
-        with open(dest, "wb") as fh:
-            fh.write(payload[:fail_after] if fail_after else payload)
-        if fail_after:
-            raise ConnectionResetError("connection reset by peer")
 
-    monkeypatch.setattr(sources, "_fetch", fetch)
+def set_cifar10_download(monkeypatch, url: str, md5: str) -> None:
+    monkeypatch.setitem(sources.DOWNLOADS, "cifar10", [(url, "cifar-10-python.tar.gz", md5)])
 
 
 def test_download_success(tmp_path, monkeypatch):
@@ -109,7 +136,7 @@ def test_failed_download_leaves_nothing(tmp_path, monkeypatch, mode):
         _fake_cifar_download(tmp_path, monkeypatch, payload, fail_after=len(payload) // 2)
     else:
         _fake_cifar_download(tmp_path, monkeypatch, payload)
-        monkeypatch.setitem(sources.CIFAR_DOWNLOADS, "cifar10", ("https://example.invalid/c10.tgz", "0" * 32))
+        set_cifar10_download(monkeypatch, "https://example.invalid/c10.tgz", "0" * 32)
     data_dir = tmp_path / "data"
     with pytest.raises(DataError) as err:
         sources.load("cifar10", data_dir)
@@ -194,7 +221,7 @@ def test_corrupt_cache_is_rebuilt(tmp_path):
 def test_small_cache_is_not_trusted_outside_tests(tmp_path, monkeypatch):
     write_cifar10(tmp_path)
     sources.load("cifar10", tmp_path)
-    monkeypatch.delenv(SMALL_ENV)
+    monkeypatch.setattr(sources.formats, "OFFICIAL", OFFICIAL)  # the table as published, not the test's
     assert not sources.is_ready("cifar10", tmp_path)
     with pytest.raises(DataError, match="checksum mismatch"):
         sources.load("cifar10", tmp_path)
@@ -215,9 +242,8 @@ def test_real_fetch_from_a_local_server(tmp_path, monkeypatch):
     import http.server
     import threading
 
-    monkeypatch.undo()  # restore the real _fetch that the autouse fixture replaced
-    monkeypatch.setenv(SMALL_ENV, "1")
-    monkeypatch.setattr(sources, "SYSTEM_FASHION_MNIST", tmp_path / "no-system-copy")
+    monkeypatch.undo()  # restore the real urlopen that the autouse fixture replaced
+    offline_setup(monkeypatch, tmp_path)
     served = tmp_path / "served"
     archive = write_cifar10(served, archive=True)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
@@ -228,14 +254,20 @@ def test_real_fetch_from_a_local_server(tmp_path, monkeypatch):
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/{archive.name}"
         md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-        monkeypatch.setitem(sources.CIFAR_DOWNLOADS, "cifar10", (url, md5))
+        set_cifar10_download(monkeypatch, url, md5)
         data_dir = tmp_path / "data"
         assert sources.load("cifar10", data_dir).train_x.shape[0] == 100
         assert (data_dir / "cifar-10-python.tar.gz").read_bytes() == archive.read_bytes()
-        monkeypatch.setitem(sources.CIFAR_DOWNLOADS, "cifar10", (url + ".missing", md5))
+        set_cifar10_download(monkeypatch, url + ".missing", md5)
         with pytest.raises(DataError) as err:
             sources.load("cifar10", tmp_path / "other")
         assert "HTTPError" in one_line(err) and "404" in str(err.value)
+        # Served whole, but not the file the md5 names: refused by torchvision's integrity check.
+        set_cifar10_download(monkeypatch, url, "0" * 32)
+        with pytest.raises(DataError) as err:
+            sources.load("cifar10", tmp_path / "third")
+        assert f"download from {url} failed: checksum mismatch" in one_line(err)
+        assert not (tmp_path / "third").exists()
     finally:
         server.shutdown()
         server.server_close()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.helpers.cli import TINY_TRAINING, explain, train_in_process
-from tests.helpers.data_files import SMALL_ENV, write_cifar10, write_cifar100
+from tests.helpers.data_files import write_cifar10, write_cifar100
 
 FASHION_MNIST_SYSTEM_COPY = Path("/usr/share/datasets/fashion-mnist")
 FEW_BATCHES = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
@@ -18,12 +18,12 @@ FEW_BATCHES = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
 
 @pytest.mark.parametrize("dataset,writer,classes", [("cifar10", write_cifar10, 10),
                                                     ("cifar100", write_cifar100, 100)])
-def test_cifar_archive_in_data_dir_trains_end_to_end(dataset, writer, classes, tmp_path: Path) -> None:
+def test_cifar_archive_in_data_dir_trains_end_to_end(dataset, writer, classes, tmp_path: Path,
+                                                     small_datasets) -> None:
     data_dir, run_dir = tmp_path / "data", tmp_path / "run"
     writer(data_dir, archive=True)
     proc = train_in_process(f"data={dataset}", *TINY_TRAINING, *FEW_BATCHES, f"data.data_dir={data_dir}",
-                            "data.val_size=40", f"hydra.run.dir={run_dir}", cwd=tmp_path,
-                            **{SMALL_ENV: "1"})
+                            "data.val_size=40", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["data"] == dataset and 0 <= results["test/acc"] <= 1

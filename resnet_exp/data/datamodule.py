@@ -195,17 +195,19 @@ class ImageDataModule(pl.LightningDataModule):
         indices = {"train": t["train_idx"], "val": t["val_idx"], "test": None}[split]
         batch_size = self.batch_size if train else self.eval_batch_size
         aug = self.augment_params if train else AugmentParams()
+        # The order of epoch e a function of (seed, e), resumable mid-epoch (resumable.py).
+        rank, world = self._rank_world()
+        epoch_fn, progress_fn = self._progress_fns() if train else (None, None)
+        seed = torch.initial_seed() % (2 ** 31)
         if self.loader_kind() == "gpu":
             device = self._device()
             key = (str(device), split == "test")
             if key not in self._device_tensors:
                 self._device_tensors[key] = (images.to(device), labels.to(device))
             images, labels = self._device_tensors[key]
-            rank, world = self._rank_world()
-            epoch_fn, progress_fn = self._progress_fns() if train else (None, None)
             return GpuLoader(images, labels, indices, batch_size, self.normalizer, aug, shuffle=train,
-                             drop_last=train, seed=torch.initial_seed() % (2 ** 31), rank=rank,
-                             world_size=world, epoch_fn=epoch_fn, progress_fn=progress_fn)
+                             drop_last=train, seed=seed, rank=rank, world_size=world, epoch_fn=epoch_fn,
+                             progress_fn=progress_fn)
         if indices is None:
             indices = torch.arange(images.shape[0])
         workers = self.num_workers
@@ -216,11 +218,7 @@ class ImageDataModule(pl.LightningDataModule):
         dataset = _UInt8Dataset(images, labels, indices)
         if not train:
             return DataLoader(dataset, **options)
-        # The order of epoch e a function of (seed, e), resumable mid-epoch (resumable.py).
-        rank, world = self._rank_world()
-        epoch_fn, progress_fn = self._progress_fns()
-        sampler = EpochSampler(len(dataset), batch_size, seed=torch.initial_seed() % (2 ** 31), rank=rank,
-                               world_size=world, drop_last=True, epoch_fn=epoch_fn)
+        sampler = EpochSampler(len(dataset), batch_size, seed, rank, world, drop_last=True, epoch_fn=epoch_fn)
         return ResumableLoader(dataset, sampler=sampler, progress_fn=progress_fn, **options)
 
     def _progress_fns(self) -> tuple:

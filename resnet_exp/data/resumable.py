@@ -1,12 +1,13 @@
-"""What makes the training loaders resume exactly and time their fetches.
+"""What both training loaders share: the epoch's order, its shards, exact resume, seeds, fetch timing.
 
-- The order of epoch e is a pure function of (seed, e), drawn by `EpochSampler` (torch loader)
-  or `GpuLoader` (gpu loader); augmentation randomness is seeded per batch from the same numbers.
-- `state_dict()` says which epoch the loader is in and how many batches of it the trainer has
-  processed; after `load_state_dict()` the next pass over that epoch skips those batches. Lightning
-  stores the state in every checkpoint (the loaders are `_Stateful`), so a run resumed from a
-  mid-epoch checkpoint sees exactly the batches the uninterrupted run would have seen.
-- `FetchClock` adds up the host time spent inside the loader's `next()` (data wait).
+`EpochSampler` is the one helper of both loaders (the torch `ResumableLoader` samples with it,
+`GpuLoader` draws its order on the device with it). The order of epoch e is a permutation drawn
+from (seed, e), the same on every DDP rank, which the ranks split into disjoint shards;
+augmentation is seeded per rank (and per batch on the torch path) from the same numbers. Its
+`state_dict()` says which epoch the loader is in and how many batches of it the trainer has
+processed (Lightning stores it in every checkpoint: the loaders are `_Stateful`); after
+`load_state_dict()` the next pass over that epoch skips those batches, so a run resumed mid-epoch
+sees exactly the batches of the uninterrupted run. `FetchClock` sums the host time of `next()`.
 """
 
 from __future__ import annotations
@@ -15,18 +16,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 SEED_MODULUS = 2 ** 63
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of epoch `epoch`'s permutation: the same on every rank."""
     return (seed * 100003 + epoch) % SEED_MODULUS
-
-
-def batch_seed(seed: int, epoch: int, rank: int, batch: int) -> int:
-    """Seed of one training batch's augmentation: differs per epoch, rank and batch."""
-    return ((epoch_seed(seed, epoch) * 1009 + rank + 1) * 65537 + batch) % SEED_MODULUS
 
 
 class FetchClock:
@@ -47,12 +45,54 @@ class FetchClock:
             yield batch
 
 
-class ResumePoint:
-    """The (epoch, batches processed) a loader was at, and how many batches a pass must skip."""
+class EpochSampler(DistributedSampler):
+    """One rank's share of every epoch, the batches a resumed pass skips, and the seeds.
 
-    def __init__(self, epoch_fn: Callable[[], int] | None, progress_fn: Callable[[], int] | None) -> None:
-        self.epoch_fn, self.progress_fn = epoch_fn, progress_fn
+    Iterated (torch path): this rank's indices of the epoch as `(index, batch seed)` pairs. A
+    DistributedSampler only so that Lightning leaves it in place under DDP (it shards itself);
+    `DistributedSampler.__init__` is not called because it would ask torch.distributed for the
+    world size. `epoch_fn` and `progress_fn` read the trainer's epoch and the batches processed in
+    it (what a checkpoint resumes from); without them the epoch is `self.epoch` (`set_epoch`).
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 drop_last: bool = True, shuffle: bool = True, epoch_fn: Callable[[], int] | None = None,
+                 progress_fn: Callable[[], int] | None = None) -> None:
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world_size, self.drop_last, self.shuffle = rank, world_size, drop_last, shuffle
+        self.epoch, self.epoch_fn, self.progress_fn = 0, epoch_fn, progress_fn
         self._pending: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.size // self.world_size  # every rank gets the same number; the remainder rotates out
+        return len(range(self.rank, self.size, self.world_size))
+
+    def num_batches(self) -> int:
+        return len(self) // self.batch_size if self.drop_last else -(-len(self) // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def current_epoch(self) -> int:
+        return self.epoch_fn() if self.epoch_fn is not None else self.epoch
+
+    def shard(self, epoch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Positions (into the `size` items) this rank visits in `epoch`, in order."""
+        if self.shuffle:
+            gen = torch.Generator(device=device).manual_seed(epoch_seed(self.seed, epoch))
+            order = torch.randperm(self.size, generator=gen, device=device)
+        else:
+            order = torch.arange(self.size, device=device)
+        return order[self.rank::self.world_size][: len(self)]
+
+    def rank_seed(self, epoch: int) -> int:
+        """Seed of this rank's augmentation stream in `epoch`."""
+        return epoch_seed(self.seed, epoch) * 1009 + self.rank + 1
+
+    def batch_seed(self, epoch: int, batch: int) -> int:
+        """Seed of one training batch's augmentation: differs per epoch, rank and batch."""
+        return (self.rank_seed(epoch) * 65537 + batch) % SEED_MODULUS
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch_fn() if self.epoch_fn else 0,
@@ -61,52 +101,19 @@ class ResumePoint:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._pending = {"epoch": int(state.get("epoch", -1)), "batches": int(state.get("batches", 0))}
 
-    def skip(self, epoch: int, batches_in_epoch: int) -> int:
+    def skip(self, epoch: int) -> int:
         """Batches of `epoch` already processed before the checkpoint (0 once used, or for
         another epoch, or when the checkpoint was taken at the very end of the epoch)."""
         pending, self._pending = self._pending, None
-        if pending is None or pending["epoch"] != epoch or pending["batches"] >= batches_in_epoch:
+        if pending is None or pending["epoch"] != epoch or pending["batches"] >= self.num_batches():
             return 0
         return pending["batches"]
 
-
-class EpochSampler(DistributedSampler):
-    """Shuffled indices of one epoch, this rank's shard, as `(index, batch seed)` pairs.
-
-    A DistributedSampler only so that Lightning leaves it in place under DDP (it shards
-    itself, like `GpuLoader`); `DistributedSampler.__init__` is not called because it would ask
-    torch.distributed for the world size.
-    """
-
-    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = True, epoch_fn: Callable[[], int] | None = None) -> None:
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
-        self.epoch, self.epoch_fn = 0, epoch_fn
-        self.resume = ResumePoint(None, None)
-
-    def _shard_size(self) -> int:
-        if self.drop_last:
-            return self.size // self.world_size
-        return len(range(self.rank, self.size, self.world_size))
-
-    def __len__(self) -> int:
-        return self._shard_size()
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        import torch
-
-        epoch = self.epoch_fn() if self.epoch_fn is not None else self.epoch
-        gen = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
-        order = torch.randperm(self.size, generator=gen)
-        shard = order[self.rank::self.world_size][: self._shard_size()].tolist()
-        batches = len(shard) // self.batch_size if self.drop_last else -(-len(shard) // self.batch_size)
-        start = self.resume.skip(epoch, batches) * self.batch_size
-        for pos in range(start, len(shard)):
-            yield shard[pos], batch_seed(self.seed, epoch, self.rank, pos // self.batch_size)
+        epoch = self.current_epoch()
+        shard = self.shard(epoch).tolist()
+        for pos in range(self.skip(epoch) * self.batch_size, len(shard)):
+            yield shard[pos], self.batch_seed(epoch, pos // self.batch_size)
 
 
 class ResumableLoader(DataLoader):
@@ -119,15 +126,15 @@ class ResumableLoader(DataLoader):
     def __init__(self, *args: Any, progress_fn: Callable[[], int] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_clock = FetchClock()
-        self.resume = ResumePoint(getattr(self.sampler, "epoch_fn", None), progress_fn)
-        if isinstance(self.sampler, EpochSampler):  # another sampler (put in by hand) cannot skip
-            self.sampler.resume = self.resume
+        # Another sampler (put in by hand, or by Lightning) cannot skip; the state is still kept.
+        self.order = self.sampler if isinstance(self.sampler, EpochSampler) else EpochSampler(0, 1)
+        self.order.progress_fn = progress_fn
 
     def state_dict(self) -> dict[str, int]:
-        return self.resume.state_dict()
+        return self.order.state_dict()
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.resume.load_state_dict(state)
+        self.order.load_state_dict(state)
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         yield from self.fetch_clock.timed(super().__iter__())

@@ -1,8 +1,8 @@
 """Write tiny datasets in the exact original on-disk formats, for tests (data and CLI).
 
-Small counts are only accepted with RESNET_EXP_ALLOW_SMALL_DATASETS=1 in the environment (set it
-with `monkeypatch.setenv(SMALL_ENV, "1")` or in a subprocess's env); the real counts are
-50000/10000 (CIFAR) and 60000/10000 (Fashion-MNIST).
+The loaders demand the official counts (50000/10000 CIFAR, 60000/10000 Fashion-MNIST) and
+checksums (`resnet_exp.data.formats.OFFICIAL`); `accept_small(monkeypatch)` (what the
+`small_datasets` fixture does) takes that table away for one test, so that these files pass.
 
     write_cifar10(root, train_per_batch=20, test=20, archive=False)   -> path written
     write_cifar100(root, train=100, test=50, archive=False)           -> path written
@@ -19,9 +19,15 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from resnet_exp.data.formats import SMALL_ENV  # noqa: F401  (re-exported for tests)
+from resnet_exp.data import formats
 from resnet_exp.data.specs import CIFAR10_CLASSES, CIFAR100_CLASSES
+
+
+def accept_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No official counts or checksums to meet for the rest of the test: tiny files are read."""
+    monkeypatch.setattr(formats, "OFFICIAL", {})
 
 
 class _Py2Pickler(pickle._Pickler):
