@@ -7,14 +7,12 @@ callbacks only) and writes results.json into its own run folder under outputs/ev
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from resnet_exp.app.cli import discard_run_dir_on_error, route_lightning_logs_to_hydra, run_hydra_app
+from resnet_exp.app.cli import route_lightning_logs_to_hydra, run_hydra_app
 from resnet_exp.app.resume import eval_arguments
+from resnet_exp.app.run_dir import RunFolder
 from resnet_exp.config import CONF_DIR, register_schemas, validate
 from resnet_exp.pipeline import build_parts, evaluate_checkpoint
 
@@ -22,11 +20,11 @@ from resnet_exp.pipeline import build_parts, evaluate_checkpoint
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def evaluate(cfg: DictConfig) -> float:
     route_lightning_logs_to_hydra()
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    with discard_run_dir_on_error():
+    with RunFolder() as folder:
         validate(cfg)
         parts = build_parts(cfg)
-    return float(evaluate_checkpoint(cfg, parts, run_dir)["test/acc"])
+        folder.set_up()
+        return float(evaluate_checkpoint(cfg, parts, folder.path)["test/acc"])
 
 
 def main() -> None:

@@ -6,14 +6,12 @@ Only wiring: compose and validate the config (Hydra), build the parts, fit and t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from resnet_exp.app.cli import discard_run_dir_on_error, route_lightning_logs_to_hydra, run_hydra_app
-from resnet_exp.app.resume import resume_arguments
+from resnet_exp.app.cli import route_lightning_logs_to_hydra, run_hydra_app
+from resnet_exp.app.resume import check_resume_length, resume_arguments
+from resnet_exp.app.run_dir import RunFolder
 from resnet_exp.config import CONF_DIR, register_schemas, validate
 from resnet_exp.pipeline import build_parts, fit_and_test
 
@@ -21,11 +19,12 @@ from resnet_exp.pipeline import build_parts, fit_and_test
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def train(cfg: DictConfig) -> float | None:
     route_lightning_logs_to_hydra()
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    with discard_run_dir_on_error():
+    with RunFolder() as folder:
         validate(cfg)
         parts = build_parts(cfg)
-    results = fit_and_test(cfg, parts, run_dir)
+        check_resume_length(cfg)
+        folder.set_up()
+        results = fit_and_test(cfg, parts, folder.path)
     metric = results.get(cfg.optimized_metric)
     return float(metric) if metric is not None else None
 

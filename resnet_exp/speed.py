@@ -57,6 +57,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An allocation that failed for want of memory: CUDA's OutOfMemoryError, or the CPU
+    allocator's RuntimeError (which has no class of its own)."""
+    return (isinstance(exc, (torch.OutOfMemoryError, MemoryError))
+            or "can't allocate memory" in str(exc) or "out of memory" in str(exc))
+
+
 def host_peak_rss_mb() -> float:
     """Peak resident memory of this process, the CPU stand-in for peak device memory."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

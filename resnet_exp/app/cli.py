@@ -7,19 +7,14 @@ Set RESNET_EXP_DEBUG=1 to see the traceback of user errors too.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import io
 import logging
 import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import TextIO
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import (
     CompactHydraException,
     ConfigCompositionException,
@@ -29,6 +24,7 @@ from hydra.errors import (
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from resnet_exp.app.run_dir import check_typed_folders, note_existing_folders
 from resnet_exp.errors import UserError, first_line
 
 USER_ERROR_EXIT_CODE = 2
@@ -101,26 +97,6 @@ class _WithoutHydraJobBanner(io.TextIOBase):
         return self.stream.isatty()
 
 
-@contextlib.contextmanager
-def discard_run_dir_on_error() -> Iterator[None]:
-    """If setting up a job fails, remove its run folder when it holds only Hydra's own files
-    (`.hydra/` and the job's log), so no half-made run is left behind."""
-    hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
-    own_files = {".hydra", f"{hc.job.name}.log"}
-    try:
-        yield
-    except BaseException:
-        if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= own_files:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            # ... and the folders Hydra made for it (outputs/<task>/runs/) if nothing else is there
-            for parent in list(run_dir.parents)[:3]:
-                if parent == Path.cwd() or not parent.is_dir() or any(parent.iterdir()):
-                    break
-                parent.rmdir()
-        raise
-
-
 def route_lightning_logs_to_hydra() -> None:
     """Lightning gives its loggers a stderr handler of their own if imported before Hydra set up
     logging; send their records to Hydra's handlers instead (console and the job's log file)."""
@@ -128,26 +104,6 @@ def route_lightning_logs_to_hydra() -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-
-
-OUTPUT_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
-
-
-def check_output_dirs(args: list[str]) -> None:
-    """A typed run/sweep folder must be creatable: not a file, not under one, and writable."""
-    for arg in args:
-        key, _, value = arg.lstrip("+").partition("=")
-        if key not in OUTPUT_DIR_KEYS or not value or "${" in value:
-            continue
-        path = Path(value.strip("'\"")).expanduser().absolute()
-        existing = next(p for p in (path, *path.parents) if p.exists())
-        if not existing.is_dir():
-            raise UserError(f"{key}={value}: {existing} is a file; choose a folder path")
-        try:  # the real test (root passes os.access everywhere, read-only mounts included)
-            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-test-"))
-        except OSError as exc:
-            raise UserError(f"{key}={value}: cannot create a folder in {existing} "
-                            f"({exc.strerror}); choose a folder you can write") from None
 
 
 def _quiet_on_broken_pipe() -> None:
@@ -170,9 +126,10 @@ def run_hydra_app(app: Callable[[], object],
     if not multirun:
         sys.stderr = _WithoutHydraJobBanner(stderr)
     try:
+        check_typed_folders(sys.argv[1:])
         if expand_args is not None:
             sys.argv[1:] = expand_args(sys.argv[1:])
-        check_output_dirs(sys.argv[1:])
+        note_existing_folders(sys.argv[1:])
         app()
         sys.stdout.flush()
     except BrokenPipeError:

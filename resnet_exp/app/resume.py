@@ -7,24 +7,29 @@ existing wandb run id, so the run continues there too.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from resnet_exp.app.arguments import hydra_quoted, last_value
 from resnet_exp.errors import UserError
-from resnet_exp.io import LAST_CHECKPOINT, is_run_dir, newest_loadable, readable_checkpoint, remove_temp_files
+from resnet_exp.io import (
+    LAST_CHECKPOINT,
+    is_run_dir,
+    load_header,
+    newest_loadable,
+    read_results,
+    readable_checkpoint,
+    remove_temp_files,
+)
 
 RESUME_KEYS = ("resume", "ckpt_path")
 EVAL_OWN_GROUPS = ("logger", "callbacks", "task_name")
 # Lightning's DDP launcher re-runs the (expanded) command line for ranks > 0 with this added.
 DDP_RANK_MARK = "hydra.job.name=train_ddp_process_"
-
-
-def _value(args: list[str], key: str) -> str | None:
-    found = [a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")]
-    return found[-1] if found else None
 
 
 def _key(override: str) -> str:
@@ -33,7 +38,7 @@ def _key(override: str) -> str:
 
 def resume_arguments(args: list[str]) -> list[str]:
     """Command-line overrides with `resume=`/`ckpt_path=` expanded; unchanged without them."""
-    resume, ckpt_path = _value(args, "resume"), _value(args, "ckpt_path")
+    resume, ckpt_path = last_value(args, "resume"), last_value(args, "ckpt_path")
     if resume in (None, "null") and ckpt_path in (None, "null"):
         return args
     if any(a.startswith(DDP_RANK_MARK) for a in args):
@@ -57,8 +62,8 @@ def resume_arguments(args: list[str]) -> list[str]:
         readable_checkpoint(checkpoint)
         run_dir = checkpoint.parent.parent
         if not is_run_dir(run_dir):  # a checkpoint from elsewhere: a new run starts from it
-            return [a for a in args if not a.startswith("ckpt_path=")] + [f"ckpt_path={checkpoint}"]
-    typed_dir = _value(args, "hydra.run.dir")
+            return [a for a in args if not a.startswith("ckpt_path=")] + [f"ckpt_path={hydra_quoted(checkpoint)}"]
+    typed_dir = last_value(args, "hydra.run.dir")
     if typed_dir is not None and Path(typed_dir).expanduser().resolve() != run_dir:
         key = "resume" if resume not in (None, "null") else "ckpt_path"
         raise UserError(f"hydra.run.dir={typed_dir}: {key}= continues the run in its own folder "
@@ -68,9 +73,10 @@ def resume_arguments(args: list[str]) -> list[str]:
     saved = [o for o in saved_overrides(run_dir) if _key(o) not in {_key(a) for a in typed}]
     # The resumed job's own .hydra goes to a subfolder: the run's original overrides stay intact
     # for the next resume, even if this one fails.
-    subdir = time.strftime(".hydra/resumed-%Y-%m-%d_%H-%M-%S")
-    return [*saved, *typed, f"resume={run_dir}", f"ckpt_path={checkpoint or 'null'}",
-            f"hydra.run.dir={run_dir}", f"hydra.output_subdir={subdir}"]
+    subdir = time.strftime(f".hydra/resumed-%Y-%m-%d_%H-%M-%S-{os.getpid()}")
+    return [*saved, *typed, f"resume={hydra_quoted(run_dir)}",
+            f"ckpt_path={hydra_quoted(checkpoint) if checkpoint else 'null'}",
+            f"hydra.run.dir={hydra_quoted(run_dir)}", f"hydra.output_subdir={subdir}"]
 
 
 def saved_overrides(run_dir: Path) -> list[str]:
@@ -81,7 +87,7 @@ def saved_overrides(run_dir: Path) -> list[str]:
 
 def eval_arguments(args: list[str]) -> list[str]:
     """For `eval`: the checkpoint's run's own overrides first (same arch and data), then the user's."""
-    ckpt_path = _value(args, "ckpt_path")
+    ckpt_path = last_value(args, "ckpt_path")
     if ckpt_path in (None, "null") and {"--help", "-h", "--hydra-help"} & set(args):
         return args  # help needs no checkpoint
     if ckpt_path in (None, "null"):
@@ -95,4 +101,32 @@ def eval_arguments(args: list[str]) -> list[str]:
     own = [o for o in (saved_overrides(run_dir) if is_run_dir(run_dir) else [])
            if not _key(o).startswith(EVAL_OWN_GROUPS)]
     typed = [a for a in args if not a.startswith("ckpt_path=")]
-    return [*own, *typed, f"ckpt_path={checkpoint}"]
+    return [*own, *typed, f"ckpt_path={hydra_quoted(checkpoint)}"]
+
+
+def check_resume_length(cfg: DictConfig) -> None:
+    """Refuse, in one line, a resume whose checkpoint is already at or past the run's end:
+    a finished run (results.json says completed) would be tested again and its results.json
+    rewritten without the validation figures, and a checkpoint beyond a lowered trainer.max_epochs
+    fails inside Lightning. Extending a run (a larger trainer.max_epochs) is not refused."""
+    if cfg.get("resume") in (None, "null") or cfg.get("ckpt_path") in (None, "null"):
+        return
+    run_dir = Path(str(cfg.resume))
+    try:
+        finished = read_results(run_dir).get("status") == "completed"
+    except (OSError, ValueError, AttributeError):
+        finished = False  # no (readable) results.json: the run never finished
+    saved = load_header(cfg.ckpt_path)
+    epochs, steps = int(saved["epoch"]) + 1, int(saved["global_step"])
+    max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1)
+    if finished and max_steps not in (None, -1) and steps >= max_steps:
+        raise UserError(f"resume={run_dir}: the run is finished ({steps} of trainer.max_steps={max_steps} "
+                        f"steps) and stays as it is; to train it longer add trainer.max_steps=N with N > {steps}")
+    if max_epochs in (None, -1):
+        return
+    if finished and epochs >= max_epochs:
+        raise UserError(f"resume={run_dir}: the run is finished ({epochs} of trainer.max_epochs={max_epochs} "
+                        f"epochs) and stays as it is; to train it longer add trainer.max_epochs=N with N > {epochs}")
+    if epochs > max_epochs:
+        raise UserError(f"trainer.max_epochs={max_epochs}: the checkpoint of resume={run_dir} has reached "
+                        f"epoch {epochs} already; resume with trainer.max_epochs >= {epochs}")

@@ -13,7 +13,6 @@ bench.csv and bench.md with every job's rows into the sweep folder and prints th
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 import torch
@@ -22,13 +21,14 @@ from omegaconf import DictConfig
 from torch import nn
 
 from resnet_exp import speed
-from resnet_exp.app.cli import discard_run_dir_on_error, run_hydra_app
+from resnet_exp.app.cli import run_hydra_app
+from resnet_exp.app.run_dir import RunFolder
 from resnet_exp.bench.table import BENCH_CSV, BENCH_JSON, format_table, write_csv
 from resnet_exp.bench.timing import benchmark
 from resnet_exp.config import CONF_DIR, register_schemas, validate
 from resnet_exp.errors import ConfigError
 from resnet_exp.io import write_json_atomic
-from resnet_exp.speed import environment
+from resnet_exp.speed import environment, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,7 @@ def build_model(cfg: DictConfig) -> nn.Module:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
 def bench(cfg: DictConfig) -> None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    with discard_run_dir_on_error():
+    with RunFolder() as folder:  # nothing is written until the timings exist
         validate(cfg, groups=("arch", "bench", "speed"))
         b = cfg.bench
         device = resolve_device(b.device.value if hasattr(b.device, "value") else str(b.device))
@@ -66,21 +65,29 @@ def bench(cfg: DictConfig) -> None:
         precision = PRECISIONS[str(getattr(b.precision, "value", b.precision))]
         plan = speed.plan({"accelerator": device.type, "precision": precision,
                            "benchmark": b.cudnn_benchmark}, cfg.speed)
-    arch = HydraConfig.get().runtime.choices.get("arch") or cfg.arch.name
-    modes = [str(getattr(m, "value", m)) for m in b.mode]
-    order = getattr(model.spec.block_order, "value", str(model.spec.block_order))
-    log.info("bench %s (%s) on %s: %s, %s", arch, order, device, plan, modes)
-    rows = benchmark(model, arch=str(cfg.arch.name), block_order=order, modes=modes,
-                     batch_size=b.batch_size, image_size=b.image_size, in_channels=b.in_channels,
-                     num_classes=b.num_classes, device=device, plan=plan, burn_in=b.burn_in,
-                     batches=b.batches, timer=str(getattr(b.timer, "value", b.timer)),
-                     count=b.count_flops, peak=b.peak_tflops, seed=b.seed)
-    payload = {"environment": environment(), "speed": plan.as_dict(),
-               "overrides": list(HydraConfig.get().overrides.task), "rows": rows}
-    write_json_atomic(run_dir / BENCH_JSON, payload)
-    write_csv(run_dir / BENCH_CSV, rows)
-    print(format_table(rows), flush=True)
-    log.info("bench results: %s", run_dir / BENCH_JSON)
+        arch = HydraConfig.get().runtime.choices.get("arch") or cfg.arch.name
+        modes = [str(getattr(m, "value", m)) for m in b.mode]
+        order = getattr(model.spec.block_order, "value", str(model.spec.block_order))
+        log.info("bench %s (%s) on %s: %s, %s", arch, order, device, plan, modes)
+        try:
+            rows = benchmark(model, arch=str(cfg.arch.name), block_order=order, modes=modes,
+                             batch_size=b.batch_size, image_size=b.image_size, in_channels=b.in_channels,
+                             num_classes=b.num_classes, device=device, plan=plan, burn_in=b.burn_in,
+                             batches=b.batches, timer=str(getattr(b.timer, "value", b.timer)),
+                             count=b.count_flops, peak=b.peak_tflops, seed=b.seed)
+        except (RuntimeError, MemoryError) as exc:  # CPU allocation failures are plain RuntimeErrors
+            if not is_out_of_memory(exc):
+                raise
+            raise ConfigError(f"bench.batch_size={b.batch_size}: a batch of {b.image_size}x{b.image_size} "
+                              f"images does not fit in {device.type} memory; "
+                              "lower bench.batch_size or bench.image_size") from None
+        folder.set_up()
+        payload = {"environment": environment(), "speed": plan.as_dict(),
+                   "overrides": list(HydraConfig.get().overrides.task), "rows": rows}
+        write_json_atomic(folder.path / BENCH_JSON, payload)
+        write_csv(folder.path / BENCH_CSV, rows)
+        print(format_table(rows), flush=True)
+        log.info("bench results: %s", folder.path / BENCH_JSON)
 
 
 def main() -> None:

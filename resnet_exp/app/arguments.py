@@ -1,0 +1,32 @@
+"""Command-line overrides as the user typed them, read and written the way Hydra's parser does."""
+
+from __future__ import annotations
+
+import re
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+
+def typed_value(override: str) -> str | None:
+    """The value of one `key=value` override, unquoted as Hydra reads it; a value Hydra cannot
+    parse (a path with a space or a non-ASCII letter typed without quotes) is taken as typed."""
+    key, _, raw = override.partition("=")
+    try:
+        value = OverridesParser.create().parse_override(f"{key}={raw}").value()
+    except Exception:  # not Hydra syntax: the raw text is what was meant
+        return raw
+    return None if value is None else str(value)
+
+
+def last_value(args: list[str], key: str) -> str | None:
+    """The value of the last `key=...` (or `+key=...`) among `args`, unquoted; None if absent."""
+    found = [a for a in args if a.lstrip("+").startswith(f"{key}=")]
+    return typed_value(found[-1].lstrip("+")) if found else None
+
+
+def hydra_quoted(value: object) -> str:
+    """`value` as a quoted Hydra override value: any path (spaces, commas, quotes, non-ASCII
+    letters) reads back as itself. Backslashes are literal except before a quote."""
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", str(value))
+    text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)
+    return f"'{text}'"
