@@ -48,6 +48,8 @@ class Interval(str, Enum):
 
 
 class Warmup(str, Enum):
+    """How the learning rate starts, before the scheduler takes over."""
+
     none = "none"
     linear = "linear"  # from warmup_lr_factor x lr up to lr over warmup_length scheduler steps
     constant = "constant"  # warmup_lr_factor x lr for warmup_length scheduler steps, then lr

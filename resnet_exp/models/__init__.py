@@ -7,6 +7,6 @@ from resnet_exp.models.options import ARCH_KEYS, ArchOptions, BlockOrder, BlockT
 from resnet_exp.models.resnet import ArchSpec, ResNet, stage_shapes
 
 __all__ = [
-    "ARCH_KEYS", "ArchOptions", "ArchSpec", "BlockOrder", "BlockType", "DropPath", "ResNet", "ResidualBlock", "Shortcut", "Stem",
-    "ZeroPadShortcut", "complexity", "create_model", "list_models", "resolve", "stage_shapes",
+    "ARCH_KEYS", "ArchOptions", "ArchSpec", "BlockOrder", "BlockType", "DropPath", "ResNet", "ResidualBlock",
+    "Shortcut", "Stem", "ZeroPadShortcut", "complexity", "create_model", "list_models", "resolve", "stage_shapes",
 ]
