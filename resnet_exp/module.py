@@ -10,15 +10,13 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MaxMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from resnet_exp.errors import TrainingDiverged
-from resnet_exp.schedules import build_scheduler, schedule_length
+from resnet_exp.schedules import Schedule
 
 OptimizerFactory = Callable[..., Optimizer]
-SchedulerFactory = Callable[[Optimizer], LRScheduler]
 # Sums of a training epoch (loss x n over 60k samples) keep full precision whatever the trainer's.
 TRAIN_SUMS_DTYPE = torch.float64
 
@@ -86,8 +84,9 @@ def _accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
 class ImageClassifier(pl.LightningModule):
     """Trains `model` with cross-entropy; logs loss and top-1 (and top-5) accuracy per split.
 
-    `optimizer` and `scheduler` are factories (Hydra partials): the module calls them with its
-    parameter groups and optimizer, so they stay out of the saved hyperparameters.
+    `optimizer` is a factory (a Hydra partial) called with the parameter groups; `scheduler` a
+    `Schedule` (None: a constant learning rate) that the module sizes to the run. Both stay out of
+    the saved hyperparameters, which hold plain values only (checkpoints load with weights_only).
     """
 
     def __init__(
@@ -95,12 +94,7 @@ class ImageClassifier(pl.LightningModule):
         model: nn.Module,
         optimizer: OptimizerFactory,
         num_classes: int,
-        scheduler: SchedulerFactory | None = None,
-        scheduler_interval: str = "epoch",
-        scheduler_frequency: int = 1,
-        warmup: str = "none",
-        warmup_length: int = 0,
-        warmup_lr_factor: float = 0.1,
+        scheduler: Schedule | None = None,
         label_smoothing: float = 0.0,
         decay_norm_and_bias: bool = False,
         example_input_shape: Iterable[int] | None = None,
@@ -113,7 +107,7 @@ class ImageClassifier(pl.LightningModule):
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"], logger=False)
         self.model = model
         self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
+        self.schedule = scheduler
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # Training sums on the device, added to by tensor ops only (no metric update per step, no
         # host value): loss x n, top-1 correct, top-5 correct, n. A plain attribute, not a buffer
@@ -234,32 +228,20 @@ class ImageClassifier(pl.LightningModule):
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
 
-    def _schedule_length(self) -> float | None:
-        """Scheduler steps in this fit (None without a trainer)."""
+    def _run_length(self) -> tuple[float | None, int]:
+        """Optimizer steps in this fit and per epoch, the run a schedule is sized to ((None, 1)
+        without a trainer: length unknown)."""
         if self._trainer is None:
-            return None
+            return None, 1
         trainer = self.trainer
         total = trainer.estimated_stepping_batches  # also sets num_training_batches
         if not math.isfinite(total) or not math.isfinite(trainer.num_training_batches):
-            return math.inf  # no max_epochs/max_steps: schedules that need a length refuse it
-        per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
-        return schedule_length(total, per_epoch, self.hparams.scheduler_interval,
-                               self.hparams.scheduler_frequency)
+            return math.inf, 1  # no max_epochs/max_steps: schedules that need a length refuse it
+        return total, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
 
     def configure_optimizers(self) -> Any:
         groups = split_weight_decay(self.model, self.hparams.decay_norm_and_bias)
         optimizer = self.optimizer_factory(params=groups)
-        h = self.hparams
-        if self.scheduler_factory is None and h.warmup == "none":
+        if self.schedule is None or self.schedule.constant:  # no need to ask for the run's length
             return optimizer
-        scheduler = build_scheduler(optimizer, self.scheduler_factory, self._schedule_length(),
-                                    h.scheduler_interval, h.scheduler_frequency, h.warmup,
-                                    h.warmup_length, h.warmup_lr_factor)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": scheduler,
-                "interval": h.scheduler_interval,
-                "frequency": h.scheduler_frequency,
-            },
-        }
+        return {"optimizer": optimizer, "lr_scheduler": self.schedule.build(optimizer, *self._run_length())}

@@ -96,17 +96,11 @@ def build_parts(cfg: DictConfig) -> Parts:
     fast.apply_backend()
     flops = train_flops_per_image(model, datamodule.example_input_shape)  # before compile
     model = fast.prepare_model(model)
-    schedule = cfg.scheduler
     module = instantiate(
         cfg.module,
         model=model,
         optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(schedule.lr_scheduler) if schedule.lr_scheduler else None,
-        scheduler_interval=schedule.interval.value,
-        scheduler_frequency=schedule.frequency,
-        warmup=schedule.warmup.value,
-        warmup_length=schedule.warmup_length,
-        warmup_lr_factor=schedule.warmup_lr_factor,
+        scheduler=instantiate(cfg.scheduler),
         num_classes=datamodule.num_classes,
         # No example forward under torch.compile: it would compile an extra graph for batch 1.
         example_input_shape=None if fast.compile else datamodule.example_input_shape,

@@ -1,10 +1,11 @@
 """Learning-rate schedules sized to the run: lengths in scheduler steps, warm-up chained in front.
 
-The scheduler group gives a torch scheduler as a partial (`lr_scheduler`), how often it steps
-(`interval` epoch|step, `frequency`) and an optional warm-up. What depends on the length of the
-run is settled here, once the trainer knows it (`trainer.estimated_stepping_batches`):
-- a cosine `T_max` or one-cycle `total_steps` left null spans the run after the warm-up, in the schedule's own unit, so
-  `interval=step` counts optimizer steps and never epochs;
+The scheduler group instantiates one `Schedule`: a torch scheduler as a partial (`lr_scheduler`),
+how often it steps (`interval` epoch|step, `frequency`) and an optional warm-up. The module calls
+`Schedule.build` once the trainer knows the length of the run (`trainer.estimated_stepping_batches`),
+and what depends on that length is settled there:
+- a cosine `T_max` or one-cycle `total_steps` left null spans the run after the warm-up, in the
+  schedule's own unit, so `interval=step` counts optimizer steps and never epochs;
 - multistep milestones at or beyond the end of the run are refused;
 - milestones and `T_max` count from the start of the run, warm-up included.
 No Lightning here.
@@ -13,76 +14,147 @@ No Lightning here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from enum import Enum
 from functools import partial
 from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ConstantLR, LinearLR, LRScheduler, SequentialLR
 
-from resnet_exp.errors import ConfigError
+from resnet_exp.errors import ConfigError, parse_enum
 
-WARMUPS = ("none", "linear", "constant")
+SchedulerFactory = Callable[[Optimizer], LRScheduler]
+# Arguments of torch schedulers that, left null, span the run after the warm-up (cosine, one-cycle).
+RUN_LENGTH_KEYS = ("T_max", "total_steps")
 NO_LENGTH = ("trainer.max_epochs=-1 with trainer.max_steps=-1: the run has no set length, which "
              "scheduler.lr_scheduler.{key}=null needs; set trainer.max_epochs or trainer.max_steps, "
              "or scheduler.lr_scheduler.{key}")
 
 
-def schedule_length(optimizer_steps: float, steps_per_epoch: int, interval: str, frequency: int) -> float:
-    """How many times the scheduler steps in a run of `optimizer_steps` (inf: no limit)."""
-    if not math.isfinite(optimizer_steps):
-        return math.inf
-    units = optimizer_steps if interval == "step" else math.ceil(optimizer_steps / max(steps_per_epoch, 1))
-    return units // frequency
+def check_run_length(keywords: Mapping[str, Any], length: float | None) -> None:
+    """Refuse a scheduler sized to the run (a RUN_LENGTH_KEYS argument left null in `keywords`)
+    when the run's `length` is unknown (None) or unlimited (inf)."""
+    for key in RUN_LENGTH_KEYS:
+        if key in keywords and keywords[key] is None and (length is None or not math.isfinite(length)):
+            raise ConfigError(NO_LENGTH.format(key=key))
 
 
-def _unit(interval: str, frequency: int) -> str:
-    unit = "optimizer steps" if interval == "step" else "epochs"
-    return unit if frequency == 1 else f"scheduler steps (one every {frequency} {unit})"
+class Interval(str, Enum):
+    """What one scheduler step follows."""
+
+    epoch = "epoch"
+    step = "step"  # an optimizer step
 
 
-def build_scheduler(optimizer: Optimizer, factory: Callable[..., LRScheduler] | None,
-                    length: float | None, interval: str = "epoch", frequency: int = 1,
-                    warmup: str = "none", warmup_length: int = 0,
-                    warmup_lr_factor: float = 0.1) -> LRScheduler | None:
-    """The run's scheduler: `factory`'s (sized to `length` scheduler steps when that is known),
-    after `warmup_length` steps of `warmup`; None when there is neither."""
-    if warmup not in WARMUPS:
-        raise ConfigError(f"scheduler.warmup={warmup}: must be one of {', '.join(WARMUPS)}")
-    lead = warmup_length if warmup != "none" else 0
-    unit = _unit(interval, frequency)
-    if length is not None and lead and lead >= length:
-        raise ConfigError(f"scheduler.warmup_length={lead}: must be shorter than the run "
-                          f"({length} {unit})")
-    main = None
-    if factory is not None:
+class Warmup(str, Enum):
+    """How the learning rate starts, before the scheduler takes over."""
+
+    none = "none"
+    linear = "linear"  # from warmup_lr_factor x lr up to lr over warmup_length scheduler steps
+    constant = "constant"  # warmup_lr_factor x lr for warmup_length scheduler steps, then lr
+
+
+class Schedule:
+    """The run's learning-rate schedule: `lr_scheduler` (a partial taking the optimizer; None: a
+    constant LR after any warm-up), stepped every `frequency` `interval`s, after `warmup_length`
+    scheduler steps of `warmup`. Lengths count scheduler steps from the start of the run.
+
+    A plain class, not a dataclass: Hydra's `instantiate` would read a dataclass passed as an
+    argument as a config. Ranges are checked by the config schema (resnet_exp/config/training.py).
+    """
+
+    def __init__(self, lr_scheduler: SchedulerFactory | None = None, interval: Interval | str = Interval.epoch,
+                 frequency: int = 1, warmup: Warmup | str = Warmup.none, warmup_length: int = 0,
+                 warmup_lr_factor: float = 0.1) -> None:
+        self.lr_scheduler = lr_scheduler
+        self.interval = parse_enum(Interval, "scheduler.interval", interval)
+        self.frequency = int(frequency)
+        self.warmup = parse_enum(Warmup, "scheduler.warmup", warmup)
+        self.warmup_length = int(warmup_length)
+        self.warmup_lr_factor = float(warmup_lr_factor)
+        # The length (scheduler steps) the last `build` sized the schedule to; None before any
+        # build, or when the run's length was unknown. A resumed run can compare its own with it.
+        self.sized_to: float | None = None
+
+    def __repr__(self) -> str:
+        return (f"Schedule({self.lr_scheduler!r}, interval={self.interval.value}, frequency={self.frequency}, "
+                f"warmup={self.warmup.value}, warmup_length={self.warmup_length}, "
+                f"warmup_lr_factor={self.warmup_lr_factor})")
+
+    @property
+    def warmup_steps(self) -> int:
+        """Scheduler steps of warm-up (0 with warmup=none)."""
+        return self.warmup_length if self.warmup != Warmup.none else 0
+
+    @property
+    def constant(self) -> bool:
+        """True if the learning rate never changes: no scheduler and no warm-up."""
+        return self.lr_scheduler is None and not self.warmup_steps
+
+    def length(self, optimizer_steps: float | None, steps_per_epoch: int) -> float | None:
+        """How many times the scheduler steps in a run of `optimizer_steps` (None: unknown,
+        inf: no limit) with `steps_per_epoch` optimizer steps an epoch."""
+        if optimizer_steps is None or not math.isfinite(optimizer_steps):
+            return optimizer_steps
+        if self.interval == Interval.step:
+            units = optimizer_steps
+        else:
+            units = math.ceil(optimizer_steps / max(steps_per_epoch, 1))
+        return units // self.frequency
+
+    def build(self, optimizer: Optimizer, optimizer_steps: float | None,
+              steps_per_epoch: int = 1) -> dict[str, Any] | None:
+        """Lightning's `lr_scheduler` entry for a run of `optimizer_steps` (see `length`), or None
+        for a constant learning rate."""
+        length = self.length(optimizer_steps, steps_per_epoch)
+        scheduler = self.scheduler(optimizer, length)
+        self.sized_to = length
+        if scheduler is None:
+            return None
+        return {"scheduler": scheduler, "interval": self.interval.value, "frequency": self.frequency}
+
+    def _unit(self) -> str:
+        unit = "optimizer steps" if self.interval == Interval.step else "epochs"
+        return unit if self.frequency == 1 else f"scheduler steps (one every {self.frequency} {unit})"
+
+    def scheduler(self, optimizer: Optimizer, length: float | None) -> LRScheduler | None:
+        """The torch scheduler, sized to `length` scheduler steps when that is known (None:
+        unknown, inf: no limit), with the warm-up chained in front; None when there is neither."""
+        lead = self.warmup_steps
+        if length is not None and lead and lead >= length:
+            raise ConfigError(f"scheduler.warmup_length={lead}: must be shorter than the run "
+                              f"({length} {self._unit()})")
+        main = None
+        if self.lr_scheduler is not None:
+            main = self._sized(self.lr_scheduler, length, lead)(optimizer)
+        if not lead:
+            return main
+        if self.warmup == Warmup.constant:
+            warm = ConstantLR(optimizer, factor=self.warmup_lr_factor, total_iters=lead)
+        else:
+            warm = LinearLR(optimizer, start_factor=self.warmup_lr_factor, end_factor=1.0, total_iters=lead)
+        if main is None:
+            return warm
+        return SequentialLR(optimizer, [warm, main], milestones=[lead])
+
+    def _sized(self, factory: SchedulerFactory, length: float | None, lead: int) -> SchedulerFactory:
+        """`factory` with its run-length arguments filled in and its milestones checked and shifted
+        behind the warm-up."""
         keywords: dict[str, Any] = dict(getattr(factory, "keywords", {}) or {})
-        if "T_max" in keywords and keywords["T_max"] is None:
-            if length is None or not math.isfinite(length):
-                raise ConfigError(NO_LENGTH.format(key="T_max"))
-            factory = partial(factory, T_max=int(length) - lead)
-        if "total_steps" in keywords and keywords["total_steps"] is None:  # OneCycleLR over the run
-            if length is None or not math.isfinite(length):
-                raise ConfigError(NO_LENGTH.format(key="total_steps"))
-            factory = partial(factory, total_steps=int(length) - lead)
+        check_run_length(keywords, length)
+        for key in RUN_LENGTH_KEYS:
+            if key in keywords and keywords[key] is None:
+                factory = partial(factory, **{key: int(length) - lead})
         milestones = keywords.get("milestones")
         if milestones:
             milestones = [int(m) for m in milestones]
             if length is not None and max(milestones) >= length:
                 raise ConfigError(f"scheduler.lr_scheduler.milestones={milestones}: beyond the end of the "
-                                  f"run ({length} {unit}); each must be below {length}")
+                                  f"run ({length} {self._unit()}); each must be below {length}")
             if lead and min(milestones) <= lead:
                 raise ConfigError(f"scheduler.lr_scheduler.milestones={milestones}: must come after the "
                                   f"warm-up (scheduler.warmup_length={lead})")
             if lead:  # SequentialLR restarts the main schedule at the end of the warm-up
                 factory = partial(factory, milestones=[m - lead for m in milestones])
-        main = factory(optimizer)
-    if not lead:
-        return main
-    if warmup == "constant":
-        warm = ConstantLR(optimizer, factor=warmup_lr_factor, total_iters=lead)
-    else:
-        warm = LinearLR(optimizer, start_factor=warmup_lr_factor, end_factor=1.0, total_iters=lead)
-    if main is None:
-        return warm
-    return SequentialLR(optimizer, [warm, main], milestones=[lead])
+        return factory

@@ -31,11 +31,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnet_exp.config.speed import COMPILE_MODES
+from resnet_exp.errors import require
 
 log = logging.getLogger(__name__)
 
 CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
+# torch.compile's modes (None: its default).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 # Lightning precision -> autocast dtype (no entry: plain fp32, no autocast).
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -121,6 +123,12 @@ def bf16_supported() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+def check_compile_mode(mode: str | None) -> None:
+    """The one-line `compile_mode=...` error unless `mode` is None or one of COMPILE_MODES."""
+    require(mode is None or mode in COMPILE_MODES, "compile_mode", mode,
+            "must be null or one of " + ", ".join(COMPILE_MODES))
+
+
 @dataclass(frozen=True)
 class SpeedPlan:
     """The resolved switches of one run (every value concrete)."""
@@ -132,6 +140,9 @@ class SpeedPlan:
     tf32: bool
     compile: bool
     compile_mode: str | None = None
+
+    def __post_init__(self) -> None:
+        check_compile_mode(self.compile_mode)
 
     def trainer_kwargs(self) -> dict[str, Any]:
         """Arguments for `pytorch_lightning.Trainer` that override the config's nulls."""
@@ -173,9 +184,6 @@ def plan(trainer: Mapping[str, Any], speed: Mapping[str, Any] | None = None) -> 
     benchmark = trainer.get("benchmark")
     if benchmark is None:
         benchmark = cuda and not trainer.get("deterministic")
-    mode = speed.get("compile_mode")
-    if mode is not None and mode not in COMPILE_MODES:
-        raise ValueError(f"compile_mode={mode}: must be one of {', '.join(COMPILE_MODES)}")
     return SpeedPlan(
         cuda=cuda,
         precision=str(precision),
@@ -183,7 +191,7 @@ def plan(trainer: Mapping[str, Any], speed: Mapping[str, Any] | None = None) -> 
         channels_last=on(speed.get("channels_last")),
         tf32=on(speed.get("tf32")),
         compile=bool(speed.get("compile", False)),
-        compile_mode=mode,
+        compile_mode=speed.get("compile_mode"),
     )
 
 

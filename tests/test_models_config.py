@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from resnet_exp.config.arch import ArchConfig, register
-from resnet_exp.models import create_model, list_models, resolve
+from resnet_exp.models import ARCH_KEYS, ArchOptions, create_model, list_models, resolve
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ARCH_FILES = sorted(p.stem for p in (CONF / "arch").glob("*.yaml"))
@@ -33,6 +35,29 @@ def compose_arch(tmp_path_factory):
 
 def test_every_named_arch_has_a_yaml() -> None:
     assert set(ARCH_FILES) == set(list_models())
+
+
+def test_knobs_have_one_source_the_schema_and_resolve_take_them_all(compose_arch) -> None:
+    knobs = dataclasses.fields(ArchOptions)
+    assert ARCH_KEYS == tuple(f.name for f in knobs)
+    # The schema is ArchOptions plus what instantiate needs: same names, types and defaults.
+    schema = {f.name: f for f in dataclasses.fields(ArchConfig)}
+    assert list(schema) == ["_target_", "name", *ARCH_KEYS]
+    types, schema_types = typing.get_type_hints(ArchOptions), typing.get_type_hints(ArchConfig)
+    for f in knobs:
+        assert (schema_types[f.name], schema[f.name].default) == (types[f.name], f.default), f.name
+    # Every composed arch node holds exactly those keys, and resolve takes each one at its default.
+    assert set(compose_arch("resnet20")) == set(schema)
+    defaults = {f.name: f.default for f in knobs}
+    assert resolve("resnet20", **defaults) == resolve("resnet20")
+    with pytest.raises(ValueError, match="^colour=red: unknown arch option; one of " + ", ".join(ARCH_KEYS) + "$"):
+        resolve("resnet20", colour="red")
+
+
+def test_readme_python_api_call() -> None:
+    model = create_model("resnet56", num_classes=10, in_channels=3, input_size=32, block_order="pre",
+                         zero_init_last=True)
+    assert model.spec.block_order == "pre" and model.spec.zero_init_last and model.depth == 56
 
 
 @pytest.mark.parametrize("name", ARCH_FILES)
@@ -75,7 +100,7 @@ def test_custom_yaml_is_the_seed_bottleneck_net(compose_arch) -> None:
     cfg = compose_arch("custom", "arch.width=0.25")
     model = instantiate(cfg, num_classes=10, in_channels=3, input_size=96)
     assert model.spec.widths == (32, 64, 128) and model.spec.stem_kernel == 5
-    basic = compose_arch(  # the seed 002/003 net, as documented in custom.yaml
+    basic = compose_arch(  # the basic-block example documented in custom.yaml
         "custom", "arch.block=basic", "arch.widths=[64,128,256,512]", "arch.blocks=[2,2,2,2]",
         "arch.bottleneck_widths=null", "arch.strides=null", "arch.stem_kernel=7",
         "arch.stem_padding=0", "arch.stem_width=64", "arch.stem_pool_padding=0")

@@ -8,6 +8,7 @@ import torch
 
 from resnet_exp.models import create_model
 from resnet_exp.module import ImageClassifier, split_weight_decay
+from resnet_exp.schedules import Schedule
 
 
 def tiny_model(num_classes: int = 10) -> torch.nn.Module:
@@ -28,8 +29,8 @@ def test_norm_weights_and_biases_get_no_weight_decay() -> None:
 def test_optimizer_and_scheduler_come_from_their_factories() -> None:
     module = ImageClassifier(
         tiny_model(), optimizer=functools.partial(torch.optim.SGD, lr=0.1, weight_decay=5e-4),
-        num_classes=10, scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=3),
-        scheduler_interval="step")
+        num_classes=10, scheduler=Schedule(functools.partial(torch.optim.lr_scheduler.StepLR, step_size=3),
+                                           interval="step"))
     config = module.configure_optimizers()
     groups = config["optimizer"].param_groups
     assert [g["weight_decay"] for g in groups] == [5e-4, 0.0]
@@ -48,6 +49,7 @@ def test_top5_accuracy_only_with_more_than_ten_classes() -> None:
 
 def test_hyperparameters_hold_only_plain_values() -> None:
     module = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10,
+                             scheduler=Schedule(torch.optim.lr_scheduler.StepLR, warmup="linear", warmup_length=2),
                              example_input_shape=[3, 32, 32])
     assert module.hparams["example_input_shape"] == (3, 32, 32)
-    assert "model" not in module.hparams and "optimizer" not in module.hparams
+    assert set(module.hparams) == {"num_classes", "label_smoothing", "decay_norm_and_bias", "example_input_shape"}

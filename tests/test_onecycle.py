@@ -17,8 +17,7 @@ def _scheduler(*overrides: str, run_steps: int):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["scheduler=onecycle", "optimizer.lr=0.4", *overrides])
     module = ImageClassifier(nn.Linear(4, 3), instantiate(cfg.optimizer), num_classes=3,
-                             scheduler=instantiate(cfg.scheduler.lr_scheduler),
-                             scheduler_interval=cfg.scheduler.interval.value)
+                             scheduler=instantiate(cfg.scheduler))
     # What Lightning knows once the fit starts: here one epoch of run_steps batches.
     module._trainer = SimpleNamespace(estimated_stepping_batches=run_steps, num_training_batches=run_steps,
                                       accumulate_grad_batches=1)

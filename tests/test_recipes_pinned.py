@@ -10,7 +10,6 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from resnet_exp.config import register_schemas
-from resnet_exp.schedules import build_scheduler
 from tests.helpers.cli import REPO_ROOT
 
 PAPER_RECIPES = ("cifar_resnet_paper", "cifar_depth_study", "identity_mappings_ablation")
@@ -24,10 +23,8 @@ def compose_recipe(recipe: str, *overrides: str) -> Any:
 
 def paper_lrs(cfg: Any) -> list[float]:
     """The learning rate of every optimizer step the recipe's scheduler gives."""
-    s = cfg.scheduler
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.optimizer.lr)
-    sched = build_scheduler(opt, instantiate(s.lr_scheduler), cfg.trainer.max_steps, s.interval.value,
-                            s.frequency, s.warmup.value, s.warmup_length, s.warmup_lr_factor)
+    sched = instantiate(cfg.scheduler).scheduler(opt, cfg.trainer.max_steps)
     out = []
     for _ in range(cfg.trainer.max_steps):
         out.append(opt.param_groups[0]["lr"])

@@ -1,4 +1,5 @@
-"""`speed.tf32` switches TF32 for matmuls and cuDNN convolutions alike (checked on CPU)."""
+"""`speed.tf32` switches TF32 for matmuls and cuDNN convolutions alike (checked on CPU); one check of
+`speed.compile_mode` for the config and the Python API."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from resnet_exp import speed
+from resnet_exp.config.speed import SpeedConfig
 
 
 @pytest.fixture
@@ -31,6 +34,17 @@ def test_tf32_switch_sets_matmul_and_cudnn(tf32: bool, restore_backend_flags: No
         assert torch.backends.cudnn.allow_tf32 is tf32
         assert torch.backends.cuda.matmul.allow_tf32 is tf32
         assert torch.get_float32_matmul_precision() == ("high" if tf32 else "highest")
+
+
+def test_compile_mode_is_checked_once_for_config_and_plan() -> None:
+    message = "compile_mode=fast: must be null or one of " + ", ".join(speed.COMPILE_MODES)
+    with pytest.raises(ValueError) as schema:
+        OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SpeedConfig), {"compile_mode": "fast"}))
+    with pytest.raises(ValueError) as plan:
+        speed.plan({"accelerator": "cpu"}, {"compile_mode": "fast"})
+    assert str(schema.value) == str(plan.value) == message
+    for mode in (None, *speed.COMPILE_MODES):
+        assert speed.plan({"accelerator": "cpu"}, {"compile_mode": mode}).compile_mode == mode
 
 
 def test_trainer_profiles_nothing_by_default_and_what_the_config_asks_for(run_config) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from resnet_exp.config.resolvers import register_resolvers
 from resnet_exp.errors import ConfigError
-from resnet_exp.schedules import NO_LENGTH
+from resnet_exp.schedules import check_run_length
 
 # The config tree; absolute, so every entry point finds it however it is started.
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -54,12 +55,8 @@ def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
 def check_schedule_has_a_length(cfg: DictConfig) -> None:
     """A schedule sized to the run (cosine `T_max`, one-cycle `total_steps` left null) needs a run
     of set length; refused here, before a run folder exists, rather than when the fit starts."""
-    if cfg.trainer.get("max_epochs") != -1 or cfg.trainer.get("max_steps", -1) != -1:
-        return
-    schedule = cfg.scheduler.get("lr_scheduler") or {}
-    for key in ("T_max", "total_steps"):
-        if key in schedule and schedule[key] is None:
-            raise ConfigError(NO_LENGTH.format(key=key))
+    if cfg.trainer.get("max_epochs") == -1 and cfg.trainer.get("max_steps", -1) == -1:
+        check_run_length(cfg.scheduler.get("lr_scheduler") or {}, math.inf)
 
 
 SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit

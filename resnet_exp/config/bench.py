@@ -12,7 +12,7 @@ from resnet_exp.errors import require
 
 class BenchMode(str, Enum):
     forward = "forward"  # eval mode, no autograd: inference
-    forward_backward = "forward_backward"  # train mode, loss and gradients (the seed notebook's "backward")
+    forward_backward = "forward_backward"  # train mode, loss and gradients, no optimizer step
     train = "train"  # forward, backward and an SGD step: one training step
 
 

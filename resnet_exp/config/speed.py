@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
 
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+from resnet_exp.speed import check_compile_mode
 
 
 @dataclass
@@ -22,13 +22,11 @@ class SpeedConfig:
     tf32: bool | None = None
     # torch.compile the backbone (static shapes; the first batches of each shape compile).
     compile: bool = False
-    # torch.compile mode: null (= default), reduce-overhead, max-autotune, max-autotune-no-cudagraphs.
+    # torch.compile mode: null (its default) or one of resnet_exp.speed.COMPILE_MODES.
     compile_mode: str | None = None
 
     def __post_init__(self) -> None:
-        if self.compile_mode is not None and self.compile_mode not in COMPILE_MODES:
-            raise ValueError(f"compile_mode={self.compile_mode}: must be null or one of "
-                             f"{', '.join(COMPILE_MODES)}")
+        check_compile_mode(self.compile_mode)
 
 
 def register(cs: ConfigStore) -> None:

@@ -7,13 +7,13 @@ keys and wrong types while composing; `__post_init__` checks ranges when `valida
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from resnet_exp.errors import require
+from resnet_exp.schedules import Interval, Warmup
 
 
 @dataclass
@@ -78,11 +78,6 @@ class AdamWConfig(AdamConfig):
     weight_decay: float = 0.01
 
 
-class Interval(str, Enum):
-    epoch = "epoch"
-    step = "step"
-
-
 @dataclass
 class CosineAnnealingLR:
     _target_: str = "torch.optim.lr_scheduler.CosineAnnealingLR"
@@ -110,12 +105,6 @@ class MultiStepLR:
         require(0 < self.gamma <= 1, "lr_scheduler.gamma", self.gamma, "must be in (0, 1]")
 
 
-class Warmup(str, Enum):
-    none = "none"
-    linear = "linear"  # from warmup_lr_factor x lr up to lr over warmup_length scheduler steps
-    constant = "constant"  # warmup_lr_factor x lr for warmup_length scheduler steps, then lr
-
-
 @dataclass
 class OneCycleLR:
     """Warm up to max_lr, then anneal (Smith & Topin); stepped every batch (interval=step)."""
@@ -123,7 +112,8 @@ class OneCycleLR:
     _target_: str = "torch.optim.lr_scheduler.OneCycleLR"
     _partial_: bool = True
     max_lr: float = MISSING
-    # null: the whole run (the trainer's estimated optimizer steps), filled in by the module.
+    # null: the whole run after any warm-up (the trainer's estimated optimizer steps), filled in
+    # when the schedule is built.
     total_steps: int | None = None
     pct_start: float = 0.25
     anneal_strategy: str = "cos"
@@ -144,8 +134,10 @@ class OneCycleLR:
 class ScheduleConfig:
     """How often the LR scheduler steps, the scheduler itself (None: constant LR), and a warm-up
     in front of it. Lengths and milestones count scheduler steps (epochs, or optimizer steps with
-    interval=step) from the start of the run (resnet_exp/schedules.py)."""
+    interval=step) from the start of the run. Validated, then instantiated as one
+    `resnet_exp.schedules.Schedule` that the module sizes to the run."""
 
+    _target_: str = "resnet_exp.schedules.Schedule"
     interval: Interval = Interval.epoch
     frequency: int = 1
     lr_scheduler: Any | None = None

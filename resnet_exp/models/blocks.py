@@ -85,7 +85,7 @@ class ResidualBlock(nn.Module):
     """One residual unit; `block` picks basic/bottleneck, `order` the BN/ReLU placement.
 
     `projection_norm` (None: where the branch ends in a norm) and `projection_bias` shape the
-    1x1 projection shortcut; seed 002's net has a biased projection without a norm.
+    1x1 projection shortcut (a biased projection without a norm: experiment=basic_block_cifar10_96px).
     """
 
     def __init__(
@@ -183,7 +183,7 @@ class ResidualBlock(nn.Module):
     def _relu_before_add(self, x: Tensor) -> Tensor:  # (c) conv-BN-ReLU-conv-BN-ReLU, add
         return self.drop_path(self.act(self.last_bn(self._convs(x)))) + self._shortcut(x)
 
-    def _relu_before_and_after_add(self, x: Tensor) -> Tensor:  # (c), then ReLU: seed 002
+    def _relu_before_and_after_add(self, x: Tensor) -> Tensor:  # (c), then ReLU after the addition
         return self.act(self._relu_before_add(x))
 
     def _relu_only_pre(self, x: Tensor) -> Tensor:  # (d) ReLU-conv-BN-ReLU-conv-BN, add

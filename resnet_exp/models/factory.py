@@ -1,13 +1,16 @@
 """Named variants as data, and `create_model`: name + knobs -> validated `ArchSpec` -> `ResNet`.
 
-The families and named archs themselves are data in `families.py` (torch-free). Every check raises
-the one-line `ConfigError("<key>=<value>: <what is allowed>")` (a ValueError) of `resnet_exp.errors`,
-so the config schema reuses it verbatim.
+The families and named archs themselves are data in `families.py`, the knobs (names, types,
+defaults) are `ArchOptions` in `options.py`, both torch-free. Every check raises the one-line
+`ConfigError("<key>=<value>: <what is allowed>")` (a ValueError) of `resnet_exp.errors`, so the
+config schema reuses it verbatim.
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
+from dataclasses import fields
 from fnmatch import fnmatch
 from typing import Any
 
@@ -16,20 +19,13 @@ from torch import nn
 from resnet_exp.errors import parse_enum, require
 from resnet_exp.models.blocks import ActLayer, NormLayer
 from resnet_exp.models.families import FAMILIES, PRESETS, layout, preset
-from resnet_exp.models.options import BlockOrder, BlockType, Shortcut, Stem
+from resnet_exp.models.options import ARCH_KEYS, CUSTOM_STEM_KEYS, ArchOptions, BlockOrder, BlockType, Shortcut, Stem
 from resnet_exp.models.resnet import ArchSpec, ResNet
 
-# The knobs `create_model` and the `arch` config group accept (besides name).
-ARCH_KEYS = (
-    "depth", "block_order", "stem", "shortcut", "block", "widths", "blocks", "bottleneck_widths",
-    "strides", "width", "stride_in_1x1", "stem_kernel", "stem_stride", "stem_padding",
-    "stem_width", "stem_pool", "stem_pool_padding", "stem_norm", "stem_bias", "projection_norm",
-    "projection_bias", "zero_init_last", "drop_path",
-)
-STEM_KEYS = ("stem_kernel", "stem_stride", "stem_padding", "stem_width", "stem_pool", "stem_pool_padding")
-# On/off knobs: None takes the default (projection_norm: the block order's rule).
-SWITCHES = {"stride_in_1x1": False, "stem_norm": True, "stem_bias": False, "projection_norm": None,
-            "projection_bias": False, "zero_init_last": False}
+_DEFAULTS = {f.name: f.default for f in fields(ArchOptions)}
+_TYPES = typing.get_type_hints(ArchOptions)
+# The on/off knobs (stem=custom ones aside) reach ArchSpec as given, None taking the default.
+SWITCHES = tuple(k for k in ARCH_KEYS if _TYPES[k] in (bool, bool | None) and k not in CUSTOM_STEM_KEYS)
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -93,9 +89,9 @@ def _layout(
 def _stem(knob: dict[str, Any], family: str, input_size: int | None, default_width: int,
           scale: Callable[[int], int]) -> dict[str, Any]:
     """The stem fields of ArchSpec."""
-    stem = parse_enum(Stem, "stem", knob["stem"] or Stem.auto)
+    stem = parse_enum(Stem, "stem", knob["stem"])
     if stem != Stem.custom:
-        for key in STEM_KEYS:
+        for key in CUSTOM_STEM_KEYS:
             require(knob[key] is None, key, knob[key], f"only used with stem=custom (stem={stem.value})")
     if stem == Stem.auto:
         # Small images keep their resolution: a 7x7/2 stem + pool would leave 32 px at 1x1.
@@ -127,21 +123,21 @@ def resolve(name: str, input_size: int | None = None, **arch: Any) -> ArchSpec:
         require(key in ARCH_KEYS, key, arch[key], f"unknown arch option; one of {', '.join(ARCH_KEYS)}")
     named = preset(name)
     family = named.family
-    # Knobs left at None take the preset's value (depth; block_order: pre for the v2 aliases).
-    knob = {k: arch.get(k) for k in ARCH_KEYS}
+    # A knob left out (or None) takes its ArchOptions default; depth and block_order the preset's
+    # (block_order: pre for the v2 aliases).
+    knob = {k: _DEFAULTS[k] if arch.get(k) is None else arch[k] for k in ARCH_KEYS}
     knob["depth"] = knob["depth"] if knob["depth"] is not None else named.depth
     knob["block_order"] = knob["block_order"] or named.block_order
     block, widths, blocks, mids, strides = _layout(family, knob, arch.get("depth") is not None)
 
-    width = 1.0 if knob["width"] is None else knob["width"]
+    width, drop_path = knob["width"], knob["drop_path"]
     require(isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0,
            "width", width, "must be a number > 0")
-    drop_path = 0.0 if knob["drop_path"] is None else knob["drop_path"]
     require(isinstance(drop_path, (int, float)) and 0.0 <= drop_path < 1.0, "drop_path", drop_path,
            "must be in [0, 1)")
     order = parse_enum(BlockOrder, "block_order", knob["block_order"] or BlockOrder.post)
     shortcut = parse_enum(Shortcut, "shortcut", knob["shortcut"] or FAMILIES[family].shortcut)
-    switches = {k: default if knob[k] is None else knob[k] for k, default in SWITCHES.items()}
+    switches = {k: knob[k] for k in SWITCHES}
     for key, value in switches.items():
         require(value is None or isinstance(value, bool), key, value,
                 "must be true or false" + (" or null (the block order's rule)" if key == "projection_norm" else ""))
@@ -175,7 +171,7 @@ def create_model(
     act_layer: ActLayer = nn.ReLU,
     **arch: Any,
 ) -> ResNet:
-    """Build a named arch; `arch` takes the keys of `conf/arch/*.yaml` (see `ARCH_KEYS`).
+    """Build a named arch; `arch` takes the fields of `ArchOptions` (the keys of `conf/arch/*.yaml`).
 
     `input_size` (image side in px) lets `stem="auto"` pick the CIFAR stem for <= 64 px.
     Enum members and plain strings are both accepted. Bad input raises a one-line ConfigError (a ValueError).

@@ -1,6 +1,6 @@
 """The zoo's families and named archs as data, torch-free.
 
-`registry.resolve` builds every net from these tables, and the sweep report (which must not import
+`factory.resolve` builds every net from these tables, and the sweep report (which must not import
 torch) reads the same facts from them: a name's depth and block order, a family's default depth.
 A family turns a depth into stages; a named arch is a family, a depth and a block order (the v2
 aliases are the v1 nets with `block_order="pre"`).

@@ -1,8 +1,9 @@
 """One configurable ResNet: stem, stages of residual units, head.
 
-Every variant of the zoo is an `ArchSpec` (data) built by this one class; `registry.resolve`
-turns a name plus knobs into a spec. Module names match torchvision's ResNet (`conv1`, `bn1`,
-`maxpool`, `layer1..`, `fc`), so its weights load into `block_order="post"` with `strict=True`.
+Every variant of the zoo is an `ArchSpec` (data) built by this one class; `factory.resolve`
+turns a name plus knobs (`ArchOptions`) into a spec. Module names match torchvision's ResNet
+(`conv1`, `bn1`, `maxpool`, `layer1..`, `fc`), so its weights load into `block_order="post"` with
+`strict=True`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from resnet_exp.models.options import BlockOrder, BlockType, Shortcut
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A fully resolved architecture: every channel count final (width multiplier applied)."""
+    """A fully resolved architecture: every value concrete, every channel count final (width
+    multiplier applied). Only `factory.resolve` makes one: the knobs' defaults live in
+    `ArchOptions`, the rules that turn knobs into this layout in `resolve`."""
 
     name: str
     family: str
@@ -30,21 +33,22 @@ class ArchSpec:
     blocks: tuple[int, ...]  # residual units per stage
     bottleneck_widths: tuple[int, ...]  # inner width of bottleneck units (== widths for basic)
     strides: tuple[int, ...]  # stride of each stage's first unit
-    block_order: BlockOrder = BlockOrder.post
-    shortcut: Shortcut = Shortcut.B
-    stride_in_1x1: bool = False
-    stem_kernel: int = 7
-    stem_stride: int = 2
-    stem_padding: int = 3
-    stem_width: int = 64
-    stem_pool: bool = True
-    stem_pool_padding: int = 1
-    stem_norm: bool = True  # False: a bare stem conv (no BN-ReLU after it, whatever the order)
-    stem_bias: bool = False
-    projection_norm: bool | None = None  # None: a norm where the block order's branch ends in one
-    projection_bias: bool = False
-    zero_init_last: bool = False
-    drop_path: float = 0.0
+    block_order: BlockOrder
+    shortcut: Shortcut
+    stride_in_1x1: bool
+    # The stem as `stem` (auto, imagenet, cifar, custom) resolved it.
+    stem_kernel: int
+    stem_stride: int
+    stem_padding: int
+    stem_width: int
+    stem_pool: bool
+    stem_pool_padding: int
+    stem_norm: bool  # False: a bare stem conv (no BN-ReLU after it, whatever the order)
+    stem_bias: bool
+    projection_norm: bool | None  # None: a norm where the block order's branch ends in one
+    projection_bias: bool
+    zero_init_last: bool
+    drop_path: float
 
     @property
     def depth(self) -> int:
