@@ -1,41 +1,43 @@
-"""GPU suite (CUDA only): training throughput, MFU, the step timer's trustworthiness and cost, the
-speed switches one at a time, and seed 001's forward/backward table.
+"""GPU section (CUDA only): training throughput and MFU, whether the step timer can be trusted and
+what it costs, the speed switches one at a time, and the ResNet-v2 timing table.
 
-Training figures (per arch, CIFAR layout, 32 px synthetic data, batch 512, fast path defaults:
-bf16 autocast, channels_last, cudnn.benchmark, TF32, GPU-resident loader):
-- framework: `resnet_exp.run`'s parts, validation/checkpoints/wandb off; images/s from whole
-  epochs (synchronized at the epoch end), after a warm-up epoch.
-- framework, step timer off: the timer's cost.
-- framework + a synchronize-per-batch reference callback: the step timer's CUDA-event mean against
-  host-clock-with-sync of the very same batches (target: within 3%).
-- plain loop, same model, same GPU loader, same switches: the framework's overhead on a GPU.
-- torchvision's resnet in the CIFAR layout, same plain loop: the reference.
-MFU = images/s x training FLOPs per image (torch.utils.flop_counter, forward + backward) / the
-device's dense bf16 peak.
+Training (per arch, CIFAR layout, 32 px synthetic data, batch 512, fast path defaults: bf16
+autocast, channels_last, cudnn.benchmark, TF32, GPU-resident loader; validation, checkpoints and
+wandb off), ms per batch over whole epochs after a warm-up epoch:
+- framework, and framework with the step timer off (the timer's cost);
+- framework with a synchronize-per-batch reference callback: the step timer's CUDA-event mean
+  against host-clock-with-sync of the same batches (target: within 3%);
+- host syncs per training step (`torch.cuda.set_sync_debug_mode("warn")`) and the sync guard;
+- the same model, and torchvision's, in a plain loop over the same GPU loader and switches.
+MFU = images/s x training FLOPs per image / the device's dense peak for the precision.
 
-Bench CLI figures run `python -m resnet_exp.bench` in subprocesses (each switch in a fresh process).
+Switches and the v2 table run `python -m resnet_exp.bench` in subprocesses (each in a fresh process).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Callback
+from torch import nn
 
 from benchmarks import harness
-from resnet_exp import speed
 from resnet_exp.models.complexity import count_flops
-from resnet_exp.speed import peak_tflops
+from resnet_exp.speed import peak_tflops, synchronize
 
-SEED_ARCHS = ("resnet50v2", "resnet101v2", "resnet152v2", "resnet200v2")
+PARTS = ("training", "switches", "v2_timing")
 SWITCHES = (  # (label, bench overrides) measured one at a time against the defaults
     ("fast path defaults", []),
     ("bf16 off (fp32 + TF32)", ["bench.precision=fp32"]),
@@ -45,166 +47,152 @@ SWITCHES = (  # (label, bench overrides) measured one at a time against the defa
     ("torch.compile on", ["speed.compile=true"]),
     ("torch.compile reduce-overhead (CUDA graphs)", ["speed.compile=true", "speed.compile_mode=reduce-overhead"]),
 )
+V2_TIMING = {"auto": ["bench_recipe=resnet_v2_timing", "bench.mode=[forward,train]", "bench.precision=auto"],
+             "fp32": ["bench_recipe=resnet_v2_timing", "bench.mode=[forward,train]", "bench.precision=fp32",
+                      "speed.channels_last=false", "speed.tf32=false"]}
 
 
-def overrides(arch: str, batch: int, steps: int, epochs: int, accelerator: str = "gpu") -> list[str]:
-    return [
-        "data=synthetic", "data.image_size=32", f"data.train_size={steps * batch}", "data.val_size=0",
-        f"data.test_size={batch}", "data.num_workers=0", f"data.batch_size={batch}", f"arch={arch}",
-        f"trainer.accelerator={accelerator}", "trainer.devices=1", f"trainer.max_epochs={epochs}",
-        "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "logger.wandb.mode=disabled",
-        "callbacks.model_summary=null", "+callbacks.epoch_clock._target_=benchmarks.harness.EpochClock",
-    ]
+class SyncReference(Callback):
+    """The slow, obvious measurement: synchronize before and after every batch, host clock."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        synchronize(pl_module.device)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        synchronize(pl_module.device)
+        self.ms.append((time.perf_counter() - self._start) * 1e3)
 
 
-def _fit(ov: Sequence[str], out: Path) -> dict[str, Any]:
-    return harness.framework_fit(harness.compose_run_config(ov, out))
+def training_overrides(arch: str, batch: int, steps: int, epochs: int, accelerator: str = "gpu") -> list[str]:
+    return ["data=synthetic", "data.image_size=32", f"data.train_size={steps * batch}", "data.val_size=0",
+            f"data.test_size={batch}", "data.num_workers=0", f"data.batch_size={batch}", f"arch={arch}",
+            f"trainer.accelerator={accelerator}", "trainer.devices=1", f"trainer.max_epochs={epochs}",
+            "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "logger.wandb.mode=disabled",
+            "callbacks.model_summary=null", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
+            "+callbacks.epoch_clock._target_=benchmarks.harness.EpochClock"]
 
 
-def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log=print,
+def torchvision_cifar(name: str, num_classes: int) -> nn.Module:
+    """torchvision's ResNet in the CIFAR layout: 3x3/1 stem conv, no max-pool."""
+    import torchvision
+
+    model = getattr(torchvision.models, name)(num_classes=num_classes)
+    model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: Callable[[str], None] = print,
                accelerator: str = "gpu") -> dict[str, Any]:
-    """All training figures of one arch (`accelerator=cpu`: a dry run of this code, for tests)."""
-    from benchmarks.cpu import without_checkpoints
+    """Every training figure of one arch (`accelerator="cpu"` runs the same code without a GPU)."""
+    ov = training_overrides(arch, batch, steps, epochs, accelerator)
 
-    ov = without_checkpoints(overrides(arch, batch, steps, epochs, accelerator), work / "probe")
-    res: dict[str, Any] = {"arch": arch, "batch_size": batch, "steps_per_epoch": steps, "epochs": epochs}
+    runs = itertools.count()
 
-    fit = _fit(ov, work / f"{arch}_fw")
-    device = fit.module.device
-    plan: speed.SpeedPlan = fit.speed
-    res["speed"] = plan.as_dict()
-    res["framework_ms"] = harness.step_ms(harness.callback(fit, "EpochClock").epochs)["mean"]
-    res["step_timer"] = harness.callback(fit, "StepTimer").summary()
-    res["step_timer"].pop("per_epoch", None)
-    log(f"  {arch}: framework {res['framework_ms']:.2f} ms/batch")
+    def fit(*extra: str) -> harness.Parts:
+        return harness.framework_fit(harness.compose_run_config([*ov, *extra], work / f"{arch}_{next(runs)}"))
 
-    off = _fit(ov + ["callbacks.step_timer=null"], work / f"{arch}_off")
-    res["framework_no_timer_ms"] = harness.step_ms(harness.callback(off, "EpochClock").epochs)["mean"]
+    def epoch_ms(parts: harness.Parts) -> float:
+        return harness.mean_step_ms(harness.callback(parts, "EpochClock").epochs)
 
-    ref = _fit(ov + ["+callbacks.sync_reference._target_=benchmarks.harness.SyncReference"],
-               work / f"{arch}_sync")
+    main = fit()
+    device, plan = main.module.device, main.speed
+    res: dict[str, Any] = {"arch": arch, "batch_size": batch, "steps_per_epoch": steps, "epochs": epochs,
+                           "speed": plan.as_dict(), "framework_ms": epoch_ms(main),
+                           "framework_no_timer_ms": epoch_ms(fit("callbacks.step_timer=null"))}
+    ref = fit("+callbacks.sync_reference._target_=benchmarks.gpu.SyncReference")
     timer, sync = harness.callback(ref, "StepTimer"), harness.callback(ref, "SyncReference")
     pairs = [(row.device_ms, ms) for row, ms in zip(timer.rows, sync.ms) if not row.warmup]
-    res["events_mean_ms"] = statistics.mean(p[0] for p in pairs)
-    res["sync_mean_ms"] = statistics.mean(p[1] for p in pairs)
-    res["events_vs_sync"] = res["events_mean_ms"] / res["sync_mean_ms"]
+    res["events_vs_sync"] = statistics.mean(p[0] for p in pairs) / statistics.mean(p[1] for p in pairs)
 
     cuda = device.type == "cuda"
-    with warnings.catch_warnings(record=True) as caught:  # host syncs during training steps
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if cuda:
             torch.cuda.set_sync_debug_mode("warn")
         try:
-            probe = _fit(ov + ["trainer.max_epochs=1"], work / f"{arch}_syncs")
+            probe = fit("trainer.max_epochs=1")
         finally:
             if cuda:
                 torch.cuda.set_sync_debug_mode("default")
-    syncs = [w for w in caught if "synchroniz" in str(w.message)]
-    res["host_syncs_per_step"] = len(syncs) / max(probe.trainer.global_step, 1)
-    res["sync_guard"] = sync_guard_check(ov, work / f"{arch}_guard")
-    log(f"  {arch}: sync guard (set_sync_debug_mode('error') outside logging steps): {res['sync_guard']}")
+    syncs = sum("synchroniz" in str(w.message) for w in caught)
+    res["host_syncs_per_step"] = syncs / max(probe.trainer.global_step, 1)
+    try:  # on CUDA the guard runs the steps (logging steps excepted) under set_sync_debug_mode("error")
+        fit("trainer.max_epochs=1", "+callbacks.sync_guard._target_=resnet_exp.callbacks.sync_guard.SyncGuard")
+        res["sync_guard"] = "passed"
+    except RuntimeError as err:  # HostSyncError is one
+        res["sync_guard"] = f"failed: {str(err).splitlines()[0][:200]}"
 
-    datamodule = fit.datamodule  # still attached to its trainer: GPU loader on this device
     autocast = torch.bfloat16 if plan.precision == "bf16-mixed" else None
+    loader = main.datamodule.train_dataloader  # still attached to its trainer: the GPU loader on this device
     cfg = harness.compose_run_config(ov, work / f"{arch}_plain")
-    model = plan.prepare_model(harness.run_model(cfg, datamodule).to(device))
+    model = plan.prepare_model(harness.run_model(cfg, main.datamodule).to(device))
     optimizer = harness.make_optimizer(cfg, model)
-    stamps = harness.plain_loop(model, optimizer, datamodule.train_dataloader, epochs, device, autocast,
-                                plan.channels_last)
-    res["plain_ms"] = harness.step_ms(stamps)["mean"]
-
-    tv = harness.torchvision_cifar(arch, datamodule.num_classes)
+    res["plain_ms"] = harness.mean_step_ms(harness.plain_loop(model, optimizer, loader, epochs, device, autocast,
+                                                         plan.channels_last))
+    tv = torchvision_cifar(arch, main.datamodule.num_classes)
     tv_flops = count_flops(tv, (1, 3, 32, 32), "train")
     tv = plan.prepare_model(tv.to(device))
     tv_opt = torch.optim.SGD(tv.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    stamps = harness.plain_loop(tv, tv_opt, datamodule.train_dataloader, epochs, device, autocast,
-                                plan.channels_last)
-    res["torchvision_ms"] = harness.step_ms(stamps)["mean"]
+    res["torchvision_ms"] = harness.mean_step_ms(harness.plain_loop(tv, tv_opt, loader, epochs, device, autocast,
+                                                               plan.channels_last))
 
-    flops = count_flops(fit.model, (1, 3, 32, 32), "train")
-    peak = peak_tflops(device, plan.precision, plan.tf32)
+    flops = count_flops(main.model, (1, 3, 32, 32), "train")
     res["device"] = torch.cuda.get_device_name(device) if cuda else str(device)
-    res["peak_tflops"] = peak
+    res["peak_tflops"] = peak = peak_tflops(device, plan.precision, plan.tf32)
     for key, per_image in (("framework", flops), ("framework_no_timer", flops), ("plain", flops),
                            ("torchvision", tv_flops)):
-        images_per_s = batch / (res[f"{key}_ms"] / 1e3)
-        res[f"{key}_images_per_s"] = images_per_s
-        res[f"{key}_mfu"] = images_per_s * per_image / (peak * 1e12) if per_image and peak else None
+        res[f"{key}_images_per_s"] = rate = batch / (res[f"{key}_ms"] / 1e3)
+        res[f"{key}_mfu"] = rate * per_image / (peak * 1e12) if per_image and peak else None
     res["train_gflop_per_image"] = flops / 1e9 if flops else None
-    res["torchvision_train_gflop_per_image"] = tv_flops / 1e9 if tv_flops else None
-    log(f"  {arch}: plain {res['plain_ms']:.2f}, torchvision {res['torchvision_ms']:.2f} ms/batch, "
-        f"events/sync {res['events_vs_sync']:.4f}, syncs/step {res['host_syncs_per_step']:.2f}")
+    log(f"  {arch}: framework {res['framework_ms']:.2f}, plain {res['plain_ms']:.2f}, torchvision "
+        f"{res['torchvision_ms']:.2f} ms/batch; events/sync {res['events_vs_sync']:.4f}, "
+        f"syncs/step {res['host_syncs_per_step']:.2f}, sync guard {res['sync_guard']}")
     return res
 
 
-def sync_guard_check(ov: Sequence[str], out: Path) -> str:
-    """One epoch with the SyncGuard callback: on CUDA it runs the training steps (logging steps
-    excepted) under torch.cuda.set_sync_debug_mode("error"). "passed" or the first error line."""
-    from resnet_exp.callbacks.sync_guard import HostSyncError
-
-    try:
-        _fit(list(ov) + ["trainer.max_epochs=1",
-                         "+callbacks.sync_guard._target_=resnet_exp.callbacks.sync_guard.SyncGuard"], out)
-    except (HostSyncError, RuntimeError) as err:
-        return f"failed: {str(err).splitlines()[0][:200]}"
-    return "passed"
-
-
-def bench_cli(args: Sequence[str], sweep_dir: Path, multirun: bool = False, timeout: int = 900) -> list[dict[str, Any]]:
-    """Run `python -m resnet_exp.bench` and return its rows."""
-    where = f"hydra.sweep.dir={sweep_dir}" if multirun else f"hydra.run.dir={sweep_dir}"
+def bench_cli(args: Sequence[str], folder: Path, multirun: bool = False) -> list[dict[str, Any]]:
+    """Rows of `python -m resnet_exp.bench [-m] <args>` (every job's bench.json, in job order)."""
+    where = f"hydra.sweep.dir={folder}" if multirun else f"hydra.run.dir={folder}"
     cmd = [sys.executable, "-m", "resnet_exp.bench", *(["-m"] if multirun else []), *args, where]
-    proc = subprocess.run(cmd, cwd=harness.REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=harness.REPO_ROOT, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    if multirun:
-        import csv
-
-        with (sweep_dir / "bench.csv").open() as handle:
-            return list(csv.DictReader(handle))
-    return json.loads((sweep_dir / "bench.json").read_text())["rows"]
+    files = sorted(folder.glob("*/bench.json"), key=lambda p: int(p.parent.name)) if multirun else [
+        folder / "bench.json"]
+    return [row for f in files for row in json.loads(f.read_text())["rows"]]
 
 
-def switches(arch: str, batch: int, work: Path, log=print) -> list[dict[str, Any]]:
-    base = [f"arch={arch}", "bench.image_size=32", "bench.num_classes=10", f"bench.batch_size={batch}",
-            "bench.mode=[train]", "bench.burn_in=20", "bench.batches=100"]
-    rows = []
-    for i, (label, extra) in enumerate(SWITCHES):
-        row = bench_cli(base + extra, work / f"switch_{arch}_{i}")[0]
-        row["switch"], row["command"] = label, "python -m resnet_exp.bench " + " ".join(base + extra)
-        rows.append(row)
-        log(f"  {arch} {label}: {row['mean_ms']} ms, {row['images_per_s']} images/s")
-    return rows
+def shell(args: Sequence[str], multirun: bool = False) -> str:
+    quoted = [f"'{a}'" if "[" in a else a for a in args]
+    return " ".join(["python -m resnet_exp.bench", *(["-m"] if multirun else []), *quoted])
 
 
-def seed_table(work: Path, precision: str, log=print) -> dict[str, Any]:
-    args = ["arch=" + ",".join(SEED_ARCHS), "bench.batch_size=32", "bench.image_size=224",
-            "bench.mode=[forward,train]"]
-    if precision == "fp32":
-        args += ["bench.precision=fp32", "speed.channels_last=false", "speed.tf32=false"]
-    rows = bench_cli(args, work / f"seed_{precision}", multirun=True)
-    log(f"  seed 001 table ({precision}): {len(rows)} rows")
-    quoted = [a if "[" not in a else f"'{a}'" for a in args]
-    return {"command": "python -m resnet_exp.bench -m " + " ".join(quoted), "rows": rows}
-
-
-PARTS = ("training", "switches", "seed")
-
-
-def run(batch: int = 512, steps: int = 30, epochs: int = 3, archs: Sequence[str] = ("resnet18", "resnet50"),
-        parts: Sequence[str] = PARTS, previous: dict[str, Any] | None = None, log=print
-        ) -> dict[str, Any] | None:
-    """Measure `parts`; results of other parts are taken from `previous` (same device only)."""
-    if not torch.cuda.is_available():
-        return None
-    work = Path(tempfile.mkdtemp(prefix="resnet_exp_gpu_bench_"))
+def measure(batch: int = 512, steps: int = 30, epochs: int = 3, archs: Sequence[str] = ("resnet18", "resnet50"),
+            parts: Sequence[str] = PARTS, previous: dict[str, Any] | None = None,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure `parts` on CUDA device 0; the other parts are kept from `previous` of the same device."""
     device = torch.cuda.get_device_name(0)
-    out: dict[str, Any] = dict(previous or {}) if (previous or {}).get("device") == device else {}
+    out = dict(previous) if previous and previous.get("device") == device else {}
     out["device"] = device
+    out["measured"] = {**out.get("measured", {}), **dict.fromkeys(parts, time.strftime("%Y-%m-%d %H:%M %Z"))}
+    work = Path(tempfile.mkdtemp(prefix="resnet_exp_gpu_bench_"))
     if "training" in parts:
         out["training"] = [train_arch(arch, batch, steps, epochs, work, log) for arch in archs]
     if "switches" in parts:
-        out["switches"] = {arch: switches(arch, batch, work, log) for arch in archs}
-    if "seed" in parts:
-        out["seed_001"] = {p: seed_table(work, p, log) for p in ("auto", "fp32")}
+        out["switches"] = {}
+        for arch in archs:
+            base = [f"arch={arch}", "bench.image_size=32", "bench.num_classes=10", f"bench.batch_size={batch}",
+                    "bench.mode=[train]", "bench.burn_in=20", "bench.batches=100"]
+            out["switches"][arch] = [{**bench_cli([*base, *extra], work / f"switch_{arch}_{i}")[0], "switch": label,
+                                      "command": shell([*base, *extra])} for i, (label, extra) in enumerate(SWITCHES)]
+            log(f"  switches, {arch}: done")
+    if "v2_timing" in parts:
+        out["v2_timing"] = {p: {"command": shell(args, multirun=True),
+                                "rows": bench_cli(args, work / f"v2_{p}", multirun=True)} for p, args in V2_TIMING.items()}
+        log("  v2 timing table: done")
     return out
