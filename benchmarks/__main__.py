@@ -5,20 +5,21 @@
     python -m benchmarks --sections attribution --attribution-variants plain framework callbacks.lr_monitor=null
     python -m benchmarks --render                          # measure nothing, regenerate from the JSON files
 
-Sections: overhead (framework vs plain loop vs bare Lightning, whole processes: the headline),
-attribution (where that overhead goes, in one process), compile_cpu, loader, gpu. Each measured
-section replaces benchmarks/results/<section>.json (machine, date, command, settings, raw and summary
+Sections: overhead (the framework against a plain loop and bare Lightning, as whole processes),
+attribution (where that overhead goes, in one process), compile_cpu, loader, gpu. A measured section
+replaces benchmarks/results/<section>.json (machine, date, command, settings, per-round and summary
 figures); then BENCHMARKS.md is rendered from all the JSON files (benchmarks/render.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,45 +31,43 @@ from resnet_exp.errors import OneLineArgumentParser
 from resnet_exp.io import write_json_atomic
 from resnet_exp.speed import environment
 
-SECTIONS = ("overhead", "attribution", "compile_cpu", "loader", "gpu")
-START_THREADS = torch.get_num_threads()  # before any section sets its own
+# section -> (module, function): called with the section's settings as keyword arguments
+MEASURE = {"overhead": ("benchmarks.overhead", "measure_overhead"),
+           "attribution": ("benchmarks.overhead", "measure_attribution"),
+           "compile_cpu": ("benchmarks.compile_cpu", "measure"), "loader": ("benchmarks.loader", "measure"),
+           "gpu": ("benchmarks.gpu", "measure")}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = OneLineArgumentParser(prog="python -m benchmarks", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sections", nargs="+", choices=SECTIONS, help="default: all (gpu only where CUDA is available)")
+    p.add_argument("--sections", nargs="+", choices=MEASURE, help="default: all (gpu only where CUDA is available)")
     p.add_argument("--render", action="store_true", help="measure nothing; regenerate BENCHMARKS.md")
     p.add_argument("--dry-run", action="store_true", help="print each section's settings; measure and write nothing")
     p.add_argument("--results-dir", type=Path, default=render.RESULTS_DIR)
     p.add_argument("--output", type=Path, default=render.OUTPUT, help="the Markdown file to write")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (overhead, attribution, compile_cpu)")
-    g = p.add_argument_group("overhead")
-    g.add_argument("--overhead-steps", type=int, nargs=2, default=[20, 2020], metavar=("N1", "N2"),
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (all CPU sections)")
+    names = ", ".join(v.name for v in VARIANTS)
+    p.add_argument("--overhead-steps", type=int, nargs=2, default=[20, 2020], metavar=("N1", "N2"),
                    help="training batches of the short and of the long process")
-    g.add_argument("--overhead-rounds", type=int, default=5)
-    g.add_argument("--overhead-variants", nargs="+", type=variant, default=[variant(n) for n in OVERHEAD_VARIANTS],
-                   metavar="VARIANT", help=f"names ({', '.join(v.name for v in VARIANTS)}) or comma-separated "
-                                           "framework overrides; default: " + " ".join(OVERHEAD_VARIANTS))
-    g = p.add_argument_group("attribution")
-    g.add_argument("--attribution-steps", type=int, default=2000, help="training batches per fit")
-    g.add_argument("--attribution-rounds", type=int, default=3)
-    g.add_argument("--attribution-variants", nargs="+", type=variant, default=list(VARIANTS), metavar="VARIANT",
-                   help="as --overhead-variants; default: all named variants")
-    g = p.add_argument_group("compile_cpu")
-    g.add_argument("--compile-batches", type=int, default=10, help="timed batches per variant")
-    g = p.add_argument_group("loader")
-    g.add_argument("--loader-batches", type=int, default=40, help="timed batches per path")
-    g.add_argument("--loader-workers", type=int, nargs="+", default=[0, 2], help="num_workers of the torch loader")
-    g.add_argument("--loader-threads", type=int, default=None, help="torch threads (default: torch's own)")
-    g.add_argument("--loader-consumer", choices=("none", "resnet18"), default="none",
-                   help="also time a ResNet-18 train step on the same device")
-    g = p.add_argument_group("gpu")
-    g.add_argument("--gpu-archs", nargs="+", default=["resnet18", "resnet50"])
-    g.add_argument("--gpu-parts", nargs="+", choices=("training", "switches", "v2_timing"),
+    p.add_argument("--overhead-rounds", type=int, default=5)
+    p.add_argument("--overhead-variants", nargs="+", type=variant, default=[variant(n) for n in OVERHEAD_VARIANTS],
+                   metavar="VARIANT", help=f"names ({names}) or comma-separated framework overrides; default: "
+                                           + " ".join(OVERHEAD_VARIANTS))
+    p.add_argument("--attribution-steps", type=int, default=2000, help="training batches per fit")
+    p.add_argument("--attribution-rounds", type=int, default=3)
+    p.add_argument("--attribution-variants", nargs="+", type=variant, default=list(VARIANTS), metavar="VARIANT",
+                   help="as --overhead-variants; default: all named ones")
+    p.add_argument("--compile-batches", type=int, default=10, help="timed batches per variant")
+    p.add_argument("--loader-batches", type=int, default=40, help="timed batches per path")
+    p.add_argument("--loader-workers", type=int, nargs="+", default=[0, 2], help="num_workers of the torch loader")
+    p.add_argument("--loader-consumer", choices=("none", "resnet18"), default="none",
+                   help="also time a ResNet-18 train step on the loader's device")
+    p.add_argument("--gpu-archs", nargs="+", default=["resnet18", "resnet50"])
+    p.add_argument("--gpu-parts", nargs="+", choices=("training", "switches", "v2_timing"),
                    default=["training", "switches", "v2_timing"],
                    help="measure only these; the others are kept from gpu.json when it is from the same GPU")
-    g.add_argument("--gpu-steps", type=int, default=30, help="training batches per epoch")
+    p.add_argument("--gpu-steps", type=int, default=30, help="training batches per epoch")
     args = p.parse_args(argv)
     n1, n2 = args.overhead_steps
     if not 0 < n1 < n2:
@@ -78,89 +77,65 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def settings(section: str, args: argparse.Namespace) -> dict[str, Any]:
-    """What a section measures with, as recorded in its JSON (and passed to its `measure`)."""
-    from dataclasses import asdict
-
+def settings(section: str, a: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of the section's measuring function, as its JSON records them."""
     return {
-        "overhead": lambda: {"arch": "resnet20", "width": 0.25, "batch_size": 4, "image_size": 8,
-                             "steps": args.overhead_steps, "rounds": args.overhead_rounds, "threads": args.threads,
-                             "variants": [asdict(v) for v in args.overhead_variants]},
-        "attribution": lambda: {"steps": args.attribution_steps, "rounds": args.attribution_rounds,
-                                "threads": args.threads, "variants": [asdict(v) for v in args.attribution_variants]},
+        "overhead": lambda: {"variants": a.overhead_variants, "steps": a.overhead_steps, "rounds": a.overhead_rounds,
+                             "arch": "resnet20", "width": 0.25, "batch_size": 4, "image_size": 8, "threads": a.threads},
+        "attribution": lambda: {"variants": a.attribution_variants, "steps": a.attribution_steps,
+                                "rounds": a.attribution_rounds, "threads": a.threads},
         "compile_cpu": lambda: {"arch": "resnet20", "image_size": 32, "batch_size": 32, "burn_in": 3,
-                                "batches": args.compile_batches, "threads": args.threads},
-        "loader": lambda: {"size": 50000, "batch_size": 512, "batches": args.loader_batches,
-                           "workers": args.loader_workers, "threads": args.loader_threads or START_THREADS,
-                           "consumer": args.loader_consumer},
-        "gpu": lambda: {"archs": args.gpu_archs, "parts": args.gpu_parts, "batch_size": 512,
-                        "steps": args.gpu_steps, "epochs": 3},
+                                "batches": a.compile_batches, "threads": a.threads},
+        "loader": lambda: {"size": 50000, "batch_size": 512, "batches": a.loader_batches, "workers": a.loader_workers,
+                           "threads": a.threads, "consumer": a.loader_consumer},
+        "gpu": lambda: {"archs": a.gpu_archs, "parts": a.gpu_parts, "batch_size": 512, "steps": a.gpu_steps,
+                        "epochs": 3},
     }[section]()
 
 
-def measure(section: str, s: Mapping[str, Any], args: argparse.Namespace, results_dir: Path) -> dict[str, Any]:
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    if section == "overhead":
-        from benchmarks import overhead
-
-        return overhead.measure_overhead(args.overhead_variants, s["steps"], s["rounds"], s["arch"], s["width"],
-                                         s["threads"], log)
-    if section == "attribution":
-        from benchmarks import overhead
-
-        return overhead.measure_attribution(args.attribution_variants, s["steps"], s["rounds"], s["threads"], log)
-    if section == "compile_cpu":
-        from benchmarks import compile_cpu
-
-        return compile_cpu.measure(s["arch"], s["image_size"], s["batch_size"], s["burn_in"], s["batches"],
-                                   s["threads"], log)
-    if section == "loader":
-        from benchmarks import loader
-
-        return loader.measure(s["size"], s["batch_size"], s["batches"], s["workers"], None, s["consumer"],
-                              s["threads"], log)
-    from benchmarks import gpu
-
-    previous = results_dir / "gpu.json"
-    kept = json.loads(previous.read_text())["results"] if previous.exists() else None
-    return gpu.measure(s["batch_size"], s["steps"], s["epochs"], s["archs"], s["parts"], kept, log)
+def jsonable(s: dict[str, Any]) -> dict[str, Any]:
+    return {k: [asdict(x) for x in v] if k == "variants" else v for k, v in s.items()}
 
 
 def code_version() -> str | None:
-    """The checkout's commit, with `+dirty` when tracked files differ from it; None outside git."""
-    git = ["git", "-C", str(render.OUTPUT.parent)]
+    """The checkout's commit, `-dirty` when tracked files differ from it; None outside git."""
     try:
-        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
+        git = subprocess.run(["git", "-C", str(render.OUTPUT.parent), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True)
+    except OSError:
         return None
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    return git.stdout.strip() or None
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    sections = args.sections or [s for s in SECTIONS if s != "gpu" or torch.cuda.is_available()]
-    for section in [] if args.render else sections:
+    default = [s for s in MEASURE if s != "gpu" or torch.cuda.is_available()]
+    for section in [] if args.render else args.sections or default:
         s = settings(section, args)
         if args.dry_run:
-            print(f"{section}: {s}")
+            print(f"{section}: {json.dumps(jsonable(s))}")
             continue
         if section == "gpu" and not torch.cuda.is_available():
-            print("gpu: no CUDA device here; skipped (gpu.json, if any, is kept)", file=sys.stderr)
+            log("gpu: no CUDA device here; skipped (gpu.json, if any, is kept)")
             continue
-        print(f"{section}: measuring", file=sys.stderr, flush=True)
-        results = measure(section, s, args, args.results_dir)
-        record = {"section": section, "environment": {**environment(), "code": code_version()},
-                  "command": " ".join(["python -m benchmarks", *map(shlex.quote, argv)]), "settings": s,
-                  "results": results}
+        log(f"{section}: measuring")
+        previous = args.results_dir / "gpu.json"  # the parts measured before on the same GPU are kept
+        kept = {"previous": json.loads(previous.read_text())["results"]} if section == "gpu" and previous.exists() \
+            else {}
+        module, function = MEASURE[section]
+        results = getattr(importlib.import_module(module), function)(**s, **kept, log=log)
         args.results_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(args.results_dir / f"{section}.json", record)
+        write_json_atomic(args.results_dir / f"{section}.json", {
+            "section": section, "environment": {**environment(), "code": code_version()},
+            "command": " ".join(["python -m benchmarks", *map(shlex.quote, argv)]), "settings": jsonable(s),
+            "results": results})
     if not args.dry_run:
-        print(f"wrote {render.write(args.results_dir, args.output)}", file=sys.stderr)
+        log(f"wrote {render.write(args.results_dir, args.output)}")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,13 @@
-"""GPU section (CUDA only): training throughput and MFU, whether the step timer can be trusted and
-what it costs, the speed switches one at a time, and the ResNet-v2 timing table.
-
-Training (per arch, CIFAR layout, 32 px synthetic data, batch 512, fast path defaults: bf16
-autocast, channels_last, cudnn.benchmark, TF32, GPU-resident loader; validation, checkpoints and
-wandb off), ms per batch over whole epochs after a warm-up epoch:
-- framework, and framework with the step timer off (the timer's cost);
-- framework with a synchronize-per-batch reference callback: the step timer's CUDA-event mean
-  against host-clock-with-sync of the same batches (target: within 3%);
-- host syncs per training step (`torch.cuda.set_sync_debug_mode("warn")`) and the sync guard;
-- the same model, and torchvision's, in a plain loop over the same GPU loader and switches.
-MFU = images/s x training FLOPs per image / the device's dense peak for the precision.
-
-Switches and the v2 table run `python -m resnet_exp.bench` in subprocesses (each in a fresh process).
-"""
+"""GPU section (CUDA): training throughput and MFU of the framework, a plain loop and torchvision's
+model (CIFAR layout, 32 px, fast path defaults); the step timer's cost, and its CUDA-event mean
+against a synchronize-per-batch host clock of the same batches (target: within 3%); host syncs per
+step; the speed switches one at a time and the ResNet-v2 timing table (`python -m resnet_exp.bench`)."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import shlex
 import statistics
 import subprocess
 import sys
@@ -47,9 +37,8 @@ SWITCHES = (  # (label, bench overrides) measured one at a time against the defa
     ("torch.compile on", ["speed.compile=true"]),
     ("torch.compile reduce-overhead (CUDA graphs)", ["speed.compile=true", "speed.compile_mode=reduce-overhead"]),
 )
-V2_TIMING = {"auto": ["bench_recipe=resnet_v2_timing", "bench.mode=[forward,train]", "bench.precision=auto"],
-             "fp32": ["bench_recipe=resnet_v2_timing", "bench.mode=[forward,train]", "bench.precision=fp32",
-                      "speed.channels_last=false", "speed.tf32=false"]}
+V2_TIMING = (("fast path defaults", ["bench.precision=auto"]),
+             ("fp32, NCHW", ["bench.precision=fp32", "speed.channels_last=false", "speed.tf32=false"]))
 
 
 class SyncReference(Callback):
@@ -142,7 +131,6 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: 
                                                                plan.channels_last))
 
     flops = count_flops(main.model, (1, 3, 32, 32), "train")
-    res["device"] = torch.cuda.get_device_name(device) if cuda else str(device)
     res["peak_tflops"] = peak = peak_tflops(device, plan.precision, plan.tf32)
     for key, per_image in (("framework", flops), ("framework_no_timer", flops), ("plain", flops),
                            ("torchvision", tv_flops)):
@@ -155,44 +143,45 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: 
     return res
 
 
-def bench_cli(args: Sequence[str], folder: Path, multirun: bool = False) -> list[dict[str, Any]]:
-    """Rows of `python -m resnet_exp.bench [-m] <args>` (every job's bench.json, in job order)."""
-    where = f"hydra.sweep.dir={folder}" if multirun else f"hydra.run.dir={folder}"
-    cmd = [sys.executable, "-m", "resnet_exp.bench", *(["-m"] if multirun else []), *args, where]
+def bench_cli(args: Sequence[str], folder: Path) -> list[dict[str, Any]]:
+    """Rows of `python -m resnet_exp.bench <args>` (with `-m`: every job's, in job order)."""
+    multirun = "-m" in args
+    cmd = [sys.executable, "-m", "resnet_exp.bench", *args, f"hydra.{'sweep' if multirun else 'run'}.dir={folder}"]
     proc = subprocess.run(cmd, cwd=harness.REPO_ROOT, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    files = sorted(folder.glob("*/bench.json"), key=lambda p: int(p.parent.name)) if multirun else [
-        folder / "bench.json"]
+    jobs = sorted(folder.glob("*/bench.json"), key=lambda p: int(p.parent.name))
+    files = jobs if multirun else [folder / "bench.json"]
     return [row for f in files for row in json.loads(f.read_text())["rows"]]
 
 
-def shell(args: Sequence[str], multirun: bool = False) -> str:
-    quoted = [f"'{a}'" if "[" in a else a for a in args]
-    return " ".join(["python -m resnet_exp.bench", *(["-m"] if multirun else []), *quoted])
+def bench_tables(part: str, archs: Sequence[str], batch_size: int) -> dict[str, list[tuple[str, list[str]]]]:
+    """{table title: [(run label, `resnet_exp.bench` arguments)]} of the switches or the v2 timing part."""
+    if part == "v2_timing":
+        return {"ResNet-v2 timing table": [(label, ["-m", "bench_recipe=resnet_v2_timing", "bench.mode=[forward,train]",
+                                                    *extra]) for label, extra in V2_TIMING]}
+    return {f"Speed switches one at a time, {arch}, CIFAR layout, batch {batch_size}, train step": [
+        (label, [f"arch={arch}", "bench.image_size=32", "bench.num_classes=10", f"bench.batch_size={batch_size}",
+                 "bench.mode=[train]", "bench.burn_in=20", "bench.batches=100", *extra]) for label, extra in SWITCHES]
+        for arch in archs}
 
 
-def measure(batch: int = 512, steps: int = 30, epochs: int = 3, archs: Sequence[str] = ("resnet18", "resnet50"),
-            parts: Sequence[str] = PARTS, previous: dict[str, Any] | None = None,
+def measure(archs: Sequence[str] = ("resnet18", "resnet50"), parts: Sequence[str] = PARTS, batch_size: int = 512,
+            steps: int = 30, epochs: int = 3, previous: dict[str, Any] | None = None,
             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure `parts` on CUDA device 0; the other parts are kept from `previous` of the same device."""
     device = torch.cuda.get_device_name(0)
     out = dict(previous) if previous and previous.get("device") == device else {}
-    out["device"] = device
-    out["measured"] = {**out.get("measured", {}), **dict.fromkeys(parts, time.strftime("%Y-%m-%d %H:%M %Z"))}
+    out.update(device=device, measured={**out.get("measured", {}),
+                                        **dict.fromkeys(parts, time.strftime("%Y-%m-%d %H:%M %Z"))})
     work = Path(tempfile.mkdtemp(prefix="resnet_exp_gpu_bench_"))
     if "training" in parts:
-        out["training"] = [train_arch(arch, batch, steps, epochs, work, log) for arch in archs]
-    if "switches" in parts:
-        out["switches"] = {}
-        for arch in archs:
-            base = [f"arch={arch}", "bench.image_size=32", "bench.num_classes=10", f"bench.batch_size={batch}",
-                    "bench.mode=[train]", "bench.burn_in=20", "bench.batches=100"]
-            out["switches"][arch] = [{**bench_cli([*base, *extra], work / f"switch_{arch}_{i}")[0], "switch": label,
-                                      "command": shell([*base, *extra])} for i, (label, extra) in enumerate(SWITCHES)]
-            log(f"  switches, {arch}: done")
-    if "v2_timing" in parts:
-        out["v2_timing"] = {p: {"command": shell(args, multirun=True),
-                                "rows": bench_cli(args, work / f"v2_{p}", multirun=True)} for p, args in V2_TIMING.items()}
-        log("  v2 timing table: done")
+        out["training"] = [train_arch(arch, batch_size, steps, epochs, work, log) for arch in archs]
+    for part in set(parts) - {"training"}:
+        runs = itertools.count()
+        tables = bench_tables(part, archs, batch_size)
+        out[part] = {title: [{"label": label, "rows": bench_cli(args, work / f"{part}_{next(runs)}"),
+                              "command": " ".join(["python -m resnet_exp.bench", *map(shlex.quote, args)])}
+                             for label, args in runs_] for title, runs_ in tables.items()}
+        log(f"  {part}: done")
     return out

@@ -1,10 +1,7 @@
-"""Measuring tools of the sections: the framework's fit built as `resnet_exp.run` builds it, plain
-PyTorch and bare Lightning loops over the same model and data, clocks and paired statistics.
-
-Step time is wall time per training batch over whole epochs, taken by `EpochClock` (one
-perf_counter per batch); on CUDA it synchronizes at each epoch's start and end, so that the epoch's
-work is finished when the clock stops.
-"""
+"""Measuring tools of the sections: the framework's fit as `resnet_exp.run` builds it, plain PyTorch
+and bare Lightning loops over the same model and data, clocks and paired statistics. A step time is
+wall time per training batch over whole epochs (one perf_counter per batch; on CUDA a synchronize
+at each epoch's start and end, so that the epoch's work is done when the clock stops)."""
 
 from __future__ import annotations
 
@@ -20,12 +17,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from resnet_exp import speed
 from resnet_exp.config import CONF_DIR, register_schemas, validate
+from resnet_exp.module import split_weight_decay
 from resnet_exp.pipeline import Parts, build_parts
 from resnet_exp.speed import synchronize
 
@@ -34,7 +33,7 @@ Stamps = list[list[float]]  # per epoch: perf_counter at its start and after eac
 
 
 class EpochClock(Callback):
-    """Clock stamps of every training epoch. With `output_file`, each epoch end also writes
+    """The clock stamps of every training epoch; with `output_file`, each epoch end also writes
     {"loop_s": wall seconds of the training epochs so far} there."""
 
     def __init__(self, output_file: str | None = None) -> None:
@@ -74,19 +73,17 @@ def summarize(per_round: Mapping[str, Mapping[str, Sequence[float]]],
     out: dict[str, Any] = {}
     for name, clocks in per_round.items():
         entry: dict[str, Any] = {"median": {k: statistics.median(v) for k, v in clocks.items()}, "over": {}}
-        for base in baselines:
-            if base in per_round and base != name:
-                diffs = {k: [a - b for a, b in zip(v, per_round[base][k])] for k, v in clocks.items()}
-                entry["over"][base] = {"median": {k: statistics.median(d) for k, d in diffs.items()},
-                                       "range": {k: [min(d), max(d)] for k, d in diffs.items()}}
+        for base in (b for b in baselines if b in per_round and b != name):
+            diffs = {k: [a - b for a, b in zip(v, per_round[base][k])] for k, v in clocks.items()}
+            entry["over"][base] = {"median": {k: statistics.median(d) for k, d in diffs.items()},
+                                   "range": {k: [min(d), max(d)] for k, d in diffs.items()}}
         out[name] = entry
     return out
 
 
 def rotated(items: Sequence[Any], r: int) -> list[Any]:
     """Round `r`'s order: each program goes first in turn, so that slow spells hit all alike."""
-    k = r % len(items)
-    return [*items[k:], *items[:k]]
+    return [*items[r % len(items):], *items[:r % len(items)]]
 
 
 def compose_run_config(overrides: Sequence[str], output_dir: Path) -> DictConfig:
@@ -107,21 +104,17 @@ def compose_run_config(overrides: Sequence[str], output_dir: Path) -> DictConfig
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Keep Lightning's banners and bars out of the benchmark's own output."""
-    loggers = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning_fabric", "resnet_exp")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
+    """Keep Lightning's banners, bars and info logs out of the benchmark's own output."""
+    logging.disable(logging.WARNING)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+        logging.disable(logging.NOTSET)
 
 
 def framework_fit(cfg: DictConfig, before_fit: Callable[[Parts], None] | None = None) -> Parts:
-    """Build every part as `resnet_exp.run` does and fit; return the parts."""
+    """Build every part as `resnet_exp.run` does and fit."""
     with quiet():
         parts = build_parts(cfg)
         if before_fit is not None:
@@ -136,9 +129,7 @@ def callback(parts: Parts, name: str) -> Any:
 
 
 def run_model(cfg: DictConfig, datamodule: Any) -> nn.Module:
-    """A fresh copy of the run's model (same seed, same arch) for the loops below."""
-    from hydra.utils import instantiate
-
+    """A fresh copy of the run's model (same seed, same arch)."""
     pl.seed_everything(cfg.seed, workers=True)
     return instantiate(cfg.arch, num_classes=datamodule.num_classes, in_channels=datamodule.in_channels,
                        input_size=datamodule.image_size)
@@ -146,10 +137,6 @@ def run_model(cfg: DictConfig, datamodule: Any) -> nn.Module:
 
 def make_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The run's optimizer with the run's parameter groups (no weight decay on BN and biases)."""
-    from hydra.utils import instantiate
-
-    from resnet_exp.module import split_weight_decay
-
     return instantiate(cfg.optimizer)(params=split_weight_decay(model, bool(cfg.module.decay_norm_and_bias)))
 
 
@@ -195,38 +182,13 @@ class BareClassifier(pl.LightningModule):
         return make_optimizer(self.cfg, self.model)
 
 
-def bare_trainer(out: Path, epochs: int, callbacks: Sequence[Callback] = ()) -> pl.Trainer:
-    """A CPU Trainer with logger, checkpoints, progress bar, model summary and validation off."""
-    return pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                      num_sanity_val_steps=0, default_root_dir=str(out), callbacks=list(callbacks))
-
-
-class HookTimer:
-    """CPU time of this thread inside one callback's hooks, per training batch and per epoch."""
-
-    PER_BATCH = ("on_train_batch_start", "on_train_batch_end")
-    PER_EPOCH = ("on_train_epoch_start", "on_train_epoch_end", "on_validation_end", "on_train_end")
-
-    def __init__(self, callback: Callback) -> None:
-        self.seconds = dict.fromkeys(self.PER_BATCH + self.PER_EPOCH, 0.0)
-        self.calls = dict.fromkeys(self.seconds, 0)
-        for name in self.seconds:
-            setattr(callback, name, self._timed(getattr(callback, name), name))
-
-    def _timed(self, hook: Callable[..., Any], name: str) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.thread_time()
-            try:
-                return hook(*args, **kwargs)
-            finally:
-                self.seconds[name] += time.thread_time() - start
-                self.calls[name] += 1
-        return timed
-
-    def us_per_batch(self) -> float:
-        return sum(self.seconds[n] for n in self.PER_BATCH) / max(self.calls["on_train_batch_end"], 1) * 1e6
-
-    def ms_per_epoch(self) -> float:
-        """The per-epoch hooks (fit end included) per training epoch."""
-        return sum(self.seconds[n] for n in self.PER_EPOCH) / max(self.calls["on_train_epoch_end"], 1) * 1e3
+def bare_fit(model: nn.Module, cfg: DictConfig, datamodule: Any, out: Path) -> Stamps:
+    """One epoch of `BareClassifier` in a CPU Trainer with logger, checkpoints, progress bar, model
+    summary and validation off."""
+    clock = EpochClock()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         num_sanity_val_steps=0, default_root_dir=str(out), callbacks=[clock])
+    with quiet():
+        trainer.fit(BareClassifier(model, cfg), datamodule=datamodule)
+    return clock.epochs

@@ -1,11 +1,6 @@
-"""Loader throughput: images/s that each loader path delivers, as training sees them.
-
-CIFAR-10-shaped uint8 data (random bytes), standard augmentation (pad-4 crop + flip),
-normalisation, timed batches after 3 warm-up ones. The gpu path runs on CUDA when available, else on
-CPU tensors (then a correctness/overhead figure only). With `consumer="resnet18"` also the images/s
-a ResNet-18 train step consumes on the same device (torchvision, 10 classes, bf16 autocast and
-channels_last on CUDA), and the gpu path's margin over it.
-"""
+"""Loader throughput: images/s each loader path delivers on CIFAR-10-shaped uint8 data (random bytes)
+with standard augmentation (pad-4 crop + flip) and normalisation, as training sees them. The gpu
+path runs on CUDA when there is one, else on CPU tensors (then a correctness/overhead figure only)."""
 
 from __future__ import annotations
 
@@ -23,26 +18,25 @@ from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer
 from resnet_exp.speed import synchronize
 
 
-def images_per_s(loader: Iterable, batches: int, device: torch.device, warmup: int = 3) -> float:
-    """Images/s over `batches` batches after `warmup` ones, each moved to `device`."""
-    it = iter(loader)
+def per_second(step: Callable[[], int], steps: int, device: torch.device, warmup: int = 3) -> float:
+    """Images/s of `steps` calls of `step` (which returns its image count) after `warmup` calls."""
     for _ in range(warmup):
-        next(it)
+        step()
     synchronize(device)
-    start, n = time.perf_counter(), 0
-    for _ in range(batches):
-        try:
-            x, _ = next(it)
-        except StopIteration:
-            it = iter(loader)
-            x, _ = next(it)
-        n += x.to(device, non_blocking=True).shape[0]
+    start = time.perf_counter()
+    images = sum(step() for _ in range(steps))
     synchronize(device)
-    return n / (time.perf_counter() - start)
+    return images / (time.perf_counter() - start)
 
 
-def consumed_per_s(device: torch.device, batch_size: int, steps: int) -> float:
-    """Images/s a torchvision ResNet-18 train step consumes on `device` (3 warm-up steps)."""
+def delivered(loader: Iterable, batches: int, device: torch.device) -> float:
+    """Images/s a loader delivers onto `device`, epoch after epoch."""
+    stream = (images for _ in iter(int, 1) for images, _ in loader)  # endless
+    return per_second(lambda: next(stream).to(device, non_blocking=True).shape[0], batches, device)
+
+
+def consumed(device: torch.device, batch_size: int, steps: int) -> float:
+    """Images/s a torchvision ResNet-18 train step consumes (10 classes; bf16 on CUDA; channels_last)."""
     import torchvision
 
     model = torchvision.models.resnet18(num_classes=10).to(device).to(memory_format=torch.channels_last)
@@ -50,51 +44,40 @@ def consumed_per_s(device: torch.device, batch_size: int, steps: int) -> float:
     x = torch.randn(batch_size, 3, 32, 32, device=device).to(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch_size,), device=device)
 
-    def step() -> None:
+    def train_step() -> int:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-
-    for _ in range(3):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    return steps * batch_size / (time.perf_counter() - start)
+        return batch_size
+    return per_second(train_step, steps, device)
 
 
 def measure(size: int = 50000, batch_size: int = 512, batches: int = 40, workers: Sequence[int] = (0, 2),
-            device: str | None = None, consumer: str = "none", threads: int | None = None,
+            threads: int = 1, consumer: str = "none", device: str | None = None,
             log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Rows of (path, images_per_s); with a consumer, its images/s and the gpu path's ratio to it.
-    `threads`: torch threads of this process (None: torch's default)."""
-    if threads:
-        torch.set_num_threads(threads)
+    """A row (path, images_per_s) per loader path; with `consumer="resnet18"` also the images/s a
+    ResNet-18 train step consumes on the same device, and the gpu path's ratio to it."""
+    torch.set_num_threads(threads)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(0)
-    images = torch.randint(0, 256, (size, 3, 32, 32), dtype=torch.uint8)
-    labels = torch.randint(0, 10, (size,))
+    images, labels = torch.randint(0, 256, (size, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (size,))
     spec = SPECS["cifar10"]
     normalizer, aug = Normalizer(spec.mean, spec.std), AugmentParams(4, True)
+    loaders: dict[str, Callable[[], Iterable]] = {f"loader=torch, {n} workers": lambda n=n: DataLoader(
+        _UInt8Dataset(images, labels, torch.arange(size)), batch_size=batch_size, shuffle=True, drop_last=True,
+        num_workers=n, collate_fn=BatchTransform(normalizer, aug, train=True), pin_memory=dev.type == "cuda",
+        persistent_workers=n > 0) for n in workers}
+    loaders[f"loader=gpu path on {dev.type}"] = lambda: GpuLoader(
+        images.to(dev), labels.to(dev), None, batch_size, normalizer, aug, shuffle=True, drop_last=True, seed=0)
     rows = []
-    for n in workers:
-        dl = DataLoader(_UInt8Dataset(images, labels, torch.arange(size)), batch_size=batch_size, shuffle=True,
-                        drop_last=True, num_workers=n, collate_fn=BatchTransform(normalizer, aug, train=True),
-                        pin_memory=dev.type == "cuda", persistent_workers=n > 0)
-        rows.append({"path": f"loader=torch, {n} workers", "images_per_s": images_per_s(dl, batches, dev)})
-        log(f"  {rows[-1]['path']}: {rows[-1]['images_per_s']:,.0f} images/s")
-        del dl
-    gpu = GpuLoader(images.to(dev), labels.to(dev), None, batch_size, normalizer, aug, shuffle=True,
-                    drop_last=True, seed=0)
-    rows.append({"path": f"loader=gpu path on {dev.type}", "images_per_s": images_per_s(gpu, batches, dev)})
-    log(f"  {rows[-1]['path']}: {rows[-1]['images_per_s']:,.0f} images/s")
+    for path, make in loaders.items():
+        rows.append({"path": path, "images_per_s": delivered(make(), batches, dev)})
+        log(f"  {path}: {rows[-1]['images_per_s']:,.0f} images/s")
     out: dict[str, Any] = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
                            "threads": torch.get_num_threads(), "rows": rows}
     if consumer == "resnet18":
-        out["consumer_images_per_s"] = consumed_per_s(dev, batch_size, steps=max(5, batches // 4))
+        out["consumer_images_per_s"] = consumed(dev, batch_size, steps=max(5, batches // 4))
         out["gpu_path_vs_consumer"] = rows[-1]["images_per_s"] / out["consumer_images_per_s"]
     return out
