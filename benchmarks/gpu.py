@@ -1,19 +1,15 @@
 """GPU section (CUDA): training throughput and MFU of the framework, a plain loop and torchvision's
 model (CIFAR layout, 32 px, fast path defaults); the step timer's cost, and its CUDA-event mean
-against a synchronize-per-batch host clock of the same batches (target: within 3%); host syncs per
-step; the speed switches one at a time and the ResNet-v2 timing table (`python -m resnet_exp.bench`)."""
+against a synchronize-per-batch host clock of the same batches (target: within 3%); the sync guard
+(no host sync outside logging steps); the speed switches one at a time and the ResNet-v2 timing
+table, both as `python -m resnet_exp.bench` runs."""
 
 from __future__ import annotations
 
 import itertools
-import json
-import shlex
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,24 +88,14 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: 
     device, plan = main.module.device, main.speed
     res: dict[str, Any] = {"arch": arch, "batch_size": batch, "steps_per_epoch": steps, "epochs": epochs,
                            "speed": plan.as_dict(), "framework_ms": epoch_ms(main),
+                           "step_timer": {k: v for k, v in harness.callback(main, "StepTimer").summary().items()
+                                          if k != "per_epoch"},
                            "framework_no_timer_ms": epoch_ms(fit("callbacks.step_timer=null"))}
     ref = fit("+callbacks.sync_reference._target_=benchmarks.gpu.SyncReference")
     timer, sync = harness.callback(ref, "StepTimer"), harness.callback(ref, "SyncReference")
     pairs = [(row.device_ms, ms) for row, ms in zip(timer.rows, sync.ms) if not row.warmup]
     res["events_vs_sync"] = statistics.mean(p[0] for p in pairs) / statistics.mean(p[1] for p in pairs)
 
-    cuda = device.type == "cuda"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if cuda:
-            torch.cuda.set_sync_debug_mode("warn")
-        try:
-            probe = fit("trainer.max_epochs=1")
-        finally:
-            if cuda:
-                torch.cuda.set_sync_debug_mode("default")
-    syncs = sum("synchroniz" in str(w.message) for w in caught)
-    res["host_syncs_per_step"] = syncs / max(probe.trainer.global_step, 1)
     try:  # on CUDA the guard runs the steps (logging steps excepted) under set_sync_debug_mode("error")
         fit("trainer.max_epochs=1", "+callbacks.sync_guard._target_=resnet_exp.callbacks.sync_guard.SyncGuard")
         res["sync_guard"] = "passed"
@@ -139,27 +125,15 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: 
     res["train_gflop_per_image"] = flops / 1e9 if flops else None
     log(f"  {arch}: framework {res['framework_ms']:.2f}, plain {res['plain_ms']:.2f}, torchvision "
         f"{res['torchvision_ms']:.2f} ms/batch; events/sync {res['events_vs_sync']:.4f}, "
-        f"syncs/step {res['host_syncs_per_step']:.2f}, sync guard {res['sync_guard']}")
+        f"sync guard {res['sync_guard']}")
     return res
-
-
-def bench_cli(args: Sequence[str], folder: Path) -> list[dict[str, Any]]:
-    """Rows of `python -m resnet_exp.bench <args>` (with `-m`: every job's, in job order)."""
-    multirun = "-m" in args
-    cmd = [sys.executable, "-m", "resnet_exp.bench", *args, f"hydra.{'sweep' if multirun else 'run'}.dir={folder}"]
-    proc = subprocess.run(cmd, cwd=harness.REPO_ROOT, capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    jobs = sorted(folder.glob("*/bench.json"), key=lambda p: int(p.parent.name))
-    files = jobs if multirun else [folder / "bench.json"]
-    return [row for f in files for row in json.loads(f.read_text())["rows"]]
 
 
 def bench_tables(part: str, archs: Sequence[str], batch_size: int) -> dict[str, list[tuple[str, list[str]]]]:
     """{table title: [(run label, `resnet_exp.bench` arguments)]} of the switches or the v2 timing part."""
     if part == "v2_timing":
-        return {"ResNet-v2 timing table": [(label, ["-m", "bench_recipe=resnet_v2_timing", "bench.mode=[forward,train]",
-                                                    *extra]) for label, extra in V2_TIMING]}
+        recipe = ["-m", "bench_recipe=resnet_v2_timing", "bench.mode=[forward,train]"]
+        return {"ResNet-v2 timing table": [(label, [*recipe, *extra]) for label, extra in V2_TIMING]}
     return {f"Speed switches one at a time, {arch}, CIFAR layout, batch {batch_size}, train step": [
         (label, [f"arch={arch}", "bench.image_size=32", "bench.num_classes=10", f"bench.batch_size={batch_size}",
                  "bench.mode=[train]", "bench.burn_in=20", "bench.batches=100", *extra]) for label, extra in SWITCHES]
@@ -174,14 +148,10 @@ def measure(archs: Sequence[str] = ("resnet18", "resnet50"), parts: Sequence[str
     out = dict(previous) if previous and previous.get("device") == device else {}
     out.update(device=device, measured={**out.get("measured", {}),
                                         **dict.fromkeys(parts, time.strftime("%Y-%m-%d %H:%M %Z"))})
-    work = Path(tempfile.mkdtemp(prefix="resnet_exp_gpu_bench_"))
     if "training" in parts:
-        out["training"] = [train_arch(arch, batch_size, steps, epochs, work, log) for arch in archs]
+        with tempfile.TemporaryDirectory(prefix="resnet_exp_gpu_bench_") as work:
+            out["training"] = [train_arch(arch, batch_size, steps, epochs, Path(work), log) for arch in archs]
     for part in set(parts) - {"training"}:
-        runs = itertools.count()
         tables = bench_tables(part, archs, batch_size)
-        out[part] = {title: [{"label": label, "rows": bench_cli(args, work / f"{part}_{next(runs)}"),
-                              "command": " ".join(["python -m resnet_exp.bench", *map(shlex.quote, args)])}
-                             for label, args in runs_] for title, runs_ in tables.items()}
-        log(f"  {part}: done")
+        out[part] = {title: harness.bench_runs(runs, log=log) for title, runs in tables.items()}
     return out

@@ -1,7 +1,8 @@
 """Measuring tools of the sections: the framework's fit as `resnet_exp.run` builds it, plain PyTorch
-and bare Lightning loops over the same model and data, clocks and paired statistics. A step time is
-wall time per training batch over whole epochs (one perf_counter per batch; on CUDA a synchronize
-at each epoch's start and end, so that the epoch's work is done when the clock stops)."""
+and bare Lightning loops over the same model and data, `python -m resnet_exp.bench` runs, clocks and
+paired statistics. A step time is wall time per training batch over whole epochs (one perf_counter
+per batch; on CUDA a synchronize at each epoch's start and end, so that the epoch's work is done
+when the clock stops)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import contextlib
 import io
 import json
 import logging
+import os
+import shlex
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -192,3 +198,26 @@ def bare_fit(model: nn.Module, cfg: DictConfig, datamodule: Any, out: Path) -> S
     with quiet():
         trainer.fit(BareClassifier(model, cfg), datamodule=datamodule)
     return clock.epochs
+
+
+def bench_runs(runs: Sequence[tuple[str, Sequence[str]]], threads: int | None = None,
+               log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Each (label, arguments) as `python -m resnet_exp.bench <arguments>` in a fresh process: its
+    command and rows (with `-m`, every job's rows in job order)."""
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+    out = []
+    with tempfile.TemporaryDirectory(prefix="resnet_exp_bench_") as work:
+        for i, (label, args) in enumerate(runs):
+            folder, multirun = Path(work) / str(i), "-m" in args
+            where = f"hydra.{'sweep' if multirun else 'run'}.dir={folder}"
+            cmd = [sys.executable, "-m", "resnet_exp.bench", *args, where]
+            proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+            files = sorted(folder.glob("*/bench.json"), key=lambda p: int(p.parent.name)) if multirun else [
+                folder / "bench.json"]
+            rows = [row for f in files for row in json.loads(f.read_text())["rows"]]
+            out.append({"label": label, "rows": rows,
+                        "command": " ".join(["python -m resnet_exp.bench", *map(shlex.quote, args)])})
+            log(f"  {label}: " + ", ".join(f"{r['arch']} {r['mode']} {r['mean_ms']:.2f} ms" for r in rows))
+    return out

@@ -124,15 +124,23 @@ def attribution(rec: Mapping[str, Any]) -> list[str]:
                 for name, program, ovr, e in variant_rows(rec)), "llrrr"), "", *indicative(rec)]
 
 
+def bench_runs(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A table of `python -m resnet_exp.bench` rows, one block of rows per run, and each run's command."""
+    cells = ([run["label"], r["arch"], r["mode"], r["dtype"],
+              f"{num(r['mean_ms'], '{:.4g}')} ± {num(r['std_ms'], '{:.2g}')}", num(r.get("median_ms"), "{:.4g}"),
+              num(r["images_per_s"], "{:,.0f}"), num(r.get("peak_mem_mb"), "{:.0f}"),
+              num(r.get("tflop_per_s"), "{:.3g}"), num(r.get("mfu"), "{:.1%}")] for run in runs for r in run["rows"])
+    commands = [f"- {run['label']}: `{run['command']}`" for run in runs if run.get("command")]
+    return [*table(["run", "arch", "mode", "dtype", "ms/batch (mean ± sd)", "median", "images/s", "peak MiB",
+                    "TFLOP/s", "MFU"], cells, "llll" + "r" * 6), "", *([*commands, ""] if commands else [])]
+
+
 def compile_cpu(rec: Mapping[str, Any]) -> list[str]:
     s, results = rec["settings"], rec["results"]
     return [f"{s['arch']}, batch {s['batch_size']} x {s['image_size']} px, {s['threads']} intra-op thread: SGD "
-            "training steps on one synthetic batch, eager and compiled in one process, timed after "
-            f"{s['burn_in']} burn-in batches (which hold the compilation).", "",
-            *table(["variant", "compile mode", "ms/batch (mean ± sd)", "images/s"],
-                   ([r["variant"], r["compile_mode"] or "", f"{r['mean_ms']:.1f} ± {r['std_ms']:.1f}",
-                     num(r["images_per_s"], "{:.0f}")] for r in results["rows"]), "llrr"),
-            "", f"compiled / eager images/s: **{results['compiled_vs_eager']:.2f}x**", "", *indicative(rec)]
+            "training steps on one synthetic batch, eager and compiled, timed after "
+            f"{s['burn_in']} burn-in batches (which hold the compilation).", "", *bench_runs(results["runs"]),
+            f"compiled / eager images/s: **{results['compiled_vs_eager']:.2f}x**", "", *indicative(rec)]
 
 
 def loader(rec: Mapping[str, Any]) -> list[str]:
@@ -165,22 +173,15 @@ def gpu(rec: Mapping[str, Any]) -> list[str]:
                              ("plain", "same model, plain loop"), ("torchvision", "torchvision model, plain loop"))),
                          "llrrr"), "",
                   *table(["arch", "framework vs plain", "timer on vs off", "timer (events) vs sync per batch",
-                          "host syncs per step", "sync guard", "train GFLOP/image", "peak TFLOP/s"],
+                          "sync guard", "train GFLOP/image", "peak TFLOP/s"],
                          ([t["arch"], num(t["framework_ms"] / t["plain_ms"] - 1, "{:+.1%}"),
                            num(t["framework_ms"] / t["framework_no_timer_ms"] - 1, "{:+.1%}"),
-                           num(t["events_vs_sync"] - 1, "{:+.1%}"), num(t["host_syncs_per_step"], "{:.2f}"),
-                           t["sync_guard"], num(t["train_gflop_per_image"], "{:.2f}"), num(t["peak_tflops"])]
-                          for t in train), "lrrrrlrr"), ""]
-    header = ["run", "arch", "mode", "dtype", "ms/batch (mean ± sd)", "median", "images/s", "peak MiB", "TFLOP/s",
-              "MFU"]
+                           num(t["events_vs_sync"] - 1, "{:+.1%}"), t["sync_guard"],
+                           num(t["train_gflop_per_image"], "{:.2f}"), num(t["peak_tflops"])] for t in train),
+                         "lrrrlrr"), ""]
     for part in ("switches", "v2_timing"):
         for title, runs in results.get(part, {}).items():
-            cells = ([run["label"], r["arch"], r["mode"], r["dtype"],
-                      f"{num(r['mean_ms'], '{:.2f}')} ± {num(r['std_ms'], '{:.2f}')}", num(r["median_ms"], "{:.2f}"),
-                      num(r["images_per_s"]), num(r["peak_mem_mb"], "{:.0f}"), num(r["tflop_per_s"]),
-                      num(r.get("mfu"), "{:.1%}")] for run in runs for r in run["rows"])
-            lines += [f"{title}:", "", *table(header, cells, "llll" + "r" * 6), "",
-                      *(f"- {run['label']}: `{run['command']}`" for run in runs), ""]
+            lines += [f"{title}:", "", *bench_runs(runs)]
     return lines
 
 
