@@ -37,6 +37,8 @@ from resnet_exp.errors import OneLineArgumentParser
 
 @dataclass(frozen=True)
 class Variant:
+    """One program to time; its overrides go to the config of `python -m resnet_exp.run`."""
+
     name: str
     program: str  # plain, lightning or framework
     overrides: tuple[str, ...] = ()

@@ -53,12 +53,12 @@ def provenance(rec: Mapping[str, Any]) -> list[str]:
     facts = [env["date"], machine, f"torch {env['torch']}" + (f" (CUDA {env['cuda']})" if env.get("gpu") else ""),
              *(f"{label} {env[key]}" for key, label in (("lightning", "pytorch-lightning"), ("code", "code"))
                if env.get(key))]
-    lines = [", ".join(facts) + ".", "", "```", rec["command"], "```", ""]
+    lines = [", ".join(facts) + ".", ""]
     if "transcribed" in rec:
         t = rec["transcribed"]
-        lines += [f"> Earlier measurement, transcribed from {t['source']}; measure it again with `{t['now']}`. "
-                  + t["note"], ""]
-    return lines
+        lines += [f"> Earlier measurement, transcribed from {t['source']} and taken with the command below, in "
+                  f"the suite's layout of then; measure it again with `{t['now']}`. {t['note']}", ""]
+    return [*lines, "```", rec["command"], "```", ""]
 
 
 def indicative(rec: Mapping[str, Any]) -> list[str]:
