@@ -16,6 +16,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torchvision
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
@@ -61,22 +62,10 @@ def training_overrides(arch: str, batch: int, steps: int, epochs: int, accelerat
             "+callbacks.epoch_clock._target_=benchmarks.harness.EpochClock"]
 
 
-def torchvision_cifar(name: str, num_classes: int) -> nn.Module:
-    """torchvision's ResNet in the CIFAR layout: 3x3/1 stem conv, no max-pool."""
-    import torchvision
-
-    model = getattr(torchvision.models, name)(num_classes=num_classes)
-    model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-    model.maxpool = nn.Identity()
-    return model
-
-
 def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: Callable[[str], None] = print,
                accelerator: str = "gpu") -> dict[str, Any]:
     """Every training figure of one arch (`accelerator="cpu"` runs the same code without a GPU)."""
-    ov = training_overrides(arch, batch, steps, epochs, accelerator)
-
-    runs = itertools.count()
+    ov, runs = training_overrides(arch, batch, steps, epochs, accelerator), itertools.count()
 
     def fit(*extra: str) -> harness.Parts:
         return harness.framework_fit(harness.compose_run_config([*ov, *extra], work / f"{arch}_{next(runs)}"))
@@ -95,27 +84,26 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: 
     timer, sync = harness.callback(ref, "StepTimer"), harness.callback(ref, "SyncReference")
     pairs = [(row.device_ms, ms) for row, ms in zip(timer.rows, sync.ms) if not row.warmup]
     res["events_vs_sync"] = statistics.mean(p[0] for p in pairs) / statistics.mean(p[1] for p in pairs)
-
     try:  # on CUDA the guard runs the steps (logging steps excepted) under set_sync_debug_mode("error")
         fit("trainer.max_epochs=1", "+callbacks.sync_guard._target_=resnet_exp.callbacks.sync_guard.SyncGuard")
         res["sync_guard"] = "passed"
     except RuntimeError as err:  # HostSyncError is one
         res["sync_guard"] = f"failed: {str(err).splitlines()[0][:200]}"
-
     autocast = torch.bfloat16 if plan.precision == "bf16-mixed" else None
     loader = main.datamodule.train_dataloader  # still attached to its trainer: the GPU loader on this device
-    cfg = harness.compose_run_config(ov, work / f"{arch}_plain")
-    model = plan.prepare_model(harness.run_model(cfg, main.datamodule).to(device))
-    optimizer = harness.make_optimizer(cfg, model)
-    res["plain_ms"] = harness.mean_step_ms(harness.plain_loop(model, optimizer, loader, epochs, device, autocast,
-                                                         plan.channels_last))
-    tv = torchvision_cifar(arch, main.datamodule.num_classes)
-    tv_flops = count_flops(tv, (1, 3, 32, 32), "train")
-    tv = plan.prepare_model(tv.to(device))
-    tv_opt = torch.optim.SGD(tv.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    res["torchvision_ms"] = harness.mean_step_ms(harness.plain_loop(tv, tv_opt, loader, epochs, device, autocast,
-                                                               plan.channels_last))
 
+    def plain_ms(model: nn.Module, optimizer: Callable[[nn.Module], torch.optim.Optimizer]) -> float:
+        model = plan.prepare_model(model.to(device))
+        return harness.mean_step_ms(harness.plain_loop(model, optimizer(model), loader, epochs, device, autocast,
+                                                       plan.channels_last))
+
+    cfg = harness.compose_run_config(ov, work / f"{arch}_plain")
+    res["plain_ms"] = plain_ms(harness.run_model(cfg, main.datamodule), lambda m: harness.make_optimizer(cfg, m))
+    tv = getattr(torchvision.models, arch)(num_classes=main.datamodule.num_classes)
+    tv.conv1, tv.maxpool = nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.Identity()  # the CIFAR layout
+    tv_flops = count_flops(tv, (1, 3, 32, 32), "train")
+    res["torchvision_ms"] = plain_ms(tv, lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9,
+                                                                   weight_decay=5e-4))
     flops = count_flops(main.model, (1, 3, 32, 32), "train")
     res["peak_tflops"] = peak = peak_tflops(device, plan.precision, plan.tf32)
     for key, per_image in (("framework", flops), ("framework_no_timer", flops), ("plain", flops),

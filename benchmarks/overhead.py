@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -140,22 +139,19 @@ def measure_overhead(variants: Sequence[Variant], steps: Sequence[int] = (20, 20
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), WANDB_SILENT="true")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(harness.REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
     per_round: dict[str, dict[str, list[float]]] = {v.name: {"loop": [], "wall": []} for v in variants}
-    work = Path(tempfile.mkdtemp(prefix="resnet_exp_overhead_"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="resnet_exp_overhead_", ignore_cleanup_errors=True) as work:
         for r in range(rounds):
             for i, v in enumerate(harness.rotated(variants, r)):
                 times = {}
                 for n in (n1, n2):
-                    out = work / f"{r}_{i}_{n}"
-                    out.mkdir(parents=True)
+                    out = Path(work) / f"{r}_{i}_{n}"
+                    out.mkdir()
                     ov = [*base_overrides(n, arch, width, batch_size, image_size), *v.overrides]
                     times[n] = time_process(process_command(v, ov, out), env, out / LOOP_FILE)
                 for key, values in per_round[v.name].items():
                     values.append((times[n2][key] - times[n1][key]) / (n2 - n1) * 1e3)
             log(f"  round {r + 1}/{rounds}: training loop ms/step " + ", ".join(
                 f"{name} {v['loop'][-1]:.2f}" for name, v in per_round.items()))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return {"unit": "ms", "per_round": per_round, "summary": harness.summarize(per_round, BASELINES)}
 
 
@@ -164,16 +160,14 @@ def measure_attribution(variants: Sequence[Variant], steps: int = 2000, rounds: 
     """Per variant and round, mean us per training batch on the near-free model."""
     torch.set_num_threads(threads)
     per_round: dict[str, dict[str, list[float]]] = {v.name: {"wall": []} for v in variants}
-    work = Path(tempfile.mkdtemp(prefix="resnet_exp_attribution_"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="resnet_exp_attribution_", ignore_cleanup_errors=True) as work:
         for r in range(rounds):
             for i, v in enumerate(harness.rotated(variants, r)):
-                epochs = train(v.program, [*base_overrides(steps), *v.overrides], work / f"{r}_{i}", near_free=True)
+                out = Path(work) / f"{r}_{i}"
+                epochs = train(v.program, [*base_overrides(steps), *v.overrides], out, near_free=True)
                 per_round[v.name]["wall"].append(harness.mean_step_ms(epochs, skip=0) * 1e3)
             log(f"  round {r + 1}/{rounds}: us/step " + ", ".join(
                 f"{name} {v['wall'][-1]:.0f}" for name, v in per_round.items()))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return {"unit": "us", "per_round": per_round, "summary": harness.summarize(per_round, BASELINES)}
 
 
