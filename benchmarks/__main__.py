@@ -1,177 +1,141 @@
-"""Measure and regenerate BENCHMARKS.md: `python -m benchmarks [--sections cpu gpu]`.
+"""Measure the framework and regenerate BENCHMARKS.md.
 
-CPU: the framework's training step against a plain PyTorch loop, and the step timer on vs off.
-GPU (CUDA only): training images/s and MFU, the step timer against a synchronize-per-batch
-measurement, each speed switch, seed 001's table. Sections not produced by this script (the data
-helper's "Data loaders") are kept as they are; a section not regenerated this time is kept too.
-Raw results go to outputs/benchmarks/<time>/benchmarks.json.
+    python -m benchmarks                                   # every section (gpu only where CUDA is)
+    python -m benchmarks --sections overhead --overhead-rounds 9
+    python -m benchmarks --sections attribution --attribution-variants plain framework callbacks.lr_monitor=null
+    python -m benchmarks --render                          # measure nothing, regenerate from the JSON files
+
+Sections: overhead (the framework against a plain loop and bare Lightning, as whole processes),
+attribution (where that overhead goes, in one process), compile_cpu, loader, gpu. A measured section
+replaces benchmarks/results/<section>.json (machine, date, command, settings, per-round and summary
+figures); then BENCHMARKS.md is rendered from all the JSON files (benchmarks/render.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import importlib
 import json
-import os
 import shlex
+import subprocess
 import sys
-from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks import harness, markdown
+from benchmarks import render
+from benchmarks.overhead import OVERHEAD_VARIANTS, VARIANTS, variant
+from resnet_exp.errors import OneLineArgumentParser
 from resnet_exp.io import write_json_atomic
 from resnet_exp.speed import environment
 
-GPU_COMMAND = "python -m benchmarks --sections gpu"
-GPU_CACHE = harness.REPO_ROOT / "outputs" / "benchmarks" / "gpu_results.json"
+# section -> (module, function): called with the section's settings as keyword arguments
+MEASURE = {"overhead": ("benchmarks.overhead", "measure_overhead"),
+           "attribution": ("benchmarks.overhead", "measure_attribution"),
+           "compile_cpu": ("benchmarks.compile_cpu", "measure"), "loader": ("benchmarks.loader", "measure"),
+           "gpu": ("benchmarks.gpu", "measure")}
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sections", nargs="+", choices=("cpu", "overhead", "compile", "gpu"), default=None,
-                   help="what to measure (default: cpu, overhead and compile, plus gpu when CUDA is available)")
-    p.add_argument("--output", default=str(harness.REPO_ROOT / "BENCHMARKS.md"), help="file to update")
-    p.add_argument("--no-write", action="store_true", help="print the sections, leave the file alone")
-    p.add_argument("--render", metavar="BENCHMARKS_JSON",
-                   help="measure nothing: rewrite the sections from a raw results file of an earlier run")
-    cpu = p.add_argument_group("cpu")
-    cpu.add_argument("--arch", default="resnet18")
-    cpu.add_argument("--width", type=float, default=0.25)
-    cpu.add_argument("--image-size", type=int, default=32)
-    cpu.add_argument("--batch-size", type=int, default=32)
-    cpu.add_argument("--steps", type=int, default=24, help="batches per epoch")
-    cpu.add_argument("--epochs", type=int, default=2, help="epochs per fit; the first is warm-up")
-    cpu.add_argument("--rounds", type=int, default=7)
-    cpu.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    cpu.add_argument("--probe-steps", type=int, default=100,
-                     help="batches per epoch of the overhead probe (same framework, near-free model)")
-    cpu.add_argument("--probe-rounds", type=int, default=5)
-    over = p.add_argument_group("overhead (whole processes: plain loop, bare Lightning, framework)")
-    from benchmarks import overhead
-
-    overhead.add_arguments(over, prefix="overhead-")
-    comp = p.add_argument_group("compile (eager vs torch.compile on CPU)")
-    comp.add_argument("--compile-batches", type=int, default=10)
-    gpu = p.add_argument_group("gpu")
-    gpu.add_argument("--gpu-batch-size", type=int, default=512)
-    gpu.add_argument("--gpu-steps", type=int, default=30)
-    gpu.add_argument("--gpu-epochs", type=int, default=3)
-    gpu.add_argument("--gpu-archs", nargs="+", default=["resnet18", "resnet50"])
-    gpu.add_argument("--gpu-parts", nargs="+", choices=("training", "switches", "seed"),
-                     default=["training", "switches", "seed"],
-                     help="measure only these (the others are kept from the last run on the same GPU, "
-                          f"{GPU_CACHE.relative_to(harness.REPO_ROOT)}); split when one command must stay short")
-    return p.parse_args(argv)
-
-
-def pending_gpu(existing: str, new: dict[str, str], env: Mapping[str, Any]) -> None:
-    """Without GPU figures (now or from before), the GPU section says how to produce them."""
-    old_gpu = [body for t, body in markdown.split_sections(existing) if t.startswith("## GPU")]
-    if markdown.GPU_TITLE not in new and (not old_gpu or markdown.PENDING in old_gpu[0]):
-        new[markdown.GPU_TITLE] = markdown.gpu_pending_section(
-            GPU_COMMAND, f"no GPU was available when these figures were taken ({env['date']})")
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = OneLineArgumentParser(prog="python -m benchmarks", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sections", nargs="+", choices=MEASURE, help="default: all (gpu only where CUDA is available)")
+    p.add_argument("--render", action="store_true", help="measure nothing; regenerate BENCHMARKS.md")
+    p.add_argument("--dry-run", action="store_true", help="print each section's settings; measure and write nothing")
+    p.add_argument("--results-dir", type=Path, default=render.RESULTS_DIR)
+    p.add_argument("--output", type=Path, default=render.OUTPUT, help="the Markdown file to write")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (all CPU sections)")
+    names = ", ".join(v.name for v in VARIANTS)
+    p.add_argument("--overhead-steps", type=int, nargs=2, default=[20, 2020], metavar=("N1", "N2"),
+                   help="training batches of the short and of the long process")
+    p.add_argument("--overhead-rounds", type=int, default=5)
+    p.add_argument("--overhead-variants", nargs="+", type=variant, default=[variant(n) for n in OVERHEAD_VARIANTS],
+                   metavar="VARIANT", help=f"names ({names}) or comma-separated framework overrides; default: "
+                                           + " ".join(OVERHEAD_VARIANTS))
+    p.add_argument("--attribution-steps", type=int, default=2000, help="training batches per fit")
+    p.add_argument("--attribution-rounds", type=int, default=3)
+    p.add_argument("--attribution-variants", nargs="+", type=variant, default=list(VARIANTS), metavar="VARIANT",
+                   help="as --overhead-variants; default: all named ones")
+    p.add_argument("--compile-batches", type=int, default=10, help="timed batches per variant")
+    p.add_argument("--loader-batches", type=int, default=40, help="timed batches per path")
+    p.add_argument("--loader-workers", type=int, nargs="+", default=[0, 2], help="num_workers of the torch loader")
+    p.add_argument("--loader-consumer", choices=("none", "resnet18"), default="none",
+                   help="also time a ResNet-18 train step on the loader's device")
+    p.add_argument("--gpu-archs", nargs="+", default=["resnet18", "resnet50"])
+    p.add_argument("--gpu-parts", nargs="+", choices=("training", "switches", "v2_timing"),
+                   default=["training", "switches", "v2_timing"],
+                   help="measure only these; the others are kept from gpu.json when it is from the same GPU")
+    p.add_argument("--gpu-steps", type=int, default=30, help="training batches per epoch")
+    args = p.parse_args(argv)
+    n1, n2 = args.overhead_steps
+    if not 0 < n1 < n2:
+        p.error(f"--overhead-steps {n1} {n2}: need 0 < N1 < N2")
+    if min(args.overhead_rounds, args.attribution_rounds, args.threads) < 1 or args.attribution_steps < 2:
+        p.error("rounds and --threads must be at least 1, --attribution-steps at least 2")
+    return args
 
 
-def render(args: argparse.Namespace) -> None:
-    """Rewrite BENCHMARKS.md's sections from an earlier run's raw results (no measuring)."""
-    from benchmarks import cpu
+def settings(section: str, a: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of the section's measuring function, as its JSON records them."""
+    return {
+        "overhead": lambda: {"variants": a.overhead_variants, "steps": a.overhead_steps, "rounds": a.overhead_rounds,
+                             "arch": "resnet20", "width": 0.25, "batch_size": 4, "image_size": 8, "threads": a.threads},
+        "attribution": lambda: {"variants": a.attribution_variants, "steps": a.attribution_steps,
+                                "rounds": a.attribution_rounds, "threads": a.threads},
+        "compile_cpu": lambda: {"arch": "resnet20", "image_size": 32, "batch_size": 32, "burn_in": 3,
+                                "batches": a.compile_batches, "threads": a.threads},
+        "loader": lambda: {"size": 50000, "batch_size": 512, "batches": a.loader_batches, "workers": a.loader_workers,
+                           "threads": a.threads, "consumer": a.loader_consumer},
+        "gpu": lambda: {"archs": a.gpu_archs, "parts": a.gpu_parts, "batch_size": 512, "steps": a.gpu_steps,
+                        "epochs": 3},
+    }[section]()
 
-    raw = json.loads(Path(args.render).read_text())
-    env, command = raw["environment"], raw["command"]
-    new: dict[str, str] = {}
-    if raw.get("cpu") and raw.get("cpu_probe"):
-        for part in (raw["cpu"], raw["cpu_probe"]):
-            part.update(cpu.summarize(part["rounds_raw"]))
-        new[markdown.CPU_TITLE] = markdown.cpu_section(raw["cpu"], raw["cpu_probe"], env, command)
-    if raw.get("overhead"):
-        from benchmarks import overhead
 
-        new[markdown.OVERHEAD_TITLE] = markdown.overhead_section(raw["overhead"], overhead.table(raw["overhead"]),
-                                                                 env, command)
-    if raw.get("compile"):
-        from benchmarks import compile_cpu
+def jsonable(s: dict[str, Any]) -> dict[str, Any]:
+    return {k: [asdict(x) for x in v] if k == "variants" else v for k, v in s.items()}
 
-        new[markdown.COMPILE_TITLE] = markdown.compile_section(raw["compile"], compile_cpu.table(raw["compile"]),
-                                                               env, command)
-    if raw.get("gpu"):
-        new[markdown.GPU_TITLE] = markdown.gpu_section(raw["gpu"], env, command)
-    output = Path(args.output)
-    existing = output.read_text() if output.exists() else ""
-    pending_gpu(existing, new, env)
-    text = markdown.merge(existing, new)
-    print(text) if args.no_write else output.write_text(text)
+
+def code_version() -> str | None:
+    """The checkout's commit, `-dirty` when tracked files differ from it; None outside git."""
+    try:
+        git = subprocess.run(["git", "-C", str(render.OUTPUT.parent), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True)
+    except OSError:
+        return None
+    return git.stdout.strip() or None
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    if args.render:
-        return render(args)
-    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    sections = args.sections or (["cpu", "overhead", "compile"] + (["gpu"] if torch.cuda.is_available() else []))
-    env = environment()
-    raw: dict[str, Any] = {"environment": env, "command": command.strip()}
-    new: dict[str, str] = {}
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    if "cpu" in sections:
-        from benchmarks import cpu
-
-        log("cpu: framework vs plain loop, step timer on vs off")
-        raw["cpu"] = cpu.run(arch=args.arch, width=args.width, image=args.image_size, batch=args.batch_size,
-                             steps=args.steps, epochs=args.epochs, rounds=args.rounds, threads=args.threads,
-                             log=log)
-        log("cpu: overhead probe (near-free model: the framework's own cost per batch)")
-        raw["cpu_probe"] = cpu.run(arch=args.arch, width=0.0625, image=8, batch=4, steps=args.probe_steps,
-                                   epochs=2, rounds=args.probe_rounds, threads=args.threads, log=log)
-        env["load"] = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else env["load"]
-        new[markdown.CPU_TITLE] = markdown.cpu_section(raw["cpu"], raw["cpu_probe"], env, command.strip())
-    if "overhead" in sections:
-        from benchmarks import overhead
-
-        log("overhead: whole processes with N1 and N2 training batches")
-        raw["overhead"] = overhead.measure(
-            args.overhead_arch, args.overhead_width, args.overhead_batch_size, args.overhead_image_size,
-            args.overhead_steps, args.overhead_rounds, args.threads, log=log)
-        new[markdown.OVERHEAD_TITLE] = markdown.overhead_section(
-            raw["overhead"], overhead.table(raw["overhead"]), environment(), command.strip())
-    if "compile" in sections:
-        from benchmarks import compile_cpu
-
-        log("compile: eager vs torch.compile training step on CPU")
-        raw["compile"] = compile_cpu.run(batches=args.compile_batches, threads=args.threads, log=log)
-        new[markdown.COMPILE_TITLE] = markdown.compile_section(
-            raw["compile"], compile_cpu.table(raw["compile"]), environment(), command.strip())
-    if "gpu" in sections:
-        from benchmarks import gpu
-
-        if torch.cuda.is_available():
-            log(f"gpu: {env['gpu']}")
-            previous = json.loads(GPU_CACHE.read_text()) if GPU_CACHE.exists() else None
-            raw["gpu"] = gpu.run(batch=args.gpu_batch_size, steps=args.gpu_steps, epochs=args.gpu_epochs,
-                                 archs=args.gpu_archs, parts=args.gpu_parts, previous=previous, log=log)
-            GPU_CACHE.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(GPU_CACHE, raw["gpu"])
-            new[markdown.GPU_TITLE] = markdown.gpu_section(raw["gpu"], env, command.strip())
-        else:
-            log("gpu: no CUDA device here; the GPU section says how to produce it")
-    output = Path(args.output)
-    existing = output.read_text() if output.exists() else ""
-    pending_gpu(existing, new, env)
-    text = markdown.merge(existing, new)
-    folder = harness.REPO_ROOT / "outputs" / "benchmarks" / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / "benchmarks.json", raw)
-    if args.no_write:
-        print(text)
-    else:
-        output.write_text(text)
-        log(f"wrote {output} (raw results: {folder / 'benchmarks.json'})")
+    default = [s for s in MEASURE if s != "gpu" or torch.cuda.is_available()]
+    for section in [] if args.render else args.sections or default:
+        s = settings(section, args)
+        if args.dry_run:
+            print(f"{section}: {json.dumps(jsonable(s))}")
+            continue
+        if section == "gpu" and not torch.cuda.is_available():
+            log("gpu: no CUDA device here; skipped (gpu.json, if any, is kept)")
+            continue
+        log(f"{section}: measuring")
+        previous = args.results_dir / "gpu.json"  # the parts measured before on the same GPU are kept
+        kept = {"previous": json.loads(previous.read_text())["results"]} if section == "gpu" and previous.exists() \
+            else {}
+        module, function = MEASURE[section]
+        results = getattr(importlib.import_module(module), function)(**s, **kept, log=log)
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(args.results_dir / f"{section}.json", {
+            "section": section, "environment": {**environment(), "code": code_version()},
+            "command": " ".join(["python -m benchmarks", *map(shlex.quote, argv)]), "settings": jsonable(s),
+            "results": results})
+    if not args.dry_run:
+        log(f"wrote {render.write(args.results_dir, args.output)}")
 
 
 if __name__ == "__main__":

@@ -1,41 +1,30 @@
-"""GPU suite (CUDA only): training throughput, MFU, the step timer's trustworthiness and cost, the
-speed switches one at a time, and seed 001's forward/backward table.
-
-Training figures (per arch, CIFAR layout, 32 px synthetic data, batch 512, fast path defaults:
-bf16 autocast, channels_last, cudnn.benchmark, TF32, GPU-resident loader):
-- framework: `resnet_exp.run`'s parts, validation/checkpoints/wandb off; images/s from whole
-  epochs (synchronized at the epoch end), after a warm-up epoch.
-- framework, step timer off: the timer's cost.
-- framework + a synchronize-per-batch reference callback: the step timer's CUDA-event mean against
-  host-clock-with-sync of the very same batches (target: within 3%).
-- plain loop, same model, same GPU loader, same switches: the framework's overhead on a GPU.
-- torchvision's resnet in the CIFAR layout, same plain loop: the reference.
-MFU = images/s x training FLOPs per image (torch.utils.flop_counter, forward + backward) / the
-device's dense bf16 peak.
-
-Bench CLI figures run `python -m resnet_exp.bench` in subprocesses (each switch in a fresh process).
-"""
+"""GPU section (CUDA): training throughput and MFU of the framework, a plain loop and torchvision's
+model (CIFAR layout, 32 px, fast path defaults); the step timer's cost, and its CUDA-event mean
+against a synchronize-per-batch host clock of the same batches (target: within 3%); the sync guard
+(no host sync outside logging steps); the speed switches one at a time and the ResNet-v2 timing
+table, both as `python -m resnet_exp.bench` runs."""
 
 from __future__ import annotations
 
-import json
+import itertools
 import statistics
-import subprocess
-import sys
 import tempfile
-import warnings
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
+import torchvision
+from pytorch_lightning.callbacks import Callback
+from torch import nn
 
 from benchmarks import harness
-from resnet_exp import speed
 from resnet_exp.models.complexity import count_flops
-from resnet_exp.speed import peak_tflops
+from resnet_exp.speed import peak_tflops, synchronize
 
-SEED_ARCHS = ("resnet50v2", "resnet101v2", "resnet152v2", "resnet200v2")
+PARTS = ("training", "switches", "v2_timing")
 SWITCHES = (  # (label, bench overrides) measured one at a time against the defaults
     ("fast path defaults", []),
     ("bf16 off (fp32 + TF32)", ["bench.precision=fp32"]),
@@ -45,166 +34,112 @@ SWITCHES = (  # (label, bench overrides) measured one at a time against the defa
     ("torch.compile on", ["speed.compile=true"]),
     ("torch.compile reduce-overhead (CUDA graphs)", ["speed.compile=true", "speed.compile_mode=reduce-overhead"]),
 )
+V2_TIMING = (("fast path defaults", ["bench.precision=auto"]),
+             ("fp32, NCHW", ["bench.precision=fp32", "speed.channels_last=false", "speed.tf32=false"]))
 
 
-def overrides(arch: str, batch: int, steps: int, epochs: int, accelerator: str = "gpu") -> list[str]:
-    return [
-        "data=synthetic", "data.image_size=32", f"data.train_size={steps * batch}", "data.val_size=0",
-        f"data.test_size={batch}", "data.num_workers=0", f"data.batch_size={batch}", f"arch={arch}",
-        f"trainer.accelerator={accelerator}", "trainer.devices=1", f"trainer.max_epochs={epochs}",
-        "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "logger.wandb.mode=disabled",
-        "callbacks.model_summary=null", "+callbacks.epoch_clock._target_=benchmarks.harness.EpochClock",
-    ]
+class SyncReference(Callback):
+    """The slow, obvious measurement: synchronize before and after every batch, host clock."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        synchronize(pl_module.device)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        synchronize(pl_module.device)
+        self.ms.append((time.perf_counter() - self._start) * 1e3)
 
 
-def _fit(ov: Sequence[str], out: Path) -> dict[str, Any]:
-    return harness.framework_fit(harness.compose_run_config(ov, out))
+def training_overrides(arch: str, batch: int, steps: int, epochs: int, accelerator: str = "gpu") -> list[str]:
+    return ["data=synthetic", "data.image_size=32", f"data.train_size={steps * batch}", "data.val_size=0",
+            f"data.test_size={batch}", "data.num_workers=0", f"data.batch_size={batch}", f"arch={arch}",
+            f"trainer.accelerator={accelerator}", "trainer.devices=1", f"trainer.max_epochs={epochs}",
+            "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "logger.wandb.mode=disabled",
+            "callbacks.model_summary=null", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
+            "+callbacks.epoch_clock._target_=benchmarks.harness.EpochClock"]
 
 
-def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log=print,
+def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: Callable[[str], None] = print,
                accelerator: str = "gpu") -> dict[str, Any]:
-    """All training figures of one arch (`accelerator=cpu`: a dry run of this code, for tests)."""
-    from benchmarks.cpu import without_checkpoints
+    """Every training figure of one arch (`accelerator="cpu"` runs the same code without a GPU)."""
+    ov, runs = training_overrides(arch, batch, steps, epochs, accelerator), itertools.count()
 
-    ov = without_checkpoints(overrides(arch, batch, steps, epochs, accelerator), work / "probe")
-    res: dict[str, Any] = {"arch": arch, "batch_size": batch, "steps_per_epoch": steps, "epochs": epochs}
+    def fit(*extra: str) -> harness.Parts:
+        return harness.framework_fit(harness.compose_run_config([*ov, *extra], work / f"{arch}_{next(runs)}"))
 
-    fit = _fit(ov, work / f"{arch}_fw")
-    device = fit.module.device
-    plan: speed.SpeedPlan = fit.speed
-    res["speed"] = plan.as_dict()
-    res["framework_ms"] = harness.step_ms(harness.callback(fit, "EpochClock").epochs)["mean"]
-    res["step_timer"] = harness.callback(fit, "StepTimer").summary()
-    res["step_timer"].pop("per_epoch", None)
-    log(f"  {arch}: framework {res['framework_ms']:.2f} ms/batch")
+    def epoch_ms(parts: harness.Parts) -> float:
+        return harness.mean_step_ms(harness.callback(parts, "EpochClock").epochs)
 
-    off = _fit(ov + ["callbacks.step_timer=null"], work / f"{arch}_off")
-    res["framework_no_timer_ms"] = harness.step_ms(harness.callback(off, "EpochClock").epochs)["mean"]
-
-    ref = _fit(ov + ["+callbacks.sync_reference._target_=benchmarks.harness.SyncReference"],
-               work / f"{arch}_sync")
+    main = fit()
+    device, plan = main.module.device, main.speed
+    res: dict[str, Any] = {"arch": arch, "batch_size": batch, "steps_per_epoch": steps, "epochs": epochs,
+                           "speed": plan.as_dict(), "framework_ms": epoch_ms(main),
+                           "step_timer": {k: v for k, v in harness.callback(main, "StepTimer").summary().items()
+                                          if k != "per_epoch"},
+                           "framework_no_timer_ms": epoch_ms(fit("callbacks.step_timer=null"))}
+    ref = fit("+callbacks.sync_reference._target_=benchmarks.gpu.SyncReference")
     timer, sync = harness.callback(ref, "StepTimer"), harness.callback(ref, "SyncReference")
     pairs = [(row.device_ms, ms) for row, ms in zip(timer.rows, sync.ms) if not row.warmup]
-    res["events_mean_ms"] = statistics.mean(p[0] for p in pairs)
-    res["sync_mean_ms"] = statistics.mean(p[1] for p in pairs)
-    res["events_vs_sync"] = res["events_mean_ms"] / res["sync_mean_ms"]
-
-    cuda = device.type == "cuda"
-    with warnings.catch_warnings(record=True) as caught:  # host syncs during training steps
-        warnings.simplefilter("always")
-        if cuda:
-            torch.cuda.set_sync_debug_mode("warn")
-        try:
-            probe = _fit(ov + ["trainer.max_epochs=1"], work / f"{arch}_syncs")
-        finally:
-            if cuda:
-                torch.cuda.set_sync_debug_mode("default")
-    syncs = [w for w in caught if "synchroniz" in str(w.message)]
-    res["host_syncs_per_step"] = len(syncs) / max(probe.trainer.global_step, 1)
-    res["sync_guard"] = sync_guard_check(ov, work / f"{arch}_guard")
-    log(f"  {arch}: sync guard (set_sync_debug_mode('error') outside logging steps): {res['sync_guard']}")
-
-    datamodule = fit.datamodule  # still attached to its trainer: GPU loader on this device
+    res["events_vs_sync"] = statistics.mean(p[0] for p in pairs) / statistics.mean(p[1] for p in pairs)
+    try:  # on CUDA the guard runs the steps (logging steps excepted) under set_sync_debug_mode("error")
+        fit("trainer.max_epochs=1", "+callbacks.sync_guard._target_=resnet_exp.callbacks.sync_guard.SyncGuard")
+        res["sync_guard"] = "passed"
+    except RuntimeError as err:  # HostSyncError is one
+        res["sync_guard"] = f"failed: {str(err).splitlines()[0][:200]}"
     autocast = torch.bfloat16 if plan.precision == "bf16-mixed" else None
+    loader = main.datamodule.train_dataloader  # still attached to its trainer: the GPU loader on this device
+
+    def plain_ms(model: nn.Module, optimizer: Callable[[nn.Module], torch.optim.Optimizer]) -> float:
+        model = plan.prepare_model(model.to(device))
+        return harness.mean_step_ms(harness.plain_loop(model, optimizer(model), loader, epochs, device, autocast,
+                                                       plan.channels_last))
+
     cfg = harness.compose_run_config(ov, work / f"{arch}_plain")
-    model = plan.prepare_model(harness.run_model(cfg, datamodule).to(device))
-    optimizer = harness.make_optimizer(cfg, model)
-    stamps = harness.plain_loop(model, optimizer, datamodule.train_dataloader, epochs, device, autocast,
-                                plan.channels_last)
-    res["plain_ms"] = harness.step_ms(stamps)["mean"]
-
-    tv = harness.torchvision_cifar(arch, datamodule.num_classes)
+    res["plain_ms"] = plain_ms(harness.run_model(cfg, main.datamodule), lambda m: harness.make_optimizer(cfg, m))
+    tv = getattr(torchvision.models, arch)(num_classes=main.datamodule.num_classes)
+    tv.conv1, tv.maxpool = nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.Identity()  # the CIFAR layout
     tv_flops = count_flops(tv, (1, 3, 32, 32), "train")
-    tv = plan.prepare_model(tv.to(device))
-    tv_opt = torch.optim.SGD(tv.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    stamps = harness.plain_loop(tv, tv_opt, datamodule.train_dataloader, epochs, device, autocast,
-                                plan.channels_last)
-    res["torchvision_ms"] = harness.step_ms(stamps)["mean"]
-
-    flops = count_flops(fit.model, (1, 3, 32, 32), "train")
-    peak = peak_tflops(device, plan.precision, plan.tf32)
-    res["device"] = torch.cuda.get_device_name(device) if cuda else str(device)
-    res["peak_tflops"] = peak
+    res["torchvision_ms"] = plain_ms(tv, lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9,
+                                                                   weight_decay=5e-4))
+    flops = count_flops(main.model, (1, 3, 32, 32), "train")
+    res["peak_tflops"] = peak = peak_tflops(device, plan.precision, plan.tf32)
     for key, per_image in (("framework", flops), ("framework_no_timer", flops), ("plain", flops),
                            ("torchvision", tv_flops)):
-        images_per_s = batch / (res[f"{key}_ms"] / 1e3)
-        res[f"{key}_images_per_s"] = images_per_s
-        res[f"{key}_mfu"] = images_per_s * per_image / (peak * 1e12) if per_image and peak else None
+        res[f"{key}_images_per_s"] = rate = batch / (res[f"{key}_ms"] / 1e3)
+        res[f"{key}_mfu"] = rate * per_image / (peak * 1e12) if per_image and peak else None
     res["train_gflop_per_image"] = flops / 1e9 if flops else None
-    res["torchvision_train_gflop_per_image"] = tv_flops / 1e9 if tv_flops else None
-    log(f"  {arch}: plain {res['plain_ms']:.2f}, torchvision {res['torchvision_ms']:.2f} ms/batch, "
-        f"events/sync {res['events_vs_sync']:.4f}, syncs/step {res['host_syncs_per_step']:.2f}")
+    log(f"  {arch}: framework {res['framework_ms']:.2f}, plain {res['plain_ms']:.2f}, torchvision "
+        f"{res['torchvision_ms']:.2f} ms/batch; events/sync {res['events_vs_sync']:.4f}, "
+        f"sync guard {res['sync_guard']}")
     return res
 
 
-def sync_guard_check(ov: Sequence[str], out: Path) -> str:
-    """One epoch with the SyncGuard callback: on CUDA it runs the training steps (logging steps
-    excepted) under torch.cuda.set_sync_debug_mode("error"). "passed" or the first error line."""
-    from resnet_exp.callbacks.sync_guard import HostSyncError
-
-    try:
-        _fit(list(ov) + ["trainer.max_epochs=1",
-                         "+callbacks.sync_guard._target_=resnet_exp.callbacks.sync_guard.SyncGuard"], out)
-    except (HostSyncError, RuntimeError) as err:
-        return f"failed: {str(err).splitlines()[0][:200]}"
-    return "passed"
+def bench_tables(part: str, archs: Sequence[str], batch_size: int) -> dict[str, list[tuple[str, list[str]]]]:
+    """{table title: [(run label, `resnet_exp.bench` arguments)]} of the switches or the v2 timing part."""
+    if part == "v2_timing":
+        recipe = ["-m", "bench_recipe=resnet_v2_timing", "bench.mode=[forward,train]"]
+        return {"ResNet-v2 timing table": [(label, [*recipe, *extra]) for label, extra in V2_TIMING]}
+    return {f"Speed switches one at a time, {arch}, CIFAR layout, batch {batch_size}, train step": [
+        (label, [f"arch={arch}", "bench.image_size=32", "bench.num_classes=10", f"bench.batch_size={batch_size}",
+                 "bench.mode=[train]", "bench.burn_in=20", "bench.batches=100", *extra]) for label, extra in SWITCHES]
+        for arch in archs}
 
 
-def bench_cli(args: Sequence[str], sweep_dir: Path, multirun: bool = False, timeout: int = 900) -> list[dict[str, Any]]:
-    """Run `python -m resnet_exp.bench` and return its rows."""
-    where = f"hydra.sweep.dir={sweep_dir}" if multirun else f"hydra.run.dir={sweep_dir}"
-    cmd = [sys.executable, "-m", "resnet_exp.bench", *(["-m"] if multirun else []), *args, where]
-    proc = subprocess.run(cmd, cwd=harness.REPO_ROOT, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    if multirun:
-        import csv
-
-        with (sweep_dir / "bench.csv").open() as handle:
-            return list(csv.DictReader(handle))
-    return json.loads((sweep_dir / "bench.json").read_text())["rows"]
-
-
-def switches(arch: str, batch: int, work: Path, log=print) -> list[dict[str, Any]]:
-    base = [f"arch={arch}", "bench.image_size=32", "bench.num_classes=10", f"bench.batch_size={batch}",
-            "bench.mode=[train]", "bench.burn_in=20", "bench.batches=100"]
-    rows = []
-    for i, (label, extra) in enumerate(SWITCHES):
-        row = bench_cli(base + extra, work / f"switch_{arch}_{i}")[0]
-        row["switch"], row["command"] = label, "python -m resnet_exp.bench " + " ".join(base + extra)
-        rows.append(row)
-        log(f"  {arch} {label}: {row['mean_ms']} ms, {row['images_per_s']} images/s")
-    return rows
-
-
-def seed_table(work: Path, precision: str, log=print) -> dict[str, Any]:
-    args = ["arch=" + ",".join(SEED_ARCHS), "bench.batch_size=32", "bench.image_size=224",
-            "bench.mode=[forward,train]"]
-    if precision == "fp32":
-        args += ["bench.precision=fp32", "speed.channels_last=false", "speed.tf32=false"]
-    rows = bench_cli(args, work / f"seed_{precision}", multirun=True)
-    log(f"  seed 001 table ({precision}): {len(rows)} rows")
-    quoted = [a if "[" not in a else f"'{a}'" for a in args]
-    return {"command": "python -m resnet_exp.bench -m " + " ".join(quoted), "rows": rows}
-
-
-PARTS = ("training", "switches", "seed")
-
-
-def run(batch: int = 512, steps: int = 30, epochs: int = 3, archs: Sequence[str] = ("resnet18", "resnet50"),
-        parts: Sequence[str] = PARTS, previous: dict[str, Any] | None = None, log=print
-        ) -> dict[str, Any] | None:
-    """Measure `parts`; results of other parts are taken from `previous` (same device only)."""
-    if not torch.cuda.is_available():
-        return None
-    work = Path(tempfile.mkdtemp(prefix="resnet_exp_gpu_bench_"))
+def measure(archs: Sequence[str] = ("resnet18", "resnet50"), parts: Sequence[str] = PARTS, batch_size: int = 512,
+            steps: int = 30, epochs: int = 3, previous: dict[str, Any] | None = None,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure `parts` on CUDA device 0; the other parts are kept from `previous` of the same device."""
     device = torch.cuda.get_device_name(0)
-    out: dict[str, Any] = dict(previous or {}) if (previous or {}).get("device") == device else {}
-    out["device"] = device
+    out = dict(previous) if previous and previous.get("device") == device else {}
+    out.update(device=device, measured={**out.get("measured", {}),
+                                        **dict.fromkeys(parts, time.strftime("%Y-%m-%d %H:%M %Z"))})
     if "training" in parts:
-        out["training"] = [train_arch(arch, batch, steps, epochs, work, log) for arch in archs]
-    if "switches" in parts:
-        out["switches"] = {arch: switches(arch, batch, work, log) for arch in archs}
-    if "seed" in parts:
-        out["seed_001"] = {p: seed_table(work, p, log) for p in ("auto", "fp32")}
+        with tempfile.TemporaryDirectory(prefix="resnet_exp_gpu_bench_") as work:
+            out["training"] = [train_arch(arch, batch_size, steps, epochs, Path(work), log) for arch in archs]
+    for part in set(parts) - {"training"}:
+        tables = bench_tables(part, archs, batch_size)
+        out[part] = {title: harness.bench_runs(runs, log=log) for title, runs in tables.items()}
     return out

@@ -1,10 +1,8 @@
-"""Measuring tools for the benchmarks: the framework's own fit, built exactly as `resnet_exp.run`
-builds it, and plain PyTorch loops over the same model, batches and data.
-
-Step time here is wall time per training batch over whole epochs (the first epoch is warm-up and
-dropped), taken by `EpochClock`, which costs nothing per step; on CUDA it synchronizes once at
-each epoch end so that the epoch's work is finished when the clock stops.
-"""
+"""Measuring tools of the sections: the framework's fit as `resnet_exp.run` builds it, plain PyTorch
+and bare Lightning loops over the same model and data, `python -m resnet_exp.bench` runs, clocks and
+paired statistics. A step time is wall time per training batch over whole epochs (one perf_counter
+per batch; on CUDA a synchronize at each epoch's start and end, so that the epoch's work is done
+when the clock stops)."""
 
 from __future__ import annotations
 
@@ -12,86 +10,86 @@ import contextlib
 import io
 import json
 import logging
+import os
+import shlex
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from resnet_exp import speed
 from resnet_exp.config import CONF_DIR, register_schemas, validate
+from resnet_exp.module import split_weight_decay
 from resnet_exp.pipeline import Parts, build_parts
 from resnet_exp.speed import synchronize
 
 REPO_ROOT = CONF_DIR.parent
+Stamps = list[list[float]]  # per epoch: perf_counter at its start and after each training batch
 
 
 class EpochClock(Callback):
-    """Host clock at every epoch start and after every training batch (device work finished at
-    the epoch's start and end). Costs one perf_counter per batch. With `output_file`, each epoch
-    end also writes {"loop_s": wall seconds of all training epochs so far} there (JSON)."""
+    """The clock stamps of every training epoch; with `output_file`, each epoch end also writes
+    {"loop_s": wall seconds of the training epochs so far} there."""
 
     def __init__(self, output_file: str | None = None) -> None:
-        self.epochs: list[list[tuple]] = []  # per epoch: [start, end of batch 1, ...] as clock()
+        self.epochs: Stamps = []
         self.output_file = output_file
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         synchronize(pl_module.device)
-        self._stamps = [clock()]
+        self._stamps = [time.perf_counter()]
 
     def on_train_batch_end(self, *args: Any) -> None:
-        self._stamps.append(clock())
+        self._stamps.append(time.perf_counter())
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         synchronize(pl_module.device)
-        self._stamps[-1] = clock()  # the last batch's device work included
+        self._stamps[-1] = time.perf_counter()  # the last batch's device work included
         self.epochs.append(self._stamps)
         if self.output_file:
             write_loop_seconds(Path(self.output_file), self.epochs)
 
 
-def write_loop_seconds(path: Path, epochs: Sequence[Sequence[tuple]]) -> None:
-    """{"loop_s": wall seconds inside the training epochs} (EpochClock / plain_loop stamps) to `path`."""
-    path.write_text(json.dumps({"loop_s": sum(stamps[-1][0] - stamps[0][0] for stamps in epochs)}))
+def write_loop_seconds(path: Path, epochs: Stamps) -> None:
+    path.write_text(json.dumps({"loop_s": sum(stamps[-1] - stamps[0] for stamps in epochs)}))
 
 
-class SyncReference(Callback):
-    """The slow, obvious measurement: synchronize before and after every batch, host clock."""
-
-    def __init__(self) -> None:
-        self.ms: list[float] = []
-
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        synchronize(pl_module.device)
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        synchronize(pl_module.device)
-        self.ms.append((time.perf_counter() - self._start) * 1e3)
-
-
-def clock() -> tuple:
-    """(wall seconds, CPU seconds of this process, all threads)."""
-    return time.perf_counter(), time.process_time()
-
-
-def step_ms(epochs: Sequence[Sequence[tuple]], skip: int = 1) -> dict[str, float]:
-    """Per-batch times over the epochs after the first `skip` (warm-up) ones, in ms:
-    `mean` wall time (epoch time / batches: exact also on a GPU), `median` wall time of the
-    batch-to-batch periods, and `cpu` time per batch (process CPU time / batches: what the host did,
-    insensitive to other processes on a shared CPU; equals wall time on an idle single-thread CPU)."""
+def mean_step_ms(epochs: Stamps, skip: int = 1) -> float:
+    """Wall ms per training batch over the epochs after the first `skip` (warm-up) ones."""
     kept = list(epochs[skip:]) or list(epochs)
-    periods = [(b[0] - a[0]) * 1e3 for stamps in kept for a, b in zip(stamps, stamps[1:])]
-    wall = sum(stamps[-1][0] - stamps[0][0] for stamps in kept) * 1e3
-    cpu = sum(stamps[-1][1] - stamps[0][1] for stamps in kept) * 1e3
-    n = len(periods)
-    return {"mean": wall / n, "median": statistics.median(periods), "cpu": cpu / n, "batches": n}
+    return sum(s[-1] - s[0] for s in kept) * 1e3 / sum(len(s) - 1 for s in kept)
+
+
+def summarize(per_round: Mapping[str, Mapping[str, Sequence[float]]],
+              baselines: Sequence[str] = ("plain",)) -> dict[str, Any]:
+    """Per program and clock, the `median` over rounds; and `over[baseline]`: the median and range
+    over rounds of its difference from the baseline program *in the same round*, so that a round
+    in which the whole machine was slow counts for nobody."""
+    out: dict[str, Any] = {}
+    for name, clocks in per_round.items():
+        entry: dict[str, Any] = {"median": {k: statistics.median(v) for k, v in clocks.items()}, "over": {}}
+        for base in (b for b in baselines if b in per_round and b != name):
+            diffs = {k: [a - b for a, b in zip(v, per_round[base][k])] for k, v in clocks.items()}
+            entry["over"][base] = {"median": {k: statistics.median(d) for k, d in diffs.items()},
+                                   "range": {k: [min(d), max(d)] for k, d in diffs.items()}}
+        out[name] = entry
+    return out
+
+
+def rotated(items: Sequence[Any], r: int) -> list[Any]:
+    """Round `r`'s order: each program goes first in turn, so that slow spells hit all alike."""
+    return [*items[r % len(items):], *items[:r % len(items)]]
 
 
 def compose_run_config(overrides: Sequence[str], output_dir: Path) -> DictConfig:
@@ -111,23 +109,18 @@ def compose_run_config(overrides: Sequence[str], output_dir: Path) -> DictConfig
 
 
 @contextlib.contextmanager
-def quiet() -> Iterable[None]:
-    """Keep Lightning's banners and bars out of the benchmark's own output."""
-    loggers = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning_fabric", "resnet_exp")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
+def quiet() -> Iterator[None]:
+    """Keep Lightning's banners, bars and info logs out of the benchmark's own output."""
+    logging.disable(logging.WARNING)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+        logging.disable(logging.NOTSET)
 
 
 def framework_fit(cfg: DictConfig, before_fit: Callable[[Parts], None] | None = None) -> Parts:
-    """Build every part as `resnet_exp.run` does and fit; return the parts."""
-
+    """Build every part as `resnet_exp.run` does and fit."""
     with quiet():
         parts = build_parts(cfg)
         if before_fit is not None:
@@ -141,26 +134,28 @@ def callback(parts: Parts, name: str) -> Any:
     return next(cb for cb in parts.trainer.callbacks if type(cb).__name__ == name)
 
 
+def run_model(cfg: DictConfig, datamodule: Any) -> nn.Module:
+    """A fresh copy of the run's model (same seed, same arch)."""
+    pl.seed_everything(cfg.seed, workers=True)
+    return instantiate(cfg.arch, num_classes=datamodule.num_classes, in_channels=datamodule.in_channels,
+                       input_size=datamodule.image_size)
+
+
 def make_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The run's optimizer with the run's parameter groups (no weight decay on BN and biases)."""
-    from hydra.utils import instantiate
-
-    from resnet_exp.module import split_weight_decay
-
-    groups = split_weight_decay(model, bool(cfg.module.decay_norm_and_bias))
-    return instantiate(cfg.optimizer)(params=groups)
+    return instantiate(cfg.optimizer)(params=split_weight_decay(model, bool(cfg.module.decay_norm_and_bias)))
 
 
 def plain_loop(model: nn.Module, optimizer: torch.optim.Optimizer, loader_fn: Callable[[], Iterable],
                epochs: int, device: torch.device, autocast_dtype: torch.dtype | None = None,
-               channels_last: bool = False) -> list[list[tuple]]:
-    """The textbook training loop; per epoch the clock stamps `EpochClock` takes."""
+               channels_last: bool = False) -> Stamps:
+    """The textbook training loop, clocked as `EpochClock` clocks a fit."""
     model.train()
     criterion = nn.CrossEntropyLoss()
     out = []
     for _ in range(epochs):
         synchronize(device)
-        stamps = [clock()]
+        stamps = [time.perf_counter()]
         for images, labels in loader_fn():
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             if channels_last:
@@ -171,9 +166,9 @@ def plain_loop(model: nn.Module, optimizer: torch.optim.Optimizer, loader_fn: Ca
                 loss = criterion(model(images), labels)
             loss.backward()
             optimizer.step()
-            stamps.append(clock())
+            stamps.append(time.perf_counter())
         synchronize(device)
-        stamps[-1] = clock()
+        stamps[-1] = time.perf_counter()
         out.append(stamps)
     return out
 
@@ -193,58 +188,36 @@ class BareClassifier(pl.LightningModule):
         return make_optimizer(self.cfg, self.model)
 
 
-def bare_trainer(out: Path, epochs: int, callbacks: Sequence[Callback] = ()) -> pl.Trainer:
-    """A CPU Trainer with logger, checkpoints, progress bar, model summary and validation off."""
-    return pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                      num_sanity_val_steps=0, default_root_dir=str(out), callbacks=list(callbacks))
+def bare_fit(model: nn.Module, cfg: DictConfig, datamodule: Any, out: Path) -> Stamps:
+    """One epoch of `BareClassifier` in a CPU Trainer with logger, checkpoints, progress bar, model
+    summary and validation off."""
+    clock = EpochClock()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         num_sanity_val_steps=0, default_root_dir=str(out), callbacks=[clock])
+    with quiet():
+        trainer.fit(BareClassifier(model, cfg), datamodule=datamodule)
+    return clock.epochs
 
 
-def run_model(cfg: DictConfig, datamodule: Any) -> nn.Module:
-    """A fresh copy of the run's model (same seed, same arch) for the plain loop."""
-    from hydra.utils import instantiate
-
-    pl.seed_everything(cfg.seed, workers=True)
-    return instantiate(cfg.arch, num_classes=datamodule.num_classes, in_channels=datamodule.in_channels,
-                       input_size=datamodule.image_size)
-
-
-def torchvision_cifar(name: str, num_classes: int) -> nn.Module:
-    """torchvision's ResNet in the CIFAR layout: 3x3/1 stem conv, no max-pool."""
-    import torchvision
-
-    model = getattr(torchvision.models, name)(num_classes=num_classes)
-    model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-    model.maxpool = nn.Identity()
-    return model
-
-
-class HookTimer:
-    """CPU time (this thread) spent inside the hooks of one callback object."""
-
-    BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end")
-    EPOCH_HOOKS = ("on_train_epoch_start", "on_train_epoch_end", "on_validation_end", "on_train_end")
-
-    def __init__(self, callback: Callback) -> None:
-        self.seconds = {name: 0.0 for name in self.BATCH_HOOKS + self.EPOCH_HOOKS}
-        self.calls = dict.fromkeys(self.seconds, 0)
-        for name in self.seconds:
-            setattr(callback, name, self._wrap(getattr(callback, name), name))
-
-    def _wrap(self, hook: Callable[..., Any], name: str) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.thread_time()
-            try:
-                return hook(*args, **kwargs)
-            finally:
-                self.seconds[name] += time.thread_time() - start
-                self.calls[name] += 1
-        return timed
-
-    def us_per_batch(self) -> float:
-        """Per-batch hooks only."""
-        return sum(self.seconds[n] for n in self.BATCH_HOOKS) / max(self.calls["on_train_batch_end"], 1) * 1e6
-
-    def ms_per_epoch(self) -> float:
-        """Per-epoch hooks (reading events, stats, CSV rows, logging), fit end included."""
-        return sum(self.seconds[n] for n in self.EPOCH_HOOKS) / max(self.calls["on_train_epoch_end"], 1) * 1e3
+def bench_runs(runs: Sequence[tuple[str, Sequence[str]]], threads: int | None = None,
+               log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Each (label, arguments) as `python -m resnet_exp.bench <arguments>` in a fresh process: its
+    command and rows (with `-m`, every job's rows in job order)."""
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+    out = []
+    with tempfile.TemporaryDirectory(prefix="resnet_exp_bench_") as work:
+        for i, (label, args) in enumerate(runs):
+            folder, multirun = Path(work) / str(i), "-m" in args
+            where = f"hydra.{'sweep' if multirun else 'run'}.dir={folder}"
+            cmd = [sys.executable, "-m", "resnet_exp.bench", *args, where]
+            proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+            files = sorted(folder.glob("*/bench.json"), key=lambda p: int(p.parent.name)) if multirun else [
+                folder / "bench.json"]
+            rows = [row for f in files for row in json.loads(f.read_text())["rows"]]
+            out.append({"label": label, "rows": rows,
+                        "command": " ".join(["python -m resnet_exp.bench", *map(shlex.quote, args)])})
+            log(f"  {label}: " + ", ".join(f"{r['arch']} {r['mode']} {r['mean_ms']:.2f} ms" for r in rows))
+    return out

@@ -15,6 +15,7 @@ How a command is checked, decided per command by `plan()`:
 - other training and bench commands: composed with `--cfg job` (their data, CIFAR, and their
   hours are not available here).
 - `--help`, `report`, `eval`: run as written (after placeholders).
+- `python -m benchmarks ...`: run with `--dry-run` (every option parsed, nothing measured or written).
 - Entry points run in this process (`run_in_process`), `make -n` in a real one.
 - `$ command` in a console block: run; stderr's first line must match the README's line up to
   its `...`, and the exit code must be 2 (a user error).
@@ -117,7 +118,7 @@ def plan(args: list[str]) -> tuple[list[str], str]:
     if module in ("resnet_exp.report", "resnet_exp.eval") or "--help" in rest or "--cfg" in rest:
         return args, "run"
     if module == "benchmarks":
-        return [module, "--help"], "help"
+        return [module, *rest, "--dry-run"], "dry run"
     if module == "resnet_exp.run" and any(a.startswith("resume=") for a in rest):
         return args, "run (the resumed run's own overrides are the tiny ones)"
     if module == "resnet_exp.run" and "data=synthetic" in rest:

@@ -1,2 +1,2 @@
-"""Benchmarks: `python -m resnet_exp.bench` (one net, synthetic input), `python -m benchmarks.loader`
-(loader throughput) and `python -m benchmarks` (the figures of BENCHMARKS.md)."""
+"""`python -m resnet_exp.bench`: time one net on synthetic input, and the table of a bench sweep. The
+framework's own benchmarks (BENCHMARKS.md) are `python -m benchmarks`, beside the package."""
