@@ -51,3 +51,29 @@ def test_hyperparameters_hold_only_plain_values() -> None:
                              example_input_shape=[3, 32, 32])
     assert module.hparams["example_input_shape"] == (3, 32, 32)
     assert "model" not in module.hparams and "optimizer" not in module.hparams
+
+
+def test_best_val_acc_is_a_plain_value_in_the_checkpoint(tmp_path) -> None:
+    module = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10)
+    module.val_acc_best = torch.tensor(0.625)
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    assert checkpoint["metric_states"]["val_acc_best"] == 0.625
+    torch.save(checkpoint, tmp_path / "c.ckpt")
+    loaded = torch.load(tmp_path / "c.ckpt", weights_only=True)
+    fresh = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10)
+    fresh.on_load_checkpoint(loaded)
+    assert float(fresh.val_acc_best) == 0.625 and fresh.val_acc_best.dtype == torch.float32
+
+
+def test_checkpoints_holding_a_max_metric_state_still_load() -> None:
+    """Checkpoints that kept the best as a torchmetrics MaxMetric's state."""
+    module = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10)
+    module.on_load_checkpoint({"metric_states": {"val_acc_best": {"update_count": 2, "max_val": torch.tensor(0.75)},
+                                                 "train_sums": None}})
+    assert float(module.val_acc_best) == 0.75
+    module.on_load_checkpoint({"metric_states": {"val_acc_best": {"update_count": 0,
+                                                                  "max_val": torch.tensor(float("-inf"))}}})
+    assert module.val_acc_best is None
+    module.on_load_checkpoint({})  # a checkpoint of a run that never validated
+    assert module.val_acc_best is None
