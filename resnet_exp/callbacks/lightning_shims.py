@@ -21,7 +21,8 @@ class FastHookName:
     module's `_current_fx_name` around every hook call, about 45 times per training step, and
     `nn.Module.__setattr__` first looks through parameters, buffers and submodules each time
     (about 1 us). The attribute is a plain string, so it is stored directly.
-    Measured: 60 us per step (median of 5 paired rounds of the attribution probe, 2000 steps)."""
+    Measured with the attribution probe's programs (near-free model, 2000 steps, paired rounds):
+    without it a framework step costs 53 to 75 us more (median over rounds, three runs)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == HOOK_NAME_ATTRIBUTE:
