@@ -80,9 +80,9 @@ def _accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
 
 def saved_best(saved: Any) -> float | None:
     """The best validation accuracy as a checkpoint holds it: a float (or None), or, in checkpoints
-    written with a torchmetrics MaxMetric, that metric's state {"update_count", "max_val"}."""
+    written with a torchmetrics MaxMetric, that metric's state {"update_count", "max_value"}."""
     if isinstance(saved, dict):
-        return float(saved["max_val"]) if saved.get("update_count") else None
+        return float(saved["max_value"]) if saved.get("update_count") else None
     return None if saved is None else float(saved)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import torch
+from torchmetrics import MaxMetric
 
 from resnet_exp.models import create_model
 from resnet_exp.module import ImageClassifier, split_weight_decay
@@ -67,13 +68,16 @@ def test_best_val_acc_is_a_plain_value_in_the_checkpoint(tmp_path) -> None:
 
 
 def test_checkpoints_holding_a_max_metric_state_still_load() -> None:
-    """Checkpoints that kept the best as a torchmetrics MaxMetric's state."""
+    """Checkpoints that kept the best as a torchmetrics MaxMetric's state (update count and state)."""
+    best = MaxMetric()
+    best.update(torch.tensor(0.75))
+    best.update(torch.tensor(0.5))
+    state = {"update_count": best.update_count, **{k: v.detach().cpu() for k, v in best.metric_state.items()}}
     module = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10)
-    module.on_load_checkpoint({"metric_states": {"val_acc_best": {"update_count": 2, "max_val": torch.tensor(0.75)},
-                                                 "train_sums": None}})
+    module.on_load_checkpoint({"metric_states": {"val_acc_best": state, "train_sums": None}})
     assert float(module.val_acc_best) == 0.75
-    module.on_load_checkpoint({"metric_states": {"val_acc_best": {"update_count": 0,
-                                                                  "max_val": torch.tensor(float("-inf"))}}})
+    fresh = MaxMetric()
+    module.on_load_checkpoint({"metric_states": {"val_acc_best": {"update_count": 0, **fresh.metric_state}}})
     assert module.val_acc_best is None
     module.on_load_checkpoint({})  # a checkpoint of a run that never validated
     assert module.val_acc_best is None
