@@ -155,13 +155,19 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Lightning restores a checkpoint before it moves the module to its device: the values stay
-        # on the host until the first step that uses them.
         saved = checkpoint.get("metric_states", {})
         best = saved_best(saved.get("val_acc_best"))
         self.val_acc_best = None if best is None else torch.tensor(best, dtype=torch.float32)
         sums = saved.get("train_sums")
         self.train_sums = None if sums is None else sums.to(dtype=TRAIN_SUMS_DTYPE)
+
+    def on_fit_start(self) -> None:
+        # Lightning restores a checkpoint (on_load_checkpoint) before it moves the module to its
+        # device: move the restored values along now, not in a training step.
+        if self.train_sums is not None:
+            self.train_sums = self.train_sums.to(self.device)
+        if self.val_acc_best is not None:
+            self.val_acc_best = self.val_acc_best.to(self.device)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -171,10 +177,8 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         # ~1 ms of host time and a metric update ~0.2 ms, so the epoch values are sums on the device
         # (logged in on_train_epoch_end), and the step loss is logged only on the steps the loggers
         # write (trainer.log_every_n_steps).
-        if self.train_sums is None:
+        if self.train_sums is None or self.train_sums.device != loss.device:
             self.train_sums = torch.zeros(4, device=loss.device, dtype=TRAIN_SUMS_DTYPE)
-        elif self.train_sums.device != loss.device:  # restored from a checkpoint, on the host
-            self.train_sums = self.train_sums.to(loss.device)
         with torch.no_grad():
             self.train_sums += train_step_sums(logits, labels, loss, self.top5)
         trainer = self._attached_trainer()

@@ -81,3 +81,14 @@ def test_checkpoints_holding_a_max_metric_state_still_load() -> None:
     assert module.val_acc_best is None
     module.on_load_checkpoint({})  # a checkpoint of a run that never validated
     assert module.val_acc_best is None
+
+
+def test_restored_values_follow_the_module_to_its_device() -> None:
+    """Lightning restores a checkpoint before it moves the module: on_fit_start moves them along
+    (the meta device stands in for a GPU)."""
+    module = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10)
+    module.on_load_checkpoint({"metric_states": {"val_acc_best": 0.5, "train_sums": torch.ones(4)}})
+    module.to("meta")
+    module.on_fit_start()
+    assert module.train_sums.device.type == "meta" and module.train_sums.dtype == torch.float64
+    assert module.val_acc_best.device.type == "meta"
