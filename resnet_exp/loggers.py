@@ -1,4 +1,5 @@
-"""Logger factories whose behaviour depends on the machine (wandb credentials)."""
+"""The run's loggers: a CSV history that survives resumes and kills, and wandb (whose mode
+depends on the machine's credentials and network)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import logging
 import netrc
 import os
 import socket
+from argparse import Namespace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import torch
 import wandb
-from pytorch_lightning import loggers as pl_loggers
+from pytorch_lightning.core.saving import save_hparams_to_yaml
 from pytorch_lightning.loggers import Logger, WandbLogger
-from pytorch_lightning.loggers.csv_logs import ExperimentWriter
-from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities import rank_zero_only
 
 from resnet_exp.errors import ConfigError
@@ -27,32 +29,115 @@ WANDB_MODES = ("auto", "online", "offline", "disabled")
 WANDB_CONNECT_TIMEOUT_S = 3.0
 
 
-class _HistoryWriter(ExperimentWriter):
-    """Lightning's CSV writer, except that it continues an existing metrics.csv.
+class CSVLogger(Logger):
+    """`metrics.csv` and `hparams.yaml` in `save_dir/name/version`, as Lightning's CSVLogger writes
+    them (same columns, rows and flushing), except that the history survives resumes and kills.
 
-    Lightning's writer deletes metrics.csv when it starts in a non-empty folder (every resume) and
+    Lightning's logger deletes metrics.csv when it starts in a non-empty folder (every resume) and
     rewrites the file in place when a new column appears (a kill then loses it). This one keeps
-    the rows, drops only a line cut short by a killed process, rewrites atomically, and takes the
-    columns already in the file (a resumed run's, or those of ddp_spawn's fit processes).
+    the rows, drops only a line cut short by a killed process, rewrites atomically, takes the
+    columns already in the file (a resumed run's, or those of ddp_spawn's fit processes), and at
+    the end drops rows a resumed run logged again (`drop_redone_rows`).
     """
 
-    def _check_log_dir_exists(self) -> None:
-        if os.path.isfile(self.metrics_file_path):
-            text = Path(self.metrics_file_path).read_text()
+    METRICS_FILE = "metrics.csv"
+    HPARAMS_FILE = "hparams.yaml"
+
+    def __init__(self, save_dir: str | os.PathLike, name: str = "csv", version: str = "",
+                 flush_logs_every_n_steps: int = 100) -> None:
+        super().__init__()
+        self.root = Path(save_dir)
+        self.experiment_name = name or ""
+        self.experiment_version = version
+        self.flush_logs_every_n_steps = flush_logs_every_n_steps
+        self.hparams: dict[str, Any] = {}
+        self.pending: list[dict[str, Any]] = []  # logged rows not yet in the file
+        self.columns: list[str] = []  # sorted, as Lightning writes them
+        self.started = False
+
+    @property
+    def name(self) -> str:
+        return self.experiment_name
+
+    @property
+    def version(self) -> str:
+        return self.experiment_version
+
+    @property
+    def root_dir(self) -> str:
+        return str(self.root / self.name)
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.root_dir, self.version)
+
+    @property
+    def save_dir(self) -> str:
+        """The folder the files go in: Lightning takes it as `trainer.log_dir` (where a profiler
+        writes its report), the same folder as with its own CSV logger."""
+        return self.log_dir
+
+    @property
+    def metrics_path(self) -> Path:
+        return Path(self.log_dir) / self.METRICS_FILE
+
+    def _start(self) -> None:
+        """Before the first write: the folder exists and the file ends with a whole row."""
+        if self.started:
+            return
+        self.started = True
+        Path(self.log_dir).mkdir(parents=True, exist_ok=True)
+        if self.metrics_path.is_file():
+            text = self.metrics_path.read_text()
             if text and not text.endswith("\n"):
-                _write_rows(Path(self.metrics_file_path), text[: text.rfind("\n") + 1])
+                _write_rows(self.metrics_path, text[: text.rfind("\n") + 1])
 
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Namespace | None = None, *args: Any, **kwargs: Any) -> None:
+        self._start()
+        self.hparams.update(vars(params) if isinstance(params, Namespace) else dict(params or {}))
+        save_hparams_to_yaml(os.path.join(self.log_dir, self.HPARAMS_FILE), self.hparams)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        self._start()
+        if step is None:
+            step = len(self.pending)
+        row = {k: v.item() if isinstance(v, torch.Tensor) else v for k, v in metrics.items()}
+        row["step"] = step
+        self.pending.append(row)
+        if (step + 1) % self.flush_logs_every_n_steps == 0:
+            self.save()
+
+    @rank_zero_only
     def save(self) -> None:
-        if self.metrics and os.path.isfile(self.metrics_file_path):
-            with open(self.metrics_file_path, newline="") as handle:
+        """Append the pending rows; when they bring a new column, first rewrite the file with it."""
+        self._start()
+        if not self.pending:
+            return
+        path = self.metrics_path
+        header = None
+        if path.is_file():
+            with path.open(newline="") as handle:
                 header = next(csv.reader(handle), [])
-            self.metrics_keys = sorted(set(self.metrics_keys) | set(header))
-        super().save()
+        self.columns = sorted(set(self.columns) | set(header or ()) | set().union(*self.pending))
+        if header is not None and header != self.columns:
+            with path.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            _write_rows(path, rows, self.columns)
+        with path.open("a" if header is not None else "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns)
+            if header is None:
+                writer.writeheader()
+            writer.writerows(self.pending)
+        self.pending = []
 
-    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
-        with open(self.metrics_file_path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        _write_rows(Path(self.metrics_file_path), rows, fieldnames)
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        if not self.started:
+            return
+        self.save()
+        drop_redone_rows(self.metrics_path)
 
 
 def _write_rows(path: Path, rows: str | list[dict[str, str]], fieldnames: list[str] | None = None) -> None:
@@ -82,24 +167,6 @@ def drop_redone_rows(path: Path) -> None:
     keep = sorted(last.values())
     if len(keep) < len(rows):
         _write_rows(path, [rows[i] for i in keep], fieldnames)
-
-
-class CSVLogger(pl_loggers.CSVLogger):
-    """Lightning's CSVLogger writing through `_HistoryWriter`: metrics.csv survives resumes and kills."""
-
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> _HistoryWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _HistoryWriter(log_dir=self.log_dir)
-        return self._experiment
-
-    @rank_zero_only
-    def finalize(self, status: str) -> None:
-        super().finalize(status)
-        if self._experiment is not None:
-            drop_redone_rows(Path(self._experiment.metrics_file_path))
 
 
 def wandb_credentials_configured() -> bool:

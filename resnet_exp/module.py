@@ -10,9 +10,11 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.optim import Optimizer
-from torchmetrics import MaxMetric, Metric, MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from resnet_exp.callbacks.lightning_shims import FastHookName
+from resnet_exp.callbacks.probes import logging_due
 from resnet_exp.errors import TrainingDiverged
 from resnet_exp.schedules import Schedule
 
@@ -54,13 +56,6 @@ class SampleMean(Metric):
         return (self.total / self.count).float()
 
 
-def logging_due(trainer: pl.Trainer, step: int) -> bool:
-    """True if the loggers write the training batch that starts at global step `step`
-    (Lightning's rule: every `trainer.log_every_n_steps` optimizer steps)."""
-    every = trainer.log_every_n_steps
-    return bool(every) and (step + 1) % every == 0
-
-
 def train_step_sums(logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor, top5: bool) -> torch.Tensor:
     """[loss x n, top-1 correct, top-5 correct (0 unless `top5`), n] of one batch, on the device."""
     n = labels.shape[0]
@@ -81,7 +76,15 @@ def _accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
     return MetricCollection(metrics, prefix=prefix)
 
 
-class ImageClassifier(pl.LightningModule):
+def saved_best(saved: Any) -> float | None:
+    """The best validation accuracy as a checkpoint holds it: a float (or None), or, in checkpoints
+    written with a torchmetrics MaxMetric, that metric's state {"update_count", "max_value"}."""
+    if isinstance(saved, dict):
+        return float(saved["max_value"]) if saved.get("update_count") else None
+    return None if saved is None else float(saved)
+
+
+class ImageClassifier(FastHookName, pl.LightningModule):
     """Trains `model` with cross-entropy; logs loss and top-1 (and top-5) accuracy per split.
 
     `optimizer` is a factory (a Hydra partial) called with the parameter groups; `scheduler` a
@@ -118,20 +121,20 @@ class ImageClassifier(pl.LightningModule):
         self.test_metrics = _accuracy_metrics(num_classes, "test/")
         self.val_loss = SampleMean()
         self.test_loss = SampleMean()
-        # Best over every validation epoch of the run, resumed segments included: its state
-        # travels in the checkpoint (on_save_checkpoint), with the partial training-epoch sums.
-        self.val_acc_best = MaxMetric()
+        # Best val/acc over every validation epoch of the run, resumed segments included (0-d, kept
+        # on the device: no host read at validation end): it travels in the checkpoint
+        # (on_save_checkpoint), with the partial training-epoch sums.
+        self.val_acc_best: torch.Tensor | None = None
         if example_input_shape is not None:
             # Lets ModelSummary show output shapes and FLOPs per stage.
             self.example_input_array = torch.zeros(1, *example_input_shape)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets `_current_fx_name` around every hook call, about 45 times per training step;
-        # nn.Module.__setattr__ first looks through parameters, buffers and submodules each time.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
+    def _attached_trainer(self) -> pl.Trainer | None:
+        """The trainer, or None when the module is used without one (e.g. a step called directly)."""
+        try:
+            return self.trainer
+        except RuntimeError:  # LightningModule.trainer raises when no trainer is attached
+            return None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -140,23 +143,25 @@ class ImageClassifier(pl.LightningModule):
         # The best validation accuracy so far, and the sums of a training epoch that a mid-epoch
         # checkpoint interrupts: both span the checkpoint, so a resumed run reports what an
         # uninterrupted one would.
-        best = self.val_acc_best
         checkpoint["metric_states"] = {
-            "val_acc_best": {"update_count": best._update_count,
-                             **{k: v.detach().cpu() for k, v in best.metric_state.items()}},
+            "val_acc_best": None if self.val_acc_best is None else float(self.val_acc_best),
             "train_sums": None if self.train_sums is None else self.train_sums.detach().cpu(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("metric_states", {})
-        best = dict(saved.get("val_acc_best") or {})
-        if best:
-            self.val_acc_best._update_count = int(best.pop("update_count"))
-            self.val_acc_best._computed = None
-            for key, value in best.items():
-                setattr(self.val_acc_best, key, value.to(self.device))
+        best = saved_best(saved.get("val_acc_best"))
+        self.val_acc_best = None if best is None else torch.tensor(best, dtype=torch.float32)
         sums = saved.get("train_sums")
-        self.train_sums = None if sums is None else sums.to(self.device, TRAIN_SUMS_DTYPE)
+        self.train_sums = None if sums is None else sums.to(dtype=TRAIN_SUMS_DTYPE)
+
+    def on_fit_start(self) -> None:
+        # Lightning restores a checkpoint (on_load_checkpoint) before it moves the module to its
+        # device: move the restored values along now, not in a training step.
+        if self.train_sums is not None:
+            self.train_sums = self.train_sums.to(self.device)
+        if self.val_acc_best is not None:
+            self.val_acc_best = self.val_acc_best.to(self.device)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -170,7 +175,8 @@ class ImageClassifier(pl.LightningModule):
             self.train_sums = torch.zeros(4, device=loss.device, dtype=TRAIN_SUMS_DTYPE)
         with torch.no_grad():
             self.train_sums += train_step_sums(logits, labels, loss, self.top5)
-        if self._trainer is None or logging_due(self.trainer, self.global_step):
+        trainer = self._attached_trainer()
+        if trainer is None or logging_due(trainer, self.global_step):
             # prog_bar=False: Lightning would turn a progress-bar value into a number after every
             # later batch too (a sync per step); the bar reads it from callback_metrics instead.
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
@@ -183,7 +189,8 @@ class ImageClassifier(pl.LightningModule):
         total = float(self.train_sums[0]) if self.train_sums is not None else 0.0
         if math.isfinite(total):
             return
-        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self._trainer is not None else math.nan
+        trainer = self._attached_trainer()
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer is not None else math.nan
         raise TrainingDiverged(step=self.global_step, loss=total, lr=lr)
 
     def on_train_epoch_end(self) -> None:
@@ -213,8 +220,11 @@ class ImageClassifier(pl.LightningModule):
         self.log_dict(metrics, prog_bar=True)
         if self.trainer.sanity_checking:
             return  # the untrained sanity-check pass is no epoch: it must not count as the best
-        self.val_acc_best.update(metrics["val/acc"])
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        acc = metrics["val/acc"].detach()
+        # fmax: a NaN accuracy never replaces the best (as torchmetrics' MaxMetric drops NaN).
+        best = acc if self.val_acc_best is None else torch.fmax(self.val_acc_best.to(acc.device), acc)
+        self.val_acc_best = best
+        self.log("val/acc_best", best, prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
@@ -231,9 +241,9 @@ class ImageClassifier(pl.LightningModule):
     def _run_length(self) -> tuple[float | None, int]:
         """Optimizer steps in this fit and per epoch, the run a schedule is sized to ((None, 1)
         without a trainer: length unknown)."""
-        if self._trainer is None:
+        trainer = self._attached_trainer()
+        if trainer is None:
             return None, 1
-        trainer = self.trainer
         total = trainer.estimated_stepping_batches  # also sets num_training_batches
         if not math.isfinite(total) or not math.isfinite(trainer.num_training_batches):
             return math.inf, 1  # no max_epochs/max_steps: schedules that need a length refuse it

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from resnet_exp import speed
-from resnet_exp.callbacks import step_time_summary, time_to_accuracy
+from resnet_exp.callbacks import step_time_summary, time_to_accuracy_points
 from resnet_exp.callbacks.checkpoint import AtomicCheckpointIO
 from resnet_exp.callbacks.profiler import NoProfiler
 from resnet_exp.data import ImageDataModule
@@ -207,7 +207,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         "selected_on": selected_on(parts.datamodule, best),
         "step_time": step_time,
         "throughput": throughput(step_time, parts.train_flops, parts.speed, trainer.strategy.root_device),
-        "time_to_accuracy": time_to_accuracy(trainer),
+        "time_to_accuracy": time_to_accuracy_points(trainer),
         "speed": parts.speed.as_dict(),
     }
     if trainer.is_global_zero:

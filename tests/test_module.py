@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import torch
+from torchmetrics import MaxMetric
 
 from resnet_exp.models import create_model
 from resnet_exp.module import ImageClassifier, split_weight_decay
@@ -53,3 +54,43 @@ def test_hyperparameters_hold_only_plain_values() -> None:
                              example_input_shape=[3, 32, 32])
     assert module.hparams["example_input_shape"] == (3, 32, 32)
     assert set(module.hparams) == {"num_classes", "label_smoothing", "decay_norm_and_bias", "example_input_shape"}
+
+
+def test_best_val_acc_is_a_plain_value_in_the_checkpoint(tmp_path) -> None:
+    module = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10)
+    module.val_acc_best = torch.tensor(0.625)
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    assert checkpoint["metric_states"]["val_acc_best"] == 0.625
+    torch.save(checkpoint, tmp_path / "c.ckpt")
+    loaded = torch.load(tmp_path / "c.ckpt", weights_only=True)
+    fresh = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10)
+    fresh.on_load_checkpoint(loaded)
+    assert float(fresh.val_acc_best) == 0.625 and fresh.val_acc_best.dtype == torch.float32
+
+
+def test_checkpoints_holding_a_max_metric_state_still_load() -> None:
+    """Checkpoints that kept the best as a torchmetrics MaxMetric's state (update count and state)."""
+    best = MaxMetric()
+    best.update(torch.tensor(0.75))
+    best.update(torch.tensor(0.5))
+    state = {"update_count": best.update_count, **{k: v.detach().cpu() for k, v in best.metric_state.items()}}
+    module = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10)
+    module.on_load_checkpoint({"metric_states": {"val_acc_best": state, "train_sums": None}})
+    assert float(module.val_acc_best) == 0.75
+    fresh = MaxMetric()
+    module.on_load_checkpoint({"metric_states": {"val_acc_best": {"update_count": 0, **fresh.metric_state}}})
+    assert module.val_acc_best is None
+    module.on_load_checkpoint({})  # a checkpoint of a run that never validated
+    assert module.val_acc_best is None
+
+
+def test_restored_values_follow_the_module_to_its_device() -> None:
+    """Lightning restores a checkpoint before it moves the module: on_fit_start moves them along
+    (the meta device stands in for a GPU)."""
+    module = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10)
+    module.on_load_checkpoint({"metric_states": {"val_acc_best": 0.5, "train_sums": torch.ones(4)}})
+    module.to("meta")
+    module.on_fit_start()
+    assert module.train_sums.device.type == "meta" and module.train_sums.dtype == torch.float64
+    assert module.val_acc_best.device.type == "meta"

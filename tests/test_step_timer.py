@@ -21,7 +21,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from resnet_exp.callbacks import StepTimer, step_time_summary
-from resnet_exp.callbacks.step_stats import CSV_COLUMNS, describe
+from resnet_exp.callbacks.step_stats import CSV_COLUMNS, StepRow, append_csv, continue_csv, describe, step_time_block
+from resnet_exp.callbacks.step_stats import read_csv as read_rows
 from tests.helpers.cli import TINY_RUN
 
 
@@ -107,12 +108,16 @@ def test_csv_rows_warmup_and_stats_agree(tmp_path: Path) -> None:
     assert summary["peak_mem_mb"] > 0 and summary["csv"] == "step_times.csv"
     assert [e["epoch"] for e in summary["per_epoch"]] == [0, 1]
     assert [e["timed_steps"] for e in summary["per_epoch"]] == [3, 6]
+    # Each epoch's peak memory is on its last row; the fit's is the highest of them.
+    peaks = [r["peak_mem_mb"] for r in rows]
+    assert all(p == "" for i, p in enumerate(peaks) if i not in (5, 11)) and float(peaks[5]) > 0
+    assert [e["peak_mem_mb"] for e in summary["per_epoch"]] == [float(peaks[5]), float(peaks[11])]
+    assert summary["peak_mem_mb"] == max(float(peaks[5]), float(peaks[11]))
     json.dumps(summary)  # results.json-ready
 
-    # Read back from the CSV alone (what results.json gets under ddp_spawn): the same statistics.
-    again = StepTimer(output_dir=str(tmp_path))
-    again.load_csv(tmp_path / "step_times.csv")
-    back = again.summary()
+    # `summary` above is read back from the CSV alone (as results.json gets it, also under
+    # ddp_spawn); the timer's own rows give the same statistics.
+    back = timer.summary()
     for key in ("steps", "timed_steps", "mean_ms", "p90_ms", "images_per_s", "data_wait_share"):
         assert back[key] == pytest.approx(summary[key], rel=1e-3), key
     # (the CSV holds times rounded to 4 decimals, hence the tolerance)
@@ -161,12 +166,14 @@ class FakeCudaTimer(StepTimer):
         super().on_fit_start(trainer, pl_module)
         self._cuda = True
         self.syncs_during_epoch: list[int] = []
+        self.events_made = 0
 
     def on_train_batch_end(self, *args: Any) -> None:
         super().on_train_batch_end(*args)
         self.syncs_during_epoch.append(FakeEvent.syncs)
 
     def _new_event(self) -> FakeEvent:
+        self.events_made += 1
         return FakeEvent()
 
     def _reset_peak_mem(self) -> None:
@@ -183,7 +190,7 @@ def test_cuda_events_are_read_lazily_without_sync_per_step(tmp_path: Path) -> No
     # Never a wait inside an epoch: one synchronize at each epoch end.
     assert timer.syncs_during_epoch == [0] * 6 + [1] * 6
     assert FakeEvent.syncs == 2
-    assert len(timer._events) > 0  # events are reused, not created per batch
+    assert timer.events_made == 2 * 12  # a start and an end event per batch, none kept after reading
     rows = read_csv(tmp_path / "step_times.csv")
     assert len(rows) == 12
     # Start and end of a batch are two consecutive records: 10 "ms" apart in the fake clock.
@@ -207,4 +214,41 @@ def test_training_run_writes_step_times_and_results_block(run_config) -> None:
     assert block["timed_steps"] == len(timed) >= 1
     assert block["mean_ms"] == pytest.approx(float(np.mean(timed)), rel=1e-3)
     assert block["timer"] == "host" and not math.isnan(block["images_per_s"])
+    # The block is one pure function of the record's rows.
+    warmup = {"steps": 1, "new_shape": True, "compile": True}
+    expected = step_time_block(read_rows(run_dir / "step_times.csv"), device="cpu", cuda=False, warmup=warmup,
+                               csv_file="step_times.csv")
+    assert block == json.loads(json.dumps(expected))
+    assert block["peak_mem_mb"] > 0 and block["per_epoch"][0]["peak_mem_mb"] == block["peak_mem_mb"]
     assert results["speed"]["precision"] == "32-true" and results["speed"]["cuda"] is False
+
+
+def row(epoch: int, step: int, ms: float, warmup: bool = False, peak: float = math.nan) -> StepRow:
+    return StepRow(epoch, step, 4, ms, math.nan, warmup, device_ms=ms, between_ms=1.0, peak_mem_mb=peak)
+
+
+def test_step_time_block_is_a_pure_function_of_the_rows(tmp_path: Path) -> None:
+    rows = [row(0, 0, 9.0, warmup=True), row(0, 1, 2.0), row(0, 2, 4.0, peak=50.0), row(1, 3, 6.0, peak=70.0)]
+    path = tmp_path / "step_times.csv"
+    continue_csv(path, 0)
+    append_csv(path, rows)
+    back = read_rows(path)
+    block = step_time_block(back, device="cuda:0 (X)", cuda=True, warmup={"steps": 1}, csv_file="step_times.csv")
+    assert block == step_time_block(rows, device="cuda:0 (X)", cuda=True, warmup={"steps": 1},
+                                    csv_file="step_times.csv")
+    assert (block["timer"], block["peak_mem"], block["device"]) == ("cuda_events", "cuda_max_allocated", "cuda:0 (X)")
+    assert (block["steps"], block["timed_steps"], block["mean_ms"], block["peak_mem_mb"]) == (4, 3, 4.0, 70.0)
+    assert [(e["epoch"], e["steps"], e["peak_mem_mb"]) for e in block["per_epoch"]] == [(0, 3, 50.0), (1, 1, 70.0)]
+    host = step_time_block(back, device="cpu", cuda=False, warmup={}, csv_file=None)
+    assert (host["timer"], host["peak_mem"], host["csv"]) == ("host", "host_max_rss", None)
+
+
+def test_a_record_without_the_peak_memory_column_is_continued(tmp_path: Path) -> None:
+    """A step_times.csv of 8 columns (no peak_mem_mb) reads, and a resumed fit continues it."""
+    path = tmp_path / "step_times.csv"
+    path.write_text("epoch,step,batch_size,device_ms,host_ms,data_wait_ms,warmup,between_ms\n"
+                    "0,0,4,2.0,2.0,,1,\n0,1,4,3.0,3.0,,0,1.0\n0,2,4,3.0,3.0,,0,1.0\n")
+    kept = continue_csv(path, steps_done=2)
+    assert [(r.step, r.device_ms, math.isnan(r.peak_mem_mb)) for r in kept] == [(0, 2.0, True), (1, 3.0, True)]
+    assert path.read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
+    assert [r.step for r in read_rows(path)] == [0, 1]

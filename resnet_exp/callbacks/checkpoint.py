@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
@@ -25,14 +24,6 @@ class ModelCheckpoint(LightningModelCheckpoint):
     @functools.cached_property
     def state_key(self) -> str:  # type: ignore[override]
         return super().state_key
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        # Without a step or time interval there is nothing to save after a batch; Lightning's own
-        # hook finds that out only after checking the trainer's state, about 10 us per batch.
-        if self._every_n_train_steps < 1 and not self._train_time_interval:
-            return
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -1,12 +1,20 @@
-"""What the step timer reads off a batch, the trainer and the process, apart from the clock."""
+"""What callbacks and the module read off a batch and the trainer, through public API."""
 
 from __future__ import annotations
 
-import math
-import sys
+from collections.abc import Mapping
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
+
+
+def logging_due(trainer: pl.Trainer, step: int) -> bool:
+    """True if the loggers write the training batch that starts at global step `step`
+    (Lightning's rule: every `trainer.log_every_n_steps` optimizer steps). In
+    `on_train_batch_end` the batch has stepped: pass `trainer.global_step - 1`."""
+    every = trainer.log_every_n_steps
+    return bool(every) and (step + 1) % every == 0
 
 
 def first_tensor(batch: Any) -> torch.Tensor | None:
@@ -23,31 +31,20 @@ def first_tensor(batch: Any) -> torch.Tensor | None:
     return None
 
 
-def compile_count() -> int:
-    """Graphs torch.compile has compiled so far in this process (0 if dynamo was never used)."""
-    utils = sys.modules.get("torch._dynamo.utils")  # not imported here: it is slow to import
-    return utils.counters["stats"]["unique_graphs"] if utils is not None else 0
+def fetch_clock(trainer: pl.Trainer) -> Any:
+    """The training loader's FetchClock (its public `fetch_clock`, see resnet_exp.data.resumable),
+    or None. `trainer.train_dataloader` holds the loader given to the fit, or a collection of them."""
+    return _find_clock(trainer.train_dataloader)
 
 
-def finite_mean(values: list[float]) -> float:
-    """The mean of the values that are not NaN (NaN if none)."""
-    finite = [v for v in values if not math.isnan(v)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-def fetch_clock(trainer: Any) -> Any:
-    """The training loader's FetchClock (resnet_exp.data.resumable), or None."""
-    loop = getattr(trainer, "fit_loop", None)
-    combined = getattr(loop, "_combined_loader", None)
-    for loader in getattr(combined, "flattened", None) or []:
-        clock = getattr(loader, "fetch_clock", None)
-        if clock is not None:
-            return clock
+def _find_clock(loaders: Any) -> Any:
+    clock = getattr(loaders, "fetch_clock", None)
+    if clock is not None:
+        return clock
+    if isinstance(loaders, Mapping):
+        loaders = list(loaders.values())
+    if isinstance(loaders, (list, tuple)):
+        for loader in loaders:
+            if (clock := _find_clock(loader)) is not None:
+                return clock
     return None
-
-
-def wandb_loggers(trainer: Any) -> list[Any]:
-    """The trainer's wandb loggers."""
-    from pytorch_lightning.loggers import WandbLogger
-
-    return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]

@@ -36,10 +36,16 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ProgressBar, RichProgressBar
 
-from resnet_exp.module import logging_due
+from resnet_exp.callbacks.probes import logging_due
 from resnet_exp.report.summary import format_duration
 
 STEP_KEYS = ("train/loss_step",)
+
+
+def batch_was_logged(trainer: pl.Trainer) -> bool:
+    """In `on_train_batch_end`: whether the loggers wrote this batch, i.e. whether its logged
+    values (the step loss) are new and may be read (the batch has stepped by now)."""
+    return logging_due(trainer, trainer.global_step - 1)
 
 
 class SyncFreeRichProgressBar(RichProgressBar):
@@ -59,10 +65,9 @@ class SyncFreeRichProgressBar(RichProgressBar):
 
     def metrics_due(self, trainer: pl.Trainer) -> bool:
         """True in `on_train_batch_end` of a batch whose metrics may be read (no sync added)."""
-        step = trainer.global_step - 1  # the step the batch started at (it has stepped by now)
         if self.metrics_every_n_steps is not None:
-            return (step + 1) % self.metrics_every_n_steps == 0
-        return logging_due(trainer, step)
+            return trainer.global_step % self.metrics_every_n_steps == 0
+        return batch_was_logged(trainer)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -128,16 +133,11 @@ class LogProgress(ProgressBar):
         self._fit_start_step = self._last_step = trainer.global_step
         self._images = 0
 
-    def _loss_due(self, trainer: pl.Trainer) -> bool:
-        """True on the steps the module logs its step loss (see ImageClassifier.training_step)."""
-        every = trainer.log_every_n_steps
-        return bool(every) and trainer.global_step % every == 0
-
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
         self._images += int(images.shape[0])  # a shape: known on the host, no sync
-        if self._loss_due(trainer):
+        if batch_was_logged(trainer):  # the module logged its step loss (ImageClassifier.training_step)
             value = trainer.callback_metrics.get("train/loss_step")
             if value is not None:
                 self._loss = float(value)

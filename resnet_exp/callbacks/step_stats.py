@@ -1,4 +1,4 @@
-"""The per-batch record of StepTimer, its CSV file (step_times.csv) and the statistics over it.
+"""The record of StepTimer, its CSV file (step_times.csv) and the statistics over it.
 
 A row (one training batch): epoch, step = `trainer.global_step` when the batch started,
 batch_size, and
@@ -13,19 +13,22 @@ batch_size, and
 - between_ms: the whole host gap between the end of one batch and the start of the next: the
   data wait plus Lightning's loop work (logging, checkpoints, progress bar); for the first batch
   of an epoch, from the epoch start,
-- warmup 0/1: left out of every statistic.
+- warmup 0/1: left out of every statistic,
+- peak_mem_mb: on the last row of each epoch, the epoch's peak memory (CUDA max allocated; on
+  CPU the process's peak RSS); empty on the other rows.
 
 Statistics: mean/std/min/median/p90/p99/max of device time, mean host time and data wait,
 data-wait share = wait / (host + between), images/s = images / (host + between) (what the run
-achieves)
-and images/s from device time (what the device does). Pure bookkeeping: no Lightning, no CUDA.
+achieves) and images/s from device time (what the device does). `step_time_block` turns rows
+into the `step_time` block of results.json. Pure bookkeeping: no Lightning, no CUDA.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,24 +36,29 @@ import numpy as np
 
 from resnet_exp.io import rounded, write_atomic
 
-CSV_COLUMNS = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup", "between_ms")
+CSV_COLUMNS = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup", "between_ms",
+               "peak_mem_mb")
 STAT_KEYS = ("mean_ms", "std_ms", "min_ms", "median_ms", "p90_ms", "p99_ms", "max_ms")
 
 
+@dataclass(slots=True)
 class StepRow:
     """One training batch. `device_ms` is NaN until its CUDA events have been read."""
 
-    __slots__ = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup", "between_ms")
-
-    def __init__(self, epoch: int, step: int, batch_size: int, host_ms: float, data_wait_ms: float,
-                 warmup: bool, device_ms: float = math.nan, between_ms: float = math.nan) -> None:
-        self.epoch, self.step, self.batch_size = epoch, step, batch_size
-        self.host_ms, self.data_wait_ms, self.warmup = host_ms, data_wait_ms, warmup
-        self.device_ms, self.between_ms = device_ms, between_ms
+    epoch: int
+    step: int
+    batch_size: int
+    host_ms: float
+    data_wait_ms: float
+    warmup: bool
+    device_ms: float = math.nan
+    between_ms: float = math.nan
+    peak_mem_mb: float = math.nan
 
     def as_csv(self) -> tuple[object, ...]:
+        peak = "" if math.isnan(self.peak_mem_mb) else rounded(self.peak_mem_mb, 1)
         return (self.epoch, self.step, self.batch_size, rounded(self.device_ms), rounded(self.host_ms),
-                rounded(self.data_wait_ms), int(self.warmup), rounded(self.between_ms))
+                rounded(self.data_wait_ms), int(self.warmup), rounded(self.between_ms), peak)
 
 
 def describe(values: Sequence[float]) -> dict[str, float | None]:
@@ -63,7 +71,12 @@ def describe(values: Sequence[float]) -> dict[str, float | None]:
     return {key: rounded(v) for key, v in zip(STAT_KEYS, stats)}
 
 
-def step_stats(rows: Sequence[StepRow], peak_mem_mb: float | None) -> dict[str, Any]:
+def peak_mem_mb(rows: Sequence[StepRow]) -> float | None:
+    """The highest peak memory recorded in `rows` (None if none was)."""
+    return max((r.peak_mem_mb for r in rows if not math.isnan(r.peak_mem_mb)), default=None)
+
+
+def step_stats(rows: Sequence[StepRow]) -> dict[str, Any]:
     """Statistics of `rows` (a fit or one epoch) over the batches that are not warm-up."""
     timed = [r for r in rows if not r.warmup]
     device = [r.device_ms for r in timed]
@@ -85,27 +98,39 @@ def step_stats(rows: Sequence[StepRow], peak_mem_mb: float | None) -> dict[str, 
         "images_per_s": rounded(images / (host + between) * 1e3, 2) if host + between > 0 else None,
         "images_per_s_device": rounded(images / sum(device) * 1e3, 2) if device and sum(device) > 0
         else None,
-        "peak_mem_mb": peak_mem_mb,
+        "peak_mem_mb": peak_mem_mb(rows),
     }
 
 
 def per_epoch_stats(rows: Sequence[StepRow]) -> list[dict[str, Any]]:
-    """step_stats of each epoch in `rows` (without peak memory), e.g. of rows read back from a CSV."""
+    """step_stats of each epoch in `rows`, in epoch order."""
     epochs = sorted({r.epoch for r in rows})
-    return [{"epoch": e, **step_stats([r for r in rows if r.epoch == e], None)} for e in epochs]
+    return [{"epoch": e, **step_stats([r for r in rows if r.epoch == e])} for e in epochs]
+
+
+def step_time_block(rows: Sequence[StepRow], *, device: str, cuda: bool, warmup: Mapping[str, Any],
+                    csv_file: str | None) -> dict[str, Any]:
+    """The `step_time` block of results.json: statistics over all `rows` of a fit, and per epoch.
+
+    `device` names the device, `cuda` says whether device times come from CUDA events (and peak
+    memory from the CUDA allocator), `warmup` holds the timer's warm-up settings and `csv_file`
+    the name of the record the rows were read from."""
+    return {
+        "timer": "cuda_events" if cuda else "host",
+        "device": device,
+        **step_stats(rows),
+        "peak_mem": "cuda_max_allocated" if cuda else "host_max_rss",
+        "warmup": dict(warmup),
+        "csv": csv_file,
+        "per_epoch": per_epoch_stats(rows),
+    }
 
 
 # ---------------------------------------------------------------------------- step_times.csv
-def start_csv(path: Path) -> None:
-    """Create (or truncate) the CSV with only its header; rows are appended as they resolve."""
-    with path.open("w", newline="") as handle:
-        csv.writer(handle).writerow(CSV_COLUMNS)
-
-
 def continue_csv(path: Path, steps_done: int) -> list[StepRow]:
     """For a resumed fit: keep the rows of the `steps_done` steps the checkpoint covers (later
     ones were redone), rewrite the CSV with them (atomically: a kill now loses nothing) and
-    return them; else start a fresh CSV."""
+    return them; else start a fresh CSV holding only its header."""
     rows = [r for r in read_csv(path) if r.step < steps_done] if steps_done and path.is_file() else []
 
     def write(handle: Any) -> None:
@@ -123,13 +148,13 @@ def append_csv(path: Path, rows: Sequence[StepRow]) -> None:
 
 
 def read_csv(path: Path) -> list[StepRow]:
-    """The rows of a step_times.csv written by start_csv / append_csv (empty cells read as NaN)."""
-    def num(text: str) -> float:
+    """The rows of a step_times.csv (empty cells and columns a file lacks read as NaN)."""
+    def num(text: str | None) -> float:
         return float(text) if text not in ("", None) else math.nan
 
     with Path(path).open(newline="") as handle:
         # A row cut short by a killed process lacks its last cells: left out.
         return [StepRow(int(r["epoch"]), int(r["step"]), int(r["batch_size"]), num(r["host_ms"]),
                         num(r["data_wait_ms"]), r["warmup"] == "1", device_ms=num(r["device_ms"]),
-                        between_ms=num(r.get("between_ms")))
+                        between_ms=num(r.get("between_ms")), peak_mem_mb=num(r.get("peak_mem_mb")))
                 for r in csv.DictReader(handle) if None not in r.values()]

@@ -1,19 +1,17 @@
 """StepTimer: per-batch training step times you can trust, without slowing the run down.
 
 For every training batch: device time, host time, data wait (the loader's FetchClock) and the
-host gap between batches (what each means: `step_stats`). Device time comes from CUDA events
-recorded at batch start and end, read lazily (`Event.query()` every `resolve_every_n_steps`
-batches, one wait at epoch end): no sync per step. Without CUDA, device time is host time.
+host gap between batches (what each means: `step_stats`). Device time comes from two CUDA events
+per batch, read lazily (`Event.query()` every `resolve_every_n_steps` batches, one wait at epoch
+end): no sync per step; without CUDA it is host time. Events are made per batch, not pooled: an
+event costs about a microsecond of host time (its CUDA event is created at the first record).
+Warm-up batches (the first `warmup_steps` of a fit, a new input shape, a torch.compile compile)
+stay in the record with `warmup=1` but out of every statistic.
 
-Warm-up batches (the first `warmup_steps` of a fit, any batch whose input shape was not seen
-before, any batch during which torch.compile compiled) are kept in the CSV with `warmup=1` but
-left out of every statistic.
-
-Outputs: `step_times.csv` in `output_dir` (one row per batch, see `step_stats.CSV_COLUMNS`);
-per-epoch statistics logged to every logger under `step_time/` (wandb also gets the step series,
-one point per `resolve_every_n_steps` batches: their mean, and a histogram per epoch); and
-`summary()`, the `step_time` block of results.json, with peak memory (CUDA max allocated per
-epoch; on CPU the process's peak RSS).
+The record is `step_times.csv` in `output_dir`, written at each epoch end, the epoch's peak memory
+on its last row. Its rows give the per-epoch statistics every logger gets under `step_time/`
+(`step_logging`) and, read back from the file (`results.step_time_summary`), the `step_time` block
+of results.json, also when the fit ran in other processes (ddp_spawn).
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ import logging
 import math
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +28,37 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from resnet_exp.callbacks.probes import compile_count, fetch_clock, finite_mean, first_tensor, wandb_loggers
-from resnet_exp.callbacks.step_stats import StepRow, append_csv, continue_csv, per_epoch_stats, read_csv, step_stats
-from resnet_exp.callbacks.time_to_accuracy import TTA_FILE, TrainClock
+from resnet_exp.callbacks.lightning_shims import compile_count
+from resnet_exp.callbacks.probes import fetch_clock, first_tensor
+from resnet_exp.callbacks.step_logging import log_epoch, log_step_series, log_summary
+from resnet_exp.callbacks.step_stats import StepRow, append_csv, continue_csv, step_time_block
 from resnet_exp.io import rounded
 from resnet_exp.speed import peak_memory_mb
 
 log = logging.getLogger(__name__)
 
-
 CSV_FILE = "step_times.csv"
-PREFIX = "step_time/"
+
+
+@dataclass(slots=True)
+class OpenBatch:
+    """A batch between its start and end hooks, then until its device time is read."""
+
+    row: StepRow
+    started: float  # host clock at the batch start
+    compiles: int  # graphs torch.compile had compiled at the batch start
+    start_event: Any = None  # CUDA events (None without CUDA)
+    end_event: Any = None
+
+
+def uses_cuda(device: torch.device) -> bool:
+    """Whether batches on `device` are timed with CUDA events."""
+    return device.type == "cuda" and torch.cuda.is_available()
+
+
+def device_label(device: torch.device) -> str:
+    """The device as results.json names it, e.g. `cuda:0 (NVIDIA H100 80GB HBM3)` or `cpu`."""
+    return f"{device} ({torch.cuda.get_device_name(device)})" if uses_cuda(device) else str(device)
 
 
 class StepTimer(Callback):
@@ -53,11 +72,10 @@ class StepTimer(Callback):
         warmup_on_compile: also leave out a batch during which torch.compile compiled a graph.
         resolve_every_n_steps: read finished CUDA events (and flush the per-step wandb series)
             every this many batches; nothing ever blocks before the epoch ends.
-        csv_file: file name of the per-batch table (null: no file).
+        csv_file: file name of the per-batch record (null: no file, and no `step_time` block in
+            results.json; the statistics are still logged).
         log_steps: send the step series to wandb (means over resolve_every_n_steps batches).
         log_histogram: send a histogram of the epoch's step times to wandb.
-        time_to_accuracy_file: file name of the accuracy-vs-training-time points, one per
-            validation (null: no file; see `time_to_accuracy`).
     """
 
     def __init__(
@@ -70,7 +88,6 @@ class StepTimer(Callback):
         csv_file: str | None = CSV_FILE,
         log_steps: bool = True,
         log_histogram: bool = True,
-        time_to_accuracy_file: str | None = TTA_FILE,
     ) -> None:
         super().__init__()
         if warmup_steps < 0:
@@ -86,34 +103,27 @@ class StepTimer(Callback):
         self.csv_file = csv_file
         self.log_steps = log_steps
         self.log_histogram = log_histogram
-        self.time_to_accuracy_file = time_to_accuracy_file
         self._resumed_at_step = 0  # from a checkpoint: the fit continues step_times.csv
         self._reset()
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:
-        self.rows: list[StepRow] = []
-        self.epochs: list[dict[str, Any]] = []
+        self.rows: list[StepRow] = []  # every batch of the fit (a resumed fit's earlier ones too)
         self._cuda = False
-        self._device: torch.device | None = None
-        self._device_name = "cpu"
-        self._pending: deque[tuple[StepRow, Any, Any]] = deque()
-        self._events: list[Any] = []  # free CUDA events, reused
-        self._seen_shapes: set = set()
+        self._device = torch.device("cpu")
+        self._pending: deque[OpenBatch] = deque()  # ended batches whose CUDA events are unread
+        self._open: OpenBatch | None = None
+        self._seen_shapes: set[tuple[Any, ...]] = set()
         self._batches_in_fit = 0
         self._last_end: float | None = None
-        self._fetched_s: float | None = None  # the loader's FetchClock at the last batch end
-        self._open: tuple[Any, ...] | None = None  # the batch between its start and end hooks
+        self._clock: Any = None  # the training loader's FetchClock, found at each epoch start
+        self._fetched_s: float | None = None  # its total at the last batch end
         self._epoch_first_row = 0
         self._logged_rows = 0  # rows already sent as the per-step series
         self._written_rows = 0  # rows already in the CSV
         self._csv_path: Path | None = None
         self._steps_done = 0
         self._is_writer = True
-        self.clock = TrainClock()  # training wall time, for accuracy vs time
-
-    def _event(self) -> Any:
-        return self._events.pop() if self._events else self._new_event()
 
     def _new_event(self) -> Any:
         return torch.cuda.Event(enable_timing=True)
@@ -121,6 +131,19 @@ class StepTimer(Callback):
     def _reset_peak_mem(self) -> None:
         if self._cuda:
             torch.cuda.reset_peak_memory_stats(self._device)
+
+    def _peak_mem_mb(self) -> float:
+        return peak_memory_mb(self._device if self._cuda else torch.device("cpu"))
+
+    def warmup_settings(self) -> dict[str, Any]:
+        return {"steps": self.warmup_steps, "new_shape": self.warmup_on_new_shape,
+                "compile": self.warmup_on_compile}
+
+    def csv_path(self, trainer: pl.Trainer) -> Path | None:
+        """Where this timer's record goes for `trainer` (None without a file)."""
+        if not self.csv_file:
+            return None
+        return Path(self.output_dir or trainer.default_root_dir) / self.csv_file
 
     def state_dict(self) -> dict[str, Any]:
         return {"steps_done": self._steps_done}
@@ -132,39 +155,30 @@ class StepTimer(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._reset()
         self._device = pl_module.device
-        self._cuda = self._device.type == "cuda" and torch.cuda.is_available()
-        if self._cuda:
-            self._device_name = f"{self._device} ({torch.cuda.get_device_name(self._device)})"
-        else:
-            self._device_name = str(self._device)
+        self._cuda = uses_cuda(self._device)
         self._is_writer = trainer.is_global_zero
-        if self.csv_file and self._is_writer:
-            folder = Path(self.output_dir or trainer.default_root_dir)
-            folder.mkdir(parents=True, exist_ok=True)
-            self._csv_path = folder / self.csv_file
-            self.rows = continue_csv(self._csv_path, self._resumed_at_step)
-            self.epochs = per_epoch_stats(self.rows)
+        path = self.csv_path(trainer)
+        if path is not None and self._is_writer:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._csv_path = path
+            self.rows = continue_csv(path, self._resumed_at_step)
             self._written_rows = self._logged_rows = len(self.rows)
-        tta = self.tta_path(trainer) if self._is_writer else None
-        self.clock.start_fit(tta, self._resumed_at_step)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_first_row = len(self.rows)
         self._reset_peak_mem()
-        self.clock.run()
-        self._mark_batch_end(trainer)
+        self._clock = fetch_clock(trainer)  # the loaders stay the same for the whole epoch
+        self._mark_batch_end()
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         now = time.perf_counter()
         between_ms = (now - self._last_end) * 1e3 if self._last_end is not None else math.nan
-        clock = fetch_clock(trainer)
         wait_ms = math.nan
-        if clock is not None:
-            wait_ms = (clock.total_s - self._fetched_s) * 1e3 if self._fetched_s is not None else math.nan
-            self._fetched_s = clock.total_s
-        if self._open is not None and self._open[1] is not None:
-            self._events.append(self._open[1])  # a batch that never ended (skipped by a hook)
+        if self._clock is not None:
+            fetched = self._clock.total_s
+            wait_ms = (fetched - self._fetched_s) * 1e3 if self._fetched_s is not None else math.nan
+            self._fetched_s = fetched
         first = first_tensor(batch)
         batch_size = int(first.shape[0]) if first is not None and first.ndim else 0
         warm = self._batches_in_fit < self.warmup_steps
@@ -173,64 +187,54 @@ class StepTimer(Callback):
             if shape not in self._seen_shapes:
                 self._seen_shapes.add(shape)
                 warm = warm or self.warmup_on_new_shape
+        row = StepRow(trainer.current_epoch, trainer.global_step, batch_size, math.nan, wait_ms, warm,
+                      between_ms=between_ms)
         start_event = None
         if self._cuda:
-            start_event = self._event()
+            start_event = self._new_event()
             start_event.record()
-        self._open = (wait_ms, between_ms, start_event, batch_size, compile_count(), warm,
-                      trainer.global_step, time.perf_counter())
+        self._open = OpenBatch(row, time.perf_counter(), compile_count(), start_event)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        if self._open is None:
+        batch_, self._open = self._open, None
+        if batch_ is None:
             return
-        end_event = None
         if self._cuda:
-            end_event = self._event()
-            end_event.record()
-        t_end = time.perf_counter()
-        wait_ms, between_ms, start_event, batch_size, compiles, warm, step, t_start = self._open
-        self._open = None
-        self._steps_done = trainer.global_step
-        if self.warmup_on_compile and compile_count() != compiles:
-            warm = True
-        host_ms = (t_end - t_start) * 1e3
-        row = StepRow(trainer.current_epoch, step, batch_size, host_ms, wait_ms, warm,
-                      device_ms=math.nan if self._cuda else host_ms, between_ms=between_ms)
+            batch_.end_event = self._new_event()
+            batch_.end_event.record()
+        row = batch_.row
+        row.host_ms = (time.perf_counter() - batch_.started) * 1e3
+        if self.warmup_on_compile and compile_count() != batch_.compiles:
+            row.warmup = True
+        if self._cuda:
+            self._pending.append(batch_)
+        else:
+            row.device_ms = row.host_ms
         self.rows.append(row)
+        self._steps_done = trainer.global_step
         self._batches_in_fit += 1
-        if self._cuda:
-            self._pending.append((row, start_event, end_event))
         if self._batches_in_fit % self.resolve_every_n_steps == 0:
             self._resolve(block=False)
             self._flush_step_series(trainer)
-        self._mark_batch_end(trainer)
+        self._mark_batch_end()
 
-    def _mark_batch_end(self, trainer: pl.Trainer) -> None:
+    def _mark_batch_end(self) -> None:
         self._last_end = time.perf_counter()
-        clock = fetch_clock(trainer)
-        self._fetched_s = clock.total_s if clock is not None else None
-
-    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            self.clock.pause(pl_module.device)
+        self._fetched_s = self._clock.total_s if self._clock is not None else None
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or trainer.state.fn != "fit":
-            return
-        self.clock.record(trainer.current_epoch, trainer.global_step, trainer.callback_metrics)
-        self.clock.run()
         # Validation inside a training epoch is not data wait of the next training batch.
-        if self._last_end is not None:
-            self._mark_batch_end(trainer)
+        if not trainer.sanity_checking and trainer.state.fn == "fit" and self._last_end is not None:
+            self._mark_batch_end()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._close_epoch(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._close_epoch(trainer)  # an epoch cut short by max_steps / early stopping
-        self.clock.pause(pl_module.device)
-        self._write_wandb_summary(trainer)
+        if self._is_writer:
+            log_summary(trainer, self.summary())
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
@@ -245,30 +249,24 @@ class StepTimer(Callback):
         """Read the CUDA events of finished batches, oldest first (the stream runs in order).
         `block`: wait once for the newest batch, so that every pending one is finished."""
         if block and self._pending:
-            self._pending[-1][2].synchronize()
+            self._pending[-1].end_event.synchronize()
         while self._pending:
-            row, start, end = self._pending[0]
-            if not (block or end.query()):
+            done = self._pending[0]
+            if not (block or done.end_event.query()):
                 break
-            row.device_ms = start.elapsed_time(end)
-            self._events.extend((start, end))
+            done.row.device_ms = done.start_event.elapsed_time(done.end_event)
             self._pending.popleft()
 
     def _resolved_upto(self) -> int:
         return len(self.rows) - len(self._pending)
 
     def _flush_step_series(self, trainer: pl.Trainer) -> None:
-        """Send the rows resolved since the last flush to wandb as one point (their mean, at the
-        last one's step): a wandb call costs ~1 ms of host time, too much for every batch."""
+        """Send the rows resolved since the last flush to wandb as one point."""
         upto = self._resolved_upto()
         window = self.rows[self._logged_rows:upto]
         self._logged_rows = upto
-        if not (window and self.log_steps and self._is_writer):
-            return
-        metrics = {f"{PREFIX}{key}": finite_mean([getattr(r, key) for r in window])
-                   for key in ("device_ms", "host_ms", "data_wait_ms", "between_ms")}
-        for logger in wandb_loggers(trainer):
-            logger.log_metrics(metrics, step=window[-1].step)
+        if self.log_steps and self._is_writer:
+            log_step_series(trainer, window)
 
     def _write_csv(self) -> None:
         if self._csv_path is None:
@@ -281,66 +279,18 @@ class StepTimer(Callback):
         if self._epoch_first_row >= len(self.rows):
             return
         self._resolve(block=True)
-        self._flush_step_series(trainer)
-        self._write_csv()
         rows = self.rows[self._epoch_first_row:]
         self._epoch_first_row = len(self.rows)
-        stats = {"epoch": rows[0].epoch, **step_stats(rows, rounded(self._peak_mem_mb(), 1))}
-        self.epochs.append(stats)
+        rows[-1].peak_mem_mb = rounded(self._peak_mem_mb(), 1)
+        self._flush_step_series(trainer)
+        self._write_csv()
         if self._is_writer:
-            self._log_epoch(trainer, stats, [r.device_ms for r in rows if not r.warmup])
-
-    def tta_path(self, trainer: pl.Trainer) -> Path | None:
-        if not self.time_to_accuracy_file:
-            return None
-        folder = Path(self.output_dir or trainer.default_root_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / self.time_to_accuracy_file
-
-    def _peak_mem_mb(self) -> float:
-        return peak_memory_mb(self._device if self._cuda else torch.device("cpu"))
-
-    def _log_epoch(self, trainer: pl.Trainer, stats: dict[str, Any], device_ms: list[float]) -> None:
-        metrics = {f"{PREFIX}{k}": float(v) for k, v in stats.items()
-                   if k not in ("epoch", "steps") and v is not None}
-        metrics["epoch"] = float(stats["epoch"])
-        step = max(trainer.global_step - 1, 0)
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=step)
-        if self.log_histogram and device_ms:
-            for logger in wandb_loggers(trainer):
-                import wandb
-
-                logger.experiment.log({f"{PREFIX}hist_ms": wandb.Histogram(device_ms),
-                                       "trainer/global_step": step})
-
-    def _write_wandb_summary(self, trainer: pl.Trainer) -> None:
-        if not self._is_writer:
-            return
-        flat = {f"{PREFIX}{k}": v for k, v in self.summary().items()
-                if isinstance(v, (int, float, str)) and v is not None}
-        for logger in wandb_loggers(trainer):
-            logger.experiment.summary.update(flat)
+            log_epoch(trainer, rows, self.log_histogram)
 
     # ------------------------------------------------------------------ results
-    def load_csv(self, path: Path) -> None:
-        """Take the rows (and per-epoch statistics) from a step_times.csv this callback wrote."""
-        self.rows = read_csv(path)
-        self._cuda = any(abs(r.device_ms - r.host_ms) > 1e-6 for r in self.rows)
-        self._device_name = f"{'cuda' if self._cuda else 'cpu'} (read back from {Path(path).name})"
-        self._csv_path = Path(path)
-        self.epochs = per_epoch_stats(self.rows)
-
     def summary(self) -> dict[str, Any]:
-        """The `step_time` block of results.json: statistics over all timed batches of the fit."""
-        return {
-            "timer": "cuda_events" if self._cuda else "host",
-            "device": self._device_name,
-            **step_stats(self.rows, max((e["peak_mem_mb"] for e in self.epochs
-                                         if e["peak_mem_mb"] is not None), default=None)),
-            "peak_mem": "cuda_max_allocated" if self._cuda else "host_max_rss",
-            "warmup": {"steps": self.warmup_steps, "new_shape": self.warmup_on_new_shape,
-                       "compile": self.warmup_on_compile},
-            "csv": self.csv_file if self._csv_path is not None else None,
-            "per_epoch": list(self.epochs),
-        }
+        """`step_time_block` over the rows this process timed (and those a resumed fit continued)."""
+        return step_time_block(self.rows, device=device_label(self._device), cuda=self._cuda,
+                               warmup=self.warmup_settings(),
+                               csv_file=self.csv_file if self._csv_path is not None else None)
+

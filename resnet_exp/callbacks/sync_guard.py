@@ -27,7 +27,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from resnet_exp.module import logging_due
+from resnet_exp.callbacks.probes import logging_due
 
 READERS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__", "__array__")
 FACTORIES = ("tensor", "as_tensor")

@@ -1,0 +1,129 @@
+"""TimeToAccuracy: accuracy against cumulative training wall time, the curve time-to-accuracy
+comparisons use.
+
+Its clock runs while the fit trains and stops during validation; at the end of every validation
+(not the sanity check) it records one point: epoch, optimizer step, training seconds so far, and
+the validation metrics then logged (val/acc, val/loss). On CUDA the clock synchronizes once when a
+validation starts, so that queued training work is counted as training. The points are the
+record `time_to_accuracy.csv` in the run folder (continued on resume), which results.json's
+`time_to_accuracy` is read from (`results.time_to_accuracy_points`).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+
+from resnet_exp.io import rounded, write_atomic
+from resnet_exp.speed import synchronize
+
+TTA_FILE = "time_to_accuracy.csv"
+TTA_COLUMNS = ("epoch", "step", "train_time_s", "val/acc", "val/loss")
+
+
+class TimeToAccuracy(Callback):
+    """Training wall time (validation excluded) at each validation, with its metrics.
+
+    Args:
+        output_dir: where the file goes (default: the trainer's `default_root_dir`).
+        file: file name of the points.
+    """
+
+    def __init__(self, output_dir: str | None = None, file: str = TTA_FILE) -> None:
+        super().__init__()
+        if not file:
+            raise ValueError("callbacks.time_to_accuracy.file: must be a file name (turn the callback off "
+                             "with callbacks.time_to_accuracy=null)")
+        self.output_dir = output_dir
+        self.file = file
+        self.points: list[dict[str, Any]] = []
+        self._resumed_at_step = 0  # the checkpoint's global step: the fit continues the file
+        self._total_s = 0.0
+        self._since: float | None = None  # host clock when the clock last started running
+        self._path: Path | None = None  # None on processes that do not write (rank > 0)
+
+    def path(self, trainer: pl.Trainer) -> Path:
+        return Path(self.output_dir or trainer.default_root_dir) / self.file
+
+    # ------------------------------------------------------------------ hooks
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        self._resumed_at_step = int(checkpoint.get("global_step", 0))
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A new fit: keep the file's points of the steps the checkpoint covers (resume)."""
+        self._path = self.path(trainer) if trainer.is_global_zero else None
+        steps = self._resumed_at_step
+        kept = [p for p in read_points(self._path) if p["step"] <= steps] if self._path and steps else []
+        self.points, self._since = kept, None
+        self._total_s = kept[-1]["train_time_s"] if kept else 0.0
+        if self._path is not None:
+            write_points(self._path, kept)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._run()
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._pause(pl_module.device)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        self._record(trainer.current_epoch, trainer.global_step, trainer.callback_metrics)
+        self._run()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._pause(pl_module.device)
+
+    # ------------------------------------------------------------------ the clock
+    def _run(self) -> None:
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    def _pause(self, device: torch.device) -> None:
+        if self._since is not None:
+            synchronize(device)
+            self._total_s += time.perf_counter() - self._since
+            self._since = None
+
+    def _record(self, epoch: int, step: int, metrics: Mapping[str, Any]) -> None:
+        point = {"epoch": epoch, "step": step, "train_time_s": rounded(self._total_s, 4)}
+        for key in TTA_COLUMNS[3:]:
+            value = metrics.get(key)
+            point[key] = rounded(float(value), 6) if value is not None else None
+        self.points.append(point)
+        if self._path is not None:
+            with self._path.open("a", newline="") as handle:
+                csv.writer(handle).writerow(_cells(point))
+
+
+def _cells(point: Mapping[str, Any]) -> list[Any]:
+    return ["" if point.get(c) is None else point[c] for c in TTA_COLUMNS]
+
+
+def write_points(path: Path, points: Sequence[Mapping[str, Any]]) -> None:
+    """A time_to_accuracy.csv holding `points` (atomically: a kill leaves the old file or this one)."""
+    def write(handle: Any) -> None:
+        writer = csv.writer(handle)
+        writer.writerow(TTA_COLUMNS)
+        writer.writerows(_cells(p) for p in points)
+
+    write_atomic(path, write)
+
+
+def read_points(path: Path | None) -> list[dict[str, Any]]:
+    """The points of a time_to_accuracy.csv (empty when there is none)."""
+    if path is None or not Path(path).is_file():
+        return []
+    with Path(path).open(newline="") as handle:
+        return [{"epoch": int(r["epoch"]), "step": int(r["step"]), "train_time_s": float(r["train_time_s"]),
+                 **{c: float(r[c]) if r.get(c) else None for c in TTA_COLUMNS[3:]}}
+                for r in csv.DictReader(handle)]
