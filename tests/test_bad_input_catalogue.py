@@ -73,6 +73,29 @@ RUN_CASES = [
      ["last.ckpt", "not a readable checkpoint"]),
     (["resume={tmp}/fake_run", "hydra.run.dir={tmp}/elsewhere"], ["hydra.run.dir=", "own folder"]),
     (["resume={tmp}/fake_run", "-m"], ["resume=", "-m"]),
+    # Numbers that are no amount, names that are no folder, paths Hydra must read quoted.
+    (["optimizer.lr=inf"], ["optimizer.lr=inf", "finite"]),
+    (["optimizer.lr=nan"], ["optimizer.lr=nan", "> 0"]),
+    (["optimizer.weight_decay=inf"], ["optimizer.weight_decay=inf", "finite"]),
+    (["module.label_smoothing=nan"], ["module.label_smoothing=nan", "[0, 1)"]),
+    (["task_name=../../x"], ["task_name=../../x", "one folder name"]),
+    (["task_name=a/b"], ["task_name=a/b", "one folder name"]),
+    (["task_name=.."], ["task_name=..", "one folder name"]),
+    (["task_name=my run ü"], ["task_name=my run ü", "quotes", "task_name='my run ü'"]),
+    (["data.data_dir=a b,c"], ["data.data_dir=a b,c", "quote it", "add -m to sweep"]),
+    (["+arch.foo=1"], ["arch.foo=1", "unknown arch option"]),
+    (["~arch"], ["arch", "pick one with arch=NAME"]),
+    # Output folders that cannot be made, or that hold a run or a sweep already.
+    (["paths.log_dir=/proc/x"], ["paths.log_dir=/proc/x", "cannot create the output folder"]),
+    (["paths.log_dir={tmp}/a_file"], ["paths.log_dir=", "a_file", "is a file"]),
+    (["task_name=t", "paths.log_dir=/proc/y"], ["paths.log_dir=/proc/y", "cannot create"]),
+    (["hydra.run.dir={tmp}/fake_run"], ["hydra.run.dir=", "holds a run already", "resume="]),
+    (["-m", "hydra.sweep.dir={tmp}/old_sweep"], ["hydra.sweep.dir=", "holds a sweep already"]),
+    # Run folders whose own files no longer make sense.
+    (["resume={tmp}/run_bad_yaml"], ["run_bad_yaml/.hydra/overrides.yaml", "cannot read"]),
+    (["resume={tmp}/run_empty_overrides"], ["run_empty_overrides/.hydra/overrides.yaml", "damaged"]),
+    (["resume={tmp}/run_dict_overrides"], ["run_dict_overrides/.hydra/overrides.yaml", "damaged"]),
+    (["resume={tmp}/run_old_key"], ["optimizer.gone", "unknown key", "run's own .hydra/overrides.yaml"]),
 ]
 if not torch.cuda.is_available():
     RUN_CASES += [
@@ -87,6 +110,10 @@ EVAL_CASES = [
     (["ckpt_path={tmp}/notes.txt"], ["notes.txt", "not a readable checkpoint"]),
     (["ckpt_path={tmp}/truncated.ckpt"], ["truncated.ckpt", "not a readable checkpoint"]),
     (["ckpt_path={tmp}/empty.ckpt"], ["empty.ckpt", "not a readable checkpoint"]),
+    (["ckpt_path={tmp}/run_bad_yaml/checkpoints/last.ckpt"], ["overrides.yaml", "cannot read"]),
+    (["ckpt_path={tmp}/run_old_key/checkpoints/last.ckpt"], ["optimizer.gone", "run's own .hydra/overrides.yaml"]),
+    (["ckpt_path={tmp}/whole.ckpt", "optimizer.lr=inf"], ["optimizer.lr=inf", "finite"]),
+    (["ckpt_path={tmp}/whole.ckpt", "paths.log_dir=/proc/x"], ["paths.log_dir=/proc/x", "cannot create"]),
 ]
 
 BENCH_CASES = [
@@ -96,6 +123,8 @@ BENCH_CASES = [
     (["bench.mode=[fly]"], ["bench.mode", "fly"]),
     (["arch=custom", "bench.image_size=8"], ["bench.image_size=8", ">= 16"]),
     (["hydra.run.dir=/proc/bench"], ["hydra.run.dir=/proc/bench", "cannot create"]),
+    (["paths.log_dir=/proc/bench"], ["paths.log_dir=/proc/bench", "cannot create"]),
+    (["bench.batch_size=100000", "bench.image_size=224"], ["bench.batch_size=100000", "does not fit"]),
 ]
 if not torch.cuda.is_available():
     BENCH_CASES.append((["bench.device=cuda"], ["bench.device=cuda", "cpu"]))
@@ -116,6 +145,16 @@ def bad_files(tmp_path: Path) -> Path:
     (run / ".hydra" / "overrides.yaml").write_text("- data=synthetic\n")
     (run / "checkpoints").mkdir()
     (run / "checkpoints" / "last.ckpt").write_bytes(whole.read_bytes()[:100])
+    # Run folders whose command line record is damaged, or names a key the config no longer has.
+    for name, overrides in [("run_bad_yaml", "- data=synthetic\n- [unclosed\n"), ("run_empty_overrides", ""),
+                            ("run_dict_overrides", "data: synthetic\n"),
+                            ("run_old_key", "- data=synthetic\n- optimizer.gone=1\n")]:
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "overrides.yaml").write_text(overrides)
+        (tmp_path / name / "checkpoints").mkdir()
+        (tmp_path / name / "checkpoints" / "last.ckpt").write_bytes(whole.read_bytes())
+    (tmp_path / "old_sweep").mkdir()
+    (tmp_path / "old_sweep" / "multirun.yaml").write_text("hydra: {}\n")
     return tmp_path
 
 
@@ -161,12 +200,13 @@ def case_id(case: tuple[list[str], list[str]]) -> str:
 def test_run(args: list[str], words: list[str], bad_files: Path, monkeypatch, capsys) -> None:
     before = snapshot(bad_files)
     monkeypatch.chdir(bad_files)
-    run_dir = [] if any(a.startswith(("hydra.", "-m", "resume=")) for a in args) else [
-        f"hydra.run.dir={bad_files}/run"]
+    decides_folder = ("hydra.", "-m", "resume=", "paths.log_dir=", "task_name=")
+    run_dir = [] if any(a.startswith(decides_folder) for a in args) else [f"hydra.run.dir={bad_files}/run"]
     groups = {a.split("=")[0] for a in args if "." not in a.split("=")[0]}
     tiny = [a for a in TINY_RUN if a.split(".")[0] not in groups]  # trainer=gpu: no trainer.*=cpu
-    code, err = call_app("resnet_exp.run", [*tiny, *fill(args, bad_files), *run_dir],
-                         monkeypatch, capsys)
+    flags = [a for a in args if a.startswith("-") and "=" not in a]  # -m goes first, as typed
+    code, err = call_app("resnet_exp.run", [*flags, *tiny, *fill([a for a in args if a not in flags], bad_files),
+                                            *run_dir], monkeypatch, capsys)
     assert_one_line_error(code, err, [w.replace("{tmp}", str(bad_files)) for w in words])
     assert snapshot(bad_files) == before  # no run folder, no outputs/, nothing half-written
 
@@ -248,3 +288,20 @@ def test_help_into_a_closed_pipe_exits_quietly(module: str, tmp_path: Path) -> N
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) != 0 or err == ""
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_full_disk_mid_run_is_one_line_naming_the_file(bad_files: Path, monkeypatch, capsys) -> None:
+    """ENOSPC while a checkpoint is written: one line naming paths.log_dir and the file, exit 2."""
+    import errno
+
+    import resnet_exp.callbacks.checkpoint as checkpoint
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(checkpoint, "write_atomic", full)
+    monkeypatch.chdir(bad_files)
+    code, err = call_app("resnet_exp.run", [*TINY_RUN, f"hydra.run.dir={bad_files}/run"], monkeypatch, capsys)
+    assert code == 2
+    assert_one_line_error(code, err, ["paths.log_dir", "no space left", f"{bad_files}/run/checkpoints/", ".ckpt",
+                                      "resume="])

@@ -233,3 +233,33 @@ def test_report_reads_depth_and_block_order_from_the_zoo():
     spec = resolve("resnet50", blocks=[1, 2, 1, 1])
     assert depth_of({"blocks": [1, 2, 1, 1]}, "resnet50") == spec.depth
 
+
+
+def test_hand_edited_results_give_one_warning_per_job_and_the_rest_of_the_report(
+        sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ill-typed values, a file cut short and a metrics.csv with a ragged row: each bad job is one
+    warning line, its bad values are left out, every other value and job is reported."""
+    import json
+
+    jobs = sorted(p for p in sweep.iterdir() if (p / "results.json").is_file())
+    typed = json.loads((jobs[0] / "results.json").read_text())
+    typed.update({"status": "completed", "arch": ["resnet20"], "block_order": {"a": 1}, "depth": "deep",
+                  "params": True})
+    (jobs[0] / "results.json").write_text(json.dumps(typed))
+    cut = (jobs[1] / "results.json").read_text()
+    (jobs[1] / "results.json").write_text(cut[: len(cut) // 2])
+    assert main([str(sweep)]) == 0
+    out, err = capsys.readouterr()
+    warnings = err.strip().splitlines()
+    assert len(warnings) == 2 and all(w.startswith("warning: ") for w in warnings), err
+    assert "arch is [\"resnet20\"], not str" in warnings[0] and "depth is \"deep\", not int" in warnings[0]
+    assert "cannot parse" in warnings[1]
+    assert f"| {jobs[0].name} | {typed['status']} |" in out  # the rest of its row is still there
+
+    run = jobs[0]
+    (run / "csv").mkdir(exist_ok=True)
+    (run / "csv" / "metrics.csv").write_text("epoch,step,val/acc\n0,9,0.5\n1,19,0.6,7,8,9\n")  # a ragged row
+    assert main([str(run)]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "left out" in err and "Traceback" not in err
+    assert "curves.png" in out

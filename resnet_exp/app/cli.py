@@ -8,6 +8,7 @@ Set RESNET_EXP_DEBUG=1 to see the traceback of user errors too.
 from __future__ import annotations
 
 import difflib
+import errno
 import io
 import logging
 import os
@@ -20,11 +21,13 @@ from hydra.errors import (
     ConfigCompositionException,
     InstantiationException,
     MissingConfigException,
+    OverrideParseException,
 )
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from resnet_exp.app.run_dir import check_typed_folders, note_existing_folders
+from resnet_exp.app.run_dir import note_existing_folders, refuse_existing_runs
+from resnet_exp.config import CONF_DIR
 from resnet_exp.errors import UserError, first_line
 
 USER_ERROR_EXIT_CODE = 2
@@ -40,7 +43,10 @@ def _missing_option(exc: MissingConfigException) -> str:
 
 def _omegaconf_problem(exc: OmegaConfBaseException, override: str) -> str:
     key = exc.full_key or override
-    if isinstance(exc, (ConfigKeyError, ConfigAttributeError)) and isinstance(exc.parent_node, DictConfig):
+    unknown = isinstance(exc, (ConfigKeyError, ConfigAttributeError))
+    if unknown and "." not in str(exc.full_key or exc.key) and (removed := _removed_group(override or key)):
+        return removed
+    if unknown and isinstance(exc.parent_node, DictConfig):
         known = sorted(str(k) for k in exc.parent_node.keys() if not str(k).startswith("_"))
         guess = difflib.get_close_matches(str(exc.key), known, n=1)
         hint = f"did you mean {guess[0]}? " if guess else ""
@@ -49,20 +55,57 @@ def _omegaconf_problem(exc: OmegaConfBaseException, override: str) -> str:
     return f"{key}: {first_line(str(exc))}"
 
 
+def _unparsable_override(exc: OverrideParseException) -> str:
+    override = first_line(str(exc)).split(": ", 1)[-1]
+    key, _, value = override.partition("=")
+    return (f"{override}: Hydra cannot read this value as typed (spaces, commas, quotes, brackets and "
+            f"non-ASCII letters need quotes); type it as \"{key}='{value}'\"")
+
+
+def _removed_group(key: str) -> str | None:
+    """The message for a key of a config group that `~group` removed (or never chose), else None."""
+    group = key.split(".", 1)[0]
+    if not (CONF_DIR / group).is_dir():
+        return None
+    return f"{key}: the {group} group has no option chosen (removed with ~{group}?); pick one with {group}=NAME"
+
+
+def _full_key(exc: InstantiationException) -> str:
+    """The config key of the node whose target failed (Hydra appends `full_key: ...`)."""
+    last = str(exc).strip().splitlines()[-1]
+    return last.split(": ", 1)[1] if last.startswith("full_key: ") else ""
+
+
+def _disk_problem(exc: OSError) -> str:
+    what = "no space left on the device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+    return (f"paths.log_dir: {what} while writing {exc.filename or 'a run file'}; free some space there, "
+            "or put runs on another disk with paths.log_dir=<folder> (the run can be resumed with resume=)")
+
+
 def describe_user_error(exc: BaseException) -> str | None:
     """The one-line description of an error the user caused, or None for a bug."""
     if isinstance(exc, UserError):
         return str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _disk_problem(exc)
     if isinstance(exc, MissingConfigException):
         return _missing_option(exc)
+    if isinstance(exc, OverrideParseException):
+        return _unparsable_override(exc)
     if isinstance(exc, InstantiationException):
         cause = exc.__cause__
         if isinstance(cause, UserError):
-            return str(cause)
+            group = _full_key(exc)  # the target's own message names its key without the group
+            return str(cause) if not group or str(cause).startswith(f"{group}.") else f"{group}.{cause}"
         # A target rejecting its arguments is the user's doing; anything else is a bug.
         if not isinstance(cause, (ValueError, TypeError)) and type(cause).__name__ != "MisconfigurationException":
             return None
         return f"{first_line(str(exc))} {type(cause).__name__}: {first_line(str(cause))}"
+    if isinstance(exc, ConfigCompositionException) and str(exc).startswith("Ambiguous value for argument"):
+        override = str(exc).split("'")[1]
+        key, _, value = override.partition("=")
+        return (f"{override}: a comma separates sweep values; to keep it one value quote it "
+                f"(\"{key}='{value}'\"), write [a,b] for a list, or add -m to sweep")
     if isinstance(exc, ConfigCompositionException) and isinstance(exc.__cause__, OmegaConfBaseException):
         override = first_line(str(exc)).split("'")[1] if "'" in str(exc) else ""
         return _omegaconf_problem(exc.__cause__, override)
@@ -125,8 +168,9 @@ def run_hydra_app(app: Callable[[], object],
     stderr = sys.stderr
     if not multirun:
         sys.stderr = _WithoutHydraJobBanner(stderr)
+    typed = sys.argv[1:]
     try:
-        check_typed_folders(sys.argv[1:])
+        refuse_existing_runs(typed)
         if expand_args is not None:
             sys.argv[1:] = expand_args(sys.argv[1:])
         note_existing_folders(sys.argv[1:])
@@ -144,7 +188,20 @@ def run_hydra_app(app: Callable[[], object],
         message = describe_user_error(exc)
         if message is None or debug:
             raise
-        print(f"error: {message}", file=stderr)
+        print(f"error: {message}{_repeated_from_the_run(message, typed, sys.argv[1:])}", file=stderr)
         sys.exit(USER_ERROR_EXIT_CODE)
     finally:
         sys.stderr = stderr
+
+
+def _repeated_from_the_run(message: str, typed: list[str], expanded: list[str]) -> str:
+    """Where a bad key came from when the user did not type it: resume= and eval repeat the run's
+    own overrides (its .hydra/overrides.yaml) before the typed ones."""
+    key = message.split(":", 1)[0].split("=", 1)[0]
+
+    def keys(args: list[str]) -> set[str]:
+        return {a.lstrip("+~").split("=", 1)[0] for a in args}
+
+    if key.startswith("hydra.") or key in ("resume", "ckpt_path") or key not in keys(expanded) - keys(typed):
+        return ""
+    return " (set by the run's own .hydra/overrides.yaml, which this command repeats)"

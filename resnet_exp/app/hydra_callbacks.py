@@ -1,5 +1,5 @@
 """Hydra callbacks, all of them (configured under `hydra.callbacks` in conf/hydra/default.yaml and
-conf/bench.yaml): finish each job's wandb run, check a sweep before it starts, keep the sweep
+conf/bench.yaml): finish each job's wandb run, check the config and the output folder before anything is made, keep the sweep
 report and the bench table up to date."""
 
 from __future__ import annotations
@@ -33,44 +33,58 @@ class FinishWandbRun(Callback):
             wandb.finish(exit_code=0 if job_return.status == JobStatus.COMPLETED else 1)
 
 
-class ValidateSweep(Callback):
-    """Check every job of a multirun before the first one starts.
+class CheckBeforeStart(Callback):
+    """Check the config and the output folder before Hydra makes any folder.
 
-    Hydra composes each job up front, which catches unknown keys, options and types; the range
-    checks of our schemas (`lr > 0`, ...) run only when a job starts, so a bad value in the last
-    job of a long sweep would surface hours late. Glob sweeps are left to Hydra.
+    A single run: the config's range checks and the run folder (creatable and writable). A multirun:
+    the same for every job and the sweep folder, so a bad value in the last job of a long sweep
+    fails before the first job starts. (Hydra itself catches unknown keys, options and types when
+    it composes; glob sweeps are left to it.) Hydra turns an exception raised in a callback into a
+    warning, so a user error here prints its one line and exits.
     """
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from hydra import compose
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.core.override_parser.overrides_parser import OverridesParser
+    def __init__(self, groups: list[str] | None = None) -> None:
+        self.groups = tuple(groups) if groups else None  # None: the training config's groups
 
-        from resnet_exp.app.cli import USER_ERROR_EXIT_CODE, describe_user_error
-        from resnet_exp.config import validate
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, [list(config.hydra.overrides.task)], "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
 
         hc = config.hydra
         params = [f"{k}={v}" for k, v in (hc.sweeper.get("params") or {}).items()]
         arguments = params + list(hc.overrides.task)
-        if any("glob(" in argument for argument in arguments):
-            return
-        parsed = OverridesParser.create().parse_overrides(arguments)
-        jobs = BasicSweeper.split_arguments(parsed, None)[0]
+        jobs = None
+        if not any("glob(" in argument for argument in arguments):
+            parsed = OverridesParser.create().parse_overrides(arguments)
+            jobs = [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
+        self._check(config, jobs, "hydra.sweep.dir")
+
+    def _check(self, config: DictConfig, jobs: list[list[str]] | None, folder_key: str) -> None:
+        from hydra import compose
+        from hydra.core.hydra_config import HydraConfig
+
+        from resnet_exp.app.cli import USER_ERROR_EXIT_CODE, describe_user_error
+        from resnet_exp.app.run_dir import check_output_folder
+        from resnet_exp.config import validate
+
+        hc = config.hydra
         try:
-            for job in jobs:
-                job_cfg = compose(config_name=hc.job.config_name, overrides=list(job),
-                                  return_hydra_config=True)
+            folder = Path(str(OmegaConf.select(config, folder_key)))
+            check_output_folder(folder, [*hc.overrides.hydra, *hc.overrides.task], folder_key)
+            for job in jobs or []:
+                job_cfg = compose(config_name=hc.job.config_name, overrides=job, return_hydra_config=True)
                 with open_dict(job_cfg):  # what Hydra fills in when the job really starts
-                    job_cfg.hydra.runtime.output_dir = hc.sweep.dir
+                    job_cfg.hydra.runtime.output_dir = str(folder.absolute())
                     job_cfg.hydra.runtime.cwd = hc.runtime.cwd
                 HydraConfig.instance().set_config(job_cfg)
-                validate(job_cfg)
+                validate(job_cfg, **({"groups": self.groups} if self.groups else {}))
         except Exception as exc:
             message = describe_user_error(exc)
             if message is None:
                 raise
-            # Hydra turns exceptions raised in callbacks into warnings; only an exit stops it.
             print(f"error: {message}", file=sys.stderr)
             raise SystemExit(USER_ERROR_EXIT_CODE) from None
         finally:

@@ -12,10 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+import yaml
+from omegaconf import DictConfig
 
 from resnet_exp.app.arguments import hydra_quoted, last_value
-from resnet_exp.errors import UserError
+from resnet_exp.config import CONF_DIR
+from resnet_exp.errors import UserError, first_line
 from resnet_exp.io import (
     LAST_CHECKPOINT,
     is_run_dir,
@@ -70,7 +72,7 @@ def resume_arguments(args: list[str]) -> list[str]:
                         f"{run_dir}; drop hydra.run.dir (or start a new run from the checkpoint "
                         "by copying it out of the run folder)")
     typed = [a for a in args if not a.startswith(tuple(f"{k}=" for k in (*RESUME_KEYS, "hydra.run.dir")))]
-    saved = [o for o in saved_overrides(run_dir) if _key(o) not in {_key(a) for a in typed}]
+    saved = still_apply(saved_overrides(run_dir), typed)
     # The resumed job's own .hydra goes to a subfolder: the run's original overrides stay intact
     # for the next resume, even if this one fails.
     subdir = time.strftime(f".hydra/resumed-%Y-%m-%d_%H-%M-%S-{os.getpid()}")
@@ -79,9 +81,28 @@ def resume_arguments(args: list[str]) -> list[str]:
             f"hydra.run.dir={hydra_quoted(run_dir)}", f"hydra.output_subdir={subdir}"]
 
 
+def still_apply(saved: list[str], typed: list[str]) -> list[str]:
+    """The run's saved overrides that the typed ones leave standing: a typed key replaces the saved
+    one, and a typed group choice (`data=cifar10`) drops the saved keys of that group's old option
+    (`data.image_size=16` belonged to it)."""
+    replaced = {_key(a) for a in typed}
+    groups = {key for key in replaced if (CONF_DIR / key).is_dir()}
+    return [o for o in saved if _key(o) not in replaced and _key(o).split(".", 1)[0] not in groups]
+
+
 def saved_overrides(run_dir: Path) -> list[str]:
-    """The command-line overrides a run was started with, less resume/ckpt_path."""
-    saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    """The command-line overrides a run was started with (its .hydra/overrides.yaml, a YAML list
+    of strings, `[]` for none), less resume/ckpt_path; a damaged file is a one-line UserError."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        text = path.read_text()
+        saved = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: cannot read the run's command line ({first_line(exc)}); "
+                        "restore the file, or start a new run") from None
+    if not text.strip() or not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
+        raise UserError(f"{path}: damaged (expected a YAML list of overrides such as [arch=resnet20], "
+                        "or [] for none); restore the file, or start a new run")
     return [o for o in saved if not o.startswith(tuple(f"{k}=" for k in RESUME_KEYS))]
 
 
@@ -100,6 +121,7 @@ def eval_arguments(args: list[str]) -> list[str]:
     # The run's loggers and callbacks are training's; conf/eval.yaml chooses its own.
     own = [o for o in (saved_overrides(run_dir) if is_run_dir(run_dir) else [])
            if not _key(o).startswith(EVAL_OWN_GROUPS)]
+    own = still_apply(own, [a for a in args if not a.startswith("ckpt_path=")])
     typed = [a for a in args if not a.startswith("ckpt_path=")]
     return [*own, *typed, f"ckpt_path={hydra_quoted(checkpoint)}"]
 

@@ -1,7 +1,7 @@
 """The folder a job writes into: never another run's, locked while a process uses it, and removed
 after a failed set-up only if this process made it.
 
-- `check_typed_folders`: `hydra.run.dir=<a run>` or `hydra.sweep.dir=<a sweep>` typed by the user
+- `refuse_existing_runs`: `hydra.run.dir=<a run>` or `hydra.sweep.dir=<a sweep>` typed by the user
   would overwrite that run's files (Hydra writes its `.hydra/` before any code of ours runs), so it
   is refused before Hydra starts; `resume=` is the way to continue a run.
 - `note_existing_folders`: which of the folders named on the command line existed before Hydra
@@ -49,26 +49,33 @@ def _typed(args: list[str], keys: tuple[str, ...]) -> list[tuple[str, str, Path]
     return found
 
 
-def check_typed_folders(args: list[str]) -> None:
-    """A typed run or sweep folder must be one we can create and write, and must not hold a run or
-    a sweep already (one line each)."""
-    continuing = any(arg.split("=", 1)[0] in CONTINUE_KEYS and not arg.endswith("=null") for arg in args)
+def refuse_existing_runs(args: list[str]) -> None:
+    """A typed run or sweep folder that holds a run or a sweep already is refused (one line)."""
+    if any(arg.split("=", 1)[0] in CONTINUE_KEYS and not arg.endswith("=null") for arg in args):
+        return  # resume= / ckpt_path= continue a run in its own folder on purpose
     for key, value, path in _typed(args, RUN_DIR_KEYS):
-        existing = next(p for p in (path, *path.parents) if p.exists())
-        if not existing.is_dir():
-            raise UserError(f"{key}={value}: {existing} is a file; choose a folder path")
-        try:  # the real test (root passes os.access everywhere, read-only mounts included)
-            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-test-"))
-        except OSError as exc:
-            raise UserError(f"{key}={value}: cannot create a folder in {existing} "
-                            f"({exc.strerror}); choose a folder you can write") from None
-        if continuing:
-            continue  # resume= / ckpt_path= continue a run in its own folder on purpose
         if key == "hydra.run.dir" and is_run_dir(path):
             raise UserError(f"{key}={value}: {path} holds a run already; continue it with resume={path}, "
                             "or choose a new folder")
         if key == "hydra.sweep.dir" and (path / "multirun.yaml").is_file():
             raise UserError(f"{key}={value}: {path} holds a sweep already; choose a new folder")
+
+
+def check_output_folder(folder: Path, overrides: list[str], folder_key: str) -> None:
+    """The folder a run or sweep will write (resolved, before Hydra makes it) must be creatable and
+    writable. The one-line error names the typed key that decides where it is."""
+    path = folder.expanduser().absolute()
+    keys = (folder_key, "paths.log_dir", "task_name")
+    typed = {o.lstrip("+").split("=", 1)[0]: o.lstrip("+") for o in overrides}
+    named = next((typed[k] for k in keys if k in typed), folder_key)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{named}: cannot create the output folder {path}: {existing} is a file; choose a folder path")
+    try:  # the real test (root passes os.access everywhere, read-only mounts included)
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-test-"))
+    except OSError as exc:
+        raise UserError(f"{named}: cannot create the output folder {path} ({exc.strerror} in {existing}); "
+                        "choose a folder you can write") from None
 
 
 def note_existing_folders(args: list[str]) -> None:

@@ -36,6 +36,8 @@ def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
     """Run each group's range checks; raise a one-line ConfigError naming the first bad key."""
     if "seed" in cfg:
         check_seed(cfg.seed)
+    if "task_name" in cfg:
+        check_task_name(cfg.task_name)
     for group in groups:
         node = cfg.get(group)
         if not isinstance(node, DictConfig):
@@ -48,6 +50,7 @@ def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
             raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from None
         except ValueError as exc:
             raise ConfigError(_name_the_typed_key(node, group, str(exc))) from None
+        check_finite(OmegaConf.to_container(node, resolve=True), group)
     if "scheduler" in groups and "trainer" in groups:
         check_schedule_has_a_length(cfg)
 
@@ -60,6 +63,28 @@ def check_schedule_has_a_length(cfg: DictConfig) -> None:
 
 
 SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
+
+
+def check_finite(value: object, key: str) -> None:
+    """No NaN or infinity anywhere in a group: every number of a config means a finite amount
+    (a learning rate of inf passes `lr > 0`)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={value}: must be a finite number")
+    if isinstance(value, dict):
+        for name, item in value.items():
+            check_finite(item, f"{key}.{name}")
+    elif isinstance(value, list):
+        for item in value:
+            check_finite(item, key)
+
+
+def check_task_name(name: object) -> None:
+    """One folder name: the run folder is <paths.log_dir>/<task_name>/..., and a path here would put
+    it somewhere else (task_name=../../x)."""
+    text = str(name)
+    if not text.strip() or text in (".", "..") or "/" in text or "\\" in text or "\0" in text:
+        raise ConfigError(f"task_name={name}: must be one folder name (no / and not . or ..); it names "
+                          "the folder under paths.log_dir that holds the runs")
 
 
 def check_seed(seed: object) -> None:

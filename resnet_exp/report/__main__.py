@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from resnet_exp.errors import OneLineArgumentParser, UserError
-from resnet_exp.io import RESULTS_FILE, is_run_dir, read_results
+from resnet_exp.io import RESULTS_FILE, is_run_dir
 from resnet_exp.report import CURVES_PNG, SUMMARY_MD
 from resnet_exp.report.curves import METRICS_CSV, STEP_TIMES_CSV, write_curves
+from resnet_exp.report.rows import read_results_checked
 from resnet_exp.report.summary import eval_summary, run_summary
 from resnet_exp.report.tables import build_report
 
@@ -22,15 +23,17 @@ def report_run(run_dir: Path, plots: bool, quiet: bool) -> int:
     if plots:
         written = write_curves(run_dir)
         if written is None:
-            print(f"error: {run_dir}: no {METRICS_CSV} or {STEP_TIMES_CSV} to draw {CURVES_PNG} from "
-                  "(was the run started with logger=none?)", file=sys.stderr)
+            print(f"error: {run_dir}: nothing to draw {CURVES_PNG} from: no readable rows in {METRICS_CSV} "
+                  f"or {STEP_TIMES_CSV} (was the run started with logger=none?)", file=sys.stderr)
             return 2
         print(f"wrote {written}")
-    if not quiet and (run_dir / RESULTS_FILE).is_file():
-        results = read_results(run_dir)
+    results, problems = read_results_checked(run_dir)
+    for problem in problems:
+        print(f"warning: {run_dir}: {problem}", file=sys.stderr)
+    if not quiet and results is not None:
         summary = eval_summary if results.get("status") == "evaluated" else run_summary
         print(summary(results, run_dir))
-    elif not quiet:
+    elif not quiet and not problems:
         print(f"{run_dir}: no {RESULTS_FILE} (the run has not finished)")
     return 0
 
@@ -54,12 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # e.g. a folder we may read but not write
-        print(f"error: {args.folder}: cannot write the report: {exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:
+        print(f"error: {exc.filename or args.folder}: {exc.strerror or exc}; the report reads every job "
+              "folder and writes its files into the folder given", file=sys.stderr)
+        return 2
     for row in report.rows:
-        if row["status"] == "unreadable":
-            print(f"warning: {report.sweep_dir / row['job']}: {row['error']}", file=sys.stderr)
+        for problem in row["_problems"]:
+            print(f"warning: {report.sweep_dir / row['job']}: {problem}", file=sys.stderr)
     if not args.quiet:
         print((report.sweep_dir / SUMMARY_MD).read_text())
     for name in report.skipped_plots:

@@ -20,9 +20,10 @@ METRICS_CSV = Path("csv") / "metrics.csv"
 STEP_TIMES_CSV = "step_times.csv"
 
 
-def _float(text: str | None) -> float | None:
+def _float(text: object) -> float | None:
+    """A CSV cell as a number; None when empty or not a number (a hand-edited or cut-short row)."""
     try:
-        return float(text) if text not in (None, "") else None
+        return float(text) if isinstance(text, str) and text else None
     except ValueError:
         return None
 

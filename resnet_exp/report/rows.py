@@ -141,6 +141,34 @@ def unreadable_results(job: Path) -> str | None:
     return None if isinstance(data, dict) else f"{RESULTS_FILE}: not a JSON object"
 
 
+# The type each results.json key must have for the report to use it (numbers: int or float).
+RESULT_TYPES: dict[str, tuple[type, ...]] = {
+    "status": (str,), "arch": (str,), "block_order": (str,), "data": (str,), "selected_on": (str,),
+    "error": (str,), "depth": (int,), "params": (int,), "epochs": (int,), "steps": (int,),
+    "val/acc_best": (int, float), "val/acc": (int, float), "test/acc": (int, float), "test/loss": (int, float),
+    "wall_time_s": (int, float), "overrides": (list,), "step_time": (dict,), "throughput": (dict,),
+    "time_to_accuracy": (list,),
+}
+
+
+def read_results_checked(job: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """A job's results.json with every value of the wrong type left out, and one problem per
+    bad key or file (None when there is no readable results.json)."""
+    unreadable = unreadable_results(job)
+    if unreadable is not None:
+        return None, [unreadable]
+    results = _load_json(job / RESULTS_FILE)
+    if results is None:
+        return None, []
+    wrong = []
+    for key, types in RESULT_TYPES.items():
+        value = results.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            wrong.append(f"{key} is {json.dumps(value)[:40]}, not {' or '.join(t.__name__ for t in types)}")
+            del results[key]
+    return results, [f"{RESULTS_FILE}: {', '.join(wrong)}; left out"] if wrong else []
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -158,7 +186,7 @@ def _status(results: dict[str, Any] | None, marker: dict[str, Any] | None, log_e
 
 def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
     """One row of the report (see COLUMNS), from whatever the job folder holds."""
-    results = _load_json(job / RESULTS_FILE)
+    results, problems = read_results_checked(job)
     marker = _load_json(job / JOB_STATUS_FILE)
     config = _load_yaml(job / ".hydra" / "config.yaml") or {}
     hydra = _load_yaml(job / ".hydra" / "hydra.yaml") or {}
@@ -186,8 +214,6 @@ def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
         found = re.match(r"\d+", job.name)
         job_num = int(found.group()) if found else None
     unreadable = unreadable_results(job)
-    if unreadable is not None:
-        results = None
     log_error = None if results is not None or marker is not None else _log_error(job)
     return {
         "job": job.relative_to(sweep_dir).as_posix(),
@@ -209,6 +235,7 @@ def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
         "error": unreadable or (res.get("error") if results is not None
                                 else (marker or {}).get("error") or log_error),
         "_num": job_num,
+        "_problems": problems,
         "_overrides": [str(o) for o in overrides],
         "_time_to_accuracy": [(finite(p.get("train_time_s")), finite(p.get("val/acc"))) for p in tta
                               if isinstance(p, Mapping) and finite(p.get("train_time_s")) is not None
