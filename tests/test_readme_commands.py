@@ -7,8 +7,10 @@ blocks (`$ command` lines, each followed by the output the README shows).
 How a command is checked, decided per command by `plan()`:
 - `make TARGET ...`: `make -n` (what make would run; a real make would build .venv). The
   `python -m resnet_exp.run ...` line it prints is then checked like a typed command.
-- `-m` (a sweep): `-m` dropped and each comma list cut to its first value, then composed with
-  `--cfg job`. (A sweep's other values are checked before its first job starts: test_sweep.py.)
+- `-m` (a sweep): run for real, as typed, from a scratch working directory with nothing but its
+  data (real Fashion-MNIST from the system copy; a tiny CIFAR-10 in the original format written to
+  `data/`), with only the tiny overrides of `SWEEP_TINY` appended and no `hydra.*` key added; every
+  job must complete and the sweep's summary land under `outputs/` of that directory.
 - `outputs/.../<time>` placeholders: filled with a run folder and a sweep folder that a tiny
   synthetic run made here first; then run for real (a resumed run keeps its tiny overrides).
 - `data=synthetic` training: run for real with the tiny overrides appended (seconds).
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import data_files
 from tests.helpers.cli import REPO_ROOT, TINY_RUN, cli_env, explain, run_in_process
 
 pytestmark = pytest.mark.slow
@@ -97,24 +100,52 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
-def _first_values(args: list[str]) -> list[str]:
-    """A sweep's arguments as one job: `-m` dropped, `key=a,b` -> `key=a`."""
-    out = []
-    for arg in args:
-        if arg in ("-m", "--multirun"):
-            continue
-        key, eq, value = arg.partition("=")
-        if eq and "," in value and not value.startswith(("[", "'[")):
-            value = value.split(",")[0]
-        out.append(f"{key}{eq}{value}")
-    return out
+# Appended to a README sweep: 8 steps per job at an eighth of the width, no wandb. Recipes that place
+# milestones at fractions of trainer.max_steps keep them inside the run.
+SWEEP_TINY = {
+    "resnet_exp.run": ["trainer.max_epochs=2", "trainer.max_steps=8", "trainer.limit_val_batches=1",
+                       "trainer.limit_test_batches=1", "data.batch_size=16", "data.eval_batch_size=16",
+                       "data.num_workers=0", "arch.width=0.125", "trainer.accelerator=cpu",
+                       "logger.wandb.mode=disabled"],
+    "resnet_exp.bench": ["arch.width=0.125", "bench.batch_size=1", "bench.image_size=32", "bench.batches=1",
+                         "bench.burn_in=0", "bench.num_classes=10", "bench.count_flops=false"],
+}
+# The tiny CIFAR-10 (100 training images) needs a smaller validation split than the real one's 5000.
+CIFAR_TINY = ["data.val_size=20"]
+
+
+def _uses_cifar(args: list[str]) -> bool:
+    return "data=cifar10" in args or any("cifar" in a for a in args if a.startswith("experiment="))
+
+
+def run_sweep_as_typed(args: list[str], scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A README sweep from an empty working directory: it must finish every job and leave its summary
+    under ./outputs (no hydra.sweep.dir given, as a user types it)."""
+    module, rest = args[0], args[1:]
+    tiny = SWEEP_TINY[module]
+    if module == "resnet_exp.run" and _uses_cifar(rest):
+        data_files.accept_small(monkeypatch)
+        data_files.write_cifar10(scratch / "data")
+        tiny = [*tiny, *CIFAR_TINY]
+    proc = _python([module, *rest, *tiny], scratch)
+    assert proc.returncode == 0, f"sweep as typed: {' '.join(args)}\n{explain(proc)}"
+    task = "bench" if module == "resnet_exp.bench" else "train"
+    (sweep,) = (scratch / "outputs" / task / "multiruns").iterdir()
+    if task == "bench":
+        assert (sweep / "bench.csv").is_file() and (sweep / "bench.md").is_file()
+        return
+    summary = (sweep / "summary.csv").read_text().splitlines()
+    jobs = [p for p in sweep.iterdir() if (p / ".hydra").is_dir()]
+    assert len(summary) == len(jobs) + 1 and len(jobs) >= 2, summary
+    assert all(",completed," in row for row in summary[1:]), summary
+    assert str(sweep / "summary.md").split("outputs/")[1] in proc.stdout
 
 
 def plan(args: list[str]) -> tuple[list[str], str]:
     """(arguments to run after `python -m`, how) for one README command's arguments."""
     module, rest = args[0], args[1:]
     if any(a in ("-m", "--multirun") for a in rest):
-        return [module, *_first_values(rest), "--cfg", "job"], "composed (sweep, first values)"
+        return args, "sweep as typed"
     if module in ("resnet_exp.report", "resnet_exp.eval") or "--help" in rest or "--cfg" in rest:
         return args, "run"
     if module == "benchmarks":
@@ -149,7 +180,7 @@ def _python_args(command: str, work: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("command", readme_commands(README.read_text()), ids=lambda c: c.text[:70])
-def test_readme_command(command: Command, work: Path) -> None:
+def test_readme_command(command: Command, work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = _python_args(command.text, work)
     if not args:  # make test: the suite itself
         return
@@ -160,6 +191,9 @@ def test_readme_command(command: Command, work: Path) -> None:
         assert proc.stderr.splitlines()[0].startswith(shown), explain(proc)
         return
     run_args, how = plan(args)
+    if how == "sweep as typed":
+        run_sweep_as_typed(run_args, tmp_path, monkeypatch)
+        return
     proc = _python(run_args, work)
     assert proc.returncode == 0, f"{how}: {' '.join(run_args)}\n{explain(proc)}"
     if how == "composed":

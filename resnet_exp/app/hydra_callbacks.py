@@ -4,6 +4,7 @@ report and the bench table up to date."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -47,7 +48,7 @@ class CheckBeforeStart(Callback):
         self.groups = tuple(groups) if groups else None  # None: the training config's groups
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config, [list(config.hydra.overrides.task)], "hydra.run.dir")
+        self._check(config, None, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -56,13 +57,15 @@ class CheckBeforeStart(Callback):
         hc = config.hydra
         params = [f"{k}={v}" for k, v in (hc.sweeper.get("params") or {}).items()]
         arguments = params + list(hc.overrides.task)
-        jobs = None
+        jobs: list[list[str]] = []
         if not any("glob(" in argument for argument in arguments):
             parsed = OverridesParser.create().parse_overrides(arguments)
             jobs = [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
         self._check(config, jobs, "hydra.sweep.dir")
 
     def _check(self, config: DictConfig, jobs: list[list[str]] | None, folder_key: str) -> None:
+        """Check the output folder, then each job's config: the run's own (`jobs` None) or each
+        job of a sweep composed from its overrides."""
         from hydra import compose
         from hydra.core.hydra_config import HydraConfig
 
@@ -74,8 +77,10 @@ class CheckBeforeStart(Callback):
         try:
             folder = Path(str(OmegaConf.select(config, folder_key)))
             check_output_folder(folder, [*hc.overrides.hydra, *hc.overrides.task], folder_key)
-            for job in jobs or []:
-                job_cfg = compose(config_name=hc.job.config_name, overrides=job, return_hydra_config=True)
+            configs = ([copy.deepcopy(config)] if jobs is None else
+                       (compose(config_name=hc.job.config_name, overrides=job, return_hydra_config=True)
+                        for job in jobs))
+            for job_cfg in configs:
                 with open_dict(job_cfg):  # what Hydra fills in when the job really starts
                     job_cfg.hydra.runtime.output_dir = str(folder.absolute())
                     job_cfg.hydra.runtime.cwd = hc.runtime.cwd
