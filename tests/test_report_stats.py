@@ -1,6 +1,6 @@
-"""Seed statistics of a sweep report: groups.csv, comparisons.csv, the summary.md tables and the
-plots' data. The statistics are checked against numbers worked out by
-hand here (means, sds, t quantiles typed in from a t table, closed forms of the t distribution),
+"""Seed statistics of a sweep report: groups.csv, comparisons.csv, the summary.md tables, the plots'
+data, and the wandb group of a seeded sweep. The statistics are checked against numbers worked out
+by hand here (means, sds, t quantiles typed in from a t table, closed forms of the t distribution),
 never by calling the scipy function the code calls."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hydra.core.hydra_config import HydraConfig
 
 from resnet_exp.report.plots import depth_keys, depth_series, time_curves
 from resnet_exp.report.stats import compare, mean_interval
@@ -269,3 +270,41 @@ def test_cli_rebuilds_the_statistics(seeded: Path, tmp_path: Path) -> None:
     assert "## Groups" in proc.stdout and "excludes zero (pre higher)" in proc.stdout
     assert str(seeded / "groups.csv") in proc.stdout and str(seeded / "comparisons.csv") in proc.stdout
 
+
+# ---------------------------------------------------------------------------- wandb group
+@pytest.mark.parametrize(("task", "job", "group"), [
+    (["arch.block_order=post,pre", "seed=1,2"], ["arch.block_order=pre", "seed=2"], "app-sw-pre"),
+    (["arch.depth=8,14", "arch.block_order=post,pre", "seed=1,2"],
+     ["arch.depth=14", "arch.block_order=pre", "seed=1"], "app-sw-14-pre"),
+    (["seed=1,2,3"], ["seed=3"], "app-sw"),  # only seeds: the whole sweep is one configuration
+    (["arch.block_order=post,pre"], ["arch.block_order=pre"], "app-sw"),  # no seeds: one group per sweep
+])
+def test_jobs_that_differ_only_in_seed_share_a_wandb_group(
+        compose_config, tmp_path: Path, task: list[str], job: list[str], group: str) -> None:
+    sweep = tmp_path / "sw"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": [*task, "data=synthetic"]}}}))
+    cfg = compose_config("logger=wandb", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep}", *job, "data=synthetic")
+    HydraConfig.instance().set_config(cfg)
+    assert cfg.logger.wandb.group == group
+    assert cfg.logger.wandb.tags[-1] == "sweep=app-sw"  # the sweep stays findable by its tag
+    single = compose_config("logger=wandb", *job)
+    HydraConfig.instance().set_config(single)
+    assert single.logger.wandb.group is None and single.logger.wandb.tags[-1] is None  # dropped by the logger
+
+
+@pytest.mark.parametrize(("typed", "group"), [("${seed_group:}", "run-seeded"), ("my-study", "my-study")])
+def test_sweep_table_goes_to_the_sweep_group_with_the_sweep_tag(
+        seeded: Path, monkeypatch: pytest.MonkeyPatch, typed: str, group: str) -> None:
+    """With wandb online the sweep's table run joins the sweep, not one configuration's group."""
+    from omegaconf import OmegaConf
+
+    from resnet_exp.app import hydra_callbacks
+
+    logged: dict[str, Any] = {}
+    monkeypatch.setattr(hydra_callbacks, "log_wandb_table", lambda report, project, entity, group, tags: (
+        logged.update(group=group, tags=tags), "url")[1])
+    config = OmegaConf.create({"task_name": "train", "logger": {"wandb": {"project": "p", "group": typed}},
+                               "hydra": {"job": {"name": "run"}}})
+    hydra_callbacks.SweepReport._log_wandb_table(config, build_report(seeded, plots=False))
+    assert logged == {"group": group, "tags": ["sweep=run-seeded"]}
