@@ -222,6 +222,8 @@ def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogg
                     "with wandb sync)", os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"), save_dir)
         mode = "offline"
     os.makedirs(save_dir, exist_ok=True)
+    if kwargs.get("tags") is not None:  # a null tag (sweep= outside a multirun) is no tag
+        kwargs["tags"] = [str(tag) for tag in kwargs["tags"] if tag is not None]
     if mode == "offline":
         # Offline, wandb's console output is only noise; `report_offline_runs` says what matters.
         kwargs.setdefault("settings", wandb.Settings(silent=True))

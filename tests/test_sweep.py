@@ -125,3 +125,31 @@ def test_sweep_as_typed_lands_under_outputs_of_the_working_directory(tmp_path: P
     assert proc.returncode == 0, explain(proc)
     (bench_sweep,) = (tmp_path / "outputs" / "bench" / "multiruns").iterdir()
     assert (bench_sweep / "bench.csv").read_text().count("\n") == 3  # header + one row per job
+
+
+@pytest.mark.slow
+def test_seed_sweep_reports_groups_and_shares_a_wandb_group_per_configuration(tmp_path: Path) -> None:
+    """The jobs that differ only in seed: one wandb group per configuration (the sweep kept as a
+    tag), one row of groups.csv, compared pairwise by seed in comparisons.csv and summary.md."""
+    sweep = tmp_path / "sweep"
+    proc = train_in_process("-m", *SWEEP, "logger.wandb.mode=offline", "arch.block_order=post,pre", "seed=1,2",
+                            f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0-post-1", "1-post-2", "2-pre-1", "3-pre-2"]
+    for job in jobs:
+        (run,) = (sweep / job / "wandb").glob("offline-run-*")
+        (record,) = [r["run"] for r in wandb_records(run) if r["type"] == "run"]
+        assert record["run_group"] == f"run-{sweep.name}-{job.split('-')[1]}", job
+        assert f"sweep=run-{sweep.name}" in record["tags"]
+
+    groups = (sweep / "groups.csv").read_text().splitlines()
+    assert groups[0].startswith("arch.block_order,n,test/acc_mean,test/acc_sd,test/acc_ci_low,test/acc_ci_high,")
+    assert [g.split(",")[:2] for g in groups[1:]] == [["post", "2"], ["pre", "2"]]
+    assert all(g.endswith(",1 2,0") for g in groups[1:])  # seeds, none left out
+    comparisons = (sweep / "comparisons.csv").read_text().splitlines()
+    test_acc = next(c.split(",") for c in comparisons if ",test/acc," in c)
+    assert test_acc[:7] == ["arch.block_order", "post", "pre", "", "test/acc", "2", "true"]
+    summary = (sweep / "summary.md").read_text()
+    assert "## Groups" in summary and "| post − pre |" in summary and "paired over 2 seeds" in summary
+    assert "## Comparisons" in proc.stdout  # printed at the end of the sweep

@@ -184,8 +184,9 @@ class SweepReport(Callback):
                 return None
 
         try:
-            group = setting("group") or f"{config.get('task_name', 'train')}-{report.sweep_dir.name}"
-            url = log_wandb_table(report, setting("project") or "resnet_exp", setting("entity"), group)
+            sweep = _sweep_name(config, report.sweep_dir)
+            url = log_wandb_table(report, setting("project") or "resnet_exp", setting("entity"),
+                                  _typed_group(config) or sweep, tags=[f"sweep={sweep}"])
             log.info("sweep summary logged to wandb: %s", url)
         except Exception as exc:
             log.warning("sweep summary not logged to wandb: %s", _one_line(exc))
@@ -203,6 +204,21 @@ class SweepReport(Callback):
             })
         except Exception as exc:
             log.warning("could not record the failed job: %s", _one_line(exc))
+
+
+def _sweep_name(config: DictConfig, sweep_dir: Path) -> str:
+    """The sweep's name as the jobs' `sweep_name` resolver gives it (Hydra's job name, e.g. `run`)."""
+    job_name = OmegaConf.select(config, "hydra.job.name", default=None) or config.get("task_name", "train")
+    return f"{job_name}-{sweep_dir.name}"
+
+
+def _typed_group(config: DictConfig) -> str | None:
+    """`logger.wandb.group` when the user typed a name. The default interpolation gives one group per
+    configuration of a seed= sweep, so the sweep's table then goes to the sweep's own group."""
+    node = OmegaConf.select(config, "logger.wandb", default=None)
+    raw = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else {}
+    group = raw.get("group")
+    return group if isinstance(group, str) and group and "${" not in group else None
 
 
 def _wandb_online(config: DictConfig) -> bool:

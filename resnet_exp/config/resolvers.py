@@ -49,11 +49,36 @@ def run_name() -> str:
 
 
 def sweep_name() -> str | None:
-    """`<task_name>-<sweep folder>` in a multirun (one wandb group per sweep), else None."""
+    """`<task_name>-<sweep folder>` in a multirun, else None."""
     hc = HydraConfig.get()
     if hc.mode != RunMode.MULTIRUN:
         return None
     return f"{hc.job.name}-{Path(hc.sweep.dir).name}"
+
+
+def sweep_tag() -> str | None:
+    """`sweep=<sweep name>` in a multirun, so every run of a sweep is found by one tag; else None
+    (the wandb logger drops a null tag)."""
+    name = sweep_name()
+    return None if name is None else f"sweep={name}"
+
+
+def seed_group() -> str | None:
+    """The wandb group of a job. A multirun that sweeps `seed`: `<sweep name>-<the job's other swept
+    values>` (run-2026-12-05_10-00-00-8-pre), so the jobs that differ only in seed share a group and
+    the dashboard's grouping shows their mean and spread. Any other multirun: the sweep name (one
+    group per sweep). A single run: None."""
+    name = sweep_name()
+    axes = sweep_axes()
+    if name is None or "seed" not in axes:
+        return name
+    values = []
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in axes and key != "seed":
+            values.append(value)
+    group = re.sub(r"[^A-Za-z0-9._,+=-]+", "_", "-".join([name, *values])).strip("_")
+    return group[:128]  # wandb's longest group name
 
 
 def launch_dir() -> str:
@@ -134,6 +159,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("if_at_least", if_at_least, replace=True)
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
+    OmegaConf.register_new_resolver("sweep_tag", sweep_tag, replace=True)
+    OmegaConf.register_new_resolver("seed_group", seed_group, replace=True)
     OmegaConf.register_new_resolver("launch_dir", launch_dir, replace=True)
     OmegaConf.register_new_resolver("existing_wandb_id", existing_wandb_id, replace=True)
     OmegaConf.register_new_resolver("unique_suffix", unique_suffix, use_cache=True, replace=True)

@@ -7,10 +7,17 @@ The report reads every job folder of a Hydra multirun folder (a sub-folder holdi
 `results.json` once the job finished) into rows (`rows.py`) and writes into the sweep folder:
 
     summary.csv                 one row per job, raw numbers (accuracies as fractions)
-    summary.md                  the same as a Markdown table (accuracies in %)
-    accuracy_vs_depth.png       test (solid) and best validation (dashed) accuracy, one line per block order
-    step_time_vs_depth.png      median training step time, one line per block order
-    time_to_accuracy.png        validation accuracy vs cumulative training time, one line per job
+    summary.md                  the same as a Markdown table (accuracies in %), then the groups
+                                and comparisons tables of a sweep with seeds
+    groups.csv                  one row per configuration (jobs that differ only in `seed`): n, and
+                                per metric mean, sd and the 95% t interval of the mean
+    comparisons.csv             each pair of values of each swept key, the other keys held equal:
+                                mean difference, 95% interval, p (paired by seed, else Welch)
+    accuracy_vs_depth.png       test (solid) and best validation (dashed) accuracy, mean with 95%
+                                interval bars, one line per configuration other than depth
+    step_time_vs_depth.png      median training step time, the same way
+    time_to_accuracy.png        validation accuracy vs cumulative training time, one line per
+                                configuration (mean over seeds, band: lowest to highest seed)
 
 A job without `results.json` is `failed` when it left an error behind (`job_status.json` written
 by the sweep callback, or a traceback in its log) and `interrupted` otherwise. The same report is
@@ -19,6 +26,7 @@ own: nothing else writes or names them.
 """
 
 SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
+GROUPS_CSV, COMPARISONS_CSV = "groups.csv", "comparisons.csv"
 ACCURACY_PNG, STEP_TIME_PNG = "accuracy_vs_depth.png", "step_time_vs_depth.png"
 TIME_TO_ACCURACY_PNG = "time_to_accuracy.png"
 # In a run folder.

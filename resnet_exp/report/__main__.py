@@ -1,7 +1,7 @@
 """Reports from the command line: `python -m resnet_exp.report <sweep dir | run dir>`.
 
-A sweep folder gets summary.csv, summary.md and plots; a run folder (one holding `.hydra/`) gets
-curves.png and its summary block printed again.
+A sweep folder gets summary.csv, summary.md, groups.csv, comparisons.csv and plots; a run folder
+(one holding `.hydra/`) gets curves.png and its summary block printed again.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ def report_run(run_dir: Path, plots: bool, quiet: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineArgumentParser(
         prog="python -m resnet_exp.report",
-        description="Summarise a Hydra multirun folder (summary.csv, summary.md and plots of accuracy "
-                    "and step time vs depth, one line per block order), or one run folder "
+        description="Summarise a Hydra multirun folder (summary.csv, summary.md, the seed statistics "
+                    "groups.csv and comparisons.csv, and plots of accuracy and step time vs depth and "
+                    "of time to accuracy), or one run folder "
                     "(curves.png: loss, accuracy, learning rate, step times; and its summary).")
     parser.add_argument("folder", help="a sweep folder (outputs/train/multiruns/<time>) "
                                        "or a run folder (outputs/train/runs/<time>)")

@@ -1,103 +1,210 @@
-"""The PNG plots of a sweep report: accuracy and median step time against depth, one line per
-block order (per block order and dataset when a sweep spans datasets), and validation accuracy
-against cumulative training time, one line per job. matplotlib's Agg canvas
-through `Figure` (no pyplot, so no global backend state); a plot with no data is skipped."""
+"""The PNG plots of a sweep report, drawn from the configurations of `stats.py`.
+
+- accuracy_vs_depth.png: test and best validation accuracy (two panels) against depth, one line per
+  configuration other than depth (e.g. per block order), the mean over seeds with 95% t interval bars;
+- step_time_vs_depth.png: median training step time the same way;
+- time_to_accuracy.png: validation accuracy against cumulative training time, one line per
+  configuration: the mean over its seeds at each validation, with a band from the lowest to the
+  highest seed.
+
+The data of each plot comes from a pure function (`depth_series`, `time_curves`); matplotlib's Agg
+canvas through `Figure` (no pyplot, so no global backend state); a plot with no data is skipped.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from resnet_exp.io import write_atomic
 from resnet_exp.report import ACCURACY_PNG, STEP_TIME_PNG, TIME_TO_ACCURACY_PNG
 from resnet_exp.report.rows import finite
+from resnet_exp.report.stats import Design, Estimate, Group, job_values, mean_interval
+
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
-def _series(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, list[tuple]]:
-    """{line label: [(depth, mean of metric over the jobs at that depth), ...]} of completed jobs."""
-    datasets = {r.get("data") for r in rows if r.get("data")}
-    points: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+def depth_keys(groups: Sequence[Group], design: Design) -> list[str]:
+    """The swept keys that set the depth (`arch.depth`, `arch=resnet20,resnet56`): among the
+    configurations with a completed job, each value has one depth, and the values more than one."""
+    found = []
+    for i, key in enumerate(design.keys):
+        depths: dict[str, set[int]] = {}
+        for g in groups:
+            if g.completed and g.depth() is not None:
+                depths.setdefault(g.config[i], set()).add(g.depth())
+        if depths and all(len(d) == 1 for d in depths.values()) and len(set().union(*depths.values())) > 1:
+            found.append(key)
+    return found
+
+
+def _series_keys(groups: Sequence[Group], design: Design) -> list[str]:
+    return [k for k in design.keys if k not in depth_keys(groups, design)]
+
+
+def _row_label(row: Mapping[str, Any], keys: Sequence[str], several_datasets: bool) -> str:
+    if keys:
+        values = job_values(row)
+        return ", ".join(values.get(k, "") for k in keys)
+    # Nothing but depth (and seed) swept: one line per block order, as the rows tell it.
+    label = str(row.get("block_order") or "?")
+    return f"{label} / {row.get('data')}" if several_datasets else label
+
+
+@dataclass
+class DepthSeries:
+    """{line label: [(depth, estimate over the completed jobs there), ...]}; `legend` names the keys."""
+
+    legend: str
+    lines: dict[str, list[tuple[int, Estimate]]]
+
+
+def depth_series(rows: Sequence[Mapping[str, Any]], groups: Sequence[Group], design: Design,
+                 row_key: str) -> DepthSeries:
+    keys = _series_keys(groups, design)
+    several = len({r.get("data") for r in rows if r.get("data")}) > 1
+    values: dict[str, dict[int, list[float]]] = {}
     for r in rows:
-        if r["status"] != "completed" or r.get("depth") is None or finite(r.get(metric)) is None:
+        if r["status"] != "completed" or r.get("depth") is None or finite(r.get(row_key)) is None:
             continue
-        label = str(r.get("block_order") or "?")
-        if len(datasets) > 1:
-            label += f" / {r.get('data')}"
-        points[label][int(r["depth"])].append(float(r[metric]))
-    return {label: sorted((d, sum(v) / len(v)) for d, v in by_depth.items())
-            for label, by_depth in sorted(points.items())}
+        values.setdefault(_row_label(r, keys, several), {}).setdefault(int(r["depth"]), []).append(float(r[row_key]))
+    lines = {label: sorted((d, mean_interval(v)) for d, v in by_depth.items())
+             for label, by_depth in values.items()}
+    return DepthSeries(", ".join(keys) or "block order", lines)
 
 
-def _plot(path: Path, title: str, ylabel: str, lines: Iterable[tuple]) -> bool:
-    """lines: (series, style, label suffix, scale). False (nothing written) if there is nothing."""
-    lines = [line for line in lines if line[0]]
-    if not lines:
+@dataclass
+class Curve:
+    """One configuration's validation accuracy over training time: the mean over its n jobs at each
+    validation they all reached, with the lowest and highest job there."""
+
+    label: str
+    n: int
+    times: list[float]
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+    colour_key: str
+    style_key: str
+
+
+def time_curves(groups: Sequence[Group], design: Design) -> list[Curve]:
+    dkeys = depth_keys(groups, design)
+    curves = []
+    for group in groups:
+        runs = [r["_time_to_accuracy"] for r in group.completed if r.get("_time_to_accuracy")]
+        if not runs:
+            continue
+        reached = min(len(run) for run in runs)
+        at = [[run[i] for run in runs] for i in range(reached)]
+        values = dict(zip(design.keys, group.config))
+        label = ", ".join(group.config) or (group.completed[0]["job"] if len(runs) == 1 else "all jobs")
+        curves.append(Curve(
+            label, len(runs), [statistics.fmean(p[0] for p in pts) for pts in at],
+            [statistics.fmean(p[1] for p in pts) for pts in at], [min(p[1] for p in pts) for pts in at],
+            [max(p[1] for p in pts) for pts in at],
+            ", ".join(v for k, v in values.items() if k not in dkeys) or label,
+            ", ".join(v for k, v in values.items() if k in dkeys)))
+    return curves
+
+
+# ---------------------------------------------------------------------------- drawing
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    write_atomic(path, lambda handle: fig.savefig(handle, format="png"), binary=True)
+
+
+def _draw_depth(ax: Any, series: DepthSeries, scale: float, ylabel: str) -> None:
+    depths = sorted({d for pts in series.lines.values() for d, _ in pts})
+    bars = _with_seeds([series])
+    # Lines side by side at each depth, so that their bars do not hide each other.
+    step = 0.012 * ((depths[-1] - depths[0]) or 1.0) if bars else 0.0
+    for i, (label, pts) in enumerate(series.lines.items()):
+        shift = (i - (len(series.lines) - 1) / 2) * step
+        xs, ys = [d + shift for d, _ in pts], [scale * e.mean for _, e in pts]
+        if bars:
+            ax.errorbar(xs, ys, yerr=[scale * (e.half_width or 0.0) for _, e in pts], color=f"C{i % 10}",
+                        marker="o", markersize=4, capsize=3, label=label)
+        else:
+            ax.plot(xs, ys, color=f"C{i % 10}", marker="o", markersize=4, label=label)
+    ax.set_xlabel("depth (layers)")
+    ax.set_ylabel(ylabel)
+    if len(depths) <= 12:
+        ax.set_xticks(depths)
+    ax.grid(True, alpha=0.3)
+
+
+def _with_seeds(series: Sequence[DepthSeries]) -> bool:
+    return any(e.n > 1 for s in series for pts in s.lines.values() for _, e in pts)
+
+
+def _plot_depth(path: Path, title: str, panels: Sequence[tuple[str, DepthSeries, float, str]]) -> bool:
+    """panels: (panel title, series, scale, y label). False (nothing written) if there is nothing."""
+    panels = [p for p in panels if p[1].lines]
+    if not panels:
         return False
     from matplotlib.figure import Figure  # no pyplot: no global backend state, Agg canvas
 
-    fig = Figure(figsize=(6.4, 4.2), dpi=110)
-    ax = fig.add_subplot()
-    colours = {}
-    depths = set()
-    for series, style, suffix, scale in lines:
-        for label, pts in series.items():
-            colour = colours.setdefault(label, f"C{len(colours) % 10}")
-            xs, ys = [p[0] for p in pts], [scale * p[1] for p in pts]
-            depths.update(xs)
-            ax.plot(xs, ys, style, color=colour, marker="o", label=f"{label}{suffix}")
-    ax.set_xlabel("depth (layers)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    if len(depths) <= 12:
-        ax.set_xticks(sorted(depths))
-    ax.grid(True, alpha=0.3)
-    ax.legend(title="block order", fontsize="small")
-    fig.tight_layout()
-    write_atomic(path, lambda handle: fig.savefig(handle, format="png"), binary=True)
+    fig = Figure(figsize=(6.4 * len(panels) if len(panels) > 1 else 6.4, 4.4), dpi=110)
+    for ax, (panel, series, scale, ylabel) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        _draw_depth(ax, series, scale, ylabel)
+        ax.set_title(panel)
+        ax.legend(title=series.legend, fontsize="small", title_fontsize="small")
+    seeds = _with_seeds([p[1] for p in panels])
+    fig.suptitle(title + ("\nmean over seeds, bars = 95% interval of the mean" if seeds else " (one run per point)"),
+                 fontsize="medium")
+    _save(fig, path)
     return True
 
 
-def _plot_time_to_accuracy(path: Path, rows: Sequence[Mapping[str, Any]]) -> bool:
-    curves = [(r["job"], r.get("overrides") or r["job"], r["_time_to_accuracy"]) for r in rows
-              if r.get("_time_to_accuracy")]
+def _plot_time_to_accuracy(path: Path, curves: Sequence[Curve], legend: str) -> bool:
     if not curves:
         return False
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.2), dpi=110)
+    fig = Figure(figsize=(7.2, 4.6), dpi=110)
     ax = fig.add_subplot()
-    for job, label, points in curves:
-        ax.plot([p[0] for p in points], [100.0 * p[1] for p in points], "-", marker=".",
-                label=f"{job}: {label}"[:60])
+    colours = {key: f"C{i % 10}" for i, key in enumerate(dict.fromkeys(c.colour_key for c in curves))}
+    styles = {key: LINE_STYLES[i % len(LINE_STYLES)] for i, key in enumerate(dict.fromkeys(c.style_key for c in curves))}
+    seeds = any(c.n > 1 for c in curves)
+    for c in curves:
+        colour = colours[c.colour_key]
+        ax.plot(c.times, [100 * v for v in c.mean], styles[c.style_key], color=colour, marker=".",
+                label=(f"{c.label} (n={c.n})" if seeds else c.label)[:60])
+        if c.n > 1:
+            ax.fill_between(c.times, [100 * v for v in c.low], [100 * v for v in c.high], color=colour,
+                            alpha=0.15, linewidth=0)
     ax.set_xlabel("training time (s, validation excluded)")
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("Time to accuracy")
+    ax.set_title("Time to accuracy" + (": mean over seeds, band = lowest to highest seed" if seeds else ""),
+                 fontsize="medium")
     ax.grid(True, alpha=0.3)
     if len(curves) <= 12:
-        ax.legend(fontsize="x-small")
-    fig.tight_layout()
-    write_atomic(path, lambda handle: fig.savefig(handle, format="png"), binary=True)
+        ax.legend(title=legend or None, fontsize="x-small", title_fontsize="x-small")
+    _save(fig, path)
     return True
 
 
-def write_plots(rows: Sequence[Mapping[str, Any]], sweep_dir: Path) -> tuple:
+def write_plots(rows: Sequence[Mapping[str, Any]], groups: Sequence[Group], design: Design,
+                sweep_dir: Path) -> tuple[list[Path], list[str]]:
     """(written files, names of plots skipped for lack of data)."""
+    def series(row_key: str) -> DepthSeries:
+        return depth_series(rows, groups, design, row_key)
+
+    accuracy = [("Test accuracy", series("test_acc"), 100.0, "test accuracy (%)"),
+                ("Best validation accuracy", series("val_acc_best"), 100.0, "best validation accuracy (%)")]
+    steps = [("", series("step_median_ms"), 1.0, "ms per step")]
+    plots = [(ACCURACY_PNG, lambda path: _plot_depth(path, "Accuracy vs depth", accuracy)),
+             (STEP_TIME_PNG, lambda path: _plot_depth(path, "Median training step time vs depth", steps)),
+             (TIME_TO_ACCURACY_PNG, lambda path: _plot_time_to_accuracy(
+                 path, time_curves(groups, design), ", ".join(design.keys)))]
     written, skipped = [], []
-    accuracy = [(_series(rows, "test_acc"), "-", " test", 100.0),
-                (_series(rows, "val_acc_best"), "--", " best val", 100.0)]
-    if _plot(sweep_dir / ACCURACY_PNG, "Accuracy vs depth", "accuracy (%)", accuracy):
-        written.append(sweep_dir / ACCURACY_PNG)
-    else:
-        skipped.append(ACCURACY_PNG)
-    steps = [(_series(rows, "step_median_ms"), "-", "", 1.0)]
-    if _plot(sweep_dir / STEP_TIME_PNG, "Median training step time vs depth", "ms per step", steps):
-        written.append(sweep_dir / STEP_TIME_PNG)
-    else:
-        skipped.append(STEP_TIME_PNG)
-    if _plot_time_to_accuracy(sweep_dir / TIME_TO_ACCURACY_PNG, rows):
-        written.append(sweep_dir / TIME_TO_ACCURACY_PNG)
-    else:
-        skipped.append(TIME_TO_ACCURACY_PNG)
+    for name, draw in plots:
+        if draw(sweep_dir / name):
+            written.append(sweep_dir / name)
+        else:
+            skipped.append(name)
     return written, skipped

@@ -264,7 +264,7 @@ def read_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _is_sweep(override: str) -> bool:
+def is_sweep(override: str) -> bool:
     """`key=a,b` or `key=range(...)`/`choice(...)`/`glob(...)`: a comma outside brackets and quotes."""
     _, _, value = override.partition("=")
     if value.startswith(("range(", "choice(", "glob(", "interval(", "tag(")):
@@ -295,6 +295,6 @@ def sweep_axes(sweep_dir: Path) -> list[str]:
     task = _get(multirun, "hydra.overrides.task")
     for override in task if isinstance(task, list) else []:
         key = str(override).partition("=")[0]
-        if key in axes or _is_sweep(str(override)):
+        if key in axes or is_sweep(str(override)):
             axes[key] = str(override)
     return list(axes.values())

@@ -1,5 +1,6 @@
 """Tables of a sweep report: the rows of every job as summary.csv and summary.md in the sweep folder,
-and `build_report`, which writes them and the plots. No Hydra and no torch here."""
+and `build_report`, which writes them, the seed statistics (groups.csv, comparisons.csv and their
+summary.md sections) and the plots. No Hydra and no torch here."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from resnet_exp.io import write_atomic
-from resnet_exp.report import SUMMARY_CSV, SUMMARY_MD
+from resnet_exp.report import COMPARISONS_CSV, GROUPS_CSV, SUMMARY_CSV, SUMMARY_MD
+from resnet_exp.report.groups import comparisons_markdown, groups_markdown, write_comparisons_csv, write_groups_csv
 from resnet_exp.report.rows import COLUMNS, finite, read_sweep, sweep_axes
+from resnet_exp.report.stats import Design, Group, Pair, comparisons, design_of, group_rows, present_metrics
 
 MD_HEADERS = {
     "job": "job", "status": "status", "overrides": "overrides", "arch": "arch", "depth": "depth",
@@ -24,11 +27,13 @@ MD_HEADERS = {
 }
 
 
-
 @dataclass
 class Report:
     sweep_dir: Path
     rows: list[dict[str, Any]]
+    design: Design = field(default_factory=lambda: Design([], {}, False))
+    groups: list[Group] = field(default_factory=list)
+    pairs: list[Pair] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     skipped_plots: list[str] = field(default_factory=list)
 
@@ -111,18 +116,27 @@ def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[
 
 # ---------------------------------------------------------------------------- entry points
 def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
-    """Read the sweep and write summary.csv, summary.md and (if there is data) the plots."""
+    """Read the sweep and write summary.csv, summary.md, groups.csv, comparisons.csv and (if there
+    is data) the plots."""
     sweep_dir = Path(sweep_dir)
     rows = read_sweep(sweep_dir)
-    report = Report(sweep_dir=sweep_dir, rows=rows)
+    design = design_of(rows, sweep_dir)
+    groups = group_rows(rows, design)
+    metrics = present_metrics(groups)
+    report = Report(sweep_dir=sweep_dir, rows=rows, design=design, groups=groups,
+                    pairs=comparisons(groups, design, metrics))
     write_csv(rows, sweep_dir / SUMMARY_CSV)
-    md = markdown(rows, sweep_dir, sweep_axes(sweep_dir))
+    md = "\n".join(part for part in (markdown(rows, sweep_dir, sweep_axes(sweep_dir)),
+                                      groups_markdown(groups, design, metrics),
+                                      comparisons_markdown(report.pairs, groups, design)) if part)
     write_atomic(sweep_dir / SUMMARY_MD, lambda handle: handle.write(md))
-    report.files += [sweep_dir / SUMMARY_CSV, sweep_dir / SUMMARY_MD]
+    write_groups_csv(sweep_dir / GROUPS_CSV, groups, design, metrics)
+    write_comparisons_csv(sweep_dir / COMPARISONS_CSV, report.pairs, design)
+    report.files += [sweep_dir / name for name in (SUMMARY_CSV, SUMMARY_MD, GROUPS_CSV, COMPARISONS_CSV)]
     if plots:
         from resnet_exp.report.plots import write_plots  # matplotlib only when plotting
 
-        written, report.skipped_plots = write_plots(rows, sweep_dir)
+        written, report.skipped_plots = write_plots(rows, groups, design, sweep_dir)
         report.files += written
     return report
 
@@ -132,12 +146,13 @@ def public_rows(report: Report) -> list[dict[str, Any]]:
     return [{c: r.get(c) for c in COLUMNS} for r in report.rows]
 
 
-def log_wandb_table(report: Report, project: str, entity: str | None, group: str) -> str:
+def log_wandb_table(report: Report, project: str, entity: str | None, group: str,
+                    tags: list[str] | None = None) -> str:
     """One extra wandb run in the sweep's group holding the summary table and plots (online);
     returns its URL."""
     import wandb
 
-    run = wandb.init(project=project, entity=entity, group=group, job_type="sweep_report",
+    run = wandb.init(project=project, entity=entity, group=group, tags=tags, job_type="sweep_report",
                      name=f"{group}-summary", dir=str(report.sweep_dir), mode="online",
                      reinit="finish_previous")
     try:

@@ -1,0 +1,238 @@
+"""Seed statistics of a sweep: jobs grouped into configurations (the jobs that differ only in
+`seed`), each metric's mean with a 95% Student-t interval, and comparisons of two values of one
+swept key with every other swept key held equal (paired by seed when both arms ran the same seeds,
+Welch otherwise). Pure functions over the report's rows; the distributions and tests are
+scipy.stats'. No Hydra and no torch here.
+
+Only completed jobs count: a failed, diverged, interrupted or pruned job is left out of the numbers
+and counted in its configuration's `left_out`.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resnet_exp.report.rows import finite, is_sweep, sweep_axes
+
+SEED_KEY = "seed"
+CONFIDENCE = 0.95
+# (metric name as in results.json, the row's key): accuracies, then speed where a job measured it.
+METRICS = (("test/acc", "test_acc"), ("val/acc_best", "val_acc_best"),
+           ("step_time/median_ms", "step_median_ms"), ("throughput/images_per_s", "images_per_s"))
+ACCURACY_METRICS = ("test/acc", "val/acc_best")
+
+
+# ---------------------------------------------------------------------------- numbers
+@dataclass(frozen=True)
+class Estimate:
+    """The mean of n values with its sample sd and t interval (None where n is too small)."""
+
+    n: int
+    mean: float | None
+    sd: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def half_width(self) -> float | None:
+        return None if self.low is None or self.high is None else (self.high - self.low) / 2
+
+
+def _number(value: Any) -> float | None:
+    """A float, or None for NaN (scipy's answer where the data have no spread)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
+    """Mean, sd (n - 1) and the Student-t interval of the mean: mean ± t(1 - alpha/2, n - 1) sd/sqrt(n)."""
+    from scipy import stats
+
+    n = len(values)
+    if n == 0:
+        return Estimate(0, None)
+    mean = statistics.fmean(values)
+    if n == 1:
+        return Estimate(1, mean)
+    sd = statistics.stdev(values)
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
+    return Estimate(n, mean, sd, mean - half, mean + half)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """a - b: the mean difference, its interval and two-sided p (None where an arm is too small)."""
+
+    paired: bool
+    n: int  # seed pairs when paired, else the jobs of both arms
+    n_a: int
+    n_b: int
+    diff_mean: float
+    low: float | None = None
+    high: float | None = None
+    p_value: float | None = None
+    df: float | None = None
+
+    @property
+    def excludes_zero(self) -> bool | None:
+        if self.low is None or self.high is None:
+            return None
+        return self.low > 0 or self.high < 0
+
+
+def compare(a: Sequence[tuple[Any, float]], b: Sequence[tuple[Any, float]],
+            confidence: float = CONFIDENCE) -> Comparison:
+    """Compare arms of (seed, value): paired t-test over the seeds when both arms ran exactly the
+    same seeds (each once), else Welch's t-test (Welch–Satterthwaite degrees of freedom)."""
+    from scipy import stats
+
+    seeds_a, seeds_b = [s for s, _ in a], [s for s, _ in b]
+    paired = (None not in seeds_a and len(set(seeds_a)) == len(seeds_a) == len(seeds_b)
+              and set(seeds_a) == set(seeds_b))
+    xs = [v for _, v in a]
+    by_seed = dict(b)
+    ys = [by_seed[s] for s in seeds_a] if paired else [v for _, v in b]
+    diff = statistics.fmean(x - y for x, y in zip(xs, ys)) if paired else statistics.fmean(xs) - statistics.fmean(ys)
+    n = len(xs) if paired else len(xs) + len(ys)
+    if len(xs) < 2 or len(ys) < 2:
+        return Comparison(paired, n, len(xs), len(ys), diff)
+    # Arms without spread (identical values) are legitimate: scipy warns and answers inf or NaN.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_rel(xs, ys) if paired else stats.ttest_ind(xs, ys, equal_var=False)
+        interval = result.confidence_interval(confidence)
+    return Comparison(paired, n, len(xs), len(ys), diff,
+                      _number(interval.low), _number(interval.high), _number(result.pvalue), float(result.df))
+
+
+# ---------------------------------------------------------------------------- grouping
+def _split(override: str) -> tuple[str, str]:
+    key, _, value = str(override).lstrip("+~").partition("=")
+    return key, value
+
+
+def job_values(row: Mapping[str, Any]) -> dict[str, str]:
+    """The job's value of every key it overrides, as typed (`arch.block_order` -> `pre`)."""
+    return dict(_split(o) for o in row.get("_overrides") or [])
+
+
+@dataclass
+class Design:
+    """What a sweep varies: its non-seed swept keys in typed order, each key's values in the order
+    the jobs ran them (Hydra's expansion follows the typed order), and whether it swept `seed`."""
+
+    keys: list[str]
+    values: dict[str, list[str]]
+    seeded: bool
+
+
+def design_of(rows: Sequence[Mapping[str, Any]], sweep_dir: Path | None = None) -> Design:
+    """From multirun.yaml's sweep axes (a recipe's axis that the command line set to one value is
+    none); a folder without them: the keys whose values differ between jobs."""
+    axes = sweep_axes(sweep_dir) if sweep_dir is not None else []
+    keys = [_split(axis)[0] for axis in axes if is_sweep(axis)]
+    per_job = [job_values(r) for r in rows]
+    if not keys:
+        seen: dict[str, set[str]] = {}
+        for values in per_job:
+            for key, value in values.items():
+                seen.setdefault(key, set()).add(value)
+        keys = [k for k, v in seen.items() if len(v) > 1 or any(k not in j for j in per_job)]
+    values: dict[str, list[str]] = {k: [] for k in keys}
+    for job in per_job:
+        for key in keys:
+            if key in job and job[key] not in values[key]:
+                values[key].append(job[key])
+    plain = [k for k in keys if k != SEED_KEY]
+    return Design(plain, {k: values[k] for k in plain}, SEED_KEY in keys)
+
+
+@dataclass
+class Group:
+    """One configuration: its values of the design's keys, and its jobs (all, and completed)."""
+
+    config: tuple[str, ...]
+    jobs: list[Mapping[str, Any]] = field(default_factory=list)
+
+    @property
+    def completed(self) -> list[Mapping[str, Any]]:
+        return [r for r in self.jobs if r["status"] == "completed"]
+
+    @property
+    def left_out(self) -> list[Mapping[str, Any]]:
+        return [r for r in self.jobs if r["status"] != "completed"]
+
+    @property
+    def seeds(self) -> list[str | None]:
+        return [job_values(r).get(SEED_KEY) for r in self.completed]
+
+    def values(self, row_key: str) -> list[tuple[str | None, float]]:
+        """(seed, value) of every completed job that has the metric."""
+        return [(job_values(r).get(SEED_KEY), float(r[row_key])) for r in self.completed
+                if finite(r.get(row_key)) is not None]
+
+    def estimate(self, row_key: str) -> Estimate:
+        return mean_interval([v for _, v in self.values(row_key)])
+
+    def depth(self) -> int | None:
+        """The depth of its completed jobs (of all its jobs if none completed), None if they differ."""
+        depths = {r.get("depth") for r in self.completed or self.jobs if r.get("depth") is not None}
+        return depths.pop() if len(depths) == 1 else None
+
+
+def group_rows(rows: Sequence[Mapping[str, Any]], design: Design) -> list[Group]:
+    """The configurations in the order their first job ran."""
+    groups: dict[tuple[str, ...], Group] = {}
+    for row in rows:
+        values = job_values(row)
+        config = tuple(values.get(k, "") for k in design.keys)
+        groups.setdefault(config, Group(config)).jobs.append(row)
+    return list(groups.values())
+
+
+def present_metrics(groups: Sequence[Group]) -> list[tuple[str, str]]:
+    """The METRICS some completed job reported."""
+    return [(name, key) for name, key in METRICS if any(g.values(key) for g in groups)]
+
+
+# ---------------------------------------------------------------------------- comparisons
+@dataclass(frozen=True)
+class Pair:
+    """One comparison: key's value a against b, the other keys held at `held`, on one metric."""
+
+    key: str
+    a: str
+    b: str
+    held: dict[str, str]
+    metric: str
+    result: Comparison
+
+
+def comparisons(groups: Sequence[Group], design: Design, metrics: Sequence[tuple[str, str]]) -> list[Pair]:
+    """Each pair of values (typed order) of each key with two or more, at every setting of the
+    other keys where both arms have the metric; diff = a - b."""
+    by_config = {g.config: g for g in groups}
+    pairs = []
+    for i, key in enumerate(design.keys):
+        values = design.values[key]
+        others = [g.config[:i] + g.config[i + 1:] for g in groups]
+        held_settings = list(dict.fromkeys(others))
+        for ia, a in enumerate(values):
+            for b in values[ia + 1:]:
+                for held in held_settings:
+                    arm_a = by_config.get(held[:i] + (a,) + held[i:])
+                    arm_b = by_config.get(held[:i] + (b,) + held[i:])
+                    if arm_a is None or arm_b is None:
+                        continue
+                    held_map = dict(zip(design.keys[:i] + design.keys[i + 1:], held))
+                    for name, row_key in metrics:
+                        va, vb = arm_a.values(row_key), arm_b.values(row_key)
+                        if va and vb:
+                            pairs.append(Pair(key, a, b, held_map, name, compare(va, vb)))
+    return pairs
