@@ -22,7 +22,7 @@ from torch import nn
 
 from benchmarks import harness
 from resnet_exp.models.complexity import count_flops
-from resnet_exp.speed import peak_tflops, synchronize
+from resnet_exp.speed import AUTOCAST, peak_tflops, synchronize
 
 PARTS = ("training", "switches", "v2_timing")
 SWITCHES = (  # (label, bench overrides) measured one at a time against the defaults
@@ -89,7 +89,7 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: 
         res["sync_guard"] = "passed"
     except RuntimeError as err:  # HostSyncError is one
         res["sync_guard"] = f"failed: {str(err).splitlines()[0][:200]}"
-    autocast = torch.bfloat16 if plan.precision == "bf16-mixed" else None
+    autocast = AUTOCAST.get(plan.precision)
     loader = main.datamodule.train_dataloader  # still attached to its trainer: the GPU loader on this device
 
     def plain_ms(model: nn.Module, optimizer: Callable[[nn.Module], torch.optim.Optimizer]) -> float:

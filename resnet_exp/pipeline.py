@@ -56,7 +56,7 @@ class Parts:
     module: ImageClassifier
     trainer: pl.Trainer
     speed: speed.SpeedPlan
-    # Training FLOPs per image (3 x forward, counted once on the meta device); None if uncountable.
+    # Training FLOPs per image (forward + backward, counted once on the meta device); None if uncountable.
     train_flops: int | None = None
 
     @property

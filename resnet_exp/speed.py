@@ -39,18 +39,71 @@ CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
 # torch.compile's modes (None: its default).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
-# Lightning precision -> autocast dtype (no entry: plain fp32, no autocast).
-AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
-# Dense peak TFLOP/s by device name (bf16/fp16 tensor cores, TF32, plain fp32), from the vendors'
-# data sheets (without sparsity). MFU is left empty for devices not listed.
-PEAK_TFLOPS = (
-    ("H200", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),
-    ("H100 PCIe", {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2}),
-    ("H100 NVL", {"bf16": 835.0, "tf32": 417.5, "fp32": 60.0}),
-    ("H100", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),
-    ("A100", {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5}),
-    ("L4", {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3}),
-)
+# Every precision Lightning accepts -> (its canonical string, the peak kind MFU divides by:
+# tensor-core bf16/fp16, "fp32" (TF32 when speed.tf32 is on), fp64; None: no peak to compare with).
+PRECISIONS: dict[str | int, tuple[str, str | None]] = {
+    **{p: ("32-true", "fp32") for p in (32, "32", "32-true")},
+    **{p: ("64-true", "fp64") for p in (64, "64", "64-true")},
+    **{p: ("16-mixed", "fp16") for p in (16, "16", "16-mixed")},
+    "16-true": ("16-true", "fp16"),
+    **{p: ("bf16-mixed", "bf16") for p in ("bf16", "bf16-mixed")},
+    "bf16-true": ("bf16-true", "bf16"),
+    # FP8 matmuls among bf16/fp16 ones: no single peak fits.
+    "transformer-engine": ("transformer-engine", None),
+    "transformer-engine-float16": ("transformer-engine-float16", None),
+}
+# Lightning precision (any spelling) -> autocast dtype (no entry: no autocast).
+AUTOCAST = {p: torch.bfloat16 if canon == "bf16-mixed" else torch.float16
+            for p, (canon, _) in PRECISIONS.items() if canon in ("bf16-mixed", "16-mixed")}
+# Dense peak TFLOP/s per GPU model from the vendors' data sheets (not the sparsity figures): tensor
+# cores in bf16 and fp16, TF32, plain fp32 and fp64 (tensor cores where the chip has them). A model
+# or kind not listed gets no MFU.
+_H100_SXM = {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9, "fp64": 66.9}
+_HOPPER_NVL = {"bf16": 835.5, "fp16": 835.5, "tf32": 417.5, "fp32": 60.0, "fp64": 60.0}
+PEAK_TFLOPS: dict[str, dict[str, float]] = {
+    "A100": {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5, "fp64": 19.5},  # SXM and PCIe
+    "H100 SXM": _H100_SXM,
+    "H100 PCIe": {"bf16": 756.0, "fp16": 756.0, "tf32": 378.0, "fp32": 51.2, "fp64": 51.2},
+    "H100 NVL": _HOPPER_NVL,
+    "H200": _H100_SXM,
+    "H200 NVL": _HOPPER_NVL,
+    "GH200": _H100_SXM,
+    "L4": {"bf16": 121.0, "fp16": 121.0, "tf32": 60.0, "fp32": 30.3},
+    "L40": {"bf16": 181.05, "fp16": 181.05, "tf32": 90.5, "fp32": 90.5},
+    "L40S": {"bf16": 362.05, "fp16": 362.05, "tf32": 183.0, "fp32": 91.6},
+}
+# Name tokens that fix a Hopper part's form factor (torch names the H100 SXM "H100 80GB HBM3").
+_FORM_FACTORS = {"NVL": "NVL", "PCIE": "PCIe", "SXM": "SXM", "SXM5": "SXM", "HBM3": "SXM", "HBM3E": "SXM"}
+
+
+def gpu_model(name: str | None) -> str | None:
+    """The PEAK_TFLOPS key of a CUDA device name (`torch.cuda.get_device_name`), matched token by
+    token ("NVIDIA L40S" is L40S, never L4); None for a name not listed or a MIG slice (a fraction
+    of the chip)."""
+    tokens = [t for t in (name or "").upper().replace("-", " ").split() if t not in ("NVIDIA", "TESLA")]
+    if not tokens or "MIG" in tokens:
+        return None
+    head = tokens[0]
+    if head in ("H100", "H200"):  # one chip, several form factors with their own clocks
+        forms = {_FORM_FACTORS[t] for t in tokens[1:] if t in _FORM_FACTORS}
+        # torch names the H200 SXM plain "NVIDIA H200"; an H100 must say which it is.
+        form = forms.pop() if len(forms) == 1 else ("SXM" if head == "H200" and not forms else "?")
+        key = "H200" if (head, form) == ("H200", "SXM") else f"{head} {form}"
+    else:
+        key = next((k for k in PEAK_TFLOPS if k.upper() == head), "?")
+    return key if key in PEAK_TFLOPS else None
+
+
+def peak_kind(precision: str | int | None, tf32: bool) -> str | None:
+    """The PEAK_TFLOPS column for a Lightning precision (any spelling); None if unknown."""
+    _, kind = PRECISIONS.get(precision, (None, None))  # type: ignore[arg-type]
+    return "tf32" if kind == "fp32" and tf32 else kind
+
+
+def gpu_peak_tflops(name: str | None, precision: str | int | None, tf32: bool) -> float | None:
+    """Dense peak TFLOP/s of the GPU called `name` at `precision`; None when either is unknown."""
+    model, kind = gpu_model(name), peak_kind(precision, tf32)
+    return PEAK_TFLOPS[model].get(kind) if model and kind else None
 
 
 def synchronize(device: torch.device) -> None:
@@ -78,16 +131,11 @@ def peak_memory_mb(device: torch.device) -> float:
     return host_peak_rss_mb()
 
 
-def peak_tflops(device: torch.device, precision: str, tf32: bool) -> float | None:
-    """The device's dense peak TFLOP/s for MFU; None off CUDA or for a device not in PEAK_TFLOPS."""
+def peak_tflops(device: torch.device, precision: str | int | None, tf32: bool) -> float | None:
+    """The device's dense peak TFLOP/s for MFU (`gpu_peak_tflops`); None off CUDA."""
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    kind = "bf16" if precision in AUTOCAST else ("tf32" if tf32 else "fp32")
-    for key, peaks in PEAK_TFLOPS:
-        if key in name:
-            return peaks[kind]
-    return None
+    return gpu_peak_tflops(torch.cuda.get_device_name(device), precision, tf32)
 
 
 def _cpu_name() -> str:

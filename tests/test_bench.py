@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from resnet_exp.models import create_model
-from resnet_exp.models.complexity import count_flops
+from resnet_exp.models.complexity import count_flops, train_flops_per_image
 from tests.helpers.cli import explain, run_cli, run_in_process
 
 TINY_BENCH = ["arch.width=0.125", "bench.image_size=16", "bench.batch_size=2", "bench.burn_in=1",
@@ -46,6 +47,28 @@ def test_flops_and_min_image_size() -> None:
     assert count_flops(model, (1, 3, 224, 224), "forward") == pytest.approx(8.18e9, rel=0.01)
     assert model.spec.min_input_size == 32  # 7x7/2 stem + max-pool + 3 strided stages
     assert create_model("resnet18", input_size=32).spec.min_input_size == 8  # CIFAR stem
+
+
+def test_training_flops_match_a_hand_count() -> None:
+    """One conv and one linear layer, batch 2: forward is 2 x MACs; backward adds the weight
+    gradient of both layers and the input gradient of the linear layer only (the images need none)."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
+    conv_macs, linear_macs = 4 * 8 * 8 * (3 * 3 * 3), 4 * 8 * 8 * 10  # per image
+    forward = 2 * (conv_macs + linear_macs)
+    backward = 2 * conv_macs + 2 * (2 * linear_macs)  # conv: weight grad; linear: weight + input grad
+    assert count_flops(net, (2, 3, 8, 8), "forward") == 2 * forward
+    for mode in ("forward_backward", "train"):
+        assert count_flops(net, (2, 3, 8, 8), mode) == 2 * (forward + backward) == 2 * 43008
+    assert train_flops_per_image(net, (3, 8, 8)) == forward + backward < 3 * forward
+    with pytest.raises(ValueError, match="mode=sideways"):
+        count_flops(net, (1, 3, 8, 8), "sideways")
+
+
+def test_training_flops_of_a_net_whose_last_map_is_one_pixel() -> None:
+    """resnet18 at 32 px ends on a 1x1 map: one image still counts (train-mode BN would refuse it)."""
+    model = create_model("resnet18", num_classes=10, input_size=32, stem="imagenet")
+    flops = train_flops_per_image(model, (3, 32, 32))
+    assert flops is not None and 2 * count_flops(model, (1, 3, 32, 32), "forward") < flops
 
 
 BAD_INPUTS = [

@@ -30,7 +30,11 @@ SLIM = {"arch.name": "custom", "arch.block": "bottleneck", "arch.widths": [128, 
         "arch.stem_stride": 2, "arch.stem_width": 32, "arch.stem_pool": True, "data.name": "cifar10",
         "data.resize": 96, "data.batch_size": 64, "optimizer._target_": "torch.optim.SGD",
         "optimizer.lr": 0.01, "optimizer.momentum": 0.9, "trainer.max_steps": 20000,
-        "trainer.max_epochs": -1, "scheduler.lr_scheduler": None}
+        "trainer.max_epochs": -1, "scheduler.lr_scheduler": None, "arch.init": "xavier",
+        "arch.norm_scale": False, "arch.norm_eps": 1e-3, "arch.norm_momentum": 1e-3}
+# Keras' layer defaults, which seed notebooks 003 and 004 keep.
+KERAS = {"arch.projection_norm": False, "arch.projection_bias": True, "arch.init": "xavier",
+         "arch.norm_eps": 1e-3, "arch.norm_momentum": 0.01, "arch.norm_scale": True, "arch.norm_batch_stats": True}
 PAPER = {"arch.name": "cifar_resnet", "arch.shortcut": "A", "data.name": "cifar10", "data.batch_size": 128,
          "data.augment": "standard", "optimizer._target_": "torch.optim.SGD", "optimizer.lr": 0.1,
          "optimizer.momentum": 0.9, "optimizer.weight_decay": 1e-4, "scheduler.interval": "step",
@@ -44,14 +48,14 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str], tuple[int, list[int]] 
         {"arch.block": "basic", "arch.widths": [64, 128, 256, 512], "arch.stem_kernel": 7,
          "arch.stem_stride": 2, "arch.stem_padding": 0, "arch.stem_pool_padding": 0,
          "arch.block_order": "relu_before_and_after_add", "arch.stem_norm": False, "arch.stem_bias": True,
-         "arch.projection_norm": False, "arch.projection_bias": True,
-         "data.name": "cifar10", "data.resize": 96, "data.batch_size": 64,
+         "arch.projection_norm": False, "arch.projection_bias": True, "arch.init": "torch",
+         "data.name": "cifar10", "data.resize": 96, "data.batch_size": 64, "data.normalize": "symmetric",
          "optimizer._target_": "torch.optim.Adam", "optimizer.lr": 0.01, "trainer.max_epochs": 20},
         {}, (96, [22, 22, 11, 6, 3])),  # the notebook prints 22, 11, 6, 3 after its blocks 2-5
     "resnet18_fashion_mnist": (
         {"arch.name": "resnet18", "arch.stem": "imagenet", "data.name": "fashion_mnist", "data.batch_size": 64,
          "data.val_size": 12000, "optimizer._target_": "torch.optim.Adam", "optimizer.lr": 1e-3,
-         "trainer.max_epochs": 5},
+         "trainer.max_epochs": 5, **KERAS},
         {}, (28, [7, 7, 4, 2, 1])),
     "quickstart": (
         {"arch.name": "custom", "arch.block": "basic", "arch.widths": [32, 64, 128], "arch.blocks": [1, 1, 1],
@@ -64,16 +68,23 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str], tuple[int, list[int]] 
     "resnet18_cifar100": (
         {"arch.name": "resnet18", "arch.stem_kernel": 3, "arch.stem_stride": 1, "arch.stem_padding": 0,
          "arch.stem_pool": False, "data.name": "cifar100", "data.batch_size": 512,
-         "optimizer._target_": "torch.optim.Adam", "optimizer.lr": 1e-3},
+         "optimizer._target_": "torch.optim.Adam", "optimizer.lr": 1e-3, **KERAS},
         {}, (32, [30, 30, 15, 8, 4])),
     "cifar_resnet_paper": ({**PAPER, "arch.depth": 20}, {}, (32, [32, 32, 16, 8])),
     "cifar_depth_study": ({**PAPER, "arch.depth": 20}, {"arch.depth": "20,32,44,56,110"}, None),
     "identity_mappings_ablation": (
         {**PAPER, "arch.depth": 110},
         {"arch.block_order": "post,bn_after_add,relu_before_add,relu_only_pre,pre"}, None),
+    "block_order_study": (
+        {"arch.name": "cifar_resnet", "arch.widths": [32, 64, 128], "arch.stem_stride": 2, "arch.stem_width": 32,
+         "data.name": "fashion_mnist", "data.batch_size": 256, "data.val_size": 5000,
+         "optimizer._target_": "torch.optim.SGD", "optimizer.lr": 0.1, "trainer.max_epochs": 4},
+        {"arch.depth": "8,14", "arch.block_order": "post,bn_after_add,relu_before_add,relu_only_pre,pre",
+         "seed": "1,2,3"}, (28, [14, 14, 7, 4])),
     "resnet_v2_timing": (
         {"arch.name": "resnet50v2", "arch.block_order": "pre", "bench.batch_size": 32,
-         "bench.image_size": 224, "bench.mode": ["forward"], "bench.burn_in": 10, "bench.batches": 100},
+         "bench.image_size": 224, "bench.mode": ["forward"], "bench.burn_in": 10, "bench.batches": 100,
+         "bench.precision": "fp32", "speed.tf32": False},
         {"arch": "resnet50v2,resnet101v2,resnet152v2,resnet200v2"}, None),
 }
 

@@ -1,5 +1,6 @@
 """results.json's throughput block and time-to-accuracy points, checked against an independent
-computation from step_times.csv, time_to_accuracy.csv and a FLOP count of a real forward pass."""
+computation from step_times.csv, time_to_accuracy.csv and a FLOP count of a real training step;
+the bench counts the same FLOPs for the same net and input."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from resnet_exp.models import create_model
-from tests.helpers.cli import explain, run_cli
+from tests.helpers.cli import explain, run_cli, run_in_process
 
 
 @pytest.mark.slow
@@ -33,13 +35,28 @@ def test_results_carry_images_per_s_tflops_and_time_to_accuracy(tmp_path: Path) 
     seconds = sum(float(r["host_ms"]) + float(r["between_ms"] or r["data_wait_ms"] or 0) for r in rows) / 1e3
     assert tp["images_per_s"] == pytest.approx(images / seconds, rel=2e-3)
 
-    model = create_model("resnet20", num_classes=10, in_channels=3, input_size=8, width=0.125).eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, 3, 8, 8))  # real weights, real arithmetic
-    train_flops = 3 * counter.get_total_flops()
+    model = create_model("resnet20", num_classes=10, in_channels=3, input_size=8, width=0.125)
+    with FlopCounterMode(display=False) as counter:  # real weights, real arithmetic, a real step
+        nn.functional.cross_entropy(model(torch.zeros(2, 3, 8, 8)), torch.zeros(2, dtype=torch.long)).backward()
+    train_flops = counter.get_total_flops() // 2
     assert tp["train_flops_per_image"] == train_flops
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 8, 8))
+    # The first conv computes no input gradient: 3 x forward would overstate by about 1%.
+    assert 1.005 < 3 * counter.get_total_flops() / train_flops < 1.03
     assert tp["tflop_per_s"] == pytest.approx(images / seconds * train_flops / 1e12, rel=2e-3)
     assert tp["mfu"] is None and tp["peak_tflops"] is None  # CPU: no peak, no MFU
+
+    # The bench counts the same training FLOPs for the same net and input, so the two MFUs agree.
+    bench = tmp_path / "bench"
+    proc = run_in_process("resnet_exp.bench", "arch=resnet20", "arch.width=0.125", "bench.image_size=8",
+                          "bench.batch_size=4", "bench.num_classes=10", "bench.burn_in=0", "bench.batches=1",
+                          "bench.device=cpu", "bench.mode=[forward_backward,train]", f"hydra.run.dir={bench}",
+                          cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    rows = json.loads((bench / "bench.json").read_text())["rows"]
+    assert [r["flops_per_image"] for r in rows] == [train_flops, train_flops]
+    assert all(r["gflop_per_batch"] == round(4 * train_flops / 1e9, 2) for r in rows)
 
     points = results["time_to_accuracy"]
     with (run / "time_to_accuracy.csv").open() as handle:

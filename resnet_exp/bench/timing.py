@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 COLUMNS = ("arch", "block_order", "device", "dtype", "batch_size", "image_size", "mode", "mean_ms",
            "std_ms", "median_ms", "min_ms", "max_ms", "images_per_s", "peak_mem_mb",
            "gflop_per_batch", "tflop_per_s", "mfu", "channels_last", "cudnn_benchmark", "compile",
-           "timer", "batches", "burn_in", "params")
+           "timer", "batches", "burn_in", "params", "flops_per_image")
 
 
 def make_step(model: nn.Module, mode: str, images: torch.Tensor, labels: torch.Tensor,
@@ -100,7 +100,9 @@ def benchmark(model: nn.Module, *, arch: str, block_order: str, modes: Sequence[
     FLOPs and achieved TFLOP/s (and MFU when the device's peak is known)."""
     torch.manual_seed(seed)
     shape = (batch_size, in_channels, image_size, image_size)
-    flops = {m: count_flops(model, shape, m) if count else None for m in modes}
+    # Per image, as results.json counts it (`count_flops` on one image); a batch is that x batch_size.
+    per_image = {m: count_flops(model, (1, *shape[1:]), m) if count else None for m in modes}
+    flops = {m: per_image[m] * batch_size if per_image[m] else None for m in modes}
     params = sum(p.numel() for p in model.parameters())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = plan.cudnn_benchmark
@@ -134,6 +136,6 @@ def benchmark(model: nn.Module, *, arch: str, block_order: str, modes: Sequence[
             "mfu": rounded(tflops / peak if tflops and peak else None, 4),
             "channels_last": plan.channels_last, "cudnn_benchmark": plan.cudnn_benchmark,
             "compile": plan.compile, "timer": timer if device.type == "cuda" else "host",
-            "batches": batches, "burn_in": burn_in, "params": params,
+            "batches": batches, "burn_in": burn_in, "params": params, "flops_per_image": per_image[mode],
         })
     return rows

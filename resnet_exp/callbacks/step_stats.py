@@ -11,15 +11,19 @@ batch_size, and
   device (launches; the device time of that work lands in device_ms of the step it overlaps,
   since Lightning fetches one batch ahead),
 - between_ms: the whole host gap between the end of one batch and the start of the next: the
-  data wait plus Lightning's loop work (logging, checkpoints, progress bar); for the first batch
-  of an epoch, from the epoch start,
+  data wait plus Lightning's loop work (logging, progress bar); for the first batch of an epoch,
+  from the epoch start; after a validation inside the epoch, from the validation's end,
 - warmup 0/1: left out of every statistic,
 - peak_mem_mb: on the last row of each epoch, the epoch's peak memory (CUDA max allocated; on
-  CPU the process's peak RSS); empty on the other rows.
+  CPU the process's peak RSS); empty on the other rows,
+- gap_held: what else the gap before this batch held: `val` (a validation ran; its own time is
+  not in between_ms, but the hooks after it are), `checkpoint` (a checkpoint was saved),
+  `val+checkpoint`, or empty. Such a gap is left out of the statistics: only its data wait counts.
 
 Statistics: mean/std/min/median/p90/p99/max of device time, mean host time and data wait,
 data-wait share = wait / (host + between), images/s = images / (host + between) (what the run
-achieves) and images/s from device time (what the device does). `step_time_block` turns rows
+achieves; a gap that held a validation or a checkpoint save counts only its data wait) and images/s
+from device time (what the device does). `step_time_block` turns rows
 into the `step_time` block of results.json. Pure bookkeeping: no Lightning, no CUDA.
 """
 
@@ -37,7 +41,7 @@ import numpy as np
 from resnet_exp.io import rounded, write_atomic
 
 CSV_COLUMNS = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup", "between_ms",
-               "peak_mem_mb")
+               "peak_mem_mb", "gap_held")
 STAT_KEYS = ("mean_ms", "std_ms", "min_ms", "median_ms", "p90_ms", "p99_ms", "max_ms")
 
 
@@ -54,11 +58,19 @@ class StepRow:
     device_ms: float = math.nan
     between_ms: float = math.nan
     peak_mem_mb: float = math.nan
+    gap_held: str = ""  # "val", "checkpoint", "val+checkpoint" or "": see the module docstring
 
     def as_csv(self) -> tuple[object, ...]:
         peak = "" if math.isnan(self.peak_mem_mb) else rounded(self.peak_mem_mb, 1)
         return (self.epoch, self.step, self.batch_size, rounded(self.device_ms), rounded(self.host_ms),
-                rounded(self.data_wait_ms), int(self.warmup), rounded(self.between_ms), peak)
+                rounded(self.data_wait_ms), int(self.warmup), rounded(self.between_ms), peak, self.gap_held)
+
+    def loop_gap_ms(self) -> float:
+        """The gap before this batch as the statistics count it: between_ms, or only the data wait
+        when the gap held a validation or checkpoint save (or was not measured)."""
+        if not self.gap_held and not math.isnan(self.between_ms):
+            return self.between_ms
+        return 0.0 if math.isnan(self.data_wait_ms) else self.data_wait_ms
 
 
 def describe(values: Sequence[float]) -> dict[str, float | None]:
@@ -82,8 +94,7 @@ def step_stats(rows: Sequence[StepRow]) -> dict[str, Any]:
     device = [r.device_ms for r in timed]
     host = sum(r.host_ms for r in timed)
     wait = sum(r.data_wait_ms for r in timed if not math.isnan(r.data_wait_ms))
-    between = sum(r.between_ms if not math.isnan(r.between_ms) else
-                  (r.data_wait_ms if not math.isnan(r.data_wait_ms) else 0.0) for r in timed)
+    between = sum(r.loop_gap_ms() for r in timed)
     images = sum(r.batch_size for r in timed)
     return {
         "steps": len(rows),
@@ -99,6 +110,8 @@ def step_stats(rows: Sequence[StepRow]) -> dict[str, Any]:
         "images_per_s_device": rounded(images / sum(device) * 1e3, 2) if device and sum(device) > 0
         else None,
         "peak_mem_mb": peak_mem_mb(rows),
+        # Timed batches whose gap held a validation or checkpoint save (left out of between/images_per_s).
+        "gap_held_steps": sum(1 for r in timed if r.gap_held),
     }
 
 
@@ -156,5 +169,6 @@ def read_csv(path: Path) -> list[StepRow]:
         # A row cut short by a killed process lacks its last cells: left out.
         return [StepRow(int(r["epoch"]), int(r["step"]), int(r["batch_size"]), num(r["host_ms"]),
                         num(r["data_wait_ms"]), r["warmup"] == "1", device_ms=num(r["device_ms"]),
-                        between_ms=num(r.get("between_ms")), peak_mem_mb=num(r.get("peak_mem_mb")))
+                        between_ms=num(r.get("between_ms")), peak_mem_mb=num(r.get("peak_mem_mb")),
+                        gap_held=r.get("gap_held") or "")
                 for r in csv.DictReader(handle) if None not in r.values()]

@@ -1,7 +1,8 @@
 """StepTimer: per-batch training step times you can trust, without slowing the run down.
 
-For every training batch: device time, host time, data wait (the loader's FetchClock) and the
-host gap between batches (what each means: `step_stats`). Device time comes from two CUDA events
+For every training batch: device time, host time, data wait (the loader's FetchClock), the host
+gap between batches and what that gap held besides loop work (a validation, a checkpoint save:
+left out of the statistics); what each means: `step_stats`. Device time comes from two CUDA events
 per batch, read lazily (`Event.query()` every `resolve_every_n_steps` batches, one wait at epoch
 end): no sync per step; without CUDA it is host time. Events are made per batch, not pooled: an
 event costs about a microsecond of host time (its CUDA event is created at the first record).
@@ -78,17 +79,9 @@ class StepTimer(Callback):
         log_histogram: send a histogram of the epoch's step times to wandb.
     """
 
-    def __init__(
-        self,
-        output_dir: str | None = None,
-        warmup_steps: int = 3,
-        warmup_on_new_shape: bool = True,
-        warmup_on_compile: bool = True,
-        resolve_every_n_steps: int = 50,
-        csv_file: str | None = CSV_FILE,
-        log_steps: bool = True,
-        log_histogram: bool = True,
-    ) -> None:
+    def __init__(self, output_dir: str | None = None, warmup_steps: int = 3, warmup_on_new_shape: bool = True,
+                 warmup_on_compile: bool = True, resolve_every_n_steps: int = 50,
+                 csv_file: str | None = CSV_FILE, log_steps: bool = True, log_histogram: bool = True) -> None:
         super().__init__()
         if warmup_steps < 0:
             raise ValueError(f"callbacks.step_timer.warmup_steps={warmup_steps}: must be >= 0")
@@ -116,6 +109,7 @@ class StepTimer(Callback):
         self._seen_shapes: set[tuple[Any, ...]] = set()
         self._batches_in_fit = 0
         self._last_end: float | None = None
+        self._gap_held: list[str] = []  # what ran since the last batch ended: "val", "checkpoint"
         self._clock: Any = None  # the training loader's FetchClock, found at each epoch start
         self._fetched_s: float | None = None  # its total at the last batch end
         self._epoch_first_row = 0
@@ -188,7 +182,7 @@ class StepTimer(Callback):
                 self._seen_shapes.add(shape)
                 warm = warm or self.warmup_on_new_shape
         row = StepRow(trainer.current_epoch, trainer.global_step, batch_size, math.nan, wait_ms, warm,
-                      between_ms=between_ms)
+                      between_ms=between_ms, gap_held="+".join(self._gap_held))
         start_event = None
         if self._cuda:
             start_event = self._new_event()
@@ -219,14 +213,21 @@ class StepTimer(Callback):
             self._flush_step_series(trainer)
         self._mark_batch_end()
 
-    def _mark_batch_end(self) -> None:
+    def _mark_batch_end(self, *held: str) -> None:
         self._last_end = time.perf_counter()
         self._fetched_s = self._clock.total_s if self._clock is not None else None
+        self._gap_held = list(held)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Validation inside a training epoch is not data wait of the next training batch.
+        # Validation inside a training epoch is not data wait of the next training batch; the
+        # checkpoint callbacks save after this hook (Lightning runs them last), in the gap.
         if not trainer.sanity_checking and trainer.state.fn == "fit" and self._last_end is not None:
-            self._mark_batch_end()
+            self._mark_batch_end("val")
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        if self._open is None and self._last_end is not None and "checkpoint" not in self._gap_held:
+            self._gap_held.append("checkpoint")  # a save between two batches: label that gap
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._close_epoch(trainer)

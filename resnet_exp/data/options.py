@@ -35,10 +35,11 @@ class Normalize(str, Enum):
     dataset = "dataset"  # (x/255 - mean) / std with the dataset's train-split statistics
     unit = "unit"  # x/255, in [0, 1] (Keras tutorials, seed 003)
     centered = "centered"  # x/255 - 0.5, in [-0.5, 0.5] (seed 004)
+    symmetric = "symmetric"  # (x/255 - 0.5) / 0.5, in [-1, 1] (seed 002)
 
 
 # (mean, std) in units of 255 per channel, or None for the dataset's own statistics.
-NORMALIZE_STATS = {"dataset": None, "unit": (0.0, 1.0), "centered": (0.5, 1.0)}
+NORMALIZE_STATS = {"dataset": None, "unit": (0.0, 1.0), "centered": (0.5, 1.0), "symmetric": (0.5, 0.5)}
 
 
 class Loader(str, Enum):

@@ -22,8 +22,8 @@ from resnet_exp.models.options import BlockOrder
 from resnet_exp.models.resnet import ArchSpec, ResNet
 
 log = logging.getLogger(__name__)
-# Training FLOPs per image = this x forward FLOPs (backward ~ 2x forward), the convention MFU uses.
-TRAIN_FLOPS_PER_FORWARD = 3
+# The modes `count_flops` knows: a forward pass, or a forward + backward pass (a training step).
+FLOP_MODES = ("forward", "forward_backward", "train")
 
 
 def _flops(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[int, torch.Tensor]:
@@ -72,18 +72,24 @@ def _conv_flops(spec: ArchSpec, num_classes: int, in_channels: int, size: int) -
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> int | None:
-    """FLOPs of one batch of `mode` (forward; forward + backward for the training modes), counted
-    by torch.utils.flop_counter on a copy of the model on the meta device (nothing computed)."""
+    """FLOPs of one batch of `mode`, counted by torch.utils.flop_counter on a copy of the model on
+    the meta device (nothing computed): the forward pass, or for the training modes the forward and
+    the backward pass exactly as autograd runs them. The input needs no gradient, so the first
+    layer computes no input gradient, only its weight gradient (backward is a bit under 2x
+    forward). Both `results.json` and `python -m resnet_exp.bench` count with this function.
+
+    Counted in eval mode: norms and drop-path add no counted FLOPs either way, and train-mode
+    BatchNorm refuses a batch of one image at a 1x1 feature map."""
+    if mode not in FLOP_MODES:
+        raise ValueError(f"mode={mode}: one of {', '.join(FLOP_MODES)}")
     try:
-        meta = copy.deepcopy(model).to("meta")
+        meta = copy.deepcopy(model).to("meta").eval()
         images = torch.empty(*input_shape, device="meta")
         with FlopCounterMode(display=False) as counter:
             if mode == "forward":
-                meta.eval()
                 with torch.no_grad():
                     meta(images)
             else:
-                meta.train()
                 logits = meta(images)
                 labels = torch.zeros(input_shape[0], dtype=torch.long, device="meta")
                 nn.functional.cross_entropy(logits, labels).backward()
@@ -94,6 +100,5 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> int 
 
 
 def train_flops_per_image(model: nn.Module, input_shape: Sequence[int]) -> int | None:
-    """Training FLOPs of one image of shape `input_shape` (C, H, W): 3 x the forward count."""
-    forward = count_flops(model, (1, *input_shape), "forward")
-    return None if forward is None else TRAIN_FLOPS_PER_FORWARD * forward
+    """Training FLOPs (forward + backward, `count_flops`) of one image of shape `input_shape` (C, H, W)."""
+    return count_flops(model, (1, *input_shape), "train")

@@ -19,7 +19,16 @@ from torch import nn
 from resnet_exp.errors import parse_enum, require
 from resnet_exp.models.blocks import ActLayer, NormLayer
 from resnet_exp.models.families import FAMILIES, PRESETS, layout, preset
-from resnet_exp.models.options import ARCH_KEYS, CUSTOM_STEM_KEYS, ArchOptions, BlockOrder, BlockType, Shortcut, Stem
+from resnet_exp.models.options import (
+    ARCH_KEYS,
+    CUSTOM_STEM_KEYS,
+    ArchOptions,
+    BlockOrder,
+    BlockType,
+    Init,
+    Shortcut,
+    Stem,
+)
 from resnet_exp.models.resnet import ArchSpec, ResNet
 
 _DEFAULTS = {f.name: f.default for f in fields(ArchOptions)}
@@ -137,6 +146,12 @@ def resolve(name: str, input_size: int | None = None, **arch: Any) -> ArchSpec:
            "must be in [0, 1)")
     order = parse_enum(BlockOrder, "block_order", knob["block_order"] or BlockOrder.post)
     shortcut = parse_enum(Shortcut, "shortcut", knob["shortcut"] or FAMILIES[family].shortcut)
+    init = parse_enum(Init, "init", knob["init"])
+    eps, momentum = knob["norm_eps"], knob["norm_momentum"]
+    require(isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0, "norm_eps", eps,
+            "must be a number > 0")
+    require(isinstance(momentum, (int, float)) and not isinstance(momentum, bool) and 0 <= momentum <= 1,
+            "norm_momentum", momentum, "must be in [0, 1] (PyTorch's convention: 1 - TF's decay)")
     switches = {k: knob[k] for k in SWITCHES}
     for key, value in switches.items():
         require(value is None or isinstance(value, bool), key, value,
@@ -158,7 +173,8 @@ def resolve(name: str, input_size: int | None = None, **arch: Any) -> ArchSpec:
     return ArchSpec(
         name=name, family=family, block=block, widths=tuple(widths), blocks=tuple(blocks),
         bottleneck_widths=tuple(mids), strides=tuple(strides), block_order=order, shortcut=shortcut,
-        drop_path=float(drop_path), **switches, **stem,
+        drop_path=float(drop_path), init=init, norm_eps=float(eps), norm_momentum=float(momentum),
+        **switches, **stem,
     )
 
 
@@ -167,13 +183,14 @@ def create_model(
     num_classes: int = 1000,
     in_channels: int = 3,
     input_size: int | None = None,
-    norm_layer: NormLayer = nn.BatchNorm2d,
+    norm_layer: NormLayer | None = None,
     act_layer: ActLayer = nn.ReLU,
     **arch: Any,
 ) -> ResNet:
     """Build a named arch; `arch` takes the fields of `ArchOptions` (the keys of `conf/arch/*.yaml`).
 
     `input_size` (image side in px) lets `stem="auto"` pick the CIFAR stem for <= 64 px.
+    `norm_layer` (channels -> module) replaces the BatchNorm of the `norm_*` knobs.
     Enum members and plain strings are both accepted. Bad input raises a one-line ConfigError (a ValueError).
     """
     require(isinstance(num_classes, int) and num_classes >= 0, "num_classes", num_classes,

@@ -49,6 +49,14 @@ class BlockType(str, Enum):
     bottleneck = "bottleneck"
 
 
+class Init(str, Enum):
+    """How the weights start (norms always at scale 1, shift 0)."""
+
+    kaiming = "kaiming"  # Kaiming normal (fan_out) convs, PyTorch's default head (as torchvision)
+    xavier = "xavier"  # Glorot-uniform convs and head, zero biases (TF-slim's and Keras' defaults)
+    torch = "torch"  # every layer as PyTorch initialises it (a plain PyTorch net)
+
+
 def _custom_stem() -> Any:
     """A knob of `stem=custom` only (any other stem refuses it); None = the default noted."""
     return field(default=None, metadata={"custom_stem": True})
@@ -92,6 +100,15 @@ class ArchOptions:
     projection_norm: bool | None = None
     projection_bias: bool = False
     zero_init_last: bool = False  # each unit's branch starts at zero: the unit starts as its shortcut
+    init: Init = Init.kaiming
+    # Every BatchNorm: epsilon and momentum in PyTorch's convention (TF's decay d is 1 - d: Keras'
+    # 0.99 is 0.01, TF-slim's 0.999 is 0.001); a learnable scale (false: a shift only, TF-slim's
+    # batch_norm default); batch statistics in training (false: the running statistics, never
+    # updated, as Keras' BatchNormalization called without training=True).
+    norm_eps: float = 1e-5
+    norm_momentum: float = 0.1
+    norm_scale: bool = True
+    norm_batch_stats: bool = True
     drop_path: float = 0.0  # stochastic depth of the last unit, growing linearly from 0
 
 

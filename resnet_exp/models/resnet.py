@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from resnet_exp.models.blocks import ActLayer, NormLayer, ResidualBlock, make_act
 from resnet_exp.models.families import layout_depth
-from resnet_exp.models.options import BlockOrder, BlockType, Shortcut
+from resnet_exp.models.norms import batch_norm, init_weights
+from resnet_exp.models.options import BlockOrder, BlockType, Init, Shortcut
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,11 @@ class ArchSpec:
     projection_bias: bool
     zero_init_last: bool
     drop_path: float
+    init: Init
+    norm_eps: float
+    norm_momentum: float
+    norm_scale: bool
+    norm_batch_stats: bool
 
     @property
     def depth(self) -> int:
@@ -81,11 +87,13 @@ class ResNet(nn.Module):
         spec: ArchSpec,
         num_classes: int = 1000,
         in_channels: int = 3,
-        norm_layer: NormLayer = nn.BatchNorm2d,
+        norm_layer: NormLayer | None = None,
         act_layer: ActLayer = nn.ReLU,
     ) -> None:
         super().__init__()
         self.spec, self.num_classes, self.in_channels = spec, num_classes, in_channels
+        if norm_layer is None:  # BatchNorm as the spec's norm_* knobs set it
+            norm_layer = batch_norm(spec.norm_eps, spec.norm_momentum, spec.norm_scale, spec.norm_batch_stats)
         order = spec.block_order
         # v2 (Fig. 4e) has a bare conv stem: the first unit's BN-ReLU is its activation.
         # relu_only_pre keeps the stem BN; the first unit's leading ReLU activates it.
@@ -126,12 +134,7 @@ class ResNet(nn.Module):
     def _init_weights(self) -> None:
         if self.conv1.weight.is_meta:  # shape-only build (counting, listing): nothing to fill
             return
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self, self.spec.init)
         if self.spec.zero_init_last:
             for m in self.modules():
                 if isinstance(m, ResidualBlock):
