@@ -24,6 +24,7 @@ from resnet_exp import speed
 from resnet_exp.callbacks import step_time_summary, time_to_accuracy_points
 from resnet_exp.callbacks.checkpoint import AtomicCheckpointIO
 from resnet_exp.callbacks.profiler import NoProfiler
+from resnet_exp.callbacks.sigterm import CheckpointOnSigterm, stop_on_sigterm
 from resnet_exp.data import ImageDataModule
 from resnet_exp.errors import ConfigError, TrainingDiverged
 from resnet_exp.io import (
@@ -106,6 +107,7 @@ def build_parts(cfg: DictConfig) -> Parts:
         example_input_shape=None if fast.compile else datamodule.example_input_shape,
     )
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    callbacks.append(CheckpointOnSigterm(Path(cfg.paths.output_dir) / LAST_CHECKPOINT))
     loggers = [lg for lg in (instantiate(c) for c in cfg.logger.values() if c) if lg is not None]
     profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
@@ -177,14 +179,16 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     started = time.perf_counter()
     diverged: TrainingDiverged | None = None
     try:
-        trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)
+        with stop_on_sigterm(trainer, "training"):  # a SIGTERM: checkpoint saved, no results.json
+            trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)
     except TrainingDiverged as exc:
         diverged = exc  # results.json says so (no test: nothing trustworthy to test), then exit non-zero
     fit_metrics = {k: to_number(v) for k, v in trainer.callback_metrics.items()}
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     test_metrics = {}
     if diverged is None:
-        test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best or None)[0]
+        with stop_on_sigterm(trainer, "testing"):
+            test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best or None)[0]
     wall_time_s = time.perf_counter() - started
     step_time = step_time_summary(trainer)
 
@@ -233,7 +237,8 @@ def draw_curves(run_dir: Path) -> None:
 def evaluate_checkpoint(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]:
     """Test `cfg.ckpt_path` and write results.json (status `evaluated`) into `run_dir`."""
     trainer = parts.trainer
-    metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)[0]
+    with stop_on_sigterm(trainer, "testing"):
+        metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)[0]
     hc = HydraConfig.get()
     results = {
         **{k: to_number(v) for k, v in metrics.items()},
