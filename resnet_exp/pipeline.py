@@ -25,6 +25,7 @@ from resnet_exp.callbacks import step_time_summary, time_to_accuracy_points
 from resnet_exp.callbacks.checkpoint import AtomicCheckpointIO
 from resnet_exp.callbacks.profiler import NoProfiler
 from resnet_exp.callbacks.sigterm import CheckpointOnSigterm, stop_on_sigterm
+from resnet_exp.config.lengths import check_run_lengths
 from resnet_exp.data import ImageDataModule
 from resnet_exp.errors import ConfigError, TrainingDiverged
 from resnet_exp.io import (
@@ -112,10 +113,21 @@ def build_parts(cfg: DictConfig) -> Parts:
     profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                           plugins=[AtomicCheckpointIO()], **profiler, **fast.trainer_kwargs())
+    check_run_lengths(cfg.trainer, loader_batches(datamodule, trainer.world_size), trainer.max_epochs,
+                      trainer.max_steps, trainer.accumulate_grad_batches, module.schedule)
     if cfg.ckpt_path:
         check_checkpoint_fits(cfg.ckpt_path, module.state_dict(), HydraConfig.get().runtime.choices.arch)
     return Parts(datamodule=datamodule, model=model, module=module, trainer=trainer, speed=fast,
                  train_flops=flops)
+
+
+def loader_batches(datamodule: ImageDataModule, world_size: int) -> dict[str, int]:
+    """Batches per epoch and process of each loader the run uses, by the trainer key that limits it."""
+    val = datamodule.val_dataloader()
+    loaders = {"limit_train_batches": datamodule.train_dataloader(), "limit_test_batches": datamodule.test_dataloader(),
+               **({"limit_val_batches": val} if val else {})}
+    return {key: len(loader) // world_size if key == "limit_train_batches" else -(-len(loader) // world_size)
+            for key, loader in loaders.items()}
 
 
 def logged_config(cfg: DictConfig, model: nn.Module, params: int) -> dict[str, Any]:
