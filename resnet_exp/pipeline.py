@@ -172,6 +172,15 @@ def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: 
     }
 
 
+def selected_checkpoint(trainer: pl.Trainer) -> str | None:
+    """The best checkpoint of the first checkpoint callback that selects on a metric (`monitor`);
+    None when none selected one (no such callback, or no validation): the last weights are tested."""
+    for callback in trainer.checkpoint_callbacks:
+        if getattr(callback, "monitor", None) and getattr(callback, "best_model_path", ""):
+            return callback.best_model_path
+    return None
+
+
 def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
     """Which split picked the checkpoint that was tested: val, test, or None (the last weights)."""
     if not best:
@@ -196,11 +205,11 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     except TrainingDiverged as exc:
         diverged = exc  # results.json says so (no test: nothing trustworthy to test), then exit non-zero
     fit_metrics = {k: to_number(v) for k, v in trainer.callback_metrics.items()}
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    best = selected_checkpoint(trainer)
     test_metrics = {}
     if diverged is None:
         with stop_on_sigterm(trainer, "testing"):
-            test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best or None)[0]
+            test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best)[0]
     wall_time_s = time.perf_counter() - started
     step_time = step_time_summary(trainer)
 
