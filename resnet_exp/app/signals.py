@@ -7,7 +7,8 @@ report a process killed by it), never a silent exit 0.
 - Anywhere else (setting up, writing results, between the jobs of a sweep) our handler raises
   `Terminated` at once.
 - `say_how_to_continue` completes the message of a run: the command that continues it.
-A second SIGTERM while the first is being handled stops the process at once (the default action).
+Once the stop is under way (our handler raised, or the run's error is being reported), a second
+SIGTERM ends the process at once (the default action).
 """
 
 from __future__ import annotations
