@@ -38,6 +38,21 @@ class TrainingDiverged(UserError):
         self.step, self.loss, self.lr = step, loss, lr
 
 
+class Terminated(Exception):
+    """The process was asked to stop (SIGTERM: a batch scheduler's time limit, `kill`); the message
+    says where the run stopped and how to continue it. Not a UserError: it exits with 128 + 15."""
+
+    @staticmethod
+    def behind(exc: BaseException) -> Terminated | None:
+        """The Terminated that `exc` is or was raised from (Hydra's instantiate wraps what a
+        constructor raises), else None."""
+        for _ in range(100):  # a chain is short; the bound only guards against a cycle
+            if exc is None or isinstance(exc, Terminated):
+                return exc
+            exc = exc.__cause__ or exc.__context__
+        return None
+
+
 def first_line(text: object) -> str:
     """The first non-blank line of a message, stripped: what fits in a one-line error."""
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")

@@ -9,7 +9,7 @@ import netrc
 import os
 import socket
 from argparse import Namespace
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -20,7 +20,7 @@ from pytorch_lightning.core.saving import save_hparams_to_yaml
 from pytorch_lightning.loggers import Logger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from resnet_exp.errors import ConfigError
+from resnet_exp.errors import ConfigError, first_line
 from resnet_exp.io import write_atomic
 
 log = logging.getLogger(__name__)
@@ -193,6 +193,34 @@ def wandb_mode(mode: str) -> str:
     if env == "dryrun":  # wandb's old name for offline
         return "offline"
     return "online" if wandb_credentials_configured() else "offline"
+
+
+# The modes wandb itself accepts in WANDB_MODE (exactly, lower case, no spaces).
+WANDB_ENV_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")
+
+
+def check_wandb_environment(environ: MutableMapping[str, str] = os.environ) -> None:
+    """The WANDB_* variables as wandb reads them when a run starts (even with an explicit mode),
+    checked before the run starts: WANDB_MODE in another case or with spaces is normalised for this
+    process and those it starts (an empty one is dropped); a value wandb would refuse with a
+    validation traceback is a one-line ConfigError naming the variable."""
+    mode = environ.get("WANDB_MODE")
+    if mode is not None and mode.strip().lower() in WANDB_ENV_MODES:
+        environ["WANDB_MODE"] = mode.strip().lower()
+    elif mode is not None and not mode.strip():
+        del environ["WANDB_MODE"]
+    elif mode is not None:
+        raise ConfigError(f"WANDB_MODE={mode}: not a wandb mode; set online, offline or disabled "
+                          "(any case), or unset it")
+    for name, value in sorted(environ.items()):
+        if not name.startswith("WANDB_"):
+            continue
+        try:
+            wandb.Settings().update_from_env_vars({name: value})
+        except ValueError as exc:  # pydantic's ValidationError
+            errors = exc.errors() if hasattr(exc, "errors") else []
+            reason = errors[0].get("msg", "") if errors else first_line(exc)
+            raise ConfigError(f"{name}={value}: wandb refuses this value ({reason}); fix or unset it") from None
 
 
 def wandb_reachable(timeout_s: float = WANDB_CONNECT_TIMEOUT_S) -> bool:

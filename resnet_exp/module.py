@@ -125,6 +125,10 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         # on the device: no host read at validation end): it travels in the checkpoint
         # (on_save_checkpoint), with the partial training-epoch sums.
         self.val_acc_best: torch.Tensor | None = None
+        # (step, learning rate, loss) of each training step since the last divergence check: the
+        # check names the step whose loss went bad and the rate that step used (not the rate after
+        # the scheduler stepped). Losses stay on the device; nothing is read per step.
+        self.unchecked_steps: list[tuple[int, Any, torch.Tensor]] = []
         if example_input_shape is not None:
             # Lets ModelSummary show output shapes and FLOPs per stage.
             self.example_input_array = torch.zeros(1, *example_input_shape)
@@ -176,6 +180,9 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         with torch.no_grad():
             self.train_sums += train_step_sums(logits, labels, loss, self.top5)
         trainer = self._attached_trainer()
+        optimizers = trainer.optimizers if trainer is not None else []
+        lr = optimizers[0].param_groups[0]["lr"] if optimizers else math.nan
+        self.unchecked_steps.append((self.global_step, lr, loss.detach()))
         if trainer is None or logging_due(trainer, self.global_step):
             # prog_bar=False: Lightning would turn a progress-bar value into a number after every
             # later batch too (a sync per step); the bar reads it from callback_metrics instead.
@@ -187,11 +194,14 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         """Raise TrainingDiverged if any loss of this epoch so far was NaN/inf (the epoch's running
         sum says so). A host read: only on logging steps and at epoch end."""
         total = float(self.train_sums[0]) if self.train_sums is not None else 0.0
+        steps, self.unchecked_steps = self.unchecked_steps, []
         if math.isfinite(total):
             return
-        trainer = self._attached_trainer()
-        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer is not None else math.nan
-        raise TrainingDiverged(step=self.global_step, loss=total, lr=lr)
+        step, lr = self.global_step, math.nan
+        if steps:  # the first step whose loss was NaN/inf (else the sum overflowed: the last step)
+            finite = torch.isfinite(torch.stack([loss for _, _, loss in steps])).tolist()
+            step, lr, _ = steps[finite.index(False) if False in finite else -1]
+        raise TrainingDiverged(step=step, loss=total, lr=float(lr))
 
     def on_train_epoch_end(self) -> None:
         if self.train_sums is None:  # an epoch without a training batch

@@ -24,6 +24,8 @@ from resnet_exp import speed
 from resnet_exp.callbacks import step_time_summary, time_to_accuracy_points
 from resnet_exp.callbacks.checkpoint import AtomicCheckpointIO
 from resnet_exp.callbacks.profiler import NoProfiler
+from resnet_exp.callbacks.sigterm import CheckpointOnSigterm, stop_on_sigterm
+from resnet_exp.config.lengths import check_run_lengths
 from resnet_exp.data import ImageDataModule
 from resnet_exp.errors import ConfigError, TrainingDiverged
 from resnet_exp.io import (
@@ -106,14 +108,26 @@ def build_parts(cfg: DictConfig) -> Parts:
         example_input_shape=None if fast.compile else datamodule.example_input_shape,
     )
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    callbacks.append(CheckpointOnSigterm(Path(cfg.paths.output_dir) / LAST_CHECKPOINT))
     loggers = [lg for lg in (instantiate(c) for c in cfg.logger.values() if c) if lg is not None]
     profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                           plugins=[AtomicCheckpointIO()], **profiler, **fast.trainer_kwargs())
+    check_run_lengths(cfg.trainer, loader_batches(datamodule, trainer.world_size), trainer.max_epochs,
+                      trainer.max_steps, trainer.accumulate_grad_batches, module.schedule)
     if cfg.ckpt_path:
         check_checkpoint_fits(cfg.ckpt_path, module.state_dict(), HydraConfig.get().runtime.choices.arch)
     return Parts(datamodule=datamodule, model=model, module=module, trainer=trainer, speed=fast,
                  train_flops=flops)
+
+
+def loader_batches(datamodule: ImageDataModule, world_size: int) -> dict[str, int]:
+    """Batches per epoch and process of each loader the run uses, by the trainer key that limits it."""
+    val = datamodule.val_dataloader()
+    loaders = {"limit_train_batches": datamodule.train_dataloader(), "limit_test_batches": datamodule.test_dataloader(),
+               **({"limit_val_batches": val} if val else {})}
+    return {key: len(loader) // world_size if key == "limit_train_batches" else -(-len(loader) // world_size)
+            for key, loader in loaders.items()}
 
 
 def logged_config(cfg: DictConfig, model: nn.Module, params: int) -> dict[str, Any]:
@@ -158,6 +172,15 @@ def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: 
     }
 
 
+def selected_checkpoint(trainer: pl.Trainer) -> str | None:
+    """The best checkpoint of the first checkpoint callback that selects on a metric (`monitor`);
+    None when none selected one (no such callback, or no validation): the last weights are tested."""
+    for callback in trainer.checkpoint_callbacks:
+        if getattr(callback, "monitor", None) and getattr(callback, "best_model_path", ""):
+            return callback.best_model_path
+    return None
+
+
 def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
     """Which split picked the checkpoint that was tested: val, test, or None (the last weights)."""
     if not best:
@@ -177,14 +200,16 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     started = time.perf_counter()
     diverged: TrainingDiverged | None = None
     try:
-        trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)
+        with stop_on_sigterm(trainer, "training"):  # a SIGTERM: checkpoint saved, no results.json
+            trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)
     except TrainingDiverged as exc:
         diverged = exc  # results.json says so (no test: nothing trustworthy to test), then exit non-zero
     fit_metrics = {k: to_number(v) for k, v in trainer.callback_metrics.items()}
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    best = selected_checkpoint(trainer)
     test_metrics = {}
     if diverged is None:
-        test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best or None)[0]
+        with stop_on_sigterm(trainer, "testing"):
+            test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best)[0]
     wall_time_s = time.perf_counter() - started
     step_time = step_time_summary(trainer)
 
@@ -233,7 +258,8 @@ def draw_curves(run_dir: Path) -> None:
 def evaluate_checkpoint(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]:
     """Test `cfg.ckpt_path` and write results.json (status `evaluated`) into `run_dir`."""
     trainer = parts.trainer
-    metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)[0]
+    with stop_on_sigterm(trainer, "testing"):
+        metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)[0]
     hc = HydraConfig.get()
     results = {
         **{k: to_number(v) for k, v in metrics.items()},

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from resnet_exp.app.cli import route_lightning_logs_to_hydra, run_hydra_app
 from resnet_exp.app.resume import check_resume_length, resume_arguments
 from resnet_exp.app.run_dir import RunFolder
+from resnet_exp.app.signals import say_how_to_continue
 from resnet_exp.config import CONF_DIR, register_schemas, validate
 from resnet_exp.pipeline import build_parts, fit_and_test
 
@@ -19,7 +20,7 @@ from resnet_exp.pipeline import build_parts, fit_and_test
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def train(cfg: DictConfig) -> float | None:
     route_lightning_logs_to_hydra()
-    with RunFolder() as folder:
+    with RunFolder() as folder, say_how_to_continue(folder):
         validate(cfg)
         parts = build_parts(cfg)
         check_resume_length(cfg)

@@ -118,13 +118,25 @@ class Schedule:
         unit = "optimizer steps" if self.interval == Interval.step else "epochs"
         return unit if self.frequency == 1 else f"scheduler steps (one every {self.frequency} {unit})"
 
-    def scheduler(self, optimizer: Optimizer, length: float | None) -> LRScheduler | None:
-        """The torch scheduler, sized to `length` scheduler steps when that is known (None:
-        unknown, inf: no limit), with the warm-up chained in front; None when there is neither."""
+    def check(self, optimizer_steps: float | None, steps_per_epoch: int = 1) -> None:
+        """Raise the ConfigError that `build` would raise for a run of this length (a warm-up or
+        milestones beyond its end), without an optimizer: before the run starts."""
+        length = self.length(optimizer_steps, steps_per_epoch)
+        self._check_warmup(length)
+        if self.lr_scheduler is not None:
+            self._sized(self.lr_scheduler, length, self.warmup_steps)
+
+    def _check_warmup(self, length: float | None) -> None:
         lead = self.warmup_steps
         if length is not None and lead and lead >= length:
             raise ConfigError(f"scheduler.warmup_length={lead}: must be shorter than the run "
                               f"({length} {self._unit()})")
+
+    def scheduler(self, optimizer: Optimizer, length: float | None) -> LRScheduler | None:
+        """The torch scheduler, sized to `length` scheduler steps when that is known (None:
+        unknown, inf: no limit), with the warm-up chained in front; None when there is neither."""
+        lead = self.warmup_steps
+        self._check_warmup(length)
         main = None
         if self.lr_scheduler is not None:
             main = self._sized(self.lr_scheduler, length, lead)(optimizer)

@@ -247,6 +247,62 @@ def test_report(args: list[str], words: list[str], bad_files: Path, capsys) -> N
     assert snapshot(bad_files) == before
 
 
+# Run lengths that train, validate or test nothing, and WANDB_* values wandb would refuse at init:
+# (arguments, environment, words). TINY_RUN has 6 training, 2 validation and 2 test batches an
+# epoch, and 2 epochs.
+WANDB_ON = "logger.wandb.mode=offline"
+LENGTH_AND_ENV_CASES = [
+    (["trainer.limit_train_batches=0"], {}, ["trainer.limit_train_batches=0", "train nothing"]),
+    (["trainer.limit_train_batches=0", "scheduler=none"], {}, ["trainer.limit_train_batches=0", "train nothing"]),
+    (["trainer.limit_train_batches=0.0"], {}, ["trainer.limit_train_batches=0.0", "(0.0, 1.0]"]),
+    (["trainer.limit_train_batches=-1"], {}, ["trainer.limit_train_batches=-1", "whole number of batches"]),
+    (["trainer.limit_train_batches=1.5"], {}, ["trainer.limit_train_batches=1.5", "fraction"]),
+    (["trainer.limit_train_batches=abc"], {}, ["trainer.limit_train_batches=abc", "whole number"]),
+    (["trainer.limit_train_batches=0.01"], {}, ["trainer.limit_train_batches=0.01", "less than one of the 6",
+                                                "trainer.limit_train_batches=0.167"]),
+    (["trainer.limit_val_batches=0.01"], {}, ["trainer.limit_val_batches=0.01", "2 validation batches", "0.5"]),
+    (["trainer.limit_val_batches=-0.5"], {}, ["trainer.limit_val_batches=-0.5", "0 for no validation"]),
+    (["trainer.limit_test_batches=0"], {}, ["trainer.limit_test_batches=0", "test nothing"]),
+    (["trainer.limit_test_batches=0.001"], {}, ["trainer.limit_test_batches=0.001", "2 test batches"]),
+    (["trainer.val_check_interval=0"], {}, ["trainer.val_check_interval=0", "> 0"]),
+    (["trainer.check_val_every_n_epoch=0"], {}, ["trainer.check_val_every_n_epoch=0", "> 0"]),
+    (["trainer.max_time=00:00:00:00"], {}, ["trainer.max_time=00:00:00:00", "longer than 0"]),
+    (["trainer.max_steps=3", "scheduler.interval=step", "scheduler.warmup=linear", "scheduler.warmup_length=10"],
+     {}, ["scheduler.warmup_length=10", "shorter than the run", "3 optimizer steps"]),
+    (["scheduler.warmup=linear", "scheduler.warmup_length=5"], {}, ["scheduler.warmup_length=5", "2 epochs"]),
+    (["scheduler=multistep", "scheduler.lr_scheduler.milestones=[1,5]"], {}, ["milestones=[1, 5]", "beyond the end"]),
+    (["-m", "trainer.limit_train_batches=1,0"], {}, ["trainer.limit_train_batches=0", "train nothing"]),
+    ([WANDB_ON], {"WANDB_MODE": "sometimes"}, ["WANDB_MODE=sometimes", "online, offline or disabled"]),
+    (["logger.wandb.mode=auto"], {"WANDB_MODE": "off line"}, ["WANDB_MODE=off line", "unset it"]),
+    ([WANDB_ON], {"WANDB_CONSOLE": "bogus"}, ["WANDB_CONSOLE=bogus", "'wrap'"]),
+    ([WANDB_ON], {"WANDB_SILENT": "maybe"}, ["WANDB_SILENT=maybe", "boolean"]),
+    ([WANDB_ON], {"WANDB_RESUME": "yes"}, ["WANDB_RESUME=yes", "'allow'"]),
+    ([WANDB_ON], {"WANDB_INIT_TIMEOUT": "soon"}, ["WANDB_INIT_TIMEOUT=soon", "number"]),
+]
+
+
+def length_case_id(case: tuple[list[str], dict[str, str], list[str]]) -> str:
+    return " ".join([*(f"{k}={v}" for k, v in case[1].items()), *case[0]])
+
+
+@pytest.mark.parametrize("args,env,words", LENGTH_AND_ENV_CASES, ids=[length_case_id(c) for c in LENGTH_AND_ENV_CASES])
+def test_run_length_and_environment(args: list[str], env: dict[str, str], words: list[str], bad_files: Path,
+                                    monkeypatch, capsys) -> None:
+    import resnet_exp.run as entry
+
+    before = snapshot(bad_files)
+    monkeypatch.chdir(bad_files)
+    flags = [a for a in args if a.startswith("-") and "=" not in a]
+    folder = [] if flags else [f"hydra.run.dir={bad_files}/run"]
+    argv = ["resnet_exp.run", *flags, *TINY_RUN, *[a for a in args if a not in flags], *folder]
+    environ = {k: v for k, v in {**cli_env(HYDRA_FULL_ERROR="1"), **env}.items() if k != "RESNET_EXP_DEBUG"}
+    with isolated(argv, bad_files, environ):
+        with pytest.raises(SystemExit) as exc:
+            entry.main()
+    assert_one_line_error(exc.value.code, capsys.readouterr().err, words)
+    assert snapshot(bad_files) == before
+
+
 def test_models_pattern_that_matches_nothing(capsys) -> None:
     from resnet_exp.models.__main__ import main
 

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from resnet_exp.io import write_json_atomic
-from tests.helpers.cli import TINY_RUN, explain, run_cli, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_cli, run_train, train_in_process
 
 
 def strict_load(path: Path) -> dict:
@@ -68,3 +68,17 @@ def test_report_warns_about_an_unreadable_results_file(tmp_path: Path) -> None:
     assert f"warning: {job}: results.json: cannot parse: NaN is not JSON" in proc.stderr
     row = (sweep / "summary.csv").read_text().splitlines()[1].split(",")
     assert row[1] == "unreadable"
+
+
+def test_diverged_lr_is_the_rate_of_the_step_that_diverged(tmp_path: Path) -> None:
+    """Found at the end of the only epoch (no logging step in 6 steps), after the cosine schedule
+    stepped the rate down to 0: the report names the rate the bad step ran at."""
+    run_dir = tmp_path / "run"
+    proc = train_in_process(*TINY_RUN, "optimizer.lr=1e30", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}",
+                            cwd=tmp_path)
+    assert proc.returncode == 2, explain(proc)
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert "at learning rate 1e+30;" in line, line
+    results = strict_load(run_dir / "results.json")
+    assert results["status"] == "diverged" and results["diverged_lr"] == 1e30
+    assert results["diverged_at_step"] < results["steps"] == 6

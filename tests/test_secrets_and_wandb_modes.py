@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
 
 import pytest
+import wandb
 
-from resnet_exp.loggers import wandb_logger, wandb_mode
-from tests.helpers.cli import TINY_RUN, explain, run_train
+from resnet_exp.loggers import check_wandb_environment, wandb_logger, wandb_mode
+from tests.helpers.cli import TINY_RUN, explain, run_train, train_in_process
 
 
 @pytest.mark.parametrize("env,config,expected", [
@@ -26,6 +28,22 @@ def test_disabled_in_the_environment_means_no_logger(monkeypatch, tmp_path: Path
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert wandb_logger("auto", save_dir=str(tmp_path)) is None
+
+
+@pytest.mark.parametrize("value", ["OFFLINE", "offline ", " Disabled", "dryrun"])
+def test_wandb_mode_in_another_case_or_with_spaces_is_normalised_for_wandb(value: str, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", value)
+    check_wandb_environment()
+    assert os.environ["WANDB_MODE"] == value.strip().lower()
+    wandb.Settings().update_from_env_vars(dict(os.environ))  # what wandb.init reads: accepted now
+
+
+def test_a_run_with_wandb_mode_in_capitals_logs_offline(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", "logger.wandb.mode=offline", f"hydra.run.dir={run}",
+                            cwd=tmp_path, WANDB_MODE="OFFLINE ")
+    assert proc.returncode == 0, explain(proc)
+    assert (run / "results.json").is_file() and list((run / "wandb").glob("offline-run-*"))
 
 
 def closed_port() -> int:

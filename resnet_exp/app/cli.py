@@ -27,8 +27,9 @@ from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from resnet_exp.app.run_dir import note_existing_folders, refuse_existing_runs
+from resnet_exp.app.signals import TERMINATED_EXIT_CODE, sigterm_raises
 from resnet_exp.config import CONF_DIR
-from resnet_exp.errors import UserError, first_line
+from resnet_exp.errors import Terminated, UserError, first_line
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -158,7 +159,8 @@ def _quiet_on_broken_pipe() -> None:
 
 def run_hydra_app(app: Callable[[], object],
                   expand_args: Callable[[list[str]], list[str]] | None = None) -> None:
-    """Call a @hydra.main function; user errors exit with code 2 and one line on stderr.
+    """Call a @hydra.main function; user errors exit with code 2 and one line on stderr, a SIGTERM
+    with code 143 and one line (`resnet_exp.app.signals`).
 
     `expand_args` may rewrite the command-line arguments first (e.g. `resume=`).
     """
@@ -170,12 +172,13 @@ def run_hydra_app(app: Callable[[], object],
         sys.stderr = _WithoutHydraJobBanner(stderr)
     typed = sys.argv[1:]
     try:
-        refuse_existing_runs(typed)
-        if expand_args is not None:
-            sys.argv[1:] = expand_args(sys.argv[1:])
-        note_existing_folders(sys.argv[1:])
-        app()
-        sys.stdout.flush()
+        with sigterm_raises():
+            refuse_existing_runs(typed)
+            if expand_args is not None:
+                sys.argv[1:] = expand_args(sys.argv[1:])
+            note_existing_folders(sys.argv[1:])
+            app()
+            sys.stdout.flush()
     except BrokenPipeError:
         _quiet_on_broken_pipe()
     except SystemExit:  # Hydra's --help / --cfg exit by themselves: flush while we can catch it
@@ -185,6 +188,9 @@ def run_hydra_app(app: Callable[[], object],
             _quiet_on_broken_pipe()
         raise
     except Exception as exc:
+        if (terminated := Terminated.behind(exc)) is not None:
+            print(f"error: {terminated}", file=stderr)
+            sys.exit(TERMINATED_EXIT_CODE)
         message = describe_user_error(exc)
         if message is None or debug:
             raise

@@ -1,6 +1,6 @@
 """Hydra callbacks, all of them (configured under `hydra.callbacks` in conf/hydra/default.yaml and
 conf/bench.yaml): finish each job's wandb run, check the config and the output folder before anything is made, keep the sweep
-report and the bench table up to date."""
+report and the bench table up to date, stop a sweep on SIGTERM."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from resnet_exp.errors import first_line
+from resnet_exp.errors import Terminated, first_line
 from resnet_exp.io import is_rank_zero, write_json_atomic
 from resnet_exp.report import JOB_STATUS_FILE, SUMMARY_MD
 from resnet_exp.report.summary import sweep_summary
@@ -32,6 +32,21 @@ class FinishWandbRun(Callback):
         wandb = sys.modules.get("wandb")  # never import it just to find nothing to finish
         if wandb is not None and wandb.run is not None:
             wandb.finish(exit_code=0 if job_return.status == JobStatus.COMPLETED else 1)
+
+
+class StopSweepOnSigterm(Callback):
+    """A job stopped by SIGTERM stops its multirun: Hydra would go on with the next job. Listed
+    first under `hydra.callbacks`, so that its `on_job_end` runs after the others' (Hydra calls them
+    in reverse): the job's wandb run is finished and the sweep report is up to date by then."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        error = getattr(job_return, "_return_value", None)
+        error = Terminated.behind(error) if isinstance(error, BaseException) else None
+        if job_return.status == JobStatus.FAILED and error is not None and _is_multirun(config):
+            from resnet_exp.app.signals import TERMINATED_EXIT_CODE
+
+            print(f"error: {error}; the sweep stops here", file=sys.stderr)
+            raise SystemExit(TERMINATED_EXIT_CODE)
 
 
 class CheckBeforeStart(Callback):

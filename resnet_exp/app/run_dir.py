@@ -119,6 +119,11 @@ class RunFolder:
     def set_up(self) -> None:
         self._setting_up = False
 
+    @property
+    def is_set_up(self) -> bool:
+        """True once `set_up()` was called: a failure from then on keeps the folder."""
+        return not self._setting_up
+
     def __enter__(self) -> RunFolder:
         try:
             if is_rank_zero():

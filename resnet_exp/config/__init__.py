@@ -53,6 +53,11 @@ def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
         check_finite(OmegaConf.to_container(node, resolve=True), group)
     if "scheduler" in groups and "trainer" in groups:
         check_schedule_has_a_length(cfg)
+    wandb_cfg = OmegaConf.select(cfg, "logger.wandb", default=None)
+    if isinstance(wandb_cfg, DictConfig) and wandb_cfg.get("mode") != "disabled":
+        from resnet_exp.loggers import check_wandb_environment  # imports wandb: only when it is used
+
+        check_wandb_environment()
 
 
 def check_schedule_has_a_length(cfg: DictConfig) -> None:

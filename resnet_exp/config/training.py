@@ -12,6 +12,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from resnet_exp.config.lengths import BATCH_LIMITS, check_batch_limit, check_max_time, check_positive_interval
 from resnet_exp.errors import require
 from resnet_exp.schedules import Interval, Warmup
 
@@ -214,6 +215,11 @@ class TrainerConfig:
                     "must be >= 0 (0 or null: no clipping)")
         require(self.accumulate_grad_batches > 0, "accumulate_grad_batches",
                 self.accumulate_grad_batches, "must be > 0")
+        for key in BATCH_LIMITS:  # nothing to train or test is refused (resnet_exp/config/lengths.py)
+            check_batch_limit(key, getattr(self, key))
+        check_positive_interval("val_check_interval", self.val_check_interval)
+        check_positive_interval("check_val_every_n_epoch", self.check_val_every_n_epoch)
+        check_max_time(self.max_time)
 
 
 def register(cs: ConfigStore) -> None:

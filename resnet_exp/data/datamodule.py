@@ -28,6 +28,7 @@ from resnet_exp.data.resumable import EpochSampler, ResumableLoader
 from resnet_exp.data.specs import SPECS, DatasetSpec, channel_stats, synthetic_spec
 from resnet_exp.data.synthetic import make_synthetic
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer, resize_uint8
+from resnet_exp.data.workers import WorkerInit, capped_workers
 from resnet_exp.errors import in_group, parse_enum, require
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.name: str = name
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.num_workers, self.val_size, self.val_on_test = num_workers, val_size, val_on_test
+        self.num_workers, self.val_size, self.val_on_test = capped_workers(num_workers), val_size, val_on_test
         self.download, self.loader, self.split_seed = download, loader, split_seed
         self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
         self.resize = resize
@@ -214,7 +215,8 @@ class ImageDataModule(pl.LightningDataModule):
         options = dict(batch_size=batch_size, drop_last=train, num_workers=workers,
                        collate_fn=BatchTransform(self.normalizer, aug, train=train),
                        pin_memory=self.pin_memory and self._device().type == "cuda",
-                       persistent_workers=self.persistent_workers and workers > 0)
+                       persistent_workers=self.persistent_workers and workers > 0,
+                       worker_init_fn=WorkerInit(rank) if workers > 0 else None)
         dataset = _UInt8Dataset(images, labels, indices)
         if not train:
             return DataLoader(dataset, **options)

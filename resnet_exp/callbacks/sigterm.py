@@ -1,0 +1,65 @@
+"""Stopping a fit on SIGTERM (a batch scheduler's time limit, `kill`) so that it can be continued.
+
+Lightning's own handler only notes the signal; its loops raise `SIGTERMException` at the end of the
+training batch (or validation batch) that was running. That exception is a `SystemExit` without a
+code: left alone the process would exit 0 and a scheduler would record a success. Here:
+- `CheckpointOnSigterm` writes the run's resume checkpoint at that moment (mid-epoch included);
+- `stop_on_sigterm` turns the stop into a `Terminated` error that says where the run stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from resnet_exp.errors import Terminated
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointOnSigterm(Callback):
+    """Save the fit's state to `path` (the run's `checkpoints/last.ckpt`) when a SIGTERM stops it,
+    so that `resume=` continues from the batch the signal interrupted. A signal that comes after
+    Lightning's last check of a fit (while it ends) is saved at the end of training."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        trainer.save_checkpoint(self.path)
+        log.info("SIGTERM: saved the state at step %d to %s", trainer.global_step, self.path)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
+            self._save(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.received_sigterm:
+            self._save(trainer)
+
+
+@contextmanager
+def stop_on_sigterm(trainer: pl.Trainer, phase: str) -> Iterator[None]:
+    """Raise `Terminated` when a SIGTERM stopped the trainer's fit or test inside the block, or
+    arrived too late in it for Lightning to stop (the flag is reset when the next fit or test starts)."""
+    try:
+        yield
+    except SIGTERMException:
+        raise Terminated(_where(trainer, phase)) from None
+    if trainer.received_sigterm:
+        raise Terminated(_where(trainer, phase))
+
+
+def _where(trainer: pl.Trainer, phase: str) -> str:
+    if phase == "training":
+        return (f"stopped by SIGTERM at training step {trainer.global_step} (epoch {trainer.current_epoch + 1}); "
+                "its state is saved in checkpoints/last.ckpt")
+    return f"stopped by SIGTERM while {phase}"
+
