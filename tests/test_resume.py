@@ -6,11 +6,12 @@ tested in test_run_errors and test_run_cli."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import TINY_RUN, explain, run_train, train_in_process
+from tests.helpers.cli import TINY_RUN, explain, run_in_process, run_train, train_in_process
 
 # Deterministic end to end with the default (torch DataLoader) loader: the order and augmentation
 # of every batch are functions of (seed, epoch, batch), deterministic kernels, and a schedule that
@@ -92,3 +93,28 @@ def test_checkpoint_of_another_arch_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 2, explain(proc)
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(f"error: ckpt_path={ckpt}: does not fit arch=resnet20")
+
+
+def test_a_moved_or_copied_run_resumes_and_tests_its_own_checkpoints(tmp_path: Path) -> None:
+    """Trained, then copied and moved, the original deleted: each folder resumes with its own files.
+    The moved one validates nothing in its new epoch, so its best checkpoint is the one it brought."""
+    original = tmp_path / "original"
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={original}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    copied, moved = tmp_path / "copied", tmp_path / "elsewhere" / "moved"
+    shutil.copytree(original, copied)
+    moved.parent.mkdir()
+    shutil.move(original, moved)
+    for run, extra in ((moved, ["trainer.check_val_every_n_epoch=3"]), (copied, [])):
+        proc = train_in_process(f"resume={run}", "trainer.max_epochs=2", *extra, cwd=tmp_path)
+        assert proc.returncode == 0, explain(proc)
+        resumed = results(run)
+        best = (run / resumed["best_checkpoint"]).resolve()
+        assert best.parent == run / "checkpoints" and best.is_file(), resumed["best_checkpoint"]
+        evaluated_dir = tmp_path / f"eval-{run.name}"
+        proc = run_in_process("resnet_exp.eval", f"ckpt_path={best}", f"hydra.run.dir={evaluated_dir}", cwd=tmp_path)
+        assert proc.returncode == 0, explain(proc)
+        evaluated = results(evaluated_dir)
+        assert (evaluated["test/acc"], evaluated["test/loss"]) == (resumed["test/acc"], resumed["test/loss"])
+    assert results(moved)["best_checkpoint"] == "checkpoints/best-epoch000.ckpt"
+    assert not original.exists()
