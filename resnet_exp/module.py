@@ -263,3 +263,9 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         built = self.schedule.build(optimizer, *self._run_length(), resumed=self.resumed_schedule)
         return {"optimizer": optimizer, "lr_scheduler": built}
 
+    def fresh_training_state(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The state of the optimizer and scheduler a fit of this module starts with (the scheduler
+        sized to a placeholder length), to compare with a checkpoint's before resuming from it."""
+        optimizer = self.optimizer_factory(params=split_weight_decay(self.model, self.hparams.decay_norm_and_bias))
+        built = None if self.schedule is None or self.schedule.constant else self.schedule.scheduler(optimizer, 1 << 30)
+        return optimizer.state_dict(), None if built is None else built.state_dict()

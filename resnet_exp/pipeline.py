@@ -30,6 +30,7 @@ from resnet_exp.io import (
     LAST_CHECKPOINT,
     RESULTS_FILE,
     check_checkpoint_fits,
+    check_training_state_fits,
     is_rank_zero,
     load_header,
     to_number,
@@ -110,10 +111,25 @@ def build_parts(cfg: DictConfig) -> Parts:
     profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                           plugins=[AtomicCheckpointIO()], **profiler, **fast.trainer_kwargs())
+    arch = HydraConfig.get().runtime.choices.arch
     if cfg.ckpt_path:
-        check_checkpoint_fits(cfg.ckpt_path, module.state_dict(), HydraConfig.get().runtime.choices.arch)
+        check_checkpoint_fits(cfg.ckpt_path, module.state_dict(), arch)
+    elif cfg.get("init_weights"):  # a new run from another run's weights: nothing else of it
+        check_checkpoint_fits(cfg.init_weights, module.state_dict(), arch, key="init_weights")
+        module.load_state_dict(load_header(cfg.init_weights)["state_dict"])
     return Parts(datamodule=datamodule, model=model, module=module, trainer=trainer, speed=fast,
                  train_flops=flops)
+
+
+def check_resume_fits(cfg: DictConfig, parts: Parts) -> None:
+    """Before a fit that continues `cfg.ckpt_path`: the checkpoint's optimizer and scheduler state
+    must be of the kind this run builds (a one-line error names what differs)."""
+    if not cfg.ckpt_path:
+        return
+    optimizer, scheduler = parts.module.fresh_training_state()
+    schedule = parts.module.schedule
+    check_training_state_fits(cfg.ckpt_path, optimizer, scheduler, HydraConfig.get().runtime.choices,
+                              continues_plan=schedule is not None and schedule.sized_to_run)
 
 
 def logged_config(cfg: DictConfig, model: nn.Module, params: int) -> dict[str, Any]:

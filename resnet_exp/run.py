@@ -13,7 +13,7 @@ from resnet_exp.app.cli import route_lightning_logs_to_hydra, run_hydra_app
 from resnet_exp.app.resume import check_resume_length, resume_arguments
 from resnet_exp.app.run_dir import RunFolder
 from resnet_exp.config import CONF_DIR, register_schemas, validate
-from resnet_exp.pipeline import build_parts, fit_and_test
+from resnet_exp.pipeline import build_parts, check_resume_fits, fit_and_test
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -22,6 +22,7 @@ def train(cfg: DictConfig) -> float | None:
     with RunFolder() as folder:
         validate(cfg)
         parts = build_parts(cfg)
+        check_resume_fits(cfg, parts)
         check_resume_length(cfg)
         folder.set_up()
         results = fit_and_test(cfg, parts, folder.path)

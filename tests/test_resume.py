@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers.cli import TINY_RUN, explain, run_in_process, run_train, train_in_process
 
@@ -118,3 +119,25 @@ def test_a_moved_or_copied_run_resumes_and_tests_its_own_checkpoints(tmp_path: P
         assert (evaluated["test/acc"], evaluated["test/loss"]) == (resumed["test/acc"], resumed["test/loss"])
     assert results(moved)["best_checkpoint"] == "checkpoints/best-epoch000.ckpt"
     assert not original.exists()
+
+
+def test_init_weights_starts_a_new_run_from_the_weights_alone(tmp_path: Path, run_config) -> None:
+    first = tmp_path / "first"
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={first}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    best = first / results(first)["best_checkpoint"]
+    # Another optimizer and schedule (which a resume refuses), and a run of its own length from step 0.
+    second = tmp_path / "second"
+    proc = train_in_process(*TINY_RUN, f"init_weights={best}", "optimizer=adam", "scheduler=onecycle",
+                            "trainer.max_epochs=1", f"hydra.run.dir={second}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    started = results(second)
+    assert (started["epochs"], started["steps"], started["optimizer"], started["scheduler"]) == (1, 6, "adam", "onecycle")
+    assert any(o.startswith("init_weights=") and str(best) in o for o in started["overrides"])
+    # The model such a run starts from holds exactly the checkpoint's weights.
+    from resnet_exp.pipeline import build_parts
+
+    parts = build_parts(run_config(*TINY_RUN, f"init_weights={best}"))
+    saved = torch.load(best, weights_only=True)["state_dict"]
+    state = parts.module.state_dict()
+    assert set(state) == set(saved) and all(torch.equal(state[k], v) for k, v in saved.items())

@@ -38,8 +38,29 @@ def _key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0]
 
 
+def init_weights_argument(args: list[str]) -> list[str]:
+    """`init_weights=<file>` as an absolute path, checked to be a readable checkpoint; refused
+    next to `resume=`/`ckpt_path=`, which continue a run with all of its state."""
+    value = last_value(args, "init_weights")
+    if value in (None, "null"):
+        return args
+    typed = [k for k in RESUME_KEYS if last_value(args, k) not in (None, "null")]
+    if typed:
+        raise UserError(f"init_weights={value}: starts a new run from a checkpoint's weights alone; it cannot be "
+                        f"combined with {typed[0]}=, which continues a run with its optimizer and schedule; "
+                        "drop one of them")
+    path = Path(value).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(f"init_weights={value}: no such file; pass a .ckpt file written by a run")
+    readable_checkpoint(path, key="init_weights")
+    # In place: Hydra reads overrides only before its own flags (--cfg job).
+    return [f"init_weights={hydra_quoted(path)}" if _key(a) == "init_weights" else a for a in args]
+
+
 def resume_arguments(args: list[str]) -> list[str]:
-    """Command-line overrides with `resume=`/`ckpt_path=` expanded; unchanged without them."""
+    """Command-line overrides with `resume=`/`ckpt_path=` (and `init_weights=`) expanded;
+    unchanged without them."""
+    args = init_weights_argument(args)
     resume, ckpt_path = last_value(args, "resume"), last_value(args, "ckpt_path")
     if resume in (None, "null") and ckpt_path in (None, "null"):
         return args
@@ -113,6 +134,8 @@ def eval_arguments(args: list[str]) -> list[str]:
         return args  # help needs no checkpoint
     if ckpt_path in (None, "null"):
         raise UserError("ckpt_path: required; evaluate a checkpoint with ckpt_path=<file>")
+    if last_value(args, "init_weights") not in (None, "null"):
+        raise UserError("init_weights: not for eval, which tests the weights of ckpt_path=<file>; drop init_weights")
     checkpoint = Path(ckpt_path).expanduser().resolve()
     if not checkpoint.is_file():
         raise UserError(f"ckpt_path={ckpt_path}: no such file")
