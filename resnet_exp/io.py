@@ -29,6 +29,18 @@ def is_run_dir(path: Path) -> bool:
     return (Path(path) / ".hydra" / "overrides.yaml").is_file()
 
 
+def run_choices(run_dir: Path) -> dict[str, Any]:
+    """The config group choices a run folder's job was composed with (its .hydra/hydra.yaml);
+    empty when the folder is no run or the file cannot be read."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load((Path(run_dir) / ".hydra" / "hydra.yaml").read_text())
+        return dict(saved["hydra"]["runtime"]["choices"])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return {}
+
+
 def is_rank_zero(on_node: bool = False) -> bool:
     """Whether this process writes the run's shared files: the first process of the job (with
     `on_node`, the first on its machine), by Lightning's rank variables or SLURM's task ids."""

@@ -33,6 +33,7 @@ from resnet_exp.io import (
     check_training_state_fits,
     is_rank_zero,
     load_header,
+    run_choices,
     to_number,
     write_json_atomic,
 )
@@ -251,12 +252,19 @@ def evaluate_checkpoint(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[st
     trainer = parts.trainer
     metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)[0]
     hc = HydraConfig.get()
+    # The net that ran is the checkpoint's (its weights fit it exactly): name its run's arch, even
+    # where a typed arch= composed the same net under another name (a recipe's arch keys).
+    arch = run_choices(Path(cfg.ckpt_path).parent.parent).get("arch") or hc.runtime.choices.get("arch")
+    if arch != hc.runtime.choices.get("arch"):
+        log.warning("arch=%s: the checkpoint comes from a run of arch=%s, whose net this is; results.json "
+                    "names arch=%s", hc.runtime.choices.get("arch"), arch, arch)
     results = {
         **{k: to_number(v) for k, v in metrics.items()},
         "status": "evaluated",
         "checkpoint": cfg.ckpt_path,
         "params": parts.params,
-        "arch": hc.runtime.choices.get("arch"),
+        "arch": arch,
+        "depth": getattr(parts.model, "depth", None),
         "data": hc.runtime.choices.get("data"),
         "overrides": list(hc.overrides.task),
     }

@@ -30,6 +30,9 @@ from resnet_exp.io import (
 
 RESUME_KEYS = ("resume", "ckpt_path")
 EVAL_OWN_GROUPS = ("logger", "callbacks", "task_name")
+# Settings of the run that would test only part of the test split: eval tests all of it unless the
+# eval command line itself limits it.
+EVAL_WHOLE_TEST_KEYS = ("trainer.limit_test_batches", "trainer.fast_dev_run")
 # Lightning's DDP launcher re-runs the (expanded) command line for ranks > 0 with this added.
 DDP_RANK_MARK = "hydra.job.name=train_ddp_process_"
 
@@ -143,7 +146,7 @@ def eval_arguments(args: list[str]) -> list[str]:
     run_dir = checkpoint.parent.parent
     # The run's loggers and callbacks are training's; conf/eval.yaml chooses its own.
     own = [o for o in (saved_overrides(run_dir) if is_run_dir(run_dir) else [])
-           if not _key(o).startswith(EVAL_OWN_GROUPS)]
+           if not _key(o).startswith(EVAL_OWN_GROUPS) and _key(o) not in EVAL_WHOLE_TEST_KEYS]
     own = still_apply(own, [a for a in args if not a.startswith("ckpt_path=")])
     typed = [a for a in args if not a.startswith("ckpt_path=")]
     return [*own, *typed, f"ckpt_path={hydra_quoted(checkpoint)}"]
