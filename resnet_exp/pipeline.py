@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from resnet_exp import speed
 from resnet_exp.callbacks import step_time_summary, time_to_accuracy_points
 from resnet_exp.callbacks.checkpoint import AtomicCheckpointIO
 from resnet_exp.callbacks.profiler import NoProfiler
+from resnet_exp.callbacks.train_clock import RunClock
 from resnet_exp.data import ImageDataModule
 from resnet_exp.errors import ConfigError, TrainingDiverged
 from resnet_exp.io import (
@@ -60,6 +60,7 @@ class Parts:
     speed: speed.SpeedPlan
     # Training FLOPs per image (3 x forward, counted once on the meta device); None if uncountable.
     train_flops: int | None = None
+    clock: RunClock = field(default_factory=RunClock)  # the run's wall time, carried over resumes
 
     @property
     def params(self) -> int:
@@ -107,7 +108,8 @@ def build_parts(cfg: DictConfig) -> Parts:
         # No example forward under torch.compile: it would compile an extra graph for batch 1.
         example_input_shape=None if fast.compile else datamodule.example_input_shape,
     )
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    clock = RunClock()
+    callbacks = [*(instantiate(c) for c in cfg.callbacks.values() if c), clock]
     loggers = [lg for lg in (instantiate(c) for c in cfg.logger.values() if c) if lg is not None]
     profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
@@ -115,11 +117,12 @@ def build_parts(cfg: DictConfig) -> Parts:
     arch = HydraConfig.get().runtime.choices.arch
     if cfg.ckpt_path:
         check_checkpoint_fits(cfg.ckpt_path, module.state_dict(), arch)
+        clock.carried_s = RunClock.carried_from(load_header(cfg.ckpt_path))
     elif cfg.get("init_weights"):  # a new run from another run's weights: nothing else of it
         check_checkpoint_fits(cfg.init_weights, module.state_dict(), arch, key="init_weights")
         module.load_state_dict(load_header(cfg.init_weights)["state_dict"])
     return Parts(datamodule=datamodule, model=model, module=module, trainer=trainer, speed=fast,
-                 train_flops=flops)
+                 train_flops=flops, clock=clock)
 
 
 def check_resume_fits(cfg: DictConfig, parts: Parts) -> None:
@@ -191,7 +194,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         logger.log_hyperparams(config)
     define_wandb_summaries(trainer.loggers)
 
-    started = time.perf_counter()
+    parts.clock.start()
     diverged: TrainingDiverged | None = None
     try:
         trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)
@@ -202,7 +205,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     test_metrics = {}
     if diverged is None:
         test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best or None)[0]
-    wall_time_s = time.perf_counter() - started
+    wall_time_s = parts.clock.total_s()  # every segment of a resumed run
     step_time = step_time_summary(trainer)
 
     results = {

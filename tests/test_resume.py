@@ -6,6 +6,7 @@ tested in test_run_errors and test_run_cli."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from tests.helpers.cli import TINY_RUN, explain, run_in_process, run_train, train_in_process
+from tests.test_wandb import inspect
 
 # Deterministic end to end with the default (torch DataLoader) loader: the order and augmentation
 # of every batch are functions of (seed, epoch, batch), deterministic kernels, and a schedule that
@@ -119,6 +121,29 @@ def test_a_moved_or_copied_run_resumes_and_tests_its_own_checkpoints(tmp_path: P
         assert (evaluated["test/acc"], evaluated["test/loss"]) == (resumed["test/acc"], resumed["test/loss"])
     assert results(moved)["best_checkpoint"] == "checkpoints/best-epoch000.ckpt"
     assert not original.exists()
+
+
+def test_a_killed_and_resumed_run_counts_all_its_time_and_syncs_with_one_command(tmp_path: Path) -> None:
+    """Killed (SIGKILL) in its second epoch, resumed: wall_time_s covers both segments, and the
+    summary's one `wandb sync` line names both offline folders of the run, oldest first."""
+    run = tmp_path / "run"
+    proc = run_train(*TINY_RUN, "logger.wandb.mode=offline", "+callbacks.killer._target_=tests.helpers.kill_at_step.KillAtStep",
+                     f"hydra.run.dir={run}", cwd=tmp_path, KILL_AT_STEP="8")
+    assert proc.returncode == -9, explain(proc)
+    carried = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["run_wall_time_s"]
+    assert carried > 0
+    proc = train_in_process(f"resume={run}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    resumed = results(run)
+    assert resumed["wall_time_s"] > carried
+    assert resumed["wall_time_s"] >= resumed["time_to_accuracy"][-1]["train_time_s"]
+    killed, last = sorted((run / "wandb").glob("offline-run-*"))
+    assert killed.name.rsplit("-", 1)[1] == last.name.rsplit("-", 1)[1]  # one wandb run, two segments
+    shown = " ".join(os.path.relpath(p, tmp_path) for p in (killed, last))
+    assert f"wandb (offline)   wandb sync {shown}" in proc.stdout.splitlines()
+    states = [json.loads(inspect(p, "--summary")) for p in (killed, last)]
+    assert states[0]["exit_code"] is None and states[0]["state"] != "finished"  # what wandb keeps of a kill
+    assert (states[1]["state"], states[1]["exit_code"]) == ("finished", 0)
 
 
 def test_init_weights_starts_a_new_run_from_the_weights_alone(tmp_path: Path, run_config) -> None:
