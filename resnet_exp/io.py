@@ -29,6 +29,18 @@ def is_run_dir(path: Path) -> bool:
     return (Path(path) / ".hydra" / "overrides.yaml").is_file()
 
 
+def run_choices(run_dir: Path) -> dict[str, Any]:
+    """The config group choices a run folder's job was composed with (its .hydra/hydra.yaml);
+    empty when the folder is no run or the file cannot be read."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load((Path(run_dir) / ".hydra" / "hydra.yaml").read_text())
+        return dict(saved["hydra"]["runtime"]["choices"])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return {}
+
+
 def is_rank_zero(on_node: bool = False) -> bool:
     """Whether this process writes the run's shared files: the first process of the job (with
     `on_node`, the first on its machine), by Lightning's rank variables or SLURM's task ids."""
@@ -117,8 +129,9 @@ def readable_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
         raise UserError(f"{path}: not a readable checkpoint ({first_line(exc)[:120]}); "
                         "pass a .ckpt file written by a run") from None
     if not isinstance(saved, dict) or "state_dict" not in saved:
-        raise UserError(f"{path}: not a readable checkpoint (no state_dict in it); "
-                        "pass a .ckpt file written by a run")
+        what = (f"a {type(saved).__name__}, not a checkpoint's dict" if not isinstance(saved, dict)
+                else "no state_dict in it: a bare model state_dict, not a Lightning checkpoint?")
+        raise UserError(f"{path}: not a readable checkpoint ({what}); pass a .ckpt file written by a run")
     return saved
 
 
@@ -146,13 +159,86 @@ def remove_temp_files(folder: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def check_checkpoint_fits(checkpoint: str, state: Mapping[str, Any], arch: str) -> None:
-    """Fail in one line if the checkpoint's weights do not fit the model built from the config."""
-    saved = readable_checkpoint(checkpoint).get("state_dict", {})
-    missing = sorted(set(state) - set(saved))
+NOT_A_RUN_CHECKPOINT = "pass a .ckpt file written by a run"
+# Keys a Lightning checkpoint needs to continue training from (weights-only checkpoints lack them).
+TRAINING_STATE_KEYS = ("epoch", "global_step", "loops", "optimizer_states", "lr_schedulers")
+# Optimizer settings that choose the implementation, not the algorithm: they may differ on resume.
+IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable", "differentiable")
+
+
+def _more(names: list[str]) -> str:
+    return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+
+
+def check_checkpoint_fits(checkpoint: str, state: Mapping[str, Any], arch: str, key: str = "ckpt_path") -> None:
+    """Fail in one line unless the checkpoint is a Lightning checkpoint whose weights are exactly
+    those of the model built from the config (`state`): same names, same shapes, tensors only."""
+    import torch
+
+    saved = readable_checkpoint(checkpoint, key)
+    weights = saved["state_dict"]
+    if "pytorch-lightning_version" not in saved or not isinstance(weights, Mapping):
+        raise UserError(f"{key}={checkpoint}: not a Lightning checkpoint (no pytorch-lightning_version, or "
+                        f"no mapping of weights in its state_dict); {NOT_A_RUN_CHECKPOINT}")
+    odd = [name for name, value in weights.items() if not isinstance(value, torch.Tensor)]
+    if odd:
+        raise UserError(f"{key}={checkpoint}: state_dict entry {odd[0]!r} is a {type(weights[odd[0]]).__name__}, "
+                        f"not a tensor{_more(odd)}; {NOT_A_RUN_CHECKPOINT}")
+    missing, unexpected = sorted(set(state) - set(weights)), sorted(set(weights) - set(state))
     if missing:
-        raise UserError(f"ckpt_path={checkpoint}: does not fit arch={arch}: {missing[0]} is not in it")
-    for key, tensor in state.items():
-        if tuple(saved[key].shape) != tuple(tensor.shape):
-            raise UserError(f"ckpt_path={checkpoint}: does not fit arch={arch}: {key} is "
-                            f"{list(saved[key].shape)} there, {list(tensor.shape)} here")
+        raise UserError(f"{key}={checkpoint}: does not fit arch={arch}: {missing[0]} is not in it{_more(missing)}; "
+                        "choose the arch the checkpoint was trained with")
+    if unexpected:
+        raise UserError(f"{key}={checkpoint}: does not fit arch={arch}: it holds {unexpected[0]}{_more(unexpected)}, "
+                        "which this net has not (a deeper or other net?); choose the arch the checkpoint was "
+                        "trained with")
+    for name, tensor in state.items():
+        if tuple(weights[name].shape) != tuple(tensor.shape):
+            raise UserError(f"{key}={checkpoint}: does not fit arch={arch}: {name} is "
+                            f"{list(weights[name].shape)} there, {list(tensor.shape)} here (a wider or "
+                            "narrower net?); choose the arch the checkpoint was trained with")
+
+
+def _public(state: Mapping[str, Any]) -> set[str]:
+    return {k for k in state if isinstance(k, str) and not k.startswith("_")}
+
+
+def check_training_state_fits(checkpoint: str, optimizer: Mapping[str, Any], scheduler: Mapping[str, Any] | None,
+                              choices: Mapping[str, str], continues_plan: bool) -> None:
+    """Fail in one line if the checkpoint cannot continue training here: no training state, or an
+    optimizer or scheduler state of another kind than this run's (`optimizer`, `scheduler`: the
+    state dicts a fresh fit starts with). `continues_plan`: this run's schedule can follow a
+    re-planned one (schedules.Reannealed, whose state holds its `plan`)."""
+    saved = load_header(checkpoint)
+    fresh = f"; resume with the run's own {{0}}, or start a new run from the weights alone with init_weights={checkpoint}"
+    lacking = [k for k in TRAINING_STATE_KEYS if k not in saved]
+    if lacking:
+        raise UserError(f"ckpt_path={checkpoint}: holds no training state (no {lacking[0]}); it can be evaluated, "
+                        f"or start a new run from its weights with init_weights={checkpoint}")
+    # The scheduler first: it adds keys of its own to the optimizer's parameter groups.
+    where = f"ckpt_path={checkpoint}: its learning-rate schedule does not fit scheduler={choices.get('scheduler')}"
+    schedulers = saved["lr_schedulers"]
+    if len(schedulers) != (scheduler is not None):
+        what = "a schedule there, a constant rate here" if schedulers else "a constant rate there, a schedule here"
+        raise UserError(f"{where} ({what})" + fresh.format("scheduler"))
+    if scheduler is not None and not ("plan" in schedulers[0] and continues_plan) \
+            and _public(schedulers[0]) != _public(scheduler):
+        raise UserError(f"{where} (another scheduler or warm-up: the checkpoint's state has "
+                        f"{', '.join(sorted(_public(schedulers[0])))}; this run's has "
+                        f"{', '.join(sorted(_public(scheduler)))})" + fresh.format("scheduler"))
+    where = f"ckpt_path={checkpoint}: its optimizer state does not fit optimizer={choices.get('optimizer')}"
+    states = saved["optimizer_states"]
+    groups, ours = (states[0]["param_groups"] if len(states) == 1 else []), optimizer["param_groups"]
+    if len(groups) != len(ours):
+        raise UserError(f"{where} ({len(groups)} parameter groups there, {len(ours)} here: "
+                        "module.decay_norm_and_bias?)" + fresh.format("module and optimizer settings"))
+    for there, here in zip(groups, ours):
+        lacks, other = sorted(set(here) - set(there)), sorted(set(there) - set(here))
+        if lacks:
+            raise UserError(f"{where} (another optimizer: it has {', '.join(other) or 'none'} where this one "
+                            f"needs {', '.join(lacks)})" + fresh.format("optimizer"))
+        switched = [k for k, v in here.items() if isinstance(v, bool) and k not in IMPLEMENTATION_KEYS
+                    and there.get(k) != v]
+        if switched:
+            k = switched[0]
+            raise UserError(f"{where} ({k}={there.get(k)} there, {here[k]} here)" + fresh.format("optimizer"))

@@ -269,12 +269,22 @@ def define_wandb_summaries(loggers: list[Logger]) -> None:
                 logger.experiment.define_metric(metric, summary=summary)
 
 
+def offline_segments(run_dir: Path) -> list[Path]:
+    """Every offline folder of the wandb run in `run_dir` (`offline-run-<time>-<id>`), oldest
+    first: each resumed segment of a run adds one with the same id."""
+    run_id = run_dir.name.rsplit("-", 1)[-1]
+    found = sorted(run_dir.parent.glob(f"offline-run-*-{run_id}"))
+    return found if run_dir in found else [*found, run_dir]
+
+
 def report_offline_runs(loggers: list[Logger]) -> list[Path]:
-    """Say once where each offline wandb run is and how to upload it; return those folders."""
+    """Say once where each offline wandb run is and how to upload it; return its folders, every
+    segment of a resumed run in order, so that one `wandb sync` uploads the whole history."""
     offline = []
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger.experiment.offline:
-            run_dir = Path(logger.experiment.dir).parent
-            log.info("wandb run saved offline in %s; upload it with: wandb sync %s", run_dir, run_dir)
-            offline.append(run_dir)
+            segments = offline_segments(Path(logger.experiment.dir).parent)
+            log.info("wandb run saved offline in %s; upload it with: wandb sync %s", segments[-1],
+                     " ".join(str(p) for p in segments))
+            offline.extend(segments)
     return offline

@@ -16,7 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from resnet_exp.callbacks.lightning_shims import FastHookName
 from resnet_exp.callbacks.probes import logging_due
 from resnet_exp.errors import TrainingDiverged
-from resnet_exp.schedules import Schedule
+from resnet_exp.schedules import ResumePoint, Schedule
 
 OptimizerFactory = Callable[..., Optimizer]
 # Sums of a training epoch (loss x n over 60k samples) keep full precision whatever the trainer's.
@@ -129,6 +129,9 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         # check names the step whose loss went bad and the rate that step used (not the rate after
         # the scheduler stepped). Losses stay on the device; nothing is read per step.
         self.unchecked_steps: list[tuple[int, Any, torch.Tensor]] = []
+        # Where a resumed fit's checkpoint left the schedule (read in on_load_checkpoint, which
+        # Lightning calls before configure_optimizers).
+        self.resumed_schedule: ResumePoint | None = None
         if example_input_shape is not None:
             # Lets ModelSummary show output shapes and FLOPs per stage.
             self.example_input_array = torch.zeros(1, *example_input_shape)
@@ -151,6 +154,8 @@ class ImageClassifier(FastHookName, pl.LightningModule):
             "val_acc_best": None if self.val_acc_best is None else float(self.val_acc_best),
             "train_sums": None if self.train_sums is None else self.train_sums.detach().cpu(),
         }
+        if self.schedule is not None:  # the length the schedule was sized to: a resume compares
+            checkpoint["schedule"] = {"sized_to": self.schedule.sized_to}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("metric_states", {})
@@ -158,6 +163,7 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         self.val_acc_best = None if best is None else torch.tensor(best, dtype=torch.float32)
         sums = saved.get("train_sums")
         self.train_sums = None if sums is None else sums.to(dtype=TRAIN_SUMS_DTYPE)
+        self.resumed_schedule = ResumePoint.from_checkpoint(checkpoint)
 
     def on_fit_start(self) -> None:
         # Lightning restores a checkpoint (on_load_checkpoint) before it moves the module to its
@@ -264,4 +270,12 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         optimizer = self.optimizer_factory(params=groups)
         if self.schedule is None or self.schedule.constant:  # no need to ask for the run's length
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": self.schedule.build(optimizer, *self._run_length())}
+        built = self.schedule.build(optimizer, *self._run_length(), resumed=self.resumed_schedule)
+        return {"optimizer": optimizer, "lr_scheduler": built}
+
+    def fresh_training_state(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The state of the optimizer and scheduler a fit of this module starts with (the scheduler
+        sized to a placeholder length), to compare with a checkpoint's before resuming from it."""
+        optimizer = self.optimizer_factory(params=split_weight_decay(self.model, self.hparams.decay_norm_and_bias))
+        built = None if self.schedule is None or self.schedule.constant else self.schedule.scheduler(optimizer, 1 << 30)
+        return optimizer.state_dict(), None if built is None else built.state_dict()

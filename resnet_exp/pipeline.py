@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from resnet_exp.callbacks import step_time_summary, time_to_accuracy_points
 from resnet_exp.callbacks.checkpoint import AtomicCheckpointIO
 from resnet_exp.callbacks.profiler import NoProfiler
 from resnet_exp.callbacks.sigterm import CheckpointOnSigterm, stop_on_sigterm
+from resnet_exp.callbacks.train_clock import RunClock
 from resnet_exp.config.lengths import check_run_lengths
 from resnet_exp.data import ImageDataModule
 from resnet_exp.errors import ConfigError, TrainingDiverged
@@ -32,8 +32,10 @@ from resnet_exp.io import (
     LAST_CHECKPOINT,
     RESULTS_FILE,
     check_checkpoint_fits,
+    check_training_state_fits,
     is_rank_zero,
     load_header,
+    run_choices,
     to_number,
     write_json_atomic,
 )
@@ -60,6 +62,7 @@ class Parts:
     speed: speed.SpeedPlan
     # Training FLOPs per image (forward + backward, counted once on the meta device); None if uncountable.
     train_flops: int | None = None
+    clock: RunClock = field(default_factory=RunClock)  # the run's wall time, carried over resumes
 
     @property
     def params(self) -> int:
@@ -107,18 +110,35 @@ def build_parts(cfg: DictConfig) -> Parts:
         # No example forward under torch.compile: it would compile an extra graph for batch 1.
         example_input_shape=None if fast.compile else datamodule.example_input_shape,
     )
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
-    callbacks.append(CheckpointOnSigterm(Path(cfg.paths.output_dir) / LAST_CHECKPOINT))
+    clock = RunClock()
+    callbacks = [*(instantiate(c) for c in cfg.callbacks.values() if c), clock,
+                 CheckpointOnSigterm(Path(cfg.paths.output_dir) / LAST_CHECKPOINT)]
     loggers = [lg for lg in (instantiate(c) for c in cfg.logger.values() if c) if lg is not None]
     profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                           plugins=[AtomicCheckpointIO()], **profiler, **fast.trainer_kwargs())
     check_run_lengths(cfg.trainer, loader_batches(datamodule, trainer.world_size), trainer.max_epochs,
                       trainer.max_steps, trainer.accumulate_grad_batches, module.schedule)
+    arch = HydraConfig.get().runtime.choices.arch
     if cfg.ckpt_path:
-        check_checkpoint_fits(cfg.ckpt_path, module.state_dict(), HydraConfig.get().runtime.choices.arch)
+        check_checkpoint_fits(cfg.ckpt_path, module.state_dict(), arch)
+        clock.carried_s = RunClock.carried_from(load_header(cfg.ckpt_path))
+    elif cfg.get("init_weights"):  # a new run from another run's weights: nothing else of it
+        check_checkpoint_fits(cfg.init_weights, module.state_dict(), arch, key="init_weights")
+        module.load_state_dict(load_header(cfg.init_weights)["state_dict"])
     return Parts(datamodule=datamodule, model=model, module=module, trainer=trainer, speed=fast,
-                 train_flops=flops)
+                 train_flops=flops, clock=clock)
+
+
+def check_resume_fits(cfg: DictConfig, parts: Parts) -> None:
+    """Before a fit that continues `cfg.ckpt_path`: the checkpoint's optimizer and scheduler state
+    must be of the kind this run builds (a one-line error names what differs)."""
+    if not cfg.ckpt_path:
+        return
+    optimizer, scheduler = parts.module.fresh_training_state()
+    schedule = parts.module.schedule
+    check_training_state_fits(cfg.ckpt_path, optimizer, scheduler, HydraConfig.get().runtime.choices,
+                              continues_plan=schedule is not None and schedule.sized_to_run)
 
 
 def loader_batches(datamodule: ImageDataModule, world_size: int) -> dict[str, int]:
@@ -197,7 +217,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         logger.log_hyperparams(config)
     define_wandb_summaries(trainer.loggers)
 
-    started = time.perf_counter()
+    parts.clock.start()
     diverged: TrainingDiverged | None = None
     try:
         with stop_on_sigterm(trainer, "training"):  # a SIGTERM: checkpoint saved, no results.json
@@ -210,7 +230,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     if diverged is None:
         with stop_on_sigterm(trainer, "testing"):
             test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best)[0]
-    wall_time_s = time.perf_counter() - started
+    wall_time_s = parts.clock.total_s()  # every segment of a resumed run
     step_time = step_time_summary(trainer)
 
     results = {
@@ -261,12 +281,19 @@ def evaluate_checkpoint(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[st
     with stop_on_sigterm(trainer, "testing"):
         metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)[0]
     hc = HydraConfig.get()
+    # The net that ran is the checkpoint's (its weights fit it exactly): name its run's arch, even
+    # where a typed arch= composed the same net under another name (a recipe's arch keys).
+    arch = run_choices(Path(cfg.ckpt_path).parent.parent).get("arch") or hc.runtime.choices.get("arch")
+    if arch != hc.runtime.choices.get("arch"):
+        log.warning("arch=%s: the checkpoint comes from a run of arch=%s, whose net this is; results.json "
+                    "names arch=%s", hc.runtime.choices.get("arch"), arch, arch)
     results = {
         **{k: to_number(v) for k, v in metrics.items()},
         "status": "evaluated",
         "checkpoint": cfg.ckpt_path,
         "params": parts.params,
-        "arch": hc.runtime.choices.get("arch"),
+        "arch": arch,
+        "depth": getattr(parts.model, "depth", None),
         "data": hc.runtime.choices.get("data"),
         "overrides": list(hc.overrides.task),
     }

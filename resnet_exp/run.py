@@ -14,7 +14,7 @@ from resnet_exp.app.resume import check_resume_length, resume_arguments
 from resnet_exp.app.run_dir import RunFolder
 from resnet_exp.app.signals import say_how_to_continue
 from resnet_exp.config import CONF_DIR, register_schemas, validate
-from resnet_exp.pipeline import build_parts, fit_and_test
+from resnet_exp.pipeline import build_parts, check_resume_fits, fit_and_test
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -23,6 +23,7 @@ def train(cfg: DictConfig) -> float | None:
     with RunFolder() as folder, say_how_to_continue(folder):
         validate(cfg)
         parts = build_parts(cfg)
+        check_resume_fits(cfg, parts)
         check_resume_length(cfg)
         folder.set_up()
         results = fit_and_test(cfg, parts, folder.path)

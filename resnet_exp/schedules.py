@@ -8,6 +8,11 @@ and what depends on that length is settled there:
   schedule's own unit, so `interval=step` counts optimizer steps and never epochs;
 - multistep milestones at or beyond the end of the run are refused;
 - milestones and `T_max` count from the start of the run, warm-up included.
+
+A resumed run whose length differs from the one its checkpoint's schedule was sized to (a run
+extended with a larger trainer.max_epochs) continues on a re-planned schedule (`Reannealed`): from
+the learning rate reached to the schedule's final one over the remaining steps, without a jump.
+Schedules with explicit lengths and multistep milestones continue as they are.
 No Lightning here.
 """
 
@@ -17,10 +22,10 @@ import math
 from collections.abc import Callable, Mapping
 from enum import Enum
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import ConstantLR, LinearLR, LRScheduler, SequentialLR
+from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 
 from resnet_exp.errors import ConfigError, parse_enum
 
@@ -38,6 +43,61 @@ def check_run_length(keywords: Mapping[str, Any], length: float | None) -> None:
     for key in RUN_LENGTH_KEYS:
         if key in keywords and keywords[key] is None and (length is None or not math.isfinite(length)):
             raise ConfigError(NO_LENGTH.format(key=key))
+
+
+class ResumePoint(NamedTuple):
+    """Where a checkpoint's schedule stands: `step` scheduler steps taken, the learning rate `lrs`
+    of each parameter group, the length `sized_to` it was sized to (None: unknown), and the
+    `plan` of a re-planned schedule (a `Reannealed`'s, else None)."""
+
+    step: int
+    lrs: list[float]
+    sized_to: float | None
+    plan: dict[str, Any] | None
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Mapping[str, Any]) -> ResumePoint | None:
+        """Read from a Lightning checkpoint's dict; None without exactly one optimizer and scheduler."""
+        schedulers, optimizers = checkpoint.get("lr_schedulers") or [], checkpoint.get("optimizer_states") or []
+        if len(schedulers) != 1 or len(optimizers) != 1 or "last_epoch" not in schedulers[0]:
+            return None
+        state = schedulers[0]
+        # Checkpoints without the module's record: a cosine or one-cycle with no warm-up in front
+        # keeps its length in its own state.
+        sized_to = (checkpoint.get("schedule") or {}).get("sized_to", state.get("T_max", state.get("total_steps")))
+        return cls(step=int(state["last_epoch"]), lrs=[float(g["lr"]) for g in optimizers[0]["param_groups"]],
+                   sized_to=sized_to, plan=state.get("plan"))
+
+
+class Reannealed(LRScheduler):
+    """From `start_lrs` at scheduler step `start` down (or up) to `final_lrs` at step `end`, on a half
+    cosine: a resumed run's schedule re-planned to a new length. Its whole plan is in its state."""
+
+    def __init__(self, optimizer: Optimizer, start: int, start_lrs: list[float], final_lrs: list[float],
+                 end: int, last_epoch: int = -1) -> None:
+        self.plan = {"start": int(start), "start_lrs": [float(x) for x in start_lrs],
+                     "final_lrs": [float(x) for x in final_lrs], "end": int(end)}
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        plan = self.plan
+        done = min(max(self.last_epoch - plan["start"], 0) / max(plan["end"] - plan["start"], 1), 1.0)
+        return [final + (start - final) * (1 + math.cos(math.pi * done)) / 2
+                for start, final in zip(plan["start_lrs"], plan["final_lrs"])]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "plan" in state_dict:
+            super().load_state_dict(state_dict)
+        else:  # the state of the schedule this one re-plans: the plan starts from it, only its step counts
+            self.last_epoch = int(state_dict["last_epoch"])
+
+
+def final_lrs(main: LRScheduler, optimizer: Optimizer) -> list[float]:
+    """The learning rate of each parameter group at the end of `main` (a cosine's eta_min, a
+    one-cycle's min_lr; 0 for a scheduler that names neither)."""
+    if isinstance(main, CosineAnnealingLR):
+        return [float(main.eta_min)] * len(optimizer.param_groups)
+    return [float(group.get("min_lr", 0.0)) for group in optimizer.param_groups]
 
 
 class Interval(str, Enum):
@@ -74,8 +134,9 @@ class Schedule:
         self.warmup_length = int(warmup_length)
         self.warmup_lr_factor = float(warmup_lr_factor)
         # The length (scheduler steps) the last `build` sized the schedule to; None before any
-        # build, or when the run's length was unknown. A resumed run can compare its own with it.
+        # build, or when the run's length was unknown. A resumed run compares its own with it.
         self.sized_to: float | None = None
+        self.final_lrs: list[float] = []  # where the last built schedule ends, per parameter group
 
     def __repr__(self) -> str:
         return (f"Schedule({self.lr_scheduler!r}, interval={self.interval.value}, frequency={self.frequency}, "
@@ -86,6 +147,12 @@ class Schedule:
     def warmup_steps(self) -> int:
         """Scheduler steps of warm-up (0 with warmup=none)."""
         return self.warmup_length if self.warmup != Warmup.none else 0
+
+    @property
+    def sized_to_run(self) -> bool:
+        """True if the schedule's length follows the run's (a RUN_LENGTH_KEYS argument left null)."""
+        keywords = getattr(self.lr_scheduler, "keywords", None) or {}
+        return any(key in keywords and keywords[key] is None for key in RUN_LENGTH_KEYS)
 
     @property
     def constant(self) -> bool:
@@ -103,16 +170,32 @@ class Schedule:
             units = math.ceil(optimizer_steps / max(steps_per_epoch, 1))
         return units // self.frequency
 
-    def build(self, optimizer: Optimizer, optimizer_steps: float | None,
-              steps_per_epoch: int = 1) -> dict[str, Any] | None:
+    def build(self, optimizer: Optimizer, optimizer_steps: float | None, steps_per_epoch: int = 1,
+              resumed: ResumePoint | None = None) -> dict[str, Any] | None:
         """Lightning's `lr_scheduler` entry for a run of `optimizer_steps` (see `length`), or None
-        for a constant learning rate."""
+        for a constant learning rate; re-planned when it continues a checkpoint's schedule
+        (`resumed`) that was sized to another length."""
         length = self.length(optimizer_steps, steps_per_epoch)
         scheduler = self.scheduler(optimizer, length)
         self.sized_to = length
         if scheduler is None:
             return None
+        plan = self.continued_plan(resumed, length)
+        if plan is not None:
+            scheduler = Reannealed(optimizer, **plan)
         return {"scheduler": scheduler, "interval": self.interval.value, "frequency": self.frequency}
+
+    def continued_plan(self, resumed: ResumePoint | None, length: float | None) -> dict[str, Any] | None:
+        """The plan a resumed run follows instead of the freshly built schedule, or None when the
+        fresh one continues the checkpoint's exactly (same length, or a length it does not follow)."""
+        if resumed is None or length is None or not math.isfinite(length):
+            return None
+        if resumed.plan is not None:  # re-planned before: the same plan, unless the length changed again
+            if resumed.plan["end"] == length:
+                return resumed.plan
+        elif not self.sized_to_run or resumed.sized_to is None or resumed.sized_to == length:
+            return None
+        return {"start": resumed.step, "start_lrs": resumed.lrs, "final_lrs": self.final_lrs, "end": int(length)}
 
     def _unit(self) -> str:
         unit = "optimizer steps" if self.interval == Interval.step else "epochs"
@@ -140,6 +223,7 @@ class Schedule:
         main = None
         if self.lr_scheduler is not None:
             main = self._sized(self.lr_scheduler, length, lead)(optimizer)
+            self.final_lrs = final_lrs(main, optimizer)
         if not lead:
             return main
         if self.warmup == Warmup.constant:

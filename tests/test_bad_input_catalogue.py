@@ -7,6 +7,7 @@ calls); a few go through a real subprocess, where exit codes and pipes are the p
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers.cli import TINY_RUN, cli_env, isolated, run_cli
+from tests.helpers.cli import TINY_RUN, cli_env, explain, isolated, run_cli, train_in_process
 
 # Placeholders filled per test: {tmp} the test's folder; files made by `bad_files`.
 RUN_CASES = [
@@ -85,6 +86,7 @@ RUN_CASES = [
     (["data.data_dir=a b,c"], ["data.data_dir=a b,c", "quote it", "add -m to sweep"]),
     (["+arch.foo=1"], ["arch.foo=1", "unknown arch option"]),
     (["~arch"], ["arch", "pick one with arch=NAME"]),
+    (["experiment=quickstart", "optimizer=adam"], ["experiment=quickstart", "optimizer.momentum", "optimizer"]),
     # Output folders that cannot be made, or that hold a run or a sweep already.
     (["paths.log_dir=/proc/x"], ["paths.log_dir=/proc/x", "cannot create the output folder"]),
     (["paths.log_dir={tmp}/a_file"], ["paths.log_dir=", "a_file", "is a file"]),
@@ -228,6 +230,86 @@ def test_bench(args: list[str], words: list[str], bad_files: Path, monkeypatch, 
     code, err = call_app("resnet_exp.bench.__main__", [*tiny, *fill(args, bad_files)], monkeypatch, capsys)
     assert_one_line_error(code, err, words)
     assert snapshot(bad_files) == before
+
+
+# Checkpoints that do not fit the run: (entry point, args, words). Placeholders: {tmp} the test's
+# folder, holding `checkpoint_variants` of {run}, a finished tiny run (resnet18 at width 1/8, SGD, cosine).
+EVAL_DATA = [a for a in TINY_RUN if not a.startswith(("logger.", "trainer."))]
+CHECKPOINT_CASES = [
+    ("run", ["ckpt_path={tmp}/run.ckpt", "arch=resnet34", "arch.width=0.125"],
+     ["ckpt_path=", "run.ckpt", "does not fit arch=resnet34", "is not in it"]),
+    ("run", ["ckpt_path={tmp}/run.ckpt", "arch.blocks=[1,1,1,1]"],
+     ["run.ckpt", "does not fit arch=resnet18", "which this net has not"]),
+    ("run", ["ckpt_path={tmp}/run.ckpt", "arch.width=0.25"], ["does not fit arch=resnet18", "wider or narrower"]),
+    ("run", ["ckpt_path={run}/checkpoints/last.ckpt", "arch=resnet34", "arch.width=0.125"],
+     ["last.ckpt", "does not fit arch=resnet34"]),
+    ("run", ["ckpt_path={tmp}/plain.ckpt"], ["plain.ckpt", "not a readable checkpoint", "bare model state_dict"]),
+    ("run", ["ckpt_path={tmp}/not_tensors.ckpt"], ["not_tensors.ckpt", "is a float, not a tensor"]),
+    ("run", ["ckpt_path={tmp}/weights_only.ckpt"], ["weights_only.ckpt", "no training state", "init_weights="]),
+    ("run", ["resume={run}", "optimizer=adam"],
+     ["optimizer state does not fit optimizer=adam", "another optimizer", "betas", "init_weights="]),
+    ("run", ["resume={run}", "optimizer.nesterov=true"], ["optimizer=sgd", "nesterov=False there, True here"]),
+    ("run", ["resume={run}", "scheduler=onecycle"],
+     ["schedule does not fit scheduler=onecycle", "T_max", "total_steps", "init_weights="]),
+    ("run", ["resume={run}", "scheduler=none"], ["scheduler=none", "a schedule there, a constant rate here"]),
+    ("run", ["ckpt_path={tmp}/run.ckpt", "scheduler.warmup=linear", "scheduler.warmup_length=1"],
+     ["scheduler=cosine", "another scheduler or warm-up"]),
+    ("run", ["ckpt_path={tmp}/run.ckpt", "module.decay_norm_and_bias=true"],
+     ["2 parameter groups there, 1 here", "module.decay_norm_and_bias"]),
+    ("run", ["init_weights={tmp}/notes.txt"], ["notes.txt", "not a readable checkpoint"]),
+    ("run", ["init_weights={tmp}/missing.ckpt"], ["init_weights=", "missing.ckpt", "no such file"]),
+    ("run", ["init_weights={tmp}/run.ckpt", "arch=resnet34", "arch.width=0.125"],
+     ["init_weights=", "does not fit arch=resnet34"]),
+    ("run", ["init_weights={tmp}/not_tensors.ckpt"], ["init_weights=", "not a tensor"]),
+    ("run", ["init_weights={tmp}/run.ckpt", "resume={run}"], ["init_weights=", "cannot be combined with resume="]),
+    ("eval", ["ckpt_path={run}/checkpoints/last.ckpt", "arch=resnet34", "arch.width=0.125"],
+     ["last.ckpt", "does not fit arch=resnet34", "is not in it"]),
+    ("eval", ["ckpt_path={run}/checkpoints/last.ckpt", "arch.blocks=[1,1,1,1]"], ["which this net has not"]),
+    ("eval", ["ckpt_path={run}/checkpoints/last.ckpt", "arch.width=0.25"], ["wider or narrower"]),
+    ("eval", ["ckpt_path={tmp}/plain.ckpt"], ["plain.ckpt", "bare model state_dict"]),
+    ("eval", ["ckpt_path={tmp}/not_tensors.ckpt", *EVAL_DATA], ["not_tensors.ckpt", "not a tensor"]),
+    ("eval", ["ckpt_path={run}/checkpoints/last.ckpt", "init_weights={tmp}/run.ckpt"], ["init_weights", "not for eval"]),
+]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny run (1 epoch)."""
+    work = tmp_path_factory.mktemp("trained")
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={work / 'run'}", cwd=work)
+    assert proc.returncode == 0, explain(proc)
+    return work / "run"
+
+
+def checkpoint_variants(folder: Path, run: Path) -> None:
+    """The run's last checkpoint copied out of its folder, and files made from it that are no
+    training checkpoint: the bare model state_dict, a non-tensor entry, no training state."""
+    last = run / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    shutil.copy(last, folder / "run.ckpt")
+    torch.save(saved["state_dict"], folder / "plain.ckpt")
+    first = next(iter(saved["state_dict"]))
+    torch.save({**saved, "state_dict": {**saved["state_dict"], first: 1.5}}, folder / "not_tensors.ckpt")
+    lean = ("optimizer_states", "lr_schedulers", "loops", "callbacks")
+    torch.save({k: v for k, v in saved.items() if k not in lean}, folder / "weights_only.ckpt")
+
+
+@pytest.mark.parametrize("entry,args,words", CHECKPOINT_CASES,
+                         ids=[f"{c[0]} {case_id(c[1:])}".replace("{run}", "R") for c in CHECKPOINT_CASES])
+def test_checkpoint(entry: str, args: list[str], words: list[str], trained_run: Path, bad_files: Path,
+                    monkeypatch, capsys) -> None:
+    checkpoint_variants(bad_files, trained_run)
+    before = snapshot(bad_files), snapshot(trained_run)
+    monkeypatch.chdir(bad_files)
+    args = [a.replace("{run}", str(trained_run)) for a in fill(args, bad_files)]
+    if entry == "run":
+        in_the_run = any(a.startswith(("resume=", f"ckpt_path={trained_run}")) for a in args)
+        groups = {a.split("=")[0] for a in args if "." not in a.split("=")[0]}
+        tiny = [a for a in TINY_RUN if a.split(".")[0].split("=")[0] not in groups]
+        args = [*tiny, *args, *([] if in_the_run else [f"hydra.run.dir={bad_files}/run"])]
+    code, err = call_app(f"resnet_exp.{entry}", args, monkeypatch, capsys)
+    assert_one_line_error(code, err, words)
+    assert (snapshot(bad_files), snapshot(trained_run)) == before  # no folder made, nothing half-written
 
 
 REPORT_CASES = [

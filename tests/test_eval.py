@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,45 @@ def test_eval_without_checkpoint_says_what_is_needed(tmp_path: Path) -> None:
     proc = run_in_process("resnet_exp.eval", cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.strip() == "error: ckpt_path: required; evaluate a checkpoint with ckpt_path=<file>"
+
+
+def test_eval_tests_the_whole_test_split_unless_its_own_command_limits_it(tmp_path: Path) -> None:
+    """A run trained with trainer.limit_test_batches=1 (32 of its 64 test images): eval tests all 64,
+    as the same file evaluated outside any run does; typed on eval, the limit applies again."""
+    run = tmp_path / "run"
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", "trainer.limit_test_batches=1",
+                            f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    trained = json.loads((run / "results.json").read_text())
+    best = run / trained["best_checkpoint"]
+    outside = tmp_path / "outside.ckpt"
+    shutil.copy(best, outside)
+
+    def evaluate(name: str, *args: str) -> dict:
+        proc = run_in_process("resnet_exp.eval", *args, f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
+        assert proc.returncode == 0, explain(proc)
+        return json.loads((tmp_path / name / "results.json").read_text())
+
+    whole = evaluate("whole", f"ckpt_path={best}")
+    alone = evaluate("alone", f"ckpt_path={outside}", *[a for a in TINY_RUN if not a.startswith("logger.")])
+    limited = evaluate("limited", f"ckpt_path={best}", "trainer.limit_test_batches=1")
+    assert (whole["test/acc"], whole["test/loss"]) == (alone["test/acc"], alone["test/loss"])
+    assert (limited["test/acc"], limited["test/loss"]) == (trained["test/acc"], trained["test/loss"])
+    assert (whole["test/acc"], whole["test/loss"]) != (limited["test/acc"], limited["test/loss"])
+
+
+def test_eval_names_the_arch_of_the_checkpoints_own_net(tmp_path: Path) -> None:
+    """`arch=resnet18` typed on eval of a quick-start checkpoint composes the recipe's 8-layer net
+    under that name (the recipe sets the arch's keys): the weights fit, and results.json names
+    the arch the checkpoint was trained with."""
+    run = tmp_path / "run"
+    tiny = ["experiment=quickstart", "data=synthetic_fashion_mnist", "data.train_size=96", "data.val_size=32",
+            "data.test_size=32", "data.batch_size=32", "data.eval_batch_size=32", "trainer.accelerator=cpu",
+            "trainer.devices=1", "logger.wandb.mode=disabled", "trainer.max_epochs=1"]
+    proc = train_in_process(*tiny, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    proc = run_in_process("resnet_exp.eval", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "arch=resnet18",
+                          f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert (evaluated["arch"], evaluated["depth"]) == ("custom", 8)

@@ -6,6 +6,15 @@ import re
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+# Lightning's DDP launcher re-runs the (expanded) command line for ranks > 0 with this added.
+DDP_RANK_MARK = "hydra.job.name=train_ddp_process_"
+
+
+def is_ddp_rank_relaunch(args: list[str]) -> bool:
+    """Whether this process is a DDP rank > 0 that Lightning started by re-running the command: its
+    run folder is rank 0's, made a moment ago by the same command."""
+    return any(a.startswith(DDP_RANK_MARK) for a in args)
+
 
 def typed_value(override: str) -> str | None:
     """The value of one `key=value` override, unquoted as Hydra reads it; a value Hydra cannot

@@ -12,6 +12,7 @@ import errno
 import io
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -71,6 +72,18 @@ def _removed_group(key: str) -> str | None:
     return f"{key}: the {group} group has no option chosen (removed with ~{group}?); pick one with {group}=NAME"
 
 
+def _option_clash(message: str) -> str | None:
+    """`experiment=quickstart optimizer=adam`: a config file (a recipe) sets a key that another chosen
+    option has not; Hydra says so over three lines, naming the file, the key and the schema."""
+    source = re.match(r"In '([\w/]+)/([\w.-]+)': ConfigKeyError", message)
+    key = re.search(r"full_key: ([\w.]+)", message)
+    if not (source and key):
+        return None
+    group = key.group(1).split(".", 1)[0]
+    return (f"{source.group(1)}={source.group(2)}: sets {key.group(1)}, which the {group} option you chose does "
+            f"not have; keep the {source.group(1)}'s {group}, or pick one that has that key")
+
+
 def _full_key(exc: InstantiationException) -> str:
     """The config key of the node whose target failed (Hydra appends `full_key: ...`)."""
     last = str(exc).strip().splitlines()[-1]
@@ -107,6 +120,8 @@ def describe_user_error(exc: BaseException) -> str | None:
         key, _, value = override.partition("=")
         return (f"{override}: a comma separates sweep values; to keep it one value quote it "
                 f"(\"{key}='{value}'\"), write [a,b] for a list, or add -m to sweep")
+    if isinstance(exc, ConfigCompositionException) and (clash := _option_clash(str(exc))):
+        return clash
     if isinstance(exc, ConfigCompositionException) and isinstance(exc.__cause__, OmegaConfBaseException):
         override = first_line(str(exc)).split("'")[1] if "'" in str(exc) else ""
         return _omegaconf_problem(exc.__cause__, override)

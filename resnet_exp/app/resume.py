@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig
 
-from resnet_exp.app.arguments import hydra_quoted, last_value
+from resnet_exp.app.arguments import hydra_quoted, is_ddp_rank_relaunch, last_value
 from resnet_exp.config import CONF_DIR
 from resnet_exp.errors import UserError, first_line
 from resnet_exp.io import (
@@ -30,20 +30,42 @@ from resnet_exp.io import (
 
 RESUME_KEYS = ("resume", "ckpt_path")
 EVAL_OWN_GROUPS = ("logger", "callbacks", "task_name")
-# Lightning's DDP launcher re-runs the (expanded) command line for ranks > 0 with this added.
-DDP_RANK_MARK = "hydra.job.name=train_ddp_process_"
+# Settings of the run that would test only part of the test split: eval tests all of it unless the
+# eval command line itself limits it.
+EVAL_WHOLE_TEST_KEYS = ("trainer.limit_test_batches", "trainer.fast_dev_run")
 
 
 def _key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0]
 
 
+def init_weights_argument(args: list[str]) -> list[str]:
+    """`init_weights=<file>` as an absolute path, checked to be a readable checkpoint; refused
+    next to `resume=`/`ckpt_path=`, which continue a run with all of its state."""
+    value = last_value(args, "init_weights")
+    if value in (None, "null"):
+        return args
+    typed = [k for k in RESUME_KEYS if last_value(args, k) not in (None, "null")]
+    if typed:
+        raise UserError(f"init_weights={value}: starts a new run from a checkpoint's weights alone; it cannot be "
+                        f"combined with {typed[0]}=, which continues a run with its optimizer and schedule; "
+                        "drop one of them")
+    path = Path(value).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(f"init_weights={value}: no such file; pass a .ckpt file written by a run")
+    readable_checkpoint(path, key="init_weights")
+    # In place: Hydra reads overrides only before its own flags (--cfg job).
+    return [f"init_weights={hydra_quoted(path)}" if _key(a) == "init_weights" else a for a in args]
+
+
 def resume_arguments(args: list[str]) -> list[str]:
-    """Command-line overrides with `resume=`/`ckpt_path=` expanded; unchanged without them."""
+    """Command-line overrides with `resume=`/`ckpt_path=` (and `init_weights=`) expanded;
+    unchanged without them."""
+    args = init_weights_argument(args)
     resume, ckpt_path = last_value(args, "resume"), last_value(args, "ckpt_path")
     if resume in (None, "null") and ckpt_path in (None, "null"):
         return args
-    if any(a.startswith(DDP_RANK_MARK) for a in args):
+    if is_ddp_rank_relaunch(args):
         return args  # already expanded: Lightning's DDP re-runs this command for the other ranks
     if "-m" in args or "--multirun" in args:
         raise UserError("resume=/ckpt_path= continue one run; they cannot be combined with -m")
@@ -113,6 +135,8 @@ def eval_arguments(args: list[str]) -> list[str]:
         return args  # help needs no checkpoint
     if ckpt_path in (None, "null"):
         raise UserError("ckpt_path: required; evaluate a checkpoint with ckpt_path=<file>")
+    if last_value(args, "init_weights") not in (None, "null"):
+        raise UserError("init_weights: not for eval, which tests the weights of ckpt_path=<file>; drop init_weights")
     checkpoint = Path(ckpt_path).expanduser().resolve()
     if not checkpoint.is_file():
         raise UserError(f"ckpt_path={ckpt_path}: no such file")
@@ -120,7 +144,7 @@ def eval_arguments(args: list[str]) -> list[str]:
     run_dir = checkpoint.parent.parent
     # The run's loggers and callbacks are training's; conf/eval.yaml chooses its own.
     own = [o for o in (saved_overrides(run_dir) if is_run_dir(run_dir) else [])
-           if not _key(o).startswith(EVAL_OWN_GROUPS)]
+           if not _key(o).startswith(EVAL_OWN_GROUPS) and _key(o) not in EVAL_WHOLE_TEST_KEYS]
     own = still_apply(own, [a for a in args if not a.startswith("ckpt_path=")])
     typed = [a for a in args if not a.startswith("ckpt_path=")]
     return [*own, *typed, f"ckpt_path={hydra_quoted(checkpoint)}"]

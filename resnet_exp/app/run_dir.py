@@ -25,7 +25,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 
-from resnet_exp.app.arguments import typed_value
+from resnet_exp.app.arguments import is_ddp_rank_relaunch, typed_value
 from resnet_exp.errors import UserError
 from resnet_exp.io import is_rank_zero, is_run_dir
 
@@ -53,6 +53,8 @@ def refuse_existing_runs(args: list[str]) -> None:
     """A typed run or sweep folder that holds a run or a sweep already is refused (one line)."""
     if any(arg.split("=", 1)[0] in CONTINUE_KEYS and not arg.endswith("=null") for arg in args):
         return  # resume= / ckpt_path= continue a run in its own folder on purpose
+    if is_ddp_rank_relaunch(args):
+        return  # rank 0's folder, which this rank shares
     for key, value, path in _typed(args, RUN_DIR_KEYS):
         if key == "hydra.run.dir" and is_run_dir(path):
             raise UserError(f"{key}={value}: {path} holds a run already; continue it with resume={path}, "

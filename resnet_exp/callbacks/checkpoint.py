@@ -1,4 +1,5 @@
-"""Lightning's ModelCheckpoint with less work per training batch, and checkpoint files written atomically."""
+"""Lightning's ModelCheckpoint with less work per training batch and paths relative to its folder,
+and checkpoint files written atomically."""
 
 from __future__ import annotations
 
@@ -13,17 +14,58 @@ from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpo
 
 from resnet_exp.io import write_atomic
 
+# The paths in ModelCheckpoint's state (besides `dirpath` itself and the keys of best_k_models).
+PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+
+def _name_in(folder: str | None, path: str) -> str:
+    """`path` as a name relative to `folder` when it lies there, else unchanged."""
+    if path and folder and Path(path).parent == Path(folder):
+        return Path(path).name
+    return path
+
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """The same callback and the same checkpoints, cheaper per batch. Lightning names every
-    callback hook call for its profiler after the callback's `state_key`, which ModelCheckpoint
-    rebuilds from its arguments each time (a dict repr): about a dozen times per training batch for
-    the run's two checkpoint callbacks. The arguments never change after construction, so neither
-    does the key."""
+    """The same callback and the same checkpoints, with two changes.
+
+    Cheaper per batch: Lightning names every callback hook call for its profiler after the
+    callback's `state_key`, which ModelCheckpoint rebuilds from its arguments each time (a dict
+    repr): about a dozen times per training batch for the run's two checkpoint callbacks. The
+    arguments never change after construction, so neither does the key.
+
+    Paths relative to the checkpoint folder in the saved state: Lightning stores absolute paths,
+    so a run folder that was moved or copied would test (and rank against) the files of the
+    folder it came from. A resumed run reads every name in its own folder; when the files are
+    not there (a checkpoint copied out of its run), the ranking starts afresh in the new folder.
+    """
 
     @functools.cached_property
     def state_key(self) -> str:  # type: ignore[override]
         return super().state_key
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        folder = state.get("dirpath")
+        state.update({key: _name_in(folder, state.get(key) or "") for key in PATH_KEYS})
+        state["best_k_models"] = {_name_in(folder, path): score for path, score in state["best_k_models"].items()}
+        state["dirpath"] = "."
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_dir = state_dict.get("dirpath")
+
+        def here(path: str) -> str:
+            # A name (this class's state) or a path in the folder it was saved in (Lightning's own).
+            if path and (not Path(path).is_absolute() or Path(path).parent == Path(saved_dir or "")):
+                return str(Path(self.dirpath or ".") / Path(path).name)
+            return path
+
+        state = {**state_dict, "dirpath": self.dirpath,
+                 **{key: here(state_dict.get(key) or "") for key in PATH_KEYS},
+                 "best_k_models": {here(path): score for path, score in state_dict.get("best_k_models", {}).items()}}
+        named = [state[key] for key in PATH_KEYS if state[key]] + list(state["best_k_models"])
+        if all(Path(path).is_file() for path in named):
+            super().load_state_dict(state)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -1,5 +1,5 @@
 """TimeToAccuracy: accuracy against cumulative training wall time, the curve time-to-accuracy
-comparisons use.
+comparisons use; RunClock: the run's wall time over all its resumed segments.
 
 Its clock runs while the fit trains and stops during validation; at the end of every validation
 (not the sanity check) it records one point: epoch, optimizer step, training seconds so far, and
@@ -25,6 +25,8 @@ from resnet_exp.io import rounded, write_atomic
 from resnet_exp.speed import synchronize
 
 TTA_FILE = "time_to_accuracy.csv"
+# The checkpoint key of the run's wall time so far (RunClock).
+WALL_TIME_KEY = "run_wall_time_s"
 TTA_COLUMNS = ("epoch", "step", "train_time_s", "val/acc", "val/loss")
 
 
@@ -127,3 +129,34 @@ def read_points(path: Path | None) -> list[dict[str, Any]]:
         return [{"epoch": int(r["epoch"]), "step": int(r["step"]), "train_time_s": float(r["train_time_s"]),
                  **{c: float(r[c]) if r.get(c) else None for c in TTA_COLUMNS[3:]}}
                 for r in csv.DictReader(handle)]
+
+
+class RunClock(Callback):
+    """Wall time of the run (fit and test) over all its segments: a resumed run starts from the
+    `carried_s` seconds of the checkpoint it resumes from, and every checkpoint holds the total
+    so far. The time a killed segment spent after its last checkpoint is not carried: the
+    resumed segment does that work again and counts it then.
+
+    A monotonic clock, shared by the processes of one machine (ddp_spawn's ranks save checkpoints
+    with the clock started in the process that launched them).
+    """
+
+    def __init__(self, carried_s: float = 0.0) -> None:
+        super().__init__()
+        self.carried_s = carried_s
+        self._since: float | None = None
+
+    @staticmethod
+    def carried_from(checkpoint: Mapping[str, Any] | None) -> float:
+        """The wall time a checkpoint's dict holds (0 without one, or for a checkpoint without it)."""
+        return float((checkpoint or {}).get(WALL_TIME_KEY) or 0.0)
+
+    def start(self) -> None:
+        self._since = time.monotonic()
+
+    def total_s(self) -> float:
+        return self.carried_s + (time.monotonic() - self._since if self._since is not None else 0.0)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        checkpoint[WALL_TIME_KEY] = round(self.total_s(), 3)

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 NAME_SKIP_PREFIXES = (
     "hydra.", "logger.", "paths.", "callbacks.", "data.data_dir", "data.num_workers",
     "data.loader", "trainer.devices", "trainer.accelerator", "trainer.num_nodes",
-    "trainer.strategy", "resume", "ckpt_path",
+    "trainer.strategy", "resume", "ckpt_path", "init_weights",
 )
 
 

@@ -90,8 +90,8 @@ def run_summary(results: Mapping[str, Any], run_dir: str | Path,
         rows.append(("best checkpoint", _shown_path(run_dir / results["best_checkpoint"])))
     if (run_dir / CURVES_PNG).is_file():
         rows.append(("curves", _shown_path(run_dir / CURVES_PNG)))
-    for wandb_dir in offline_wandb_runs:
-        rows.append(("wandb (offline)", f"wandb sync {_shown_path(wandb_dir)}"))
+    if offline_wandb_runs:  # a resumed run's segments in order: one command uploads its whole history
+        rows.append(("wandb (offline)", "wandb sync " + " ".join(_shown_path(d) for d in offline_wandb_runs)))
     return "\n".join([_rule("run summary"), *_lines(rows), "─" * RULE_WIDTH])
 
 
