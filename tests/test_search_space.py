@@ -123,3 +123,25 @@ def test_a_job_reaches_its_trial_through_the_storage(tmp_path: Path) -> None:
     trial.set_user_attr("pruned_at_epoch", 1)
     seen = study.trials[1]
     assert seen.intermediate_values == {0: 0.5} and seen.user_attrs == {"pruned_at_epoch": 1}
+
+
+def test_processes_racing_to_create_a_new_database_all_open_it(tmp_path: Path, monkeypatch) -> None:
+    """Two searches started together on a new sqlite file: the one that loses the race to write the
+    schema version (IntegrityError) opens the database on its next try."""
+    import sqlalchemy.exc
+
+    from resnet_exp.search.study import make_storage
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 1:
+            real(*args, **kwargs)  # the other process wins ...
+            raise sqlalchemy.exc.IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    storage = make_storage(f"sqlite:///{tmp_path}/new/study.db")
+    monkeypatch.undo()
+    assert len(calls) == 2 and isinstance(storage, real) and optuna.create_study(storage=storage).trials == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 PRUNERS = ("median", "hyperband", "none")
 DIRECTIONS = ("maximize", "minimize")
 SQLITE_TIMEOUT_S = 60  # a few processes share one sqlite file: wait for its lock, do not fail
+CREATE_ATTEMPTS = 5
 
 
 def default_storage(sweep_dir: Path) -> str:
@@ -72,21 +74,33 @@ def make_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
 
     from optuna.exceptions import ExperimentalWarning
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
-    try:
-        kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
-        if url.startswith("sqlite:///") and ":memory:" not in url:
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and used on purpose
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
-                              grace_period=grace_period, heartbeat_stale_trial_callback=(
-                                  RetryHeartbeatStaleTrialCallback(max_retry=1) if heartbeat_interval else None))
-    except (ArgumentError, ImportError, ValueError) as exc:
-        raise UserError(f"hydra.sweeper.storage={shown_url(url) if '://' in url else url}: cannot open it "
-                        f"({type(exc).__name__}: {first_line(exc)}); use sqlite:///<file> or "
-                        "postgresql://<user>@<host>/<database>") from None
+    kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            if url.startswith("sqlite:///") and ":memory:" not in url:
+                Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and used on purpose
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
+                                  grace_period=grace_period, heartbeat_stale_trial_callback=(
+                                      RetryHeartbeatStaleTrialCallback(max_retry=1) if heartbeat_interval else None))
+        except (IntegrityError, OperationalError) as exc:
+            # Processes started together on a new database race to create its tables and schema
+            # version; the loser finds them made on its next try.
+            if attempt == CREATE_ATTEMPTS - 1:
+                raise _cannot_open(url, exc) from None
+            time.sleep(0.5 * (attempt + 1))
+        except (ArgumentError, ImportError, ValueError) as exc:
+            raise _cannot_open(url, exc) from None
+    raise AssertionError("unreachable")
+
+
+def _cannot_open(url: str, exc: Exception) -> UserError:
+    return UserError(f"hydra.sweeper.storage={shown_url(url) if '://' in url else url}: cannot open it "
+                     f"({type(exc).__name__}: {first_line(exc)}); use sqlite:///<file> or "
+                     "postgresql://<user>@<host>/<database>")
 
 
 def make_pruner(spec: Any) -> BasePruner:
