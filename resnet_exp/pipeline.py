@@ -185,7 +185,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         diverged = exc  # results.json says so (no test: nothing trustworthy to test), then exit non-zero
     fit_metrics = {k: to_number(v) for k, v in trainer.callback_metrics.items()}
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-    # A trial the search pruned is not tested: its fit was cut short, and Optuna does not use it.
+    # A trial the search pruned is not tested: its fit was cut short, so a test compares with nothing.
     pruned = pruned_at_epoch(trainer)
     trial = trial_number(trainer)
     test_metrics = {}

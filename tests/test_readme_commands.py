@@ -9,6 +9,9 @@ How a command is checked, decided per command by `plan()`:
   `python -m resnet_exp.run ...` line it prints is then checked like a typed command.
 - `-m` (a sweep): `-m` dropped and each comma list cut to its first value, then composed with
   `--cfg job`. (A sweep's other values are checked before its first job starts: test_sweep.py.)
+- `-m hparams_search=...` (a search): run as typed, with the tiny overrides and one trial appended.
+- `optuna ...` (Optuna's command line): run against the study of the tiny search below;
+  `optuna-dashboard URL` (an optional extra): the URL must open a study.
 - `outputs/.../<time>` placeholders: filled with a run folder and a sweep folder that a tiny
   synthetic run made here first; then run for real (a resumed run keeps its tiny overrides).
 - `data=synthetic` training: run for real with the tiny overrides appended (seconds).
@@ -40,6 +43,8 @@ README = REPO_ROOT / "README.md"
 TIME = "2026-01-01_00-00-00"
 ENTRY_POINTS = ("resnet_exp.run", "resnet_exp.eval", "resnet_exp.bench", "resnet_exp.report",
                 "benchmarks")
+OPTUNA_TOOLS = ("optuna", "optuna-dashboard")
+ONE_TRIAL = ["hydra.sweeper.n_trials=1"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ def test_readme_has_the_commands_this_file_knows_how_to_check() -> None:
     assert "make train" in commands and "python -m resnet_exp.run experiment=quickstart" in commands
     assert len(commands) >= 15
     for command in commands:
-        assert command.startswith(("make ", "python -m ")), f"no rule for: {command}"
+        assert command.startswith(("make ", "python -m ", *(f"{t} " for t in OPTUNA_TOOLS))), f"no rule for: {command}"
 
 
 # ------------------------------------------------------------------------------- running them
@@ -86,13 +91,14 @@ def _python(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with a finished tiny run at outputs/train/runs/<TIME> and a one-job sweep at
-    outputs/train/multiruns/<TIME>, the folders the README's placeholders stand for."""
+    outputs/train/multiruns/<TIME> (a one-trial search, so that it also holds a study named <TIME>),
+    the folders the README's placeholders stand for."""
     work = tmp_path_factory.mktemp("readme")
     proc = _python(["resnet_exp.run", *TINY_RUN, "trainer.max_epochs=1",
                          f"hydra.run.dir=outputs/train/runs/{TIME}"], work)
     assert proc.returncode == 0, explain(proc)
-    proc = _python(["resnet_exp.run", "-m", *TINY_RUN, "trainer.max_epochs=1",
-                         f"hydra.sweep.dir=outputs/train/multiruns/{TIME}"], work)
+    proc = _python(["resnet_exp.run", "-m", *TINY_RUN, "trainer.max_epochs=1", "hparams_search=lr_wd",
+                    *ONE_TRIAL, f"hydra.sweep.dir=outputs/train/multiruns/{TIME}"], work)
     assert proc.returncode == 0, explain(proc)
     return work
 
@@ -113,6 +119,8 @@ def _first_values(args: list[str]) -> list[str]:
 def plan(args: list[str]) -> tuple[list[str], str]:
     """(arguments to run after `python -m`, how) for one README command's arguments."""
     module, rest = args[0], args[1:]
+    if module == "resnet_exp.run" and any(a.startswith("hparams_search=") for a in rest):
+        return [module, *rest, *TINY_RUN, "trainer.max_epochs=1", *ONE_TRIAL], "run tiny (search, one trial)"
     if any(a in ("-m", "--multirun") for a in rest):
         return [module, *_first_values(rest), "--cfg", "job"], "composed (sweep, first values)"
     if module in ("resnet_exp.report", "resnet_exp.eval") or "--help" in rest or "--cfg" in rest:
@@ -148,8 +156,24 @@ def _python_args(command: str, work: Path) -> list[str]:
     return args
 
 
+def _optuna_tool(command: str, work: Path) -> None:
+    """`optuna ...` runs (Optuna's CLI, installed with it); `optuna-dashboard URL` (an optional
+    extra, and a server) is checked by opening the study at its URL."""
+    import optuna
+
+    argv = shlex.split(_fill(command))
+    if argv[0] == "optuna-dashboard":
+        assert optuna.get_all_study_names(argv[1].replace("sqlite:///", f"sqlite:///{work}/", 1)) == [TIME]
+        return
+    proc = _run([str(Path(sys.executable).with_name("optuna")), *argv[1:]], work)
+    assert proc.returncode == 0, explain(proc)
+    assert "COMPLETE" in proc.stdout
+
+
 @pytest.mark.parametrize("command", readme_commands(README.read_text()), ids=lambda c: c.text[:70])
 def test_readme_command(command: Command, work: Path) -> None:
+    if command.text.split()[0] in OPTUNA_TOOLS:
+        return _optuna_tool(command.text, work)
     args = _python_args(command.text, work)
     if not args:  # make test: the suite itself
         return
