@@ -161,6 +161,7 @@ class OptunaSearch(Sweeper):
 
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
         from optuna.storages import fail_stale_trials
+        from optuna.trial import TrialState
 
         assert self.config is not None and self.launcher is not None
         space = search_space(self.params, arguments)
@@ -189,9 +190,15 @@ class OptunaSearch(Sweeper):
             for run in consecutive(sorted(by_number)):
                 batch = [space.overrides(by_number[n].params) + self._job_link(n, storage_url, study_name)
                          for n in run]
-                self.validate_batch_is_legal(batch)
-                with heartbeats(storage, study, run):
-                    results = self.launcher.launch(batch, initial_job_idx=run[0])
+                # (No validate_batch_is_legal: the launcher composes each job here, in this process,
+                # before it starts it, and CheckBeforeStart has tried every choice and range end.)
+                try:
+                    with heartbeats(storage, study, run):
+                        results = self.launcher.launch(batch, initial_job_idx=run[0])
+                except BaseException:  # no job ran (e.g. a config that does not compose, Ctrl-C)
+                    for number in run:
+                        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+                    raise
                 returns.append(results)
                 for number, ret in zip(run, results):
                     outcomes.append(self._tell(study, by_number[number], ret))
