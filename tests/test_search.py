@@ -150,23 +150,24 @@ def test_a_trial_left_running_by_a_dead_process_is_retried(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["hparams_search=lr_wd", "hydra.sweeper.pruner=medain"],
+    (["hparams_search=lr_wd", "hydra.sweeper.pruner=medain"],  # no -m: a search is a sweep anyway
      "error: hydra.sweeper.pruner=medain: no such pruner; choose one of median, hyperband, none, or "
      "{_target_: optuna.pruners.NAME, ...}"),
-    (["hparams_search=lr_wd", "optimizer.lr=interval(0.1,0.001)"],
+    (["-m", "hparams_search=lr_wd", "optimizer.lr=interval(0.1,0.001)"],
      "error: optimizer.lr=interval(0.1,0.001): the low end is above the high end; write interval(low, high)"),
-    (["hparams_search=lr_wd", "arch.block_order=post,sideways"],  # a choice is checked before any trial
+    (["-m", "hparams_search=lr_wd", "arch.block_order=post,sideways"],  # a choice is checked before any trial
      "error: arch.block_order: Invalid value 'sideways', expected one of [post, bn_after_add, relu_before_add, "
      "relu_only_pre, pre, relu_before_and_after_add]"),
-    (["optimizer.lr=interval(0.01,0.1)"],  # no search chosen: Hydra's basic sweeper
+    (["-m", "optimizer.lr=interval(0.01,0.1)"],  # no search chosen: Hydra's basic sweeper
      "error: optimizer.lr=interval(0.01,0.1): Hydra's basic sweeper runs lists, choice() and range(); "
      "interval() and tag() need a search: add hparams_search=lr_wd (or hydra/sweeper=optuna)"),
-    (["hparams_search=lr_wd", "hydra.sweeper.storage=sqlite:///s.db"],
+    (["-m", "hparams_search=lr_wd", "hydra.sweeper.storage=sqlite:///s.db"],
      "error: hydra.sweeper.study_name=null: a shared storage needs a study name; set hydra.sweeper.study_name=NAME"),
 ])
 def test_a_bad_search_config_is_one_line_before_anything_starts(tmp_path: Path, args: list[str], message: str) -> None:
     sweep = tmp_path / "sweep"
-    proc = train_in_process("-m", *SEARCH[1:], *args, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    flags, overrides = [a for a in args if a == "-m"], [a for a in args if a != "-m"]
+    proc = train_in_process(*flags, *SEARCH[1:], *overrides, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.strip().splitlines()[-1] == message
     assert not sweep.exists()
