@@ -40,7 +40,7 @@ train: $(STAMP) $(if $(filter experiment=quickstart,$(TRAIN_EXPERIMENT)),$(if $(
 	$(PY) -m resnet_exp.run $(TRAIN_EXPERIMENT) $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m ruff check --quiet resnet_exp benchmarks tests
+	$(PY) -m ruff check --quiet resnet_exp hydra_plugins benchmarks tests
 	$(PY) -m pytest -n 2 --durations=10 $(PYTEST_ARGS)
 
 clean:

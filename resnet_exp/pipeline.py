@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from resnet_exp.models.complexity import train_flops_per_image
 from resnet_exp.module import ImageClassifier
 from resnet_exp.report.curves import write_curves
 from resnet_exp.report.summary import eval_summary, run_summary
+from resnet_exp.search.pruning import pruned_at_epoch, trial_number
 from resnet_exp.speed import peak_tflops
 
 log = logging.getLogger(__name__)
@@ -78,8 +80,9 @@ def check_accelerator(accelerator: str) -> None:
                           "(trainer=cpu, or trainer.accelerator=auto to use a GPU when there is one)")
 
 
-def build_parts(cfg: DictConfig) -> Parts:
-    """Datamodule (with data checked), model, LightningModule, loggers and trainer."""
+def build_parts(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> Parts:
+    """Datamodule (with data checked), model, LightningModule, loggers and trainer (with the
+    config's callbacks and `extra_callbacks`, e.g. a search trial's pruning)."""
     check_accelerator(str(cfg.trainer.accelerator))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
@@ -111,7 +114,7 @@ def build_parts(cfg: DictConfig) -> Parts:
         example_input_shape=None if fast.compile else datamodule.example_input_shape,
     )
     clock = RunClock()
-    callbacks = [*(instantiate(c) for c in cfg.callbacks.values() if c), clock,
+    callbacks = [*(instantiate(c) for c in cfg.callbacks.values() if c), *extra_callbacks, clock,
                  CheckpointOnSigterm(Path(cfg.paths.output_dir) / LAST_CHECKPOINT)]
     loggers = [lg for lg in (instantiate(c) for c in cfg.logger.values() if c) if lg is not None]
     profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
@@ -226,8 +229,11 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         diverged = exc  # results.json says so (no test: nothing trustworthy to test), then exit non-zero
     fit_metrics = {k: to_number(v) for k, v in trainer.callback_metrics.items()}
     best = selected_checkpoint(trainer)
+    # A trial the search pruned is not tested: its fit was cut short, so a test compares with nothing.
+    pruned = pruned_at_epoch(trainer)
+    trial = trial_number(trainer)
     test_metrics = {}
-    if diverged is None:
+    if diverged is None and pruned is None:
         with stop_on_sigterm(trainer, "testing"):
             test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best)[0]
     wall_time_s = parts.clock.total_s()  # every segment of a resumed run
@@ -236,9 +242,11 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     results = {
         **{k: v for k, v in fit_metrics.items() if k.startswith("val/")},
         **{k: to_number(v) for k, v in test_metrics.items()},
-        "status": "completed" if diverged is None else "diverged",
+        "status": "diverged" if diverged is not None else "pruned" if pruned is not None else "completed",
         **({} if diverged is None else {"error": str(diverged), "diverged_at_step": diverged.step,
                                         "diverged_lr": diverged.lr}),
+        **({} if trial is None else {"trial": trial}),
+        **({} if pruned is None else {"pruned_at_epoch": pruned}),
         "params": params,
         "depth": config["arch"]["depth"],
         "block_order": config["arch"].get("block_order"),
@@ -249,7 +257,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         "seed": cfg.seed,
         "best_checkpoint": os.path.relpath(best, run_dir) if best else None,
         # The split that chose the tested checkpoint: "test" (data.val_on_test) makes test/* optimistic.
-        "selected_on": selected_on(parts.datamodule, best),
+        "selected_on": selected_on(parts.datamodule, best) if test_metrics else None,
         "step_time": step_time,
         "throughput": throughput(step_time, parts.train_flops, parts.speed, trainer.strategy.root_device),
         "time_to_accuracy": time_to_accuracy_points(trainer),

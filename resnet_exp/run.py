@@ -7,6 +7,7 @@ Only wiring: compose and validate the config (Hydra), build the parts, fit and t
 from __future__ import annotations
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from resnet_exp.app.cli import route_lightning_logs_to_hydra, run_hydra_app
@@ -15,6 +16,7 @@ from resnet_exp.app.run_dir import RunFolder
 from resnet_exp.app.signals import say_how_to_continue
 from resnet_exp.config import CONF_DIR, register_schemas, validate
 from resnet_exp.pipeline import build_parts, check_resume_fits, fit_and_test
+from resnet_exp.search.pruning import TrialPruning, trial_of_job
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -22,7 +24,8 @@ def train(cfg: DictConfig) -> float | None:
     route_lightning_logs_to_hydra()
     with RunFolder() as folder, say_how_to_continue(folder):
         validate(cfg)
-        parts = build_parts(cfg)
+        trial = trial_of_job(HydraConfig.get().sweeper)  # None unless a search launched this job
+        parts = build_parts(cfg, extra_callbacks=[TrialPruning(trial)] if trial else [])
         check_resume_fits(cfg, parts)
         check_resume_length(cfg)
         folder.set_up()

@@ -7,10 +7,13 @@ blocks (`$ command` lines, each followed by the output the README shows).
 How a command is checked, decided per command by `plan()`:
 - `make TARGET ...`: `make -n` (what make would run; a real make would build .venv). The
   `python -m resnet_exp.run ...` line it prints is then checked like a typed command.
-- `-m` (a sweep): run for real, as typed, from a scratch working directory with nothing but its
-  data (real Fashion-MNIST from the system copy; a tiny CIFAR-10 in the original format written to
-  `data/`), with only the tiny overrides of `SWEEP_TINY` appended and no `hydra.*` key added; every
-  job must complete and the sweep's summary land under `outputs/` of that directory.
+- `-m` (a sweep, a search): run for real, as typed, from a scratch working directory with nothing
+  but its data (real Fashion-MNIST from the system copy; a tiny CIFAR-10 in the original format
+  written to `data/`), with only the tiny overrides of `SWEEP_TINY` appended (a search: one trial)
+  and no `hydra.*` folder key added; every job must complete and the sweep's summary land under
+  `outputs/` of that directory.
+- `optuna ...` (Optuna's command line): run against the study of the tiny search below;
+  `optuna-dashboard URL` (an optional extra): the URL must open a study.
 - `outputs/.../<time>` placeholders: filled with a run folder and a sweep folder that a tiny
   synthetic run made here first; then run for real (a resumed run keeps its tiny overrides).
 - `data=synthetic` training: run for real with the tiny overrides appended (seconds).
@@ -43,6 +46,8 @@ README = REPO_ROOT / "README.md"
 TIME = "2026-01-01_00-00-00"
 ENTRY_POINTS = ("resnet_exp.run", "resnet_exp.eval", "resnet_exp.bench", "resnet_exp.report",
                 "benchmarks")
+OPTUNA_TOOLS = ("optuna", "optuna-dashboard")
+ONE_TRIAL = ["hydra.sweeper.n_trials=1"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def test_readme_has_the_commands_this_file_knows_how_to_check() -> None:
     assert "make train" in commands and "python -m resnet_exp.run experiment=quickstart" in commands
     assert len(commands) >= 15
     for command in commands:
-        assert command.startswith(("make ", "python -m ")), f"no rule for: {command}"
+        assert command.startswith(("make ", "python -m ", *(f"{t} " for t in OPTUNA_TOOLS))), f"no rule for: {command}"
 
 
 # ------------------------------------------------------------------------------- running them
@@ -89,13 +94,14 @@ def _python(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with a finished tiny run at outputs/train/runs/<TIME> and a one-job sweep at
-    outputs/train/multiruns/<TIME>, the folders the README's placeholders stand for."""
+    outputs/train/multiruns/<TIME> (a one-trial search, so that it also holds a study named <TIME>),
+    the folders the README's placeholders stand for."""
     work = tmp_path_factory.mktemp("readme")
     proc = _python(["resnet_exp.run", *TINY_RUN, "trainer.max_epochs=1",
                          f"hydra.run.dir=outputs/train/runs/{TIME}"], work)
     assert proc.returncode == 0, explain(proc)
-    proc = _python(["resnet_exp.run", "-m", *TINY_RUN, "trainer.max_epochs=1",
-                         f"hydra.sweep.dir=outputs/train/multiruns/{TIME}"], work)
+    proc = _python(["resnet_exp.run", "-m", *TINY_RUN, "trainer.max_epochs=1", "hparams_search=lr_wd",
+                    *ONE_TRIAL, f"hydra.sweep.dir=outputs/train/multiruns/{TIME}"], work)
     assert proc.returncode == 0, explain(proc)
     return work
 
@@ -123,6 +129,9 @@ def run_sweep_as_typed(args: list[str], scratch: Path, monkeypatch: pytest.Monke
     under ./outputs (no hydra.sweep.dir given, as a user types it)."""
     module, rest = args[0], args[1:]
     tiny = SWEEP_TINY[module]
+    search = any(a.startswith("hparams_search=") for a in rest)
+    if search:
+        tiny = [*tiny, *ONE_TRIAL]
     if module == "resnet_exp.run" and _uses_cifar(rest):
         data_files.accept_small(monkeypatch)
         data_files.write_cifar10(scratch / "data")
@@ -136,7 +145,7 @@ def run_sweep_as_typed(args: list[str], scratch: Path, monkeypatch: pytest.Monke
         return
     summary = (sweep / "summary.csv").read_text().splitlines()
     jobs = [p for p in sweep.iterdir() if (p / ".hydra").is_dir()]
-    assert len(summary) == len(jobs) + 1 and len(jobs) >= 2, summary
+    assert len(summary) == len(jobs) + 1 and len(jobs) >= (1 if search else 2), summary
     assert all(",completed," in row for row in summary[1:]), summary
     assert str(sweep / "summary.md").split("outputs/")[1] in proc.stdout
 
@@ -179,8 +188,24 @@ def _python_args(command: str, work: Path) -> list[str]:
     return args
 
 
+def _optuna_tool(command: str, work: Path) -> None:
+    """`optuna ...` runs (Optuna's CLI, installed with it); `optuna-dashboard URL` (an optional
+    extra, and a server) is checked by opening the study at its URL."""
+    import optuna
+
+    argv = shlex.split(_fill(command))
+    if argv[0] == "optuna-dashboard":
+        assert optuna.get_all_study_names(argv[1].replace("sqlite:///", f"sqlite:///{work}/", 1)) == [TIME]
+        return
+    proc = _run([str(Path(sys.executable).with_name("optuna")), *argv[1:]], work)
+    assert proc.returncode == 0, explain(proc)
+    assert "COMPLETE" in proc.stdout
+
+
 @pytest.mark.parametrize("command", readme_commands(README.read_text()), ids=lambda c: c.text[:70])
 def test_readme_command(command: Command, work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if command.text.split()[0] in OPTUNA_TOOLS:
+        return _optuna_tool(command.text, work)
     args = _python_args(command.text, work)
     if not args:  # make test: the suite itself
         return

@@ -9,14 +9,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from resnet_exp.errors import Terminated, first_line
+from resnet_exp.errors import Terminated, UserError, first_line
 from resnet_exp.io import is_rank_zero, write_json_atomic
 from resnet_exp.report import JOB_STATUS_FILE, SUMMARY_MD
 from resnet_exp.report.summary import sweep_summary
@@ -54,7 +54,8 @@ class CheckBeforeStart(Callback):
 
     A single run: the config's range checks and the run folder (creatable and writable). A multirun:
     the same for every job and the sweep folder, so a bad value in the last job of a long sweep
-    fails before the first job starts. (Hydra itself catches unknown keys, options and types when
+    fails before the first job starts; for a search, every choice and both ends of every range
+    (`sweep_jobs`). (Hydra itself catches unknown keys, options and types when
     it composes; glob sweeps are left to it.) Hydra turns an exception raised in a callback into a
     warning, so a user error here prints its one line and exits.
     """
@@ -66,17 +67,12 @@ class CheckBeforeStart(Callback):
         self._check(config, None, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
         hc = config.hydra
-        params = [f"{k}={v}" for k, v in (hc.sweeper.get("params") or {}).items()]
-        arguments = params + list(hc.overrides.task)
-        jobs: list[list[str]] = []
-        if not any("glob(" in argument for argument in arguments):
-            parsed = OverridesParser.create().parse_overrides(arguments)
-            jobs = [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
-        self._check(config, jobs, "hydra.sweep.dir")
+        try:
+            jobs = sweep_jobs(hc.sweeper, list(hc.overrides.task))
+        except Exception as exc:
+            _exit_on_user_error(exc)
+        self._check(config, [] if jobs is None else jobs, "hydra.sweep.dir")  # glob sweeps: left to Hydra
 
     def _check(self, config: DictConfig, jobs: list[list[str]] | None, folder_key: str) -> None:
         """Check the output folder, then each job's config: the run's own (`jobs` None) or each
@@ -84,7 +80,6 @@ class CheckBeforeStart(Callback):
         from hydra import compose
         from hydra.core.hydra_config import HydraConfig
 
-        from resnet_exp.app.cli import USER_ERROR_EXIT_CODE, describe_user_error
         from resnet_exp.app.run_dir import check_output_folder
         from resnet_exp.config import validate
 
@@ -102,13 +97,43 @@ class CheckBeforeStart(Callback):
                 HydraConfig.instance().set_config(job_cfg)
                 validate(job_cfg, **({"groups": self.groups} if self.groups else {}))
         except Exception as exc:
-            message = describe_user_error(exc)
-            if message is None:
-                raise
-            print(f"error: {message}", file=sys.stderr)
-            raise SystemExit(USER_ERROR_EXIT_CODE) from None
+            _exit_on_user_error(exc)
         finally:
             HydraConfig.instance().set_config(config)
+
+
+def _exit_on_user_error(exc: Exception) -> NoReturn:
+    """Print a user error's one line and exit 2 (Hydra would turn a callback's exception into a
+    warning); re-raise anything else."""
+    from resnet_exp.app.cli import USER_ERROR_EXIT_CODE, describe_user_error
+
+    message = describe_user_error(exc)
+    if message is None:
+        raise exc
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(USER_ERROR_EXIT_CODE) from None
+
+
+def sweep_jobs(sweeper: DictConfig, arguments: list[str]) -> list[list[str]] | None:
+    """The overrides of the jobs to check before a sweep starts: every job of Hydra's basic sweeper;
+    for a search, every choice and both ends of every range, one key at a time (its jobs are not
+    known before Optuna proposes them); None for glob sweeps (left to Hydra)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = {str(k): v for k, v in (sweeper.get("params") or {}).items()}
+    if any("glob(" in str(argument) for argument in [*params.values(), *arguments]):
+        return None
+    if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+        from resnet_exp.search.space import probe_jobs, search_space
+
+        return probe_jobs(search_space(params, arguments))
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()] + arguments)
+    for override in parsed:
+        if override.is_sweep_override() and not override.is_discrete_sweep():
+            raise UserError(f"{override.input_line}: Hydra's basic sweeper runs lists, choice() and range(); "
+                            "interval() and tag() need a search: add hparams_search=lr_wd (or hydra/sweeper=optuna)")
+    return [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
 
 
 def _one_line(exc: Any) -> str:
@@ -178,11 +203,11 @@ class SweepReport(Callback):
         report = self._build(config)
         if report is None:
             return
-        log.info("sweep report (%d jobs: %d completed, %d failed, %d interrupted): %s",
-                 len(report.rows), report.count("completed"), report.count("failed"),
+        log.info("sweep report (%d jobs: %d completed, %d pruned, %d failed, %d interrupted): %s",
+                 len(report.rows), report.count("completed"), report.count("pruned"), report.count("failed"),
                  report.count("interrupted"), report.sweep_dir / SUMMARY_MD)
         try:
-            counts = {status: report.count(status) for status in ("completed", "failed", "interrupted")}
+            counts = {status: report.count(status) for status in ("completed", "pruned", "failed", "interrupted")}
             table = (report.sweep_dir / SUMMARY_MD).read_text()
             print(sweep_summary(table, report.sweep_dir / SUMMARY_MD, counts), flush=True)
         except Exception as exc:

@@ -33,27 +33,36 @@ def sweep_axes() -> set[str]:
     return {o.key_or_group for o in parsed if o.is_sweep_override()}
 
 
+def short_value(value: str) -> str:
+    """A float as 3 significant digits (0.08923418089348906 -> 0.0892); anything else as it is."""
+    if not re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)", value):
+        return value
+    return f"{float(value):.3g}"
+
+
 def run_name() -> str:
     """The job's overrides as a short name: `arch=resnet34 arch.block_order=pre` -> resnet34-pre.
 
-    In a multirun only the swept keys count, so jobs are told apart by what differs.
+    In a multirun only the swept keys count, so jobs are told apart by what differs. Floats are
+    cut to 3 significant digits (a search's 0.08923418089348906 -> 0.0892).
     """
     axes = sweep_axes()
     values = []
     for override in HydraConfig.get().overrides.task:
         key, _, value = override.lstrip("+~").partition("=")
         if (key in axes) if axes else not key.startswith(NAME_SKIP_PREFIXES):
-            values.append(value)
+            values.append(short_value(value))
     name = re.sub(r"[^A-Za-z0-9._,+=-]+", "_", "-".join(values)).strip("_")
     return name[:120] or "default"
 
 
 def sweep_name() -> str | None:
-    """`<task_name>-<sweep folder>` in a multirun, else None."""
+    """`<task_name>-<sweep folder>` in a multirun (one wandb group per sweep), `<task_name>-<study>`
+    in a search (one group for every process of a shared study), else None."""
     hc = HydraConfig.get()
     if hc.mode != RunMode.MULTIRUN:
         return None
-    return f"{hc.job.name}-{Path(hc.sweep.dir).name}"
+    return f"{hc.job.name}-{hc.sweeper.get('study_name') or Path(hc.sweep.dir).name}"
 
 
 def sweep_tag() -> str | None:

@@ -73,6 +73,11 @@ def run_summary(results: Mapping[str, Any], run_dir: str | Path,
     """The block at the end of a training run (`results` as written to results.json)."""
     run_dir = Path(run_dir)
     rows = [_test_row(results)]
+    if results.get("status") == "pruned":  # a search stopped it early; it was never tested
+        rows = [("search trial", f"{results.get('trial')}: pruned after epoch {results.get('pruned_at_epoch')}, "
+                                 "not tested")]
+    elif results.get("trial") is not None:
+        rows.append(("search trial", str(results["trial"])))
     best = read_run(run_dir).best_val_epoch()
     epochs = results.get("epochs")
     if results.get("val/acc_best") is not None:

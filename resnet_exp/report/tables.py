@@ -17,6 +17,7 @@ from resnet_exp.report import COMPARISONS_CSV, GROUPS_CSV, SUMMARY_CSV, SUMMARY_
 from resnet_exp.report.groups import comparisons_markdown, groups_markdown, write_comparisons_csv, write_groups_csv
 from resnet_exp.report.rows import COLUMNS, finite, read_sweep, sweep_axes
 from resnet_exp.report.stats import Design, Group, Pair, comparisons, design_of, group_rows, present_metrics
+from resnet_exp.report.study import read_study, study_markdown
 
 MD_HEADERS = {
     "job": "job", "status": "status", "overrides": "overrides", "arch": "arch", "depth": "depth",
@@ -84,7 +85,8 @@ def _md_cell(column: str, value: Any) -> str:
 
 
 def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[str] = ()) -> str:
-    """summary.md: a header (sweep axes, overrides all jobs share), then one row per job."""
+    """summary.md: a search's study (every trial, the best), then a header (sweep axes, overrides
+    all jobs share) and one row per job."""
     lists = [r.get("_overrides") or [] for r in rows]
     common = [o for o in lists[0] if all(o in other for other in lists[1:])] if len(lists) > 1 else []
     # MFU only where some job has it (a GPU with a known peak); the error and selected-on columns
@@ -92,6 +94,9 @@ def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[
     columns = [c for c in COLUMNS if c not in ("error", "mfu", "selected_on") or any(r.get(c) is not None for r in rows)]
     out = io.StringIO()
     out.write(f"# Sweep {sweep_dir.name}\n\n")
+    study = read_study(sweep_dir)
+    if study is not None:
+        out.write(study_markdown(study, sweep_dir) + "\n## Jobs of this sweep\n\n")
     statuses: dict[str, int] = defaultdict(int)
     for r in rows:
         statuses[r["status"]] += 1
