@@ -63,7 +63,8 @@ class ImageDataModule(pl.LightningDataModule):
     Known right after construction: `name`, `num_classes`, `in_channels`, `image_size` (after
     resize), `class_names`, `example_input_shape`. `prepare_data()` finds, downloads, decodes and
     caches the files (cheap once cached); `setup()` builds the splits. Batches are float32 NCHW
-    images normalised with the dataset's train mean/std, and int64 labels.
+    images normalised with the dataset's train mean/std, and int64 labels (in training with
+    MixUp/CutMix on: float soft targets, one row of class probabilities per image).
     """
 
     def __init__(self, name: str, data_dir: str = "data", batch_size: int = 128,
