@@ -104,8 +104,8 @@ class BatchTransform:
         # A seeded batch (training, EpochSampler) augments the same way in any process and after
         # any resume: crop, flip and policies all draw from the batch's seed, in that order;
         # otherwise the process's global generator draws.
-        random = self.aug.active or self.policies.active
-        with seeded(seed[0] if seed and random else None):
+        draws = self.aug.active or self.policies.active
+        with seeded(seed[0] if seed and draws else None):
             return self.policies(augment(x, self.aug), y, self.normalizer)
 
 
