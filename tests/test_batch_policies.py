@@ -63,9 +63,9 @@ def test_each_image_draws_its_own_operations(policy) -> None:
     assert len({tuple(image.flatten().tolist()) for image in out}) > 8  # one shared draw would give 1
 
 
-def test_crop_and_flip_draw_what_they_drew_before_the_policies_came() -> None:
+def test_crop_and_flip_draw_from_the_batch_seed_as_a_seeded_generator_would() -> None:
     """The torch path seeds torch's global generator with the batch seed: `standard` batches are those
-    of a generator seeded alike (runs made before the switches existed resume the same)."""
+    of a generator seeded alike, whether or not policies follow them."""
     x, y = torch.randint(0, 256, (16, 3, 16, 16), dtype=torch.uint8), torch.zeros(16, dtype=torch.long)
     aug, norm = AugmentParams(4, True), Normalizer((0.5,) * 3, (0.25,) * 3)
     seed = 123456789
