@@ -3,6 +3,7 @@
     python -m benchmarks                                   # every section (gpu only where CUDA is)
     python -m benchmarks --sections overhead --overhead-rounds 9
     python -m benchmarks --sections attribution --attribution-variants plain framework callbacks.lr_monitor=null
+    python -m benchmarks --sections loader --loader-augment standard trivialaugment randaugment autoaugment mix
     python -m benchmarks --render                          # measure nothing, regenerate from the JSON files
 
 Sections: overhead (the framework against a plain loop and bare Lightning, as whole processes),
@@ -26,6 +27,7 @@ from typing import Any
 import torch
 
 from benchmarks import render
+from benchmarks.loader import AUGMENTS
 from benchmarks.overhead import OVERHEAD_VARIANTS, VARIANTS, variant
 from resnet_exp.errors import OneLineArgumentParser
 from resnet_exp.io import write_json_atomic
@@ -61,6 +63,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--compile-batches", type=int, default=10, help="timed batches per variant")
     p.add_argument("--loader-batches", type=int, default=40, help="timed batches per path")
     p.add_argument("--loader-workers", type=int, nargs="+", default=[0, 2], help="num_workers of the torch loader")
+    p.add_argument("--loader-augment", nargs="+", choices=list(AUGMENTS), default=["standard"],
+                   help="augmentation settings, one table row per path each (mix: standard + random erasing "
+                        "0.25 + MixUp 0.2 / CutMix 1.0)")
     p.add_argument("--loader-consumer", choices=("none", "resnet18"), default="none",
                    help="also time a ResNet-18 train step on the loader's device")
     p.add_argument("--gpu-archs", nargs="+", default=["resnet18", "resnet50"])
@@ -87,7 +92,7 @@ def settings(section: str, a: argparse.Namespace) -> dict[str, Any]:
         "compile_cpu": lambda: {"arch": "resnet20", "image_size": 32, "batch_size": 32, "burn_in": 3,
                                 "batches": a.compile_batches, "threads": a.threads},
         "loader": lambda: {"size": 50000, "batch_size": 512, "batches": a.loader_batches, "workers": a.loader_workers,
-                           "threads": a.threads, "consumer": a.loader_consumer},
+                           "threads": a.threads, "consumer": a.loader_consumer, "augment": a.loader_augment},
         "gpu": lambda: {"archs": a.gpu_archs, "parts": a.gpu_parts, "batch_size": 512, "steps": a.gpu_steps,
                         "epochs": 3},
     }[section]()

@@ -1,6 +1,8 @@
 """Loader throughput: images/s each loader path delivers on CIFAR-10-shaped uint8 data (random bytes)
-with standard augmentation (pad-4 crop + flip) and normalisation, as training sees them. The gpu
-path runs on CUDA when there is one, else on CPU tensors (then a correctness/overhead figure only)."""
+with an augmentation setting (`AUGMENTS`: standard = pad-4 crop + flip, the torchvision policies, or
+random erasing with MixUp/CutMix) and normalisation, as training sees them: the torch path with the
+training sampler (a seed per batch). The gpu path runs on CUDA when there is one, else on CPU tensors
+(then a correctness/overhead figure only)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,22 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from resnet_exp.data.datamodule import _UInt8Dataset
 from resnet_exp.data.gpu_loader import GpuLoader
+from resnet_exp.data.policies import BatchPolicies
+from resnet_exp.data.resumable import EpochSampler, ResumableLoader
 from resnet_exp.data.specs import SPECS
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer
 from resnet_exp.speed import synchronize
+
+# name -> (pad-4 crop + flip, BatchPolicies arguments): data.augment values, and `mix` for
+# data.random_erasing=0.25 data.mixup_alpha=0.2 data.cutmix_alpha=1.0 on top of standard.
+AUGMENTS: dict[str, tuple[bool, dict[str, Any]]] = {
+    "none": (False, {}), "standard": (True, {}),
+    **{p: (True, {"policy": p}) for p in ("trivialaugment", "randaugment", "autoaugment")},
+    "mix": (True, {"random_erasing": 0.25, "mixup_alpha": 0.2, "cutmix_alpha": 1.0}),
+}
 
 
 def per_second(step: Callable[[], int], steps: int, device: torch.device, warmup: int = 3) -> float:
@@ -54,30 +65,43 @@ def consumed(device: torch.device, batch_size: int, steps: int) -> float:
     return per_second(train_step, steps, device)
 
 
+def loaders(images: torch.Tensor, labels: torch.Tensor, batch_size: int, workers: Sequence[int], augment: str,
+            dev: torch.device) -> dict[str, Callable[[], Iterable]]:
+    """Each loader path, made as training makes it, with the `augment` setting (`AUGMENTS`)."""
+    size = images.shape[0]
+    spec = SPECS["cifar10"]
+    crop_flip, policies = AUGMENTS[augment]
+    normalizer, aug = Normalizer(spec.mean, spec.std), AugmentParams(4, True) if crop_flip else AugmentParams()
+    batch = BatchPolicies(**policies, num_classes=10)
+    made: dict[str, Callable[[], Iterable]] = {f"loader=torch, {n} workers": lambda n=n: ResumableLoader(
+        _UInt8Dataset(images, labels, torch.arange(size)), sampler=EpochSampler(size, batch_size), batch_size=batch_size,
+        drop_last=True, num_workers=n, collate_fn=BatchTransform(normalizer, aug, train=True, policies=batch),
+        pin_memory=dev.type == "cuda", persistent_workers=n > 0) for n in workers}
+    made[f"loader=gpu path on {dev.type}"] = lambda: GpuLoader(
+        images.to(dev), labels.to(dev), None, batch_size, normalizer, aug, shuffle=True, drop_last=True, seed=0,
+        policies=batch)
+    return made
+
+
 def measure(size: int = 50000, batch_size: int = 512, batches: int = 40, workers: Sequence[int] = (0, 2),
             threads: int = 1, consumer: str = "none", device: str | None = None,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
-    """A row (path, images_per_s) per loader path; with `consumer="resnet18"` also the images/s a
-    ResNet-18 train step consumes on the same device, and the gpu path's ratio to it."""
+            augment: Sequence[str] = ("standard",), log: Callable[[str], None] = print) -> dict[str, Any]:
+    """A row (path, augment, images_per_s) per loader path and augmentation setting; with
+    `consumer="resnet18"` also the images/s a ResNet-18 train step consumes on the same device, and
+    the ratio of the gpu path (first setting) to it."""
     torch.set_num_threads(threads)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(0)
     images, labels = torch.randint(0, 256, (size, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (size,))
-    spec = SPECS["cifar10"]
-    normalizer, aug = Normalizer(spec.mean, spec.std), AugmentParams(4, True)
-    loaders: dict[str, Callable[[], Iterable]] = {f"loader=torch, {n} workers": lambda n=n: DataLoader(
-        _UInt8Dataset(images, labels, torch.arange(size)), batch_size=batch_size, shuffle=True, drop_last=True,
-        num_workers=n, collate_fn=BatchTransform(normalizer, aug, train=True), pin_memory=dev.type == "cuda",
-        persistent_workers=n > 0) for n in workers}
-    loaders[f"loader=gpu path on {dev.type}"] = lambda: GpuLoader(
-        images.to(dev), labels.to(dev), None, batch_size, normalizer, aug, shuffle=True, drop_last=True, seed=0)
     rows = []
-    for path, make in loaders.items():
-        rows.append({"path": path, "images_per_s": delivered(make(), batches, dev)})
-        log(f"  {path}: {rows[-1]['images_per_s']:,.0f} images/s")
+    for name in augment:
+        for path, make in loaders(images, labels, batch_size, workers, name, dev).items():
+            rows.append({"path": path, "augment": name, "images_per_s": delivered(make(), batches, dev)})
+            log(f"  {path}, {name}: {rows[-1]['images_per_s']:,.0f} images/s")
     out: dict[str, Any] = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
                            "threads": torch.get_num_threads(), "rows": rows}
     if consumer == "resnet18":
         out["consumer_images_per_s"] = consumed(dev, batch_size, steps=max(5, batches // 4))
-        out["gpu_path_vs_consumer"] = rows[-1]["images_per_s"] / out["consumer_images_per_s"]
+        gpu_path = next(r for r in rows if r["path"].startswith("loader=gpu"))
+        out["gpu_path_vs_consumer"] = gpu_path["images_per_s"] / out["consumer_images_per_s"]
     return out

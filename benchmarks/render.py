@@ -141,12 +141,15 @@ def compile_cpu(rec: Mapping[str, Any]) -> list[str]:
 def loader(rec: Mapping[str, Any]) -> list[str]:
     s, results = rec["settings"], rec["results"]
     lines = [f"Images/s each loader path delivers: {s['size']} CIFAR-10-shaped uint8 images (random bytes), "
-             "standard augmentation (pad-4 random crop + flip), normalisation to float32, batch "
+             "augmented (standard: pad-4 random crop + flip; trivialaugment, randaugment, autoaugment: standard "
+             "+ that torchvision policy per image; mix: standard + random erasing 0.25 + MixUp 0.2 / CutMix 1.0 "
+             "per batch), normalised to float32, batch "
              f"{s['batch_size']}, {s['batches']} timed batches after 3 warm-up ones, {results['threads']} torch "
              f"thread(s) in the main process; device {results['device']}. The gpu path on a CPU is a "
              "correctness/overhead figure only.", "",
-             *table(["path", "images/s"], ([r["path"], num(r["images_per_s"], "{:,.0f}")] for r in results["rows"]),
-                    "lr"), "", *indicative(rec)]
+             *table(["path", "augment", "images/s"], ([r["path"], r.get("augment", "standard"),
+                                                       num(r["images_per_s"], "{:,.0f}")] for r in results["rows"]),
+                    "llr"), "", *indicative(rec)]
     if results.get("consumer_images_per_s"):
         lines.append(f"A ResNet-18 train step consumes {results['consumer_images_per_s']:,.0f} images/s on the "
                      f"same device: the gpu path delivers **{results['gpu_path_vs_consumer']:.1f}x** that "

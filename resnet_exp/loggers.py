@@ -243,6 +243,10 @@ def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogg
     whose server cannot be reached logs offline instead (one warning), so training goes on.
     """
     mode = wandb_mode(mode)
+    log_model = kwargs.get("log_model", False)
+    if log_model not in (False, True, "all"):
+        raise ConfigError(f"logger.wandb.log_model={log_model}: must be false, true (checkpoints when "
+                          "training ends) or all (each checkpoint as it is saved)")
     if mode == "disabled":
         return None
     if mode == "online" and not wandb_reachable():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from enum import Enum
 from typing import Any
 
 import pytorch_lightning as pl
@@ -15,12 +16,20 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from resnet_exp.callbacks.lightning_shims import FastHookName
 from resnet_exp.callbacks.probes import logging_due
-from resnet_exp.errors import TrainingDiverged
+from resnet_exp.errors import TrainingDiverged, parse_enum
 from resnet_exp.schedules import ResumePoint, Schedule
 
 OptimizerFactory = Callable[..., Optimizer]
 # Sums of a training epoch (loss x n over 60k samples) keep full precision whatever the trainer's.
 TRAIN_SUMS_DTYPE = torch.float64
+
+
+class TTA(str, Enum):
+    """What validation and test take the logits of: each image, or the mean over it and its
+    horizontal flip."""
+
+    none = "none"
+    flip = "flip"
 
 
 def split_weight_decay(module: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
@@ -57,7 +66,10 @@ class SampleMean(Metric):
 
 
 def train_step_sums(logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor, top5: bool) -> torch.Tensor:
-    """[loss x n, top-1 correct, top-5 correct (0 unless `top5`), n] of one batch, on the device."""
+    """[loss x n, top-1 correct, top-5 correct (0 unless `top5`), n] of one batch, on the device.
+    Soft targets (MixUp/CutMix) count against their dominant label (the largest share)."""
+    if labels.ndim == 2:
+        labels = labels.argmax(dim=1)
     n = labels.shape[0]
     correct = (logits.argmax(dim=1) == labels).sum()
     correct5 = ((logits.topk(5, dim=1).indices == labels[:, None]).any(dim=1).sum() if top5
@@ -101,8 +113,10 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         label_smoothing: float = 0.0,
         decay_norm_and_bias: bool = False,
         example_input_shape: Iterable[int] | None = None,
+        tta: str = "none",
     ) -> None:
         super().__init__()
+        tta = parse_enum(TTA, "tta", tta).value  # a plain string in the hparams
         if example_input_shape is not None:
             # A plain tuple: Hydra hands lists over as ListConfig, which weights_only loads reject.
             example_input_shape = tuple(int(n) for n in example_input_shape)
@@ -111,7 +125,9 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         self.model = model
         self.optimizer_factory = optimizer
         self.schedule = scheduler
+        # Takes class indices, or the soft targets of MixUp/CutMix (probabilities per class).
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.tta_flip = tta == TTA.flip.value
         # Training sums on the device, added to by tensor ops only (no metric update per step, no
         # host value): loss x n, top-1 correct, top-5 correct, n. A plain attribute, not a buffer
         # (a bf16-true module would cast a buffer); made at the first step of each epoch.
@@ -145,6 +161,13 @@ class ImageClassifier(FastHookName, pl.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
+
+    def eval_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The logits validation and test score: with `tta=flip`, the mean of two passes."""
+        logits = self(images)
+        if self.tta_flip:
+            logits = (logits + self(images.flip(3))) / 2
+        return logits
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The best validation accuracy so far, and the sums of a training epoch that a mid-epoch
@@ -224,7 +247,7 @@ class ImageClassifier(FastHookName, pl.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
-        logits = self(images)
+        logits = self.eval_logits(images)
         self.val_loss.update(self.criterion(logits, labels), labels.shape[0])
         self.val_metrics.update(logits, labels)
 
@@ -244,7 +267,7 @@ class ImageClassifier(FastHookName, pl.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
-        logits = self(images)
+        logits = self.eval_logits(images)
         self.test_metrics.update(logits, labels)
         self.test_loss.update(self.criterion(logits, labels), labels.shape[0])
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from resnet_exp import speed
-from resnet_exp.callbacks import step_time_summary, time_to_accuracy_points
+from resnet_exp.callbacks import step_time_summary, stopped_early, time_to_accuracy_points
 from resnet_exp.callbacks.checkpoint import AtomicCheckpointIO
 from resnet_exp.callbacks.profiler import NoProfiler
 from resnet_exp.callbacks.sigterm import CheckpointOnSigterm, stop_on_sigterm
@@ -195,6 +195,13 @@ def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: 
     }
 
 
+def callback_settings(node: DictConfig | None) -> dict[str, Any] | None:
+    """A callback's config without Hydra's keys (`_target_`); None when it is off."""
+    if node is None:
+        return None
+    return {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
+
+
 def selected_checkpoint(trainer: pl.Trainer) -> str | None:
     """The best checkpoint of the first checkpoint callback that selects on a metric (`monitor`);
     None when none selected one (no such callback, or no validation): the last weights are tested."""
@@ -228,6 +235,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     except TrainingDiverged as exc:
         diverged = exc  # results.json says so (no test: nothing trustworthy to test), then exit non-zero
     fit_metrics = {k: to_number(v) for k, v in trainer.callback_metrics.items()}
+    early = stopped_early(trainer)  # before test, which restores the callbacks' state of the best checkpoint
     best = selected_checkpoint(trainer)
     # A trial the search pruned is not tested: its fit was cut short, so a test compares with nothing.
     pruned = pruned_at_epoch(trainer)
@@ -262,6 +270,9 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         "throughput": throughput(step_time, parts.train_flops, parts.speed, trainer.strategy.root_device),
         "time_to_accuracy": time_to_accuracy_points(trainer),
         "speed": parts.speed.as_dict(),
+        # The EMA callback's settings (validation, test and the best checkpoint used its weights); null: off.
+        "ema": callback_settings(cfg.callbacks.get("ema")),
+        "stopped_early": early,
     }
     if trainer.is_global_zero:
         write_json_atomic(run_dir / RESULTS_FILE, results)

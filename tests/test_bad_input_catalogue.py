@@ -443,3 +443,29 @@ def test_a_full_disk_mid_run_is_one_line_naming_the_file(bad_files: Path, monkey
     assert code == 2
     assert_one_line_error(code, err, ["paths.log_dir", "no space left", f"{bad_files}/run/checkpoints/", ".ckpt",
                                       "resume="])
+
+
+# The training switches: augmentation policies, random erasing, MixUp/CutMix, TTA, EMA, early
+# stopping, wandb checkpoint upload.
+TOOLBOX_CASES = [
+    (["data.augment=heavy"], ["data.augment", "trivialaugment"]),
+    (["data.random_erasing=1.5"], ["data.random_erasing=1.5", "[0, 1]"]),
+    (["data.mixup_alpha=-1"], ["data.mixup_alpha=-1", ">= 0"]),
+    (["data.cutmix_alpha=inf"], ["data.cutmix_alpha=inf", "finite"]),
+    (["module.tta=rotate"], ["module.tta", "flip"]),
+    (["callbacks/ema=nope"], ["callbacks/ema=nope", "default"]),
+    (["callbacks/ema=default", "callbacks.ema.decay=1"], ["callbacks.ema.decay=1", "(0, 1)"]),
+    (["callbacks/ema=default", "callbacks.ema.update_every_n_steps=0"], ["update_every_n_steps=0", ">= 1"]),
+    (["callbacks.ema.decay=0.99"], ["callbacks.ema.decay", "off", "callbacks/ema=NAME"]),
+    (["callbacks/early_stopping=default", "callbacks.early_stopping.patience=-1"], ["patience=-1", ">= 0"]),
+    (["callbacks/early_stopping=default", "callbacks.early_stopping.min_delta=-0.1"], ["min_delta=-0.1", ">= 0"]),
+    (["callbacks/early_stopping=default", "trainer.limit_val_batches=0"],
+     ["callbacks.early_stopping.monitor=val/acc", "never validates", "trainer.limit_val_batches=0"]),
+    (["callbacks.early_stopping.patience=3"], ["callbacks.early_stopping.patience", "callbacks/early_stopping=NAME"]),
+    (["logger.wandb.log_model=sometimes"], ["logger.wandb.log_model=sometimes", "false, true", "all"]),
+]
+
+
+@pytest.mark.parametrize("args,words", TOOLBOX_CASES, ids=[case_id(c) for c in TOOLBOX_CASES])
+def test_toolbox(args: list[str], words: list[str], bad_files: Path, monkeypatch, capsys) -> None:
+    test_run(args, words, bad_files, monkeypatch, capsys)

@@ -194,3 +194,14 @@ def test_bad_command_line_fails_with_one_line(args: list[str], words: list[str],
     assert len(lines) == 1 and lines[0].startswith("error: "), explain(proc)
     assert all(w in lines[0] for w in words), lines[0]
     assert not list(tmp_path.iterdir())
+
+
+def test_loader_section_rows_per_augmentation_setting() -> None:
+    from benchmarks import loader
+
+    result = loader.measure(size=128, batch_size=16, batches=1, workers=[0], augment=["autoaugment", "mix"],
+                            log=lambda m: None)
+    assert [(r["path"].split(" on ")[0], r["augment"]) for r in result["rows"]] == [
+        ("loader=torch, 0 workers", "autoaugment"), ("loader=gpu path", "autoaugment"),
+        ("loader=torch, 0 workers", "mix"), ("loader=gpu path", "mix")]
+    assert all(r["images_per_s"] > 0 for r in result["rows"])

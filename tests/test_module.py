@@ -1,4 +1,5 @@
-"""ImageClassifier: weight-decay groups, metrics per number of classes, optimizer/scheduler wiring."""
+"""ImageClassifier: weight-decay groups, metrics per number of classes, optimizer/scheduler wiring,
+soft targets and test-time augmentation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from torchmetrics import MaxMetric
 
 from resnet_exp.models import create_model
-from resnet_exp.module import ImageClassifier, split_weight_decay
+from resnet_exp.module import TTA, ImageClassifier, split_weight_decay, train_step_sums
 from resnet_exp.schedules import Schedule
 
 
@@ -51,9 +52,11 @@ def test_top5_accuracy_only_with_more_than_ten_classes() -> None:
 def test_hyperparameters_hold_only_plain_values() -> None:
     module = ImageClassifier(tiny_model(), optimizer=torch.optim.SGD, num_classes=10,
                              scheduler=Schedule(torch.optim.lr_scheduler.StepLR, warmup="linear", warmup_length=2),
-                             example_input_shape=[3, 32, 32])
+                             example_input_shape=[3, 32, 32], tta=TTA.flip)
     assert module.hparams["example_input_shape"] == (3, 32, 32)
-    assert set(module.hparams) == {"num_classes", "label_smoothing", "decay_norm_and_bias", "example_input_shape"}
+    assert set(module.hparams) == {"num_classes", "label_smoothing", "decay_norm_and_bias", "example_input_shape",
+                                   "tta"}
+    assert type(module.hparams["tta"]) is str  # the enum member would not load with weights_only
 
 
 def test_best_val_acc_is_a_plain_value_in_the_checkpoint(tmp_path) -> None:
@@ -94,3 +97,40 @@ def test_restored_values_follow_the_module_to_its_device() -> None:
     module.on_fit_start()
     assert module.train_sums.device.type == "meta" and module.train_sums.dtype == torch.float64
     assert module.val_acc_best.device.type == "meta"
+
+
+def test_tta_flip_logits_are_the_mean_of_the_two_passes() -> None:
+    model = tiny_model().eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        plain, flipped = model(x), model(x.flip(3))
+        module = ImageClassifier(model, optimizer=torch.optim.SGD, num_classes=10, tta="flip")
+        assert torch.equal(module.eval_logits(x), (plain + flipped) / 2)
+        assert not torch.equal(plain, flipped)  # the flip changes the logits (the test would prove nothing)
+        assert torch.equal(ImageClassifier(model, optimizer=torch.optim.SGD, num_classes=10).eval_logits(x), plain)
+
+
+def test_validation_and_test_score_the_tta_logits() -> None:
+    model = tiny_model().eval()
+    module = ImageClassifier(model, optimizer=torch.optim.SGD, num_classes=10, tta="flip")
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    with torch.no_grad():
+        module.validation_step((x, y), 0)
+        module.test_step((x, y), 0)
+        logits = (model(x) + model(x.flip(3))) / 2
+    expected_acc = (logits.argmax(1) == y).float().mean()
+    torch.testing.assert_close(module.val_metrics.compute()["val/acc"], expected_acc)
+    torch.testing.assert_close(module.test_metrics.compute()["test/acc"], expected_acc)
+    torch.testing.assert_close(module.val_loss.compute(), torch.nn.functional.cross_entropy(logits, y))
+
+
+def test_soft_targets_train_with_their_probabilities_and_count_their_dominant_label() -> None:
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 0.5]])
+    soft = torch.tensor([[0.7, 0.3, 0.0], [0.6, 0.4, 0.0], [0.0, 0.2, 0.8]])  # dominant labels 0, 0, 2
+    module = ImageClassifier(tiny_model(3), optimizer=torch.optim.SGD, num_classes=3, label_smoothing=0.1)
+    loss = module.criterion(logits, soft)
+    smoothed = soft * 0.9 + 0.1 / 3
+    torch.testing.assert_close(loss, -(smoothed * logits.log_softmax(1)).sum(1).mean())
+    loss_sum, correct, _, n = train_step_sums(logits, soft, loss, top5=False).tolist()
+    assert (correct, n) == (1.0, 3.0)  # only the first image's prediction (0) is its dominant label
+    assert train_step_sums(logits, soft.argmax(1), loss, top5=False)[1] == 1.0

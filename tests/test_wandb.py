@@ -53,3 +53,18 @@ def test_failed_job_finishes_its_wandb_run_as_failed(tmp_path: Path) -> None:
     (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
     summary = json.loads(inspect(wandb_run, "--summary"))
     assert summary["exit_code"] == 1, {k: summary.get(k) for k in ("state", "exit_code")}
+
+
+def test_log_model_passes_the_checkpoints_to_wandb(tmp_path: Path) -> None:
+    """logger.wandb.log_model=all: each checkpoint Lightning saves becomes a wandb artifact (offline:
+    recorded in the run, staged under WANDB_DATA_DIR for `wandb sync`)."""
+    run_dir = tmp_path / "run"
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", "logger.wandb.mode=offline",
+                            "logger.wandb.log_model=all", f"hydra.run.dir={run_dir}", cwd=tmp_path,
+                            WANDB_DATA_DIR=str(tmp_path / "wandb-data"))
+    assert proc.returncode == 0, explain(proc)
+    (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
+    records = [json.loads(line) for line in inspect(wandb_run).splitlines() if line.strip()]
+    artifacts = [r["artifact"] for r in records if r.get("type") == "artifact"]
+    assert artifacts and all(a["type"] == "model" for a in artifacts), [a.get("type") for a in artifacts]
+    assert any("best" in a["aliases"] for a in artifacts)

@@ -50,6 +50,10 @@ def _omegaconf_problem(exc: OmegaConfBaseException, override: str) -> str:
         return removed
     if unknown and isinstance(exc.parent_node, DictConfig):
         known = sorted(str(k) for k in exc.parent_node.keys() if not str(k).startswith("_"))
+        group = "/".join(str(key).split(".")[:-1])  # a key of an optional group that is off (null)?
+        if not known and "/" in group and (CONF_DIR / group).is_dir():
+            options = ", ".join(sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")))
+            return f"{key}: {group} is off; turn it on first with {group}=NAME (options: {options})"
         guess = difflib.get_close_matches(str(exc.key), known, n=1)
         hint = f"did you mean {guess[0]}? " if guess else ""
         return (f"{key}: unknown key; {hint}known keys here: {', '.join(known)} "

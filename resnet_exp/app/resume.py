@@ -154,14 +154,21 @@ def check_resume_length(cfg: DictConfig) -> None:
     """Refuse, in one line, a resume whose checkpoint is already at or past the run's end:
     a finished run (results.json says completed) would be tested again and its results.json
     rewritten without the validation figures, and a checkpoint beyond a lowered trainer.max_epochs
-    fails inside Lightning. Extending a run (a larger trainer.max_epochs) is not refused."""
+    fails inside Lightning. Extending a run (a larger trainer.max_epochs) is not refused, unless
+    early stopping ended it: that run is finished whatever its length."""
     if cfg.get("resume") in (None, "null") or cfg.get("ckpt_path") in (None, "null"):
         return
     run_dir = Path(str(cfg.resume))
     try:
-        finished = read_results(run_dir).get("status") == "completed"
+        results = read_results(run_dir)
+        finished, stopped = results.get("status") == "completed", results.get("stopped_early")
     except (OSError, ValueError, AttributeError):
-        finished = False  # no (readable) results.json: the run never finished
+        finished, stopped = False, None  # no (readable) results.json: the run never finished
+    if finished and isinstance(stopped, dict):
+        epoch = stopped.get("epoch")  # 0-based, as Lightning counts
+        raise UserError(f"resume={run_dir}: the run is finished (early stopping ended it after "
+                        f"{epoch + 1 if isinstance(epoch, int) else '?'} epochs: {stopped.get('reason')}) and "
+                        "stays as it is; to train on, start a new run from a copy of its checkpoint (ckpt_path=<copy>)")
     saved = load_header(cfg.ckpt_path)
     epochs, steps = int(saved["epoch"]) + 1, int(saved["global_step"])
     max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1)

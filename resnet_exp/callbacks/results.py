@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 
 from resnet_exp.callbacks.step_stats import read_csv, step_time_block
 from resnet_exp.callbacks.step_timer import StepTimer, device_label, uses_cuda
@@ -30,3 +31,13 @@ def time_to_accuracy_points(trainer: pl.Trainer) -> list[dict[str, Any]] | None:
     None without that callback."""
     clock = next((cb for cb in trainer.callbacks if isinstance(cb, TimeToAccuracy)), None)
     return None if clock is None else read_points(clock.path(trainer))
+
+
+def stopped_early(trainer: pl.Trainer) -> dict[str, Any] | None:
+    """The `stopped_early` block: the epoch (0-based) in which an EarlyStopping callback ended the
+    fit, its reason and message; None when none did (or none was on)."""
+    for callback in trainer.early_stopping_callbacks:
+        if callback.stopping_reason != EarlyStoppingReason.NOT_STOPPED:
+            return {"epoch": callback.stopped_epoch, "reason": callback.stopping_reason.name.lower(),
+                    "message": callback.stopping_reason_message}
+    return None

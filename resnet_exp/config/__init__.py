@@ -11,6 +11,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from resnet_exp.config.callbacks import OPTIONAL_CALLBACKS, check_early_stopping_sees_its_metric
 from resnet_exp.config.resolvers import register_resolvers
 from resnet_exp.errors import ConfigError
 from resnet_exp.schedules import check_run_length
@@ -19,7 +20,7 @@ from resnet_exp.schedules import check_run_length
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Modules with a `register(cs)` that stores their schemas under the `schema/` group.
 SCHEMA_MODULES = ("resnet_exp.config.arch", "resnet_exp.config.data", "resnet_exp.config.training",
-                  "resnet_exp.config.speed", "resnet_exp.config.bench")
+                  "resnet_exp.config.speed", "resnet_exp.config.bench", "resnet_exp.config.callbacks")
 # Groups whose composed node must build the dataclass of its schema.
 VALIDATED_GROUPS = ("arch", "data", "module", "optimizer", "scheduler", "trainer", "speed")
 
@@ -42,15 +43,12 @@ def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
         node = cfg.get(group)
         if not isinstance(node, DictConfig):
             raise ConfigError(f"{group}: no option chosen; pick one with {group}=NAME")
-        try:
-            OmegaConf.to_object(node)
-        except MissingMandatoryValue as exc:
-            raise ConfigError(f"{exc.full_key}: has no value; set it with {exc.full_key}=...") from None
-        except OmegaConfBaseException as exc:
-            raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from None
-        except ValueError as exc:
-            raise ConfigError(_name_the_typed_key(node, group, str(exc))) from None
-        check_finite(OmegaConf.to_container(node, resolve=True), group)
+        check_node(node, group)
+    for key in OPTIONAL_CALLBACKS:  # off (null or absent) unless chosen
+        node = OmegaConf.select(cfg, key, default=None)
+        if isinstance(node, DictConfig):
+            check_node(node, key)
+    check_early_stopping_sees_its_metric(cfg)
     if "scheduler" in groups and "trainer" in groups:
         check_schedule_has_a_length(cfg)
     wandb_cfg = OmegaConf.select(cfg, "logger.wandb", default=None)
@@ -58,6 +56,19 @@ def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
         from resnet_exp.loggers import check_wandb_environment  # imports wandb: only when it is used
 
         check_wandb_environment()
+
+
+def check_node(node: DictConfig, key: str) -> None:
+    """Build the node's dataclass (its schema's range checks) and refuse non-finite numbers."""
+    try:
+        OmegaConf.to_object(node)
+    except MissingMandatoryValue as exc:
+        raise ConfigError(f"{exc.full_key}: has no value; set it with {exc.full_key}=...") from None
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from None
+    except ValueError as exc:
+        raise ConfigError(_name_the_typed_key(node, key, str(exc))) from None
+    check_finite(OmegaConf.to_container(node, resolve=True), key)
 
 
 def check_schedule_has_a_length(cfg: DictConfig) -> None:

@@ -23,6 +23,7 @@ from resnet_exp.data.options import (
     Loader,
     Normalize,
     SyntheticOptions,
+    check_batch_augment,
     check_loading,
 )
 from resnet_exp.errors import require
@@ -44,7 +45,14 @@ class DataConfig:
     val_size: int = 5000
     # With val_size=0: validate on the official test split (off by default: test stays untouched).
     val_on_test: bool = False
+    # standard | none | trivialaugment | randaugment | autoaugment (the policies come after standard)
     augment: Augment = Augment.standard
+    # Probability per training image of a random box set to 0 after normalisation; 0 = off.
+    random_erasing: float = 0.0
+    # MixUp / CutMix per training batch with lambda ~ Beta(alpha, alpha); 0 = off; both > 0: one of
+    # them per batch, each with probability 1/2. Targets become soft (summing to 1).
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
     normalize: Normalize = Normalize.dataset
     # Zero padding of the random crop; null = the dataset's default (4 px at 32 px, scaled with resize).
     crop_padding: int | None = None
@@ -63,6 +71,8 @@ class DataConfig:
         check_loading(data_dir=self.data_dir, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
                       num_workers=self.num_workers, val_size=self.val_size, crop_padding=self.crop_padding,
                       resize=self.resize)
+        check_batch_augment(random_erasing=self.random_erasing, mixup_alpha=self.mixup_alpha,
+                            cutmix_alpha=self.cutmix_alpha)
 
 
 @dataclass

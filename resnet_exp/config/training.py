@@ -14,6 +14,7 @@ from omegaconf import MISSING
 
 from resnet_exp.config.lengths import BATCH_LIMITS, check_batch_limit, check_max_time, check_positive_interval
 from resnet_exp.errors import require
+from resnet_exp.module import TTA
 from resnet_exp.schedules import Interval, Warmup
 
 
@@ -22,6 +23,7 @@ class ClassifierConfig:
     _target_: str = "resnet_exp.module.ImageClassifier"
     label_smoothing: float = 0.0
     decay_norm_and_bias: bool = False
+    tta: TTA = TTA.none
 
     def __post_init__(self) -> None:
         require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", self.label_smoothing,

@@ -21,9 +21,11 @@ from resnet_exp.data.options import (
     DatasetName,
     Loader,
     Normalize,
+    check_batch_augment,
     check_loading,
     synthetic_options,
 )
+from resnet_exp.data.policies import BatchPolicies
 from resnet_exp.data.resumable import EpochSampler, ResumableLoader
 from resnet_exp.data.specs import SPECS, DatasetSpec, channel_stats, synthetic_spec
 from resnet_exp.data.synthetic import make_synthetic
@@ -61,12 +63,14 @@ class ImageDataModule(pl.LightningDataModule):
     Known right after construction: `name`, `num_classes`, `in_channels`, `image_size` (after
     resize), `class_names`, `example_input_shape`. `prepare_data()` finds, downloads, decodes and
     caches the files (cheap once cached); `setup()` builds the splits. Batches are float32 NCHW
-    images normalised with the dataset's train mean/std, and int64 labels.
+    images normalised with the dataset's train mean/std, and int64 labels (in training with
+    MixUp/CutMix on: float soft targets, one row of class probabilities per image).
     """
 
     def __init__(self, name: str, data_dir: str = "data", batch_size: int = 128,
                  eval_batch_size: int | None = None, num_workers: int = 4, val_size: int = 5000,
-                 val_on_test: bool = False, augment: str = "standard", normalize: str = "dataset",
+                 val_on_test: bool = False, augment: str = "standard", random_erasing: float = 0.0,
+                 mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, normalize: str = "dataset",
                  crop_padding: int | None = None, resize: int | None = None, download: bool = True, loader: str = "auto",
                  split_seed: int = 0, pin_memory: bool = True, persistent_workers: bool = True,
                  num_classes: int | None = None, in_channels: int | None = None,
@@ -80,6 +84,7 @@ class ImageDataModule(pl.LightningDataModule):
             normalize = parse_enum(Normalize, "normalize", normalize).value
             check_loading(data_dir=data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size,
                           num_workers=num_workers, val_size=val_size, crop_padding=crop_padding, resize=resize)
+            check_batch_augment(random_erasing=random_erasing, mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha)
             synthetic = synthetic_options(dataset, {
                 "num_classes": num_classes, "in_channels": in_channels, "image_size": image_size,
                 "train_size": train_size, "test_size": test_size, "noise": noise, "seed": seed})
@@ -106,11 +111,15 @@ class ImageDataModule(pl.LightningDataModule):
         self.image_size: int = resize or spec.image_size
         self.class_names: list[str] = list(spec.class_names)
         padding = spec.crop_padding * self.image_size // spec.image_size if crop_padding is None else crop_padding
-        self.augment_params = (AugmentParams(padding, spec.flip) if augment == "standard" else AugmentParams())
+        self.augment_params = AugmentParams(padding, spec.flip) if augment != "none" else AugmentParams()
+        self.policies = BatchPolicies(augment if augment not in ("standard", "none") else None, random_erasing,
+                                      mixup_alpha, cutmix_alpha, spec.num_classes)
         # Kept out of Lightning's hparams on purpose: the run's config is in .hydra/, and keys shared
         # with the LightningModule's hparams (e.g. num_classes) would make Lightning refuse to log them.
-        self.options = {"data_dir": str(self.data_dir), "augment": augment, "normalize": normalize, "crop_padding": crop_padding,
-                        "resize": resize, "loader": loader, "split_seed": split_seed, "synthetic": self.synthetic}
+        self.options = {"data_dir": str(self.data_dir), "augment": augment, "random_erasing": random_erasing,
+                        "mixup_alpha": mixup_alpha, "cutmix_alpha": cutmix_alpha, "normalize": normalize,
+                        "crop_padding": crop_padding, "resize": resize, "loader": loader, "split_seed": split_seed,
+                        "synthetic": self.synthetic}
         self._arrays: Arrays | None = None
         self._tensors: dict[str, torch.Tensor] | None = None
         self._device_tensors: dict = {}
@@ -195,7 +204,7 @@ class ImageDataModule(pl.LightningDataModule):
         images, labels = (t["test_x"], t["test_y"]) if split == "test" else (t["train_x"], t["train_y"])
         indices = {"train": t["train_idx"], "val": t["val_idx"], "test": None}[split]
         batch_size = self.batch_size if train else self.eval_batch_size
-        aug = self.augment_params if train else AugmentParams()
+        aug, policies = (self.augment_params, self.policies) if train else (AugmentParams(), BatchPolicies())
         # The order of epoch e a function of (seed, e), resumable mid-epoch (resumable.py).
         rank, world = self._rank_world()
         epoch_fn, progress_fn = self._progress_fns() if train else (None, None)
@@ -208,12 +217,12 @@ class ImageDataModule(pl.LightningDataModule):
             images, labels = self._device_tensors[key]
             return GpuLoader(images, labels, indices, batch_size, self.normalizer, aug, shuffle=train,
                              drop_last=train, seed=seed, rank=rank, world_size=world, epoch_fn=epoch_fn,
-                             progress_fn=progress_fn)
+                             progress_fn=progress_fn, policies=policies)
         if indices is None:
             indices = torch.arange(images.shape[0])
         workers = self.num_workers
         options = dict(batch_size=batch_size, drop_last=train, num_workers=workers,
-                       collate_fn=BatchTransform(self.normalizer, aug, train=train),
+                       collate_fn=BatchTransform(self.normalizer, aug, train=train, policies=policies),
                        pin_memory=self.pin_memory and self._device().type == "cuda",
                        persistent_workers=self.persistent_workers and workers > 0,
                        worker_init_fn=WorkerInit(rank) if workers > 0 else None)

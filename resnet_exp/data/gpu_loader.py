@@ -2,7 +2,9 @@
 gathered, cropped, flipped and normalised there (as airbench does). No worker processes.
 
 Order, DDP shards, resume and seeds come from `EpochSampler` (resumable.py), as on the torch path;
-the permutation and the augmentation draws are made on the device.
+the permutation and the crop and flip draws are made on the device. The policies of policies.py
+run on the device too, per image where they need it, with their draws (few, on the host) seeded
+per batch from (seed, epoch, batch) as on the torch path.
 """
 
 from __future__ import annotations
@@ -11,19 +13,22 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from resnet_exp.data.policies import BatchPolicies, seeded
 from resnet_exp.data.resumable import EpochSampler, FetchClock
 from resnet_exp.data.transforms import AugmentParams, Normalizer, augment, sample_params
 
 
 class GpuLoader:
-    """An iterable of `(float32 normalised images, int64 labels)` batches, all on `images.device`."""
+    """An iterable of `(float32 normalised images, int64 labels)` batches, all on `images.device`
+    (labels are float soft targets when `policies` mix images)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor | None,
                  batch_size: int, normalizer: Normalizer, aug: AugmentParams = AugmentParams(),
                  shuffle: bool = False, drop_last: bool = False, seed: int = 0, rank: int = 0,
                  world_size: int = 1, epoch_fn: Callable[[], int] | None = None,
-                 progress_fn: Callable[[], int] | None = None) -> None:
+                 progress_fn: Callable[[], int] | None = None, policies: BatchPolicies | None = None) -> None:
         self.images, self.labels = images, labels
+        self.policies = policies if policies is not None else BatchPolicies()
         device = images.device
         self.indices = (torch.arange(images.shape[0], device=device) if indices is None
                         else indices.to(device=device, dtype=torch.long))
@@ -63,4 +68,8 @@ class GpuLoader:
             x = self.images[idx]
             if self.aug.active:
                 x = augment(x, self.aug, generator=aug_gen)
-            yield self.normalizer(x), self.labels[idx]
+            # The batch is made inside the seeded block and handed out after it: the training step
+            # must not draw from the batch's seed.
+            with seeded(order.batch_seed(epoch, i) if self.policies.active else None):
+                batch = self.policies(x, self.labels[idx], self.normalizer)
+            yield batch

@@ -8,6 +8,7 @@ exactly the same values and say the same one-line `key=value: allowed` when they
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -27,6 +28,10 @@ class Augment(str, Enum):
 
     standard = "standard"  # random crop from a zero-padded image (+ horizontal flip unless Fashion-MNIST)
     none = "none"
+    # `standard`, then one torchvision v2 policy per image (resnet_exp/data/policies.py)
+    trivialaugment = "trivialaugment"  # TrivialAugmentWide
+    randaugment = "randaugment"  # RandAugment (2 ops, magnitude 9)
+    autoaugment = "autoaugment"  # AutoAugment, ImageNet policy
 
 
 class Normalize(str, Enum):
@@ -63,6 +68,14 @@ def check_loading(*, data_dir: object, batch_size: int, eval_batch_size: int | N
             "must be >= 0 or null (= dataset default)")
     require(resize is None or 8 <= resize <= 1024, "resize", resize,
             "must be null (native size) or between 8 and 1024 pixels")
+
+
+def check_batch_augment(*, random_erasing: float, mixup_alpha: float, cutmix_alpha: float) -> None:
+    """The range rules of the per-batch augmentations (0 turns each off)."""
+    require(0.0 <= random_erasing <= 1.0, "random_erasing", random_erasing,
+            "must be a probability per image in [0, 1] (0 = off)")
+    for key, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+        require(0.0 <= alpha < math.inf, key, alpha, "must be a finite Beta(alpha, alpha) parameter >= 0 (0 = off)")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ path on the device), so they produce the same distribution of images:
 - `standard`: a random crop of the image zero-padded by `padding` pixels on each side (offsets
   uniform in [0, 2*padding] per axis, per image), then a horizontal flip with probability 1/2 where
   the dataset allows it (not for Fashion-MNIST);
-- `none`: the image as it is.
+- `none`: the image as it is;
+- `trivialaugment`, `randaugment`, `autoaugment`: `standard`, then a torchvision policy per image
+  (policies.py, with random erasing and MixUp/CutMix).
 Resizing (`data.resize`) is applied once to the whole uint8 dataset, before augmentation.
 Evaluation batches are only normalised.
 """
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from resnet_exp.data.policies import BatchPolicies, seeded
 
 
 @dataclass(frozen=True)
@@ -89,16 +93,20 @@ class Normalizer:
 class BatchTransform:
     """Augment (if training) and normalise a uint8 batch; used as the DataLoader's collate_fn."""
 
-    def __init__(self, normalizer: Normalizer, aug: AugmentParams, train: bool):
+    def __init__(self, normalizer: Normalizer, aug: AugmentParams, train: bool,
+                 policies: BatchPolicies | None = None):
         self.normalizer = normalizer
         self.aug = aug if train else AugmentParams()
+        self.policies = policies if train and policies is not None else BatchPolicies()
 
     def __call__(self, batch):
         x, y, *seed = batch
         # A seeded batch (training, EpochSampler) augments the same way in any process and after
-        # any resume; otherwise the process's global generator draws.
-        generator = torch.Generator().manual_seed(seed[0]) if seed and self.aug.active else None
-        return self.normalizer(augment(x, self.aug, generator=generator)), y
+        # any resume: crop, flip and policies all draw from the batch's seed, in that order;
+        # otherwise the process's global generator draws.
+        draws = self.aug.active or self.policies.active
+        with seeded(seed[0] if seed and draws else None):
+            return self.policies(augment(x, self.aug), y, self.normalizer)
 
 
 def resize_uint8(x: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:

@@ -1,0 +1,82 @@
+"""Training augmentations beyond crop and flip, the same on both loaders (torchvision v2's own):
+- a policy (`data.augment=trivialaugment|randaugment|autoaugment`) on each uint8 image, after the
+  `standard` crop and flip: each image draws its own operations;
+- random erasing (`data.random_erasing=p`): with probability p per image, a box drawn as
+  `v2.RandomErasing` draws it is set to 0 after normalisation (the dataset mean with
+  `data.normalize=dataset`);
+- MixUp or CutMix (`data.mixup_alpha`, `data.cutmix_alpha`) per batch, each image paired with its
+  neighbour; with both on, one of the two per batch, each with probability 1/2 (as timm does). The
+  labels become soft targets (float, one row per image, summing to 1).
+
+torchvision draws from torch's global CPU generator; the loaders seed it per batch from (seed,
+epoch, batch) inside `seeded`, so a batch is the same in any worker process and after a resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torchvision.transforms import v2
+
+POLICIES: dict[str, Callable[[], v2.Transform]] = {
+    "trivialaugment": v2.TrivialAugmentWide,
+    "randaugment": v2.RandAugment,
+    # CIFAR-10's learned policy: this project's datasets are small CIFAR-like images.
+    "autoaugment": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10),
+}
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Inside: torch's global CPU generator seeded with `seed`; afterwards its state as it was.
+    None leaves the generator alone (draws continue the process's stream)."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):  # CPU only: the CUDA generators are not touched
+        torch.default_generator.manual_seed(seed)
+        yield
+
+
+def erase(x: torch.Tensor, eraser: v2.RandomErasing) -> torch.Tensor:
+    """`x` (B, C, H, W, float) with a box set to 0 in each image that `eraser` picks (probability
+    `eraser.p`), in place. The boxes are v2.RandomErasing's (`make_params`), written with a slice
+    fill per image: no host-to-device copy of the erase value, so no sync on a GPU."""
+    for k in range(x.shape[0]):
+        if torch.rand(1) >= eraser.p:  # the draw RandomErasing.forward makes
+            continue
+        box = eraser.make_params([x[k]])
+        if box["v"] is not None:  # None: no box fitted in ten tries, the image stays whole
+            x[k, :, box["i"]:box["i"] + box["h"], box["j"]:box["j"] + box["w"]] = 0.0
+    return x
+
+
+class BatchPolicies:
+    """What a training batch gets after crop and flip: `(uint8 images, int64 labels)` in,
+    `(normalised float images, labels or soft targets)` out. With nothing on, it only normalises."""
+
+    def __init__(self, policy: str | None = None, random_erasing: float = 0.0, mixup_alpha: float = 0.0,
+                 cutmix_alpha: float = 0.0, num_classes: int | None = None) -> None:
+        self.policy = POLICIES[policy]() if policy else None
+        self.eraser = v2.RandomErasing(p=random_erasing, value=0.0) if random_erasing > 0 else None
+        mixers = [mix(alpha=alpha, num_classes=num_classes)
+                  for mix, alpha in ((v2.MixUp, mixup_alpha), (v2.CutMix, cutmix_alpha)) if alpha > 0]
+        self.mixer = v2.RandomChoice(mixers) if len(mixers) == 2 else (mixers[0] if mixers else None)
+
+    @property
+    def active(self) -> bool:
+        """Whether anything random happens (the loaders seed only then)."""
+        return self.policy is not None or self.eraser is not None or self.mixer is not None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 normalizer: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.policy is not None:
+            x = torch.stack([self.policy(image) for image in x])  # per image: a batch would share one draw
+        x = normalizer(x)
+        if self.eraser is not None:
+            x = erase(x, self.eraser)
+        if self.mixer is not None:
+            x, y = self.mixer(x, y)
+        return x, y
