@@ -84,6 +84,8 @@ def _option_clash(message: str) -> str | None:
     if not (source and key):
         return None
     group = key.group(1).split(".", 1)[0]
+    if group == source.group(1):  # an option's own file against its schema: the code and conf/ disagree
+        return f"{group}={source.group(2)}: its file sets {key.group(1)}, which the {group} schema has no key for"
     return (f"{source.group(1)}={source.group(2)}: sets {key.group(1)}, which the {group} option you chose does "
             f"not have; keep the {source.group(1)}'s {group}, or pick one that has that key")
 
