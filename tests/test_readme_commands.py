@@ -106,10 +106,11 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
-# Appended to a README sweep: 8 steps per job at an eighth of the width, no wandb. Recipes that place
-# milestones at fractions of trainer.max_steps keep them inside the run.
+# Appended to a README sweep: 2 epochs of 4 steps per job at an eighth of the width, no wandb. Recipes
+# that place milestones at fractions of trainer.max_steps keep them inside the run.
 SWEEP_TINY = {
-    "resnet_exp.run": ["trainer.max_epochs=2", "trainer.max_steps=8", "trainer.limit_val_batches=1",
+    "resnet_exp.run": ["trainer.max_epochs=2", "trainer.max_steps=8", "trainer.limit_train_batches=4",
+                       "trainer.limit_val_batches=1",
                        "trainer.limit_test_batches=1", "data.batch_size=16", "data.eval_batch_size=16",
                        "data.num_workers=0", "arch.width=0.125", "trainer.accelerator=cpu",
                        "logger.wandb.mode=disabled"],

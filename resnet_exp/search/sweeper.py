@@ -153,7 +153,8 @@ class OptunaSearch(Sweeper):
             study.tell(trial.number, state=TrialState.PRUNED)
             return "pruned"
         if not isinstance(value, (int, float)) or not math.isfinite(value):
-            trial.set_user_attr("error", f"the job returned {value!r}, not a number (optimized_metric)")
+            trial.set_user_attr("error", f"optimized_metric is {value!r} in the job's results.json, not a number "
+                                         "(did the run validate? val/acc_best needs at least one validation)")
             study.tell(trial.number, state=TrialState.FAIL)
             return "failed"
         study.tell(trial.number, float(value))
@@ -215,8 +216,11 @@ class OptunaSearch(Sweeper):
             log.error("search stopped: %d of %d trials failed (hydra.sweeper.max_failure_rate=%s)",
                       failed, len(outcomes), self.max_failure_rate)
             errors = [job_error(r) for batch in returns for r in batch]
-            # The first failed job's own error, as Hydra's basic sweeper raises it.
-            raise next(e for e in errors if e is not None and not isinstance(e, TrainingDiverged))
+            # The first failed job's own error, as Hydra's basic sweeper raises it; a job that ran
+            # but returned no value has none: say what was missing.
+            raise next((e for e in errors if e is not None and not isinstance(e, TrainingDiverged)),
+                       UserError(f"optimized_metric: {failed} of {len(outcomes)} trials returned no number; the "
+                                 "value comes from each job's results.json (did the runs validate?)"))
 
 
 def job_error(ret: JobReturn) -> BaseException | None:
