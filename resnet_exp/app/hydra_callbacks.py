@@ -16,6 +16,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from resnet_exp.app.sweep_job import JOB_STATUS_ATTRIBUTE
 from resnet_exp.errors import Terminated, first_line
 from resnet_exp.io import is_rank_zero, write_json_atomic
 from resnet_exp.report import JOB_STATUS_FILE, SUMMARY_MD
@@ -54,9 +55,10 @@ class CheckBeforeStart(Callback):
 
     A single run: the config's range checks and the run folder (creatable and writable). A multirun:
     the same for every job and the sweep folder, so a bad value in the last job of a long sweep
-    fails before the first job starts. (Hydra itself catches unknown keys, options and types when
-    it composes; glob sweeps are left to it.) Hydra turns an exception raised in a callback into a
-    warning, so a user error here prints its one line and exits.
+    fails before the first job starts, and a resumed sweep must make the jobs it made before.
+    (Hydra itself catches unknown keys, options and types when it composes; glob sweeps are left to
+    it.) Hydra turns an exception raised in a callback into a warning, so a user error here prints
+    its one line and exits.
     """
 
     def __init__(self, groups: list[str] | None = None) -> None:
@@ -66,25 +68,24 @@ class CheckBeforeStart(Callback):
         self._check(config, None, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from resnet_exp.app.resume import sweep_jobs
 
         hc = config.hydra
         params = [f"{k}={v}" for k, v in (hc.sweeper.get("params") or {}).items()]
-        arguments = params + list(hc.overrides.task)
         jobs: list[list[str]] = []
-        if not any("glob(" in argument for argument in arguments):
-            parsed = OverridesParser.create().parse_overrides(arguments)
-            jobs = [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
-        self._check(config, jobs, "hydra.sweep.dir")
+        if not any("glob(" in argument for argument in [*params, *hc.overrides.task]):
+            jobs = sweep_jobs(params, list(hc.overrides.task))[0]
+        self._check(config, jobs, "hydra.sweep.dir", params)
 
-    def _check(self, config: DictConfig, jobs: list[list[str]] | None, folder_key: str) -> None:
+    def _check(self, config: DictConfig, jobs: list[list[str]] | None, folder_key: str,
+               params: list[str] | None = None) -> None:
         """Check the output folder, then each job's config: the run's own (`jobs` None) or each
-        job of a sweep composed from its overrides."""
+        job of a sweep composed from its overrides (`params`: the recipe's sweep)."""
         from hydra import compose
         from hydra.core.hydra_config import HydraConfig
 
         from resnet_exp.app.cli import USER_ERROR_EXIT_CODE, describe_user_error
+        from resnet_exp.app.resume import check_same_jobs
         from resnet_exp.app.run_dir import check_output_folder
         from resnet_exp.config import validate
 
@@ -92,6 +93,8 @@ class CheckBeforeStart(Callback):
         try:
             folder = Path(str(OmegaConf.select(config, folder_key)))
             check_output_folder(folder, [*hc.overrides.hydra, *hc.overrides.task], folder_key)
+            if jobs and str(hc.sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+                check_same_jobs(folder.absolute(), params or [], list(hc.overrides.task))
             configs = ([copy.deepcopy(config)] if jobs is None else
                        (compose(config_name=hc.job.config_name, overrides=job, return_hydra_config=True)
                         for job in jobs))
@@ -211,9 +214,11 @@ class SweepReport(Callback):
         try:
             run_dir = Path(str(config.hydra.runtime.output_dir))
             # The run may have removed its folder (failed while setting up): keep a trace of the job.
+            error = getattr(job_return, "_return_value", None)
             write_json_atomic(run_dir / JOB_STATUS_FILE, {
-                "status": "failed",
-                "error": _one_line(getattr(job_return, "_return_value", None)),
+                # "interrupted": a job that failed while set up to continue stays as it was
+                "status": getattr(error, JOB_STATUS_ATTRIBUTE, "failed"),
+                "error": _one_line(error),
                 "overrides": list(job_return.overrides or []),
                 "job_num": OmegaConf.select(config, "hydra.job.num", default=None),
             })
