@@ -122,6 +122,17 @@ def test_a_job_another_process_holds_is_left_to_it(tmp_path: Path) -> None:
     assert snapshot(held) == before
     assert statuses(sweep) == {"0-post": "completed", "1-pre": "interrupted"}
 
+    # A resume whose set-up of the job fails (a typed optimizer its checkpoint's state does not fit)
+    # leaves the job as it was, interrupted; typed keys apply to that resume only.
+    checkpoints = snapshot(held / "checkpoints")
+    proc = train_in_process("-m", f"resume={sweep}", "optimizer=adam", cwd=tmp_path)
+    assert proc.returncode == 2, explain(proc)
+    assert "optimizer state does not fit optimizer=adam" in proc.stderr.strip().splitlines()[-1]
+    marker = json.loads((held / "job_status.json").read_text())
+    assert marker["status"] == "interrupted" and "optimizer=adam" in marker["error"]
+    assert snapshot(held / "checkpoints") == checkpoints and not list((held / ".hydra").glob("resumed-*"))
+    assert statuses(sweep) == {"0-post": "completed", "1-pre": "interrupted"}
+
     proc = train_in_process("-m", f"resume={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     assert statuses(sweep) == {"0-post": "completed", "1-pre": "completed"}

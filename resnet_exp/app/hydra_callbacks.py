@@ -68,7 +68,7 @@ class CheckBeforeStart(Callback):
         self._check(config, None, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from resnet_exp.app.resume import sweep_jobs
+        from resnet_exp.app.resume import keep_sweep_record, sweep_jobs
 
         hc = config.hydra
         params = [f"{k}={v}" for k, v in (hc.sweeper.get("params") or {}).items()]
@@ -76,6 +76,7 @@ class CheckBeforeStart(Callback):
         if not any("glob(" in argument for argument in [*params, *hc.overrides.task]):
             jobs = sweep_jobs(params, list(hc.overrides.task))[0]
         self._check(config, jobs, "hydra.sweep.dir", params)
+        keep_sweep_record(_sweep_dir(config))  # a resumed sweep's (none before its sweeper starts otherwise)
 
     def _check(self, config: DictConfig, jobs: list[list[str]] | None, folder_key: str,
                params: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ decides from its folder what is left to do (`resnet_exp.app.sweep_job`).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,9 @@ from resnet_exp.io import (
 
 RESUME_KEYS = ("resume", "ckpt_path")
 MULTIRUN_FILE = "multirun.yaml"
+# A sweep's own multirun.yaml, kept there when the sweep is first resumed: the sweeper rewrites
+# multirun.yaml with the overrides typed for each resume, which apply to that resume only.
+SWEEP_RECORD = Path(".hydra") / MULTIRUN_FILE
 # Hydra overrides of a sweep that a resumed sweep sets itself.
 SWEEP_OWN_KEYS = ("hydra.sweep.dir", "hydra.output_subdir", "hydra.mode")
 EVAL_OWN_GROUPS = ("logger", "callbacks", "task_name")
@@ -136,9 +140,9 @@ def sweep_arguments(args: list[str], resume: str) -> list[str]:
 
 
 def saved_sweep(sweep: Path) -> tuple[list[str], list[str], list[str]]:
-    """A sweep's command line from its multirun.yaml: (task overrides, Hydra overrides, the
+    """A sweep's command line from its own multirun.yaml: (task overrides, Hydra overrides, the
     recipe's hydra.sweeper.params as overrides); a damaged file is a one-line UserError."""
-    path = sweep / MULTIRUN_FILE
+    path = sweep / SWEEP_RECORD if (sweep / SWEEP_RECORD).is_file() else sweep / MULTIRUN_FILE
     try:
         saved = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -157,6 +161,13 @@ def saved_sweep(sweep: Path) -> tuple[list[str], list[str], list[str]]:
         raise UserError(f"{path}: damaged (expected hydra.overrides.task and .hydra, lists of overrides); "
                         "restore the file, or start a new sweep")
     return task, hydra, [f"{k}={v}" for k, v in (params if isinstance(params, dict) else {}).items()]
+
+
+def keep_sweep_record(sweep: Path) -> None:
+    """Keep a resumed sweep's own multirun.yaml (see SWEEP_RECORD) before its sweeper rewrites it."""
+    if (sweep / MULTIRUN_FILE).is_file() and not (sweep / SWEEP_RECORD).is_file():
+        (sweep / SWEEP_RECORD).parent.mkdir(exist_ok=True)
+        shutil.copy2(sweep / MULTIRUN_FILE, sweep / SWEEP_RECORD)
 
 
 def sweep_jobs(params: list[str], task: list[str]) -> tuple[list[list[str]], set[str]]:
