@@ -76,7 +76,7 @@ class CheckBeforeStart(Callback):
         if not any("glob(" in argument for argument in [*params, *hc.overrides.task]):
             jobs = sweep_jobs(params, list(hc.overrides.task))[0]
         self._check(config, jobs, "hydra.sweep.dir", params)
-        keep_sweep_record(_sweep_dir(config))  # a resumed sweep's (none before its sweeper starts otherwise)
+        keep_sweep_record(_sweep_dir(config))  # only a resumed sweep's folder holds multirun.yaml by now
 
     def _check(self, config: DictConfig, jobs: list[list[str]] | None, folder_key: str,
                params: list[str] | None = None) -> None:

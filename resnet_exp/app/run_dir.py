@@ -8,8 +8,8 @@ after a failed set-up only if this process made it.
   made any, so that a failed set-up never removes a folder (or a sweep's job folder) it did not make.
 - `RunFolder`: an exclusive `flock` on `<run dir>/.lock` for the whole job. A second process
   (two resumes of one run, a resume of a run still training) refuses with one line naming the
-  holder (`FolderInUse`). The kernel drops the lock when its process dies, SIGKILL included, so a stale lock is
-  taken over; its leftover holder line says whose it was.
+  holder (`FolderInUse`). The kernel drops the lock when its process dies, SIGKILL included, so a
+  stale lock is taken over; its leftover holder line says whose it was.
 """
 
 from __future__ import annotations
