@@ -483,5 +483,6 @@ def test_sweep_resume(args: list[str], words: list[str], bad_files: Path, monkey
     before = snapshot(bad_files)
     monkeypatch.chdir(bad_files)
     code, err = call_app("resnet_exp.run", fill(args, bad_files), monkeypatch, capsys)
+    assert code == 2, err
     assert_one_line_error(code, err, [w.replace("{tmp}", str(bad_files)) for w in words])
     assert snapshot(bad_files) == before  # no job folder, multirun.yaml as it was
