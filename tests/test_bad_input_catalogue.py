@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tests.helpers.cli import TINY_RUN, cli_env, explain, isolated, run_cli, train_in_process
 
@@ -92,7 +93,7 @@ RUN_CASES = [
     (["paths.log_dir={tmp}/a_file"], ["paths.log_dir=", "a_file", "is a file"]),
     (["task_name=t", "paths.log_dir=/proc/y"], ["paths.log_dir=/proc/y", "cannot create"]),
     (["hydra.run.dir={tmp}/fake_run"], ["hydra.run.dir=", "holds a run already", "resume="]),
-    (["-m", "hydra.sweep.dir={tmp}/old_sweep"], ["hydra.sweep.dir=", "holds a sweep already"]),
+    (["-m", "hydra.sweep.dir={tmp}/old_sweep"], ["hydra.sweep.dir=", "holds a sweep already", "-m resume="]),
     # Run folders whose own files no longer make sense.
     (["resume={tmp}/run_bad_yaml"], ["run_bad_yaml/.hydra/overrides.yaml", "cannot read"]),
     (["resume={tmp}/run_empty_overrides"], ["run_empty_overrides/.hydra/overrides.yaml", "damaged"]),
@@ -469,3 +470,45 @@ TOOLBOX_CASES = [
 @pytest.mark.parametrize("args,words", TOOLBOX_CASES, ids=[case_id(c) for c in TOOLBOX_CASES])
 def test_toolbox(args: list[str], words: list[str], bad_files: Path, monkeypatch, capsys) -> None:
     test_run(args, words, bad_files, monkeypatch, capsys)
+
+
+# Resumed sweeps (`-m resume=<sweep dir>`). Placeholders: {tmp} as above, with `sweep_files`: a sweep
+# folder {tmp}/sweep (data=synthetic, arch.block_order=post,pre) and {tmp}/sweep_bad_yaml.
+SWEEP_RESUME_CASES = [
+    (["-m", "resume={tmp}"], ["resume=", "not a sweep folder", "multirun.yaml", "outputs/<task>/multiruns/"]),
+    (["-m", "resume={tmp}/missing"], ["resume=", "not a sweep folder"]),
+    (["-m", "resume={tmp}/fake_run"], ["resume=", "not a sweep folder", "without -m"]),
+    (["-m", "ckpt_path={tmp}/whole.ckpt"], ["ckpt_path=", "not a sweep", "-m resume=<sweep dir>"]),
+    (["-m", "resume={tmp}/old_sweep"], ["old_sweep/multirun.yaml", "damaged", "hydra.overrides.task"]),
+    (["-m", "resume={tmp}/sweep_bad_yaml"], ["sweep_bad_yaml/multirun.yaml", "cannot read"]),
+    (["-m", "resume={tmp}/sweep", "hydra.sweep.dir={tmp}/elsewhere"], ["hydra.sweep.dir=", "its own folder"]),
+    (["-m", "resume={tmp}/sweep", "arch.block_order=pre"],
+     ["arch.block_order=pre", "changes the jobs of the sweep", "2 jobs over arch.block_order=post,pre"]),
+    (["-m", "resume={tmp}/sweep", "seed=1,2"], ["seed=1,2", "changes the jobs of the sweep"]),
+    (["-m", "resume={tmp}/sweep", "arch=resnet20"], ["arch=resnet20", "changes the jobs of the sweep"]),
+    (["-m", "resume={tmp}/sweep", "optimizer.lr=-1"], ["optimizer.lr=-1", "> 0"]),
+    (["-m", "resume={tmp}/sweep", "init_weights={tmp}/whole.ckpt"], ["init_weights=", "cannot be combined with resume="]),
+]
+
+
+def sweep_files(tmp: Path) -> None:
+    """A sweep folder as Hydra leaves it (multirun.yaml; no job has started), and one whose
+    multirun.yaml is not YAML."""
+    (tmp / "sweep").mkdir()
+    saved = {"hydra": {"overrides": {"hydra": ["hydra.mode=MULTIRUN"],
+                                     "task": [*TINY_RUN, "arch.block_order=post,pre"]},
+                       "sweeper": {"params": None}}}
+    (tmp / "sweep" / "multirun.yaml").write_text(yaml.safe_dump(saved))
+    (tmp / "sweep_bad_yaml").mkdir()
+    (tmp / "sweep_bad_yaml" / "multirun.yaml").write_text("hydra: [unclosed\n")
+
+
+@pytest.mark.parametrize("args,words", SWEEP_RESUME_CASES, ids=[case_id(c) for c in SWEEP_RESUME_CASES])
+def test_sweep_resume(args: list[str], words: list[str], bad_files: Path, monkeypatch, capsys) -> None:
+    sweep_files(bad_files)
+    before = snapshot(bad_files)
+    monkeypatch.chdir(bad_files)
+    code, err = call_app("resnet_exp.run", fill(args, bad_files), monkeypatch, capsys)
+    assert code == 2, err
+    assert_one_line_error(code, err, [w.replace("{tmp}", str(bad_files)) for w in words])
+    assert snapshot(bad_files) == before  # no job folder, multirun.yaml as it was

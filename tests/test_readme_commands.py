@@ -7,15 +7,16 @@ blocks (`$ command` lines, each followed by the output the README shows).
 How a command is checked, decided per command by `plan()`:
 - `make TARGET ...`: `make -n` (what make would run; a real make would build .venv). The
   `python -m resnet_exp.run ...` line it prints is then checked like a typed command.
-- `-m` (a sweep, a search): run for real, as typed, from a scratch working directory with nothing
-  but its data (real Fashion-MNIST from the system copy; a tiny CIFAR-10 in the original format
-  written to `data/`), with only the tiny overrides of `SWEEP_TINY` appended (a search: one trial)
-  and no `hydra.*` folder key added; every job must complete and the sweep's summary land under
-  `outputs/` of that directory.
+- `-m` (a sweep, a search; but `-m resume=`: see placeholders): run for real, as typed, from a
+  scratch working directory with nothing but its data (real Fashion-MNIST from the system copy; a
+  tiny CIFAR-10 in the original format written to `data/`), with only the tiny overrides of
+  `SWEEP_TINY` appended (a search: one trial) and no `hydra.*` folder key added; every job must
+  complete and the sweep's summary land under `outputs/` of that directory.
 - `optuna ...` (Optuna's command line): run against the study of the tiny search below;
   `optuna-dashboard URL` (an optional extra): the URL must open a study.
 - `outputs/.../<time>` placeholders: filled with a run folder and a sweep folder that a tiny
-  synthetic run made here first; then run for real (a resumed run keeps its tiny overrides).
+  synthetic run made here first; then run for real (a resumed run or sweep keeps its tiny
+  overrides).
 - `data=synthetic` training: run for real with the tiny overrides appended (seconds).
 - other training and bench commands: composed with `--cfg job` (their data, CIFAR, and their
   hours are not available here).
@@ -154,6 +155,8 @@ def run_sweep_as_typed(args: list[str], scratch: Path, monkeypatch: pytest.Monke
 def plan(args: list[str]) -> tuple[list[str], str]:
     """(arguments to run after `python -m`, how) for one README command's arguments."""
     module, rest = args[0], args[1:]
+    if any(a in ("-m", "--multirun") for a in rest) and any(a.startswith("resume=") for a in rest):
+        return args, "run (a resumed sweep repeats its own tiny overrides)"
     if any(a in ("-m", "--multirun") for a in rest):
         return args, "sweep as typed"
     if module in ("resnet_exp.report", "resnet_exp.eval") or "--help" in rest or "--cfg" in rest:

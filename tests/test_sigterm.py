@@ -68,7 +68,8 @@ def test_sigterm_stops_the_whole_sweep(tmp_path: Path) -> None:
     (line,) = error_lines(proc)
     assert "stopped by SIGTERM at training step 3" in line and "the sweep stops here" in line, line
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir())
-    assert len(jobs) == 1 and f"resume={jobs[0]}" in line
+    assert len(jobs) == 1 and f"resume the sweep with: python -m resnet_exp.run -m resume={sweep}" in line
+    assert f"(this job alone: python -m resnet_exp.run resume={jobs[0]})" in line
     assert (jobs[0] / "checkpoints" / "last.ckpt").is_file() and not (jobs[0] / "results.json").exists()
 
 

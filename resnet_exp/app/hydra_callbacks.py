@@ -16,6 +16,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from resnet_exp.app.sweep_job import JOB_STATUS_ATTRIBUTE
 from resnet_exp.errors import Terminated, UserError, first_line
 from resnet_exp.io import is_rank_zero, write_json_atomic
 from resnet_exp.report import JOB_STATUS_FILE, SUMMARY_MD
@@ -54,10 +55,10 @@ class CheckBeforeStart(Callback):
 
     A single run: the config's range checks and the run folder (creatable and writable). A multirun:
     the same for every job and the sweep folder, so a bad value in the last job of a long sweep
-    fails before the first job starts; for a search, every choice and both ends of every range
-    (`sweep_jobs`). (Hydra itself catches unknown keys, options and types when
-    it composes; glob sweeps are left to it.) Hydra turns an exception raised in a callback into a
-    warning, so a user error here prints its one line and exits.
+    fails before the first job starts, and a resumed sweep must make the jobs it made before; for a
+    search, every choice and both ends of every range (`sweep_jobs`). (Hydra itself catches unknown
+    keys, options and types when it composes; glob sweeps are left to it.) Hydra turns an exception
+    raised in a callback into a warning, so a user error here prints its one line and exits.
     """
 
     def __init__(self, groups: list[str] | None = None) -> None:
@@ -67,12 +68,18 @@ class CheckBeforeStart(Callback):
         self._check(config, None, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from resnet_exp.app.resume import check_same_jobs, keep_sweep_record
+
         hc = config.hydra
         try:
             jobs = sweep_jobs(hc.sweeper, list(hc.overrides.task))
+            if jobs and str(hc.sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+                params = [f"{k}={v}" for k, v in (hc.sweeper.get("params") or {}).items()]
+                check_same_jobs(_sweep_dir(config), params, list(hc.overrides.task))
         except Exception as exc:
             _exit_on_user_error(exc)
         self._check(config, [] if jobs is None else jobs, "hydra.sweep.dir")  # glob sweeps: left to Hydra
+        keep_sweep_record(_sweep_dir(config))  # only a resumed sweep's folder holds multirun.yaml by now
 
     def _check(self, config: DictConfig, jobs: list[list[str]] | None, folder_key: str) -> None:
         """Check the output folder, then each job's config: the run's own (`jobs` None) or each
@@ -236,9 +243,11 @@ class SweepReport(Callback):
         try:
             run_dir = Path(str(config.hydra.runtime.output_dir))
             # The run may have removed its folder (failed while setting up): keep a trace of the job.
+            error = getattr(job_return, "_return_value", None)
             write_json_atomic(run_dir / JOB_STATUS_FILE, {
-                "status": "failed",
-                "error": _one_line(getattr(job_return, "_return_value", None)),
+                # "interrupted": a job that failed while set up to continue stays as it was
+                "status": getattr(error, JOB_STATUS_ATTRIBUTE, "failed"),
+                "error": _one_line(error),
                 "overrides": list(job_return.overrides or []),
                 "job_num": OmegaConf.select(config, "hydra.job.num", default=None),
             })

@@ -1,16 +1,21 @@
-"""Continue an interrupted run in its own folder: `resume=<run dir>` or `ckpt_path=<file>`.
+"""Continue an interrupted run in its own folder: `resume=<run dir>` or `ckpt_path=<file>`; or a
+sweep in its own folder: `-m resume=<sweep dir>`.
 
 Resuming re-runs the run's own command line (its `.hydra/overrides.yaml`, then whatever else
 the user typed) in the same folder, from the checkpoint; the wandb logger picks up the folder's
-existing wandb run id, so the run continues there too.
+existing wandb run id, so the run continues there too. A sweep re-runs its own command line (its
+multirun.yaml), so the sweeper makes the same jobs into the same job folders, and each job
+decides from its folder what is left to do (`resnet_exp.app.sweep_job`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig
@@ -29,6 +34,12 @@ from resnet_exp.io import (
 )
 
 RESUME_KEYS = ("resume", "ckpt_path")
+MULTIRUN_FILE = "multirun.yaml"
+# A sweep's own multirun.yaml, kept there when the sweep is first resumed: the sweeper rewrites
+# multirun.yaml with the overrides typed for each resume, which apply to that resume only.
+SWEEP_RECORD = Path(".hydra") / MULTIRUN_FILE
+# Hydra overrides of a sweep that a resumed sweep sets itself.
+SWEEP_OWN_KEYS = ("hydra.sweep.dir", "hydra.output_subdir", "hydra.mode")
 EVAL_OWN_GROUPS = ("logger", "callbacks", "task_name")
 # Settings of the run that would test only part of the test split: eval tests all of it unless the
 # eval command line itself limits it.
@@ -68,7 +79,10 @@ def resume_arguments(args: list[str]) -> list[str]:
     if is_ddp_rank_relaunch(args):
         return args  # already expanded: Lightning's DDP re-runs this command for the other ranks
     if "-m" in args or "--multirun" in args:
-        raise UserError("resume=/ckpt_path= continue one run; they cannot be combined with -m")
+        if resume in (None, "null"):
+            raise UserError(f"ckpt_path={ckpt_path}: continues one run, not a sweep (-m); continue a sweep "
+                            "with -m resume=<sweep dir>")
+        return sweep_arguments(args, resume)
     if resume not in (None, "null"):
         run_dir = Path(resume).expanduser().resolve()
         if not is_run_dir(run_dir):
@@ -95,12 +109,99 @@ def resume_arguments(args: list[str]) -> list[str]:
                         "by copying it out of the run folder)")
     typed = [a for a in args if not a.startswith(tuple(f"{k}=" for k in (*RESUME_KEYS, "hydra.run.dir")))]
     saved = still_apply(saved_overrides(run_dir), typed)
-    # The resumed job's own .hydra goes to a subfolder: the run's original overrides stay intact
-    # for the next resume, even if this one fails.
-    subdir = time.strftime(f".hydra/resumed-%Y-%m-%d_%H-%M-%S-{os.getpid()}")
     return [*saved, *typed, f"resume={hydra_quoted(run_dir)}",
             f"ckpt_path={hydra_quoted(checkpoint) if checkpoint else 'null'}",
-            f"hydra.run.dir={hydra_quoted(run_dir)}", f"hydra.output_subdir={subdir}"]
+            f"hydra.run.dir={hydra_quoted(run_dir)}", f"hydra.output_subdir={resumed_record()}"]
+
+
+def resumed_record() -> str:
+    """Where a resumed job's Hydra record goes: a subfolder of `.hydra/`, so that the job's own
+    record (its overrides) stays intact for the next resume, even if this one fails."""
+    return time.strftime(f".hydra/resumed-%Y-%m-%d_%H-%M-%S-{os.getpid()}")
+
+
+def sweep_arguments(args: list[str], resume: str) -> list[str]:
+    """`-m resume=<sweep dir>` expanded: the sweep's own overrides (task and Hydra's, from its
+    multirun.yaml) that the typed ones leave standing, then the typed ones, in the sweep's folder."""
+    sweep = Path(resume).expanduser().resolve()
+    if not (sweep / MULTIRUN_FILE).is_file():
+        hint = "resume a run without -m" if is_run_dir(sweep) else "pass a folder under outputs/<task>/multiruns/"
+        raise UserError(f"resume={resume}: not a sweep folder (no {MULTIRUN_FILE} there); {hint}")
+    typed_dir = last_value(args, "hydra.sweep.dir")
+    if typed_dir is not None and Path(typed_dir).expanduser().resolve() != sweep:
+        raise UserError(f"hydra.sweep.dir={typed_dir}: resume= continues the sweep in its own folder {sweep}; "
+                        "drop hydra.sweep.dir")
+    task, hydra, _ = saved_sweep(sweep)
+    flags = [a for a in args if a.startswith("-")]  # after every override: Hydra reads them in one run
+    typed = [a for a in args if a not in flags and _key(a) not in ("resume", "hydra.sweep.dir")]
+    saved = still_apply([*task, *(o for o in hydra if _key(o) not in SWEEP_OWN_KEYS)], typed)
+    return [*saved, *typed, f"hydra.sweep.dir={hydra_quoted(sweep)}", f"hydra.output_subdir={resumed_record()}",
+            *flags]
+
+
+def saved_sweep(sweep: Path) -> tuple[list[str], list[str], list[str]]:
+    """A sweep's command line from its own multirun.yaml: (task overrides, Hydra overrides, the
+    recipe's hydra.sweeper.params as overrides); a damaged file is a one-line UserError."""
+    path = sweep / SWEEP_RECORD if (sweep / SWEEP_RECORD).is_file() else sweep / MULTIRUN_FILE
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: cannot read the sweep's command line ({first_line(exc)}); restore the file, "
+                        "or start a new sweep") from None
+
+    def node(*keys: str) -> Any:
+        found = saved
+        for key in keys:
+            found = found.get(key) if isinstance(found, dict) else None
+        return found
+
+    task, hydra, params = (node("hydra", "overrides", "task"), node("hydra", "overrides", "hydra"),
+                           node("hydra", "sweeper", "params"))
+    if not (isinstance(task, list) and isinstance(hydra, list) and all(isinstance(o, str) for o in task + hydra)):
+        raise UserError(f"{path}: damaged (expected hydra.overrides.task and .hydra, lists of overrides); "
+                        "restore the file, or start a new sweep")
+    return task, hydra, [f"{k}={v}" for k, v in (params if isinstance(params, dict) else {}).items()]
+
+
+def keep_sweep_record(sweep: Path) -> None:
+    """Keep a resumed sweep's own multirun.yaml (see SWEEP_RECORD) before its sweeper rewrites it."""
+    if (sweep / MULTIRUN_FILE).is_file() and not (sweep / SWEEP_RECORD).is_file():
+        (sweep / SWEEP_RECORD).parent.mkdir(exist_ok=True)
+        shutil.copy2(sweep / MULTIRUN_FILE, sweep / SWEEP_RECORD)
+
+
+def sweep_jobs(params: list[str], task: list[str]) -> tuple[list[list[str]], set[str]]:
+    """The jobs Hydra's basic sweeper makes of a recipe's `hydra.sweeper.params` and the command
+    line's overrides, in its order, and the keys they sweep."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides([*params, *task])
+    jobs = [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
+    return jobs, {o.get_key_element() for o in parsed if o.is_sweep_override()}
+
+
+def check_same_jobs(sweep: Path, params: list[str], task: list[str]) -> None:
+    """A resumed sweep (its folder holds multirun.yaml) must make the jobs it made before, in the
+    same order, so that each job finds its own folder: one line names an override that changes them."""
+    if not (sweep / MULTIRUN_FILE).is_file():
+        return
+    saved_task, _, saved_params = saved_sweep(sweep)
+    (before, axes_before), (now, axes_now) = sweep_jobs(saved_params, saved_task), sweep_jobs(params, task)
+    axes = axes_before | axes_now
+
+    def swept(jobs: list[list[str]]) -> list[list[str]]:
+        return [[o for o in job if o.split("=", 1)[0] in axes] for job in jobs]
+
+    if swept(before) == swept(now):
+        return
+    keys = {_key(a) for a in axes}
+    changed = next((o for o in task if o not in saved_task and any(k == _key(o) or k.startswith(f"{_key(o)}.")
+                                                                    for k in keys)), None)
+    sweeps = " ".join(o for o in saved_task if o.split("=", 1)[0] in axes_before) or "its recipe's params"
+    raise UserError(f"{changed or f'resume={sweep}'}: changes the jobs of the sweep it resumes ({len(before)} jobs "
+                    f"over {sweeps}); a resumed sweep runs its own jobs: type only keys it does not sweep, "
+                    "or start a new sweep")
 
 
 def still_apply(saved: list[str], typed: list[str]) -> list[str]:

@@ -3,13 +3,13 @@ after a failed set-up only if this process made it.
 
 - `refuse_existing_runs`: `hydra.run.dir=<a run>` or `hydra.sweep.dir=<a sweep>` typed by the user
   would overwrite that run's files (Hydra writes its `.hydra/` before any code of ours runs), so it
-  is refused before Hydra starts; `resume=` is the way to continue a run.
+  is refused before Hydra starts; `resume=` (`-m resume=` for a sweep) is the way to continue one.
 - `note_existing_folders`: which of the folders named on the command line existed before Hydra
   made any, so that a failed set-up never removes a folder (or a sweep's job folder) it did not make.
 - `RunFolder`: an exclusive `flock` on `<run dir>/.lock` for the whole job. A second process
   (two resumes of one run, a resume of a run still training) refuses with one line naming the
-  holder. The kernel drops the lock when its process dies, SIGKILL included, so a stale lock is
-  taken over; its leftover holder line says whose it was.
+  holder (`FolderInUse`). The kernel drops the lock when its process dies, SIGKILL included, so a
+  stale lock is taken over; its leftover holder line says whose it was.
 """
 
 from __future__ import annotations
@@ -38,6 +38,15 @@ CONTINUE_KEYS = ("resume", "ckpt_path")
 _existing: frozenset[Path] = frozenset()  # see note_existing_folders
 
 
+class FolderInUse(UserError):
+    """The run folder is locked by another process; `holder` is its line in the lock file."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path}: in use by another process ({holder}); wait for it to end "
+                         "or stop it, then try again")
+        self.holder = holder
+
+
 def _typed(args: list[str], keys: tuple[str, ...]) -> list[tuple[str, str, Path]]:
     """(key, value, absolute path) of each `key=value` among `args` naming a folder."""
     found = []
@@ -60,7 +69,8 @@ def refuse_existing_runs(args: list[str]) -> None:
             raise UserError(f"{key}={value}: {path} holds a run already; continue it with resume={path}, "
                             "or choose a new folder")
         if key == "hydra.sweep.dir" and (path / "multirun.yaml").is_file():
-            raise UserError(f"{key}={value}: {path} holds a sweep already; choose a new folder")
+            raise UserError(f"{key}={value}: {path} holds a sweep already; continue it with "
+                            f"-m resume={path}, or choose a new folder")
 
 
 def check_output_folder(folder: Path, overrides: list[str], folder_key: str) -> None:
@@ -130,6 +140,9 @@ class RunFolder:
         try:
             if is_rank_zero():
                 self._lock()
+        except FolderInUse:
+            self.remove_record()  # the folder is the other process's: only this attempt's record goes
+            raise
         except BaseException:
             self._take_back()
             raise
@@ -150,9 +163,7 @@ class RunFolder:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = path.read_text().strip() or "another process"
-            raise UserError(f"{self.path}: in use by another process ({holder}); wait for it to end "
-                            "or stop it, then try again") from None
+            raise FolderInUse(self.path, path.read_text().strip() or "another process") from None
         stale = os.pread(fd, 4096, 0).decode(errors="replace").strip()
         if stale:  # written by a holder that never released the lock: it was killed
             log.warning("%s: took over the lock of a process that is gone (%s)", self.path, stale)
@@ -160,11 +171,15 @@ class RunFolder:
         os.pwrite(fd, _holder().encode(), 0)
         self._fd = fd
 
+    def remove_record(self) -> None:
+        """Remove this attempt's `.hydra/resumed-*` record (never the folder's own `.hydra`)."""
+        if self._record.parent != self.path and self._record.is_dir():
+            shutil.rmtree(self._record, ignore_errors=True)
+
     def _take_back(self) -> None:
         run_dir = self.path
         if run_dir.resolve() in _existing:
-            if self._record.parent != run_dir and self._record.is_dir():  # .hydra/resumed-*
-                shutil.rmtree(self._record, ignore_errors=True)
+            self.remove_record()
         elif run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= self._own_files:
             shutil.rmtree(run_dir, ignore_errors=True)
             # ... and the folders Hydra made for it (outputs/<task>/runs/) if nothing else is there

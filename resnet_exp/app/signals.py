@@ -54,16 +54,27 @@ def sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def resume_command(run_dir: Path) -> str:
-    """The command that continues the run in `run_dir`, quoted for a shell and for Hydra."""
+def resume_command(run_dir: Path, sweep: bool = False) -> str:
+    """The command that continues the run (or with `sweep`, the sweep) in `run_dir`, quoted for a
+    shell and for Hydra."""
     value = str(run_dir) if re.fullmatch(r"[\w./-]+", str(run_dir)) else hydra_quoted(run_dir)
-    return f"python -m resnet_exp.run {shlex.quote(f'resume={value}')}"
+    return f"python -m resnet_exp.run {'-m ' if sweep else ''}{shlex.quote(f'resume={value}')}"
+
+
+def _sweep_dir() -> Path | None:
+    """The folder of the sweep this job belongs to; None outside a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    return Path(hc.runtime.cwd, hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
 
 
 @contextmanager
 def say_how_to_continue(folder: RunFolder) -> Iterator[None]:
     """A `Terminated` leaving the block ends with what to do next: resume the run once it has a
-    folder to continue in, else run the command again (the set-up is taken back)."""
+    folder to continue in, else run the command again (the set-up is taken back); in a sweep,
+    resume the sweep."""
     try:
         yield
     except Exception as error:
@@ -72,6 +83,12 @@ def say_how_to_continue(folder: RunFolder) -> Iterator[None]:
             raise
         if _in_main_thread():
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM: stop now
+        sweep = _sweep_dir()
+        if sweep is not None:  # the signal stops the whole sweep
+            how = f"resume the sweep with: {resume_command(sweep, sweep=True)}"
+            if folder.is_set_up:
+                raise Terminated(f"{exc}; {how} (this job alone: {resume_command(folder.path)})") from None
+            raise Terminated(f"{exc} while the job was being set up; {how}") from None
         if folder.is_set_up:
             raise Terminated(f"{exc}; resume with: {resume_command(folder.path)}") from None
         raise Terminated(f"{exc} while the run was being set up; nothing was trained: run the command again") from None
