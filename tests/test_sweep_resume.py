@@ -137,3 +137,44 @@ def test_a_job_another_process_holds_is_left_to_it(tmp_path: Path) -> None:
     assert proc.returncode == 0, explain(proc)
     assert statuses(sweep) == {"0-post": "completed", "1-pre": "completed"}
     assert results(held)["epochs"] == 1
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_its_study_to_n_trials(tmp_path: Path) -> None:
+    """A search killed in its second trial: the resume continues the same study (the sqlite file in
+    the sweep folder), fails the dead process's trial by its heartbeat, retries its parameters and
+    stops at n_trials finished trials of this folder; the finished trial's folder is untouched."""
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from tests.helpers.cli import cli_env
+
+    sweep = tmp_path / "search"
+    args = ["-m", "hparams_search=lr_wd", *TINY_RUN, "trainer.max_epochs=2", "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=1", f"hydra.sweep.dir={sweep}"]
+    search = subprocess.Popen([sys.executable, "-m", "resnet_exp.run", *args], cwd=tmp_path, env=cli_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # kill it once trial 0 is finished and trial 1 has a checkpoint
+        deadline = time.monotonic() + 600
+        while not list(sweep.glob("1-*/checkpoints/last.ckpt")):
+            assert search.poll() is None and time.monotonic() < deadline, "the search ended before its second trial"
+            time.sleep(0.2)
+    finally:
+        search.kill()
+        search.wait()
+    (first,) = sweep.glob("0-*")
+    finished = snapshot(first)
+    time.sleep(2.5)  # past the heartbeat's grace period: trial 1's process is gone
+
+    proc = train_in_process("-m", f"resume={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    study = optuna.load_study(study_name=sweep.name, storage=f"sqlite:///{sweep}/optuna.db")
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE], states
+    assert study.trials[2].params == study.trials[1].params  # the dead trial's point, run again
+    assert snapshot(first) == finished
+    assert "completed" in (sweep / "summary.md").read_text()

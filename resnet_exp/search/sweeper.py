@@ -177,15 +177,16 @@ class OptunaSearch(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         study = open_study(storage, study_name, self.direction, self.pruner)
         metric = str(OmegaConf.select(self.config, "optimized_metric", default="the return value"))
-        log.info("study %s in %s: %d trials so far; %d more, %s %s", study_name, shown_url(storage_url),
-                 len(study.trials), self.n_trials, self.direction, metric)
+        done = self._done_here(study, sweep_dir)
+        log.info("study %s in %s: %d trials so far (%d of them in this sweep folder); %d more, %s %s", study_name,
+                 shown_url(storage_url), len(study.trials), done, self.n_trials - done, self.direction, metric)
         returns: list[Sequence[JobReturn]] = []
         outcomes: list[str] = []
-        while len(outcomes) < self.n_trials:
+        while len(outcomes) < self.n_trials - done:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks stale-trial handling experimental
                 fail_stale_trials(study)
-            trials = [self._ask(study, space) for _ in range(min(self.n_jobs, self.n_trials - len(outcomes)))]
+            trials = [self._ask(study, space) for _ in range(min(self.n_jobs, self.n_trials - done - len(outcomes)))]
             by_number = {t.number: t for t in trials}
             # The launcher numbers a batch's jobs from its first: one launch per run of trial numbers.
             for run in consecutive(sorted(by_number)):
@@ -207,6 +208,16 @@ class OptunaSearch(Sweeper):
             self._check_failures(outcomes, returns)
         log.info("study %s: %s", study_name, ", ".join(f"{outcomes.count(s)} {s}" for s in sorted(set(outcomes))))
         return returns
+
+    @staticmethod
+    def _done_here(study: optuna.Study, sweep_dir: Path) -> int:
+        """Trials of this sweep folder that finished (complete or pruned): a resumed search
+        (`-m resume=<sweep dir>`) runs only the rest of its `n_trials`; a new sweep folder, even
+        against a shared study, runs `n_trials` more."""
+        from optuna.trial import TrialState
+
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        return sum(1 for t in finished if Path(str(t.user_attrs.get(RUN_DIR, "/"))).parent == sweep_dir.absolute())
 
     def _check_failures(self, outcomes: list[str], returns: list[Sequence[JobReturn]]) -> None:
         """Stop the search when more than `max_failure_rate` of its trials failed (a diverged
