@@ -46,3 +46,28 @@ def test_eval_without_checkpoint_says_what_is_needed(tmp_path: Path) -> None:
     proc = run_in_process("resnet_exp.eval", cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.strip() == "error: ckpt_path: required; evaluate a checkpoint with ckpt_path=<file>"
+
+
+def test_a_checkpoint_holding_python_objects_is_named_in_whole_words(trained: Path, tmp_path: Path) -> None:
+    import argparse
+
+    import torch
+
+    saved = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
+    saved["extra"] = argparse.Namespace(lr=0.1)  # what a hand-made checkpoint may hold
+    odd = trained / "checkpoints" / "odd.ckpt"
+    torch.save(saved, odd)
+    proc = run_in_process("resnet_exp.eval", f"ckpt_path={odd}", cwd=tmp_path)
+    odd.unlink()
+    assert proc.returncode == 2, explain(proc)
+    assert proc.stderr.strip() == (f"error: {odd}: not a readable checkpoint (it holds a Python object, "
+                                   "argparse.Namespace, that loading with weights_only=True refuses); "
+                                   "pass a .ckpt file written by a run")
+
+
+def test_shortened_cuts_at_a_word() -> None:
+    from resnet_exp.errors import shortened
+
+    text = "please torch.save your checkpoint with plain values"
+    assert shortened(text, 30) == "please torch.save your ..."
+    assert shortened(text, 100) == text
