@@ -2,10 +2,13 @@
 
 - accuracy_vs_depth.png: test and best validation accuracy (two panels) against depth, one line per
   configuration other than depth (e.g. per block order), the mean over seeds with 95% t interval bars;
+  with a single depth the configurations stand side by side, labelled on the x axis;
 - step_time_vs_depth.png: median training step time the same way;
 - time_to_accuracy.png: validation accuracy against cumulative training time, one line per
   configuration: the mean over its seeds at each validation, with a band from the lowest to the
-  highest seed.
+  highest seed; colour by the values other than depth, line style and marker by depth.
+
+Lines are labelled by their swept values only (what every job shares tells nothing apart).
 
 The data of each plot comes from a pure function (`depth_series`, `time_curves`); matplotlib's Agg
 canvas through `Figure` (no pyplot, so no global backend state); a plot with no data is skipped.
