@@ -18,10 +18,12 @@ TRAIN_EXPERIMENT := $(if $(findstring experiment=,$(ARGS)),,$(if $(EXPERIMENT),e
 
 setup: $(STAMP)
 
+# setuptools' "Editable installation" notice (a box about folders named like the package taking
+# precedence in imports) says nothing a user of this project can act on: silenced for this command.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS=ignore:::setuptools.command.editable_wheel $(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 # The quick start's dataset: install Debian's package when it is missing and we may (root with

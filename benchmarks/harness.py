@@ -214,7 +214,7 @@ def bench_runs(runs: Sequence[tuple[str, Sequence[str]]], threads: int | None = 
             proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-            files = sorted(folder.glob("*/bench.json"), key=lambda p: int(p.parent.name)) if multirun else [
+            files = sorted(folder.glob("*/bench.json"), key=lambda p: int(p.parent.name.split("-")[0])) if multirun else [
                 folder / "bench.json"]
             rows = [row for f in files for row in json.loads(f.read_text())["rows"]]
             out.append({"label": label, "rows": rows,

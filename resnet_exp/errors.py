@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -29,12 +30,17 @@ class DataError(UserError):
     """A dataset cannot be found, read or trusted."""
 
 
+# What to do about a diverged run: the error says it, and README.md quotes it (a test checks).
+DIVERGED_ADVICE = ("lower optimizer.lr, add a warm-up (scheduler.warmup=linear scheduler.warmup_length=N) "
+                   "or clip the gradients (trainer.gradient_clip_val=1.0)")
+
+
 class TrainingDiverged(UserError):
     """The training loss became NaN or infinite: the hyperparameters, not the code, are at fault."""
 
     def __init__(self, step: int, loss: float, lr: float) -> None:
         super().__init__(f"training diverged: loss is {loss} by step {step} at learning rate {lr:g}; "
-                         "lower optimizer.lr or add a warm-up (scheduler.warmup)")
+                         + DIVERGED_ADVICE)
         self.step, self.loss, self.lr = step, loss, lr
 
 
@@ -56,6 +62,11 @@ class Terminated(Exception):
 def first_line(text: object) -> str:
     """The first non-blank line of a message, stripped: what fits in a one-line error."""
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def shortened(text: str, width: int) -> str:
+    """`text` cut to at most `width` characters at a word boundary, marked with " ..." where cut."""
+    return textwrap.shorten(text, width, placeholder=" ...") if len(text) > width else text
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

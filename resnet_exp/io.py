@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from resnet_exp.errors import UserError, first_line
+from resnet_exp.errors import UserError, first_line, shortened
 
 RESULTS_FILE = "results.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -119,6 +120,16 @@ def load_header(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
+def load_problem(exc: BaseException) -> str:
+    """Why torch.load refused a file, in a few words: the object a weights-only load refuses, else
+    the error's first line (terminal escape codes removed, cut at a word)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if refused:
+        return f"it holds a Python object, {refused.group(1)}, that loading with weights_only=True refuses"
+    return shortened(first_line(text), 160)
+
+
 def readable_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
     """`load_header(path)`, or a one-line UserError naming the file when it is not a checkpoint."""
     try:
@@ -126,7 +137,7 @@ def readable_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
     except FileNotFoundError:
         raise UserError(f"{key}={path}: no such file") from None
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for junk
-        raise UserError(f"{path}: not a readable checkpoint ({first_line(exc)[:120]}); "
+        raise UserError(f"{path}: not a readable checkpoint ({load_problem(exc)}); "
                         "pass a .ckpt file written by a run") from None
     if not isinstance(saved, dict) or "state_dict" not in saved:
         what = (f"a {type(saved).__name__}, not a checkpoint's dict" if not isinstance(saved, dict)
@@ -145,7 +156,7 @@ def newest_loadable(folder: Path) -> Path | None:
             rank = (int(saved["global_step"]), int(saved["epoch"]), path.name == "last.ckpt")
         except Exception as exc:
             # Called before logging is set up (while the command line is expanded).
-            print(f"warning: skipping {path}: not a readable checkpoint ({first_line(exc)[:120]})",
+            print(f"warning: skipping {path}: not a readable checkpoint ({load_problem(exc)})",
                   file=sys.stderr)
             continue
         if best is None or rank > best[0]:

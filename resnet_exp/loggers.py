@@ -20,8 +20,10 @@ from pytorch_lightning.core.saving import save_hparams_to_yaml
 from pytorch_lightning.loggers import Logger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from resnet_exp.callbacks.lightning_shims import drop_wandb_anonymous
 from resnet_exp.errors import ConfigError, first_line
 from resnet_exp.io import write_atomic
+from resnet_exp.report.summary import shown_path
 
 log = logging.getLogger(__name__)
 
@@ -257,9 +259,9 @@ def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogg
     if kwargs.get("tags") is not None:  # a null tag (sweep= outside a multirun) is no tag
         kwargs["tags"] = [str(tag) for tag in kwargs["tags"] if tag is not None]
     if mode == "offline":
-        # Offline, wandb's console output is only noise; `report_offline_runs` says what matters.
+        # Offline, wandb's console output is only noise; `announce_offline_runs` says what matters.
         kwargs.setdefault("settings", wandb.Settings(silent=True))
-    return WandbLogger(save_dir=save_dir, mode=mode, **kwargs)
+    return drop_wandb_anonymous(WandbLogger(save_dir=save_dir, mode=mode, **kwargs))
 
 
 # Run-table summaries, so dashboards show the best epoch rather than the last one.
@@ -281,14 +283,15 @@ def offline_segments(run_dir: Path) -> list[Path]:
     return found if run_dir in found else [*found, run_dir]
 
 
-def report_offline_runs(loggers: list[Logger]) -> list[Path]:
-    """Say once where each offline wandb run is and how to upload it; return its folders, every
-    segment of a resumed run in order, so that one `wandb sync` uploads the whole history."""
-    offline = []
+def announce_offline_runs(loggers: list[Logger]) -> list[Path]:
+    """Say at the start, one line each, that wandb logs offline, where, and how to upload later;
+    return the runs' folders, every segment of a resumed run oldest first, so that one `wandb sync`
+    uploads its whole history (starts the runs)."""
+    folders = []
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger.experiment.offline:
             segments = offline_segments(Path(logger.experiment.dir).parent)
-            log.info("wandb run saved offline in %s; upload it with: wandb sync %s", segments[-1],
-                     " ".join(str(p) for p in segments))
-            offline.extend(segments)
-    return offline
+            log.info("wandb is offline: this run logs into %s (upload it later with: wandb sync %s)",
+                     shown_path(segments[-1]), " ".join(shown_path(p) for p in segments))
+            folders.extend(segments)
+    return folders

@@ -32,6 +32,10 @@ class TTA(str, Enum):
     flip = "flip"
 
 
+# Parameter group names: loggers show them (the LR monitor's `lr-SGD/weights`), curves.png says them.
+DECAY_GROUP, NO_DECAY_GROUP = "weights", "norms_biases_no_decay"
+
+
 def split_weight_decay(module: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
     """Parameter groups where norm weights and biases (all 1-d parameters) skip weight decay."""
     params = [p for p in module.parameters() if p.requires_grad]
@@ -39,7 +43,8 @@ def split_weight_decay(module: nn.Module, decay_norm_and_bias: bool) -> list[dic
         return [{"params": params}]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
-    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": decay, "name": DECAY_GROUP},
+            {"params": no_decay, "weight_decay": 0.0, "name": NO_DECAY_GROUP}]
 
 
 class SampleMean(Metric):

@@ -36,15 +36,16 @@ from resnet_exp.io import (
     check_training_state_fits,
     is_rank_zero,
     load_header,
+    readable_checkpoint,
     run_choices,
     to_number,
     write_json_atomic,
 )
-from resnet_exp.loggers import define_wandb_summaries, report_offline_runs
+from resnet_exp.loggers import announce_offline_runs, define_wandb_summaries
 from resnet_exp.models.complexity import train_flops_per_image
 from resnet_exp.module import ImageClassifier
 from resnet_exp.report.curves import write_curves
-from resnet_exp.report.summary import eval_summary, run_summary
+from resnet_exp.report.summary import eval_summary, log_to_files, run_summary
 from resnet_exp.search.pruning import pruned_at_epoch, trial_number
 from resnet_exp.speed import peak_tflops
 
@@ -226,6 +227,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     for logger in trainer.loggers:
         logger.log_hyperparams(config)
     define_wandb_summaries(trainer.loggers)
+    offline = announce_offline_runs(trainer.loggers) if trainer.is_global_zero else []
 
     parts.clock.start()
     diverged: TrainingDiverged | None = None
@@ -277,12 +279,17 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     if trainer.is_global_zero:
         write_json_atomic(run_dir / RESULTS_FILE, results)
         log.info("results: %s", run_dir / RESULTS_FILE)
-        offline = report_offline_runs(trainer.loggers)
         draw_curves(run_dir)
-        print(run_summary(results, run_dir, offline), flush=True)
+        show_block(run_summary(results, run_dir, offline))
     if diverged is not None:
         raise diverged
     return results
+
+
+def show_block(block: str) -> None:
+    """Print a summary block as it is, and keep it in the job's log file too."""
+    print(block, flush=True)
+    log_to_files(block, __name__)
 
 
 def draw_curves(run_dir: Path) -> None:
@@ -295,10 +302,15 @@ def draw_curves(run_dir: Path) -> None:
 
 
 def evaluate_checkpoint(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]:
-    """Test `cfg.ckpt_path` and write results.json (status `evaluated`) into `run_dir`."""
+    """Test the weights of `cfg.ckpt_path` and write results.json (status `evaluated`) into `run_dir`.
+
+    Only the weights are loaded: Lightning's `test(ckpt_path=...)` would also restore the training
+    callbacks' states, which a test run has no use for (and warns that their callbacks are missing)."""
     trainer = parts.trainer
+    parts.module.load_state_dict(readable_checkpoint(cfg.ckpt_path)["state_dict"])
+    log.info("loaded the weights of %s", cfg.ckpt_path)
     with stop_on_sigterm(trainer, "testing"):
-        metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)[0]
+        metrics = trainer.test(parts.module, datamodule=parts.datamodule)[0]
     hc = HydraConfig.get()
     # The net that ran is the checkpoint's (its weights fit it exactly): name its run's arch, even
     # where a typed arch= composed the same net under another name (a recipe's arch keys).
@@ -319,5 +331,5 @@ def evaluate_checkpoint(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[st
     if trainer.is_global_zero:
         write_json_atomic(run_dir / RESULTS_FILE, results)
         log.info("results: %s", run_dir / RESULTS_FILE)
-        print(eval_summary(results, run_dir), flush=True)
+        show_block(eval_summary(results, run_dir))
     return results

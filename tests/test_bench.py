@@ -23,7 +23,9 @@ def test_sweep_writes_job_files_and_one_combined_table(tmp_path: Path) -> None:
     proc = run_in_process("resnet_exp.bench", "-m", "arch=resnet18,resnet18v2", *TINY_BENCH,
                           "bench.mode=[forward,train]", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
-    for job, order in (("0", "post"), ("1", "pre")):
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0-resnet18", "1-resnet18v2"]
+    for job, order in (("0-resnet18", "post"), ("1-resnet18v2", "pre")):
+        assert (sweep / job / "bench.log").is_file()
         payload = json.loads((sweep / job / "bench.json").read_text())
         rows = payload["rows"]
         assert [r["mode"] for r in rows] == ["forward", "train"]

@@ -89,3 +89,28 @@ def test_eval_names_the_arch_of_the_checkpoints_own_net(tmp_path: Path) -> None:
     assert proc.returncode == 0, explain(proc)
     evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert (evaluated["arch"], evaluated["depth"]) == ("custom", 8)
+
+
+def test_a_checkpoint_holding_python_objects_is_named_in_whole_words(trained: Path, tmp_path: Path) -> None:
+    import argparse
+
+    import torch
+
+    saved = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
+    saved["extra"] = argparse.Namespace(lr=0.1)  # what a hand-made checkpoint may hold
+    odd = trained / "checkpoints" / "odd.ckpt"
+    torch.save(saved, odd)
+    proc = run_in_process("resnet_exp.eval", f"ckpt_path={odd}", cwd=tmp_path)
+    odd.unlink()
+    assert proc.returncode == 2, explain(proc)
+    assert proc.stderr.strip() == (f"error: {odd}: not a readable checkpoint (it holds a Python object, "
+                                   "argparse.Namespace, that loading with weights_only=True refuses); "
+                                   "pass a .ckpt file written by a run")
+
+
+def test_shortened_cuts_at_a_word() -> None:
+    from resnet_exp.errors import shortened
+
+    text = "please torch.save your checkpoint with plain values"
+    assert shortened(text, 30) == "please torch.save your ..."
+    assert shortened(text, 100) == text

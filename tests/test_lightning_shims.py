@@ -25,7 +25,13 @@ import torch
 import torchmetrics
 from torch.utils.data import DataLoader, TensorDataset
 
-from resnet_exp.callbacks.lightning_shims import HOOK_NAME_ATTRIBUTE, FastHookName, compile_count
+from resnet_exp.callbacks.lightning_shims import (
+    HOOK_NAME_ATTRIBUTE,
+    WANDB_INIT_ATTRIBUTE,
+    FastHookName,
+    compile_count,
+    drop_wandb_anonymous,
+)
 from tests.helpers.cli import REPO_ROOT
 from tests.test_step_timer import Tiny
 
@@ -69,6 +75,18 @@ def test_dynamo_counts_the_graphs_it_compiles() -> None:
     assert compile_count() == before + 1, (
         f"torch {torch.__version__}: torch._dynamo.utils.counters['stats']['unique_graphs'] no longer counts "
         f"compiled graphs: {UPDATE} (compile_count)")
+
+
+def test_wandb_logger_passes_anonymous_to_wandb_init(tmp_path: Path) -> None:
+    from pytorch_lightning.loggers import WandbLogger
+
+    logger = WandbLogger(save_dir=str(tmp_path), mode="disabled")
+    init = getattr(logger, WANDB_INIT_ATTRIBUTE, None)
+    assert isinstance(init, dict) and "anonymous" in init, (
+        f"pytorch_lightning {pl.__version__}: WandbLogger no longer keeps wandb.init's arguments, with "
+        f"anonymous among them, in {WANDB_INIT_ATTRIBUTE}: {UPDATE} (drop_wandb_anonymous; maybe no longer needed)")
+    assert "anonymous" not in getattr(drop_wandb_anonymous(logger), WANDB_INIT_ATTRIBUTE)
+    assert init["project"] == "lightning_logs"  # the other arguments stay
 
 
 # ---------------------------------------------------------------------------- private names

@@ -21,6 +21,7 @@ def test_norm_weights_and_biases_get_no_weight_decay() -> None:
     model = tiny_model()
     decay, no_decay = split_weight_decay(model, decay_norm_and_bias=False)
     assert no_decay["weight_decay"] == 0.0 and "weight_decay" not in decay
+    assert (decay["name"], no_decay["name"]) == ("weights", "norms_biases_no_decay")  # as loggers show them
     bn_and_bias = {id(p) for n, p in model.named_parameters() if "bn" in n or n.endswith(".bias")}
     assert {id(p) for p in no_decay["params"]} == bn_and_bias
     assert {id(p) for p in decay["params"]}.isdisjoint(bn_and_bias)

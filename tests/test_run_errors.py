@@ -78,3 +78,28 @@ def test_a_bug_keeps_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     proc = train_in_process(*TINY_RUN, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 1, explain(proc)
     assert "Traceback" in proc.stderr and "ZeroDivisionError: a bug" in proc.stderr
+
+
+def test_a_sweep_with_a_missing_dataset_fails_once_before_any_job(tmp_path: Path) -> None:
+    """Each dataset of a sweep is looked for once, before the first job: one line, no job run."""
+    sweep, data_dir = tmp_path / "sweep", tmp_path / "empty"
+    data_dir.mkdir()
+    proc = train_in_process("-m", "data=cifar10", *TINY_TRAINING, f"data.data_dir={data_dir}", "data.download=false",
+                            "seed=1,2,3", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert_one_line_error(proc, [str(data_dir), "cifar-10", "Remedies"])
+    assert not sweep.exists() and list(data_dir.iterdir()) == []
+
+
+def test_sweep_and_cfg_together_are_one_line(tmp_path: Path) -> None:
+    proc = train_in_process("-m", *TINY_RUN, "seed=1,2", "--cfg", "job", cwd=tmp_path)
+    assert_one_line_error(proc, ["-m and --cfg", "drop -m"])
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("mode", ["run", "sweep"])
+def test_debug_shows_the_traceback_of_errors_found_before_the_first_job(mode: str, tmp_path: Path) -> None:
+    args = ["-m", "optimizer.lr=0.1,-0.1"] if mode == "sweep" else ["optimizer.lr=-0.1"]
+    proc = train_in_process(*args, *TINY_RUN, cwd=tmp_path, RESNET_EXP_DEBUG="1")
+    assert proc.returncode == 2, explain(proc)
+    assert "Traceback" in proc.stderr and "ConfigError" in proc.stderr, explain(proc)
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: optimizer.lr=-0.1: must be > 0")

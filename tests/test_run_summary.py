@@ -59,6 +59,7 @@ def test_summary_block_says_what_the_run_folder_holds(tiny_run) -> None:
         per_epoch = [(int(r["epoch"]) + 1, float(r["val/acc"])) for r in csv.DictReader(handle) if r.get("val/acc")]
     best_epoch = max(per_epoch, key=lambda p: (p[1], -p[0]))[0]
     assert f"best validation   {100 * results['val/acc_best']:.2f} %   at epoch {best_epoch} of 2" in block
+    assert results["best_checkpoint"] == f"checkpoints/best-epoch{best_epoch:03d}.ckpt"  # counted from 1 too
     assert "training          2 epochs, 12 steps" in block
     assert f"{results['step_time']['images_per_s']:.0f} img/s" in block
     # Paths relative to where the command was started (the run's cwd is run_dir's parent).

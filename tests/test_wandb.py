@@ -26,7 +26,8 @@ def test_offline_run_is_finished_and_holds_config_and_metrics(tmp_path: Path) ->
                             f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
-    assert f"wandb sync {wandb_run}" in proc.stdout + proc.stderr
+    # Said when the run starts and again in its summary, relative to where the command was typed.
+    assert proc.stdout.count(f"wandb sync {wandb_run.relative_to(tmp_path)}") == 2, proc.stdout
 
     summary = json.loads(inspect(wandb_run, "--summary"))
     assert (summary["state"], summary["exit_code"]) == ("finished", 0)

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable
 from typing import TextIO
 
@@ -33,6 +34,11 @@ from resnet_exp.config import CONF_DIR
 from resnet_exp.errors import Terminated, UserError, first_line
 
 USER_ERROR_EXIT_CODE = 2
+
+
+def debugging() -> bool:
+    """RESNET_EXP_DEBUG=1: user errors keep their traceback."""
+    return os.environ.get("RESNET_EXP_DEBUG") == "1"
 
 
 def _missing_option(exc: MissingConfigException) -> str:
@@ -171,6 +177,18 @@ def route_lightning_logs_to_hydra() -> None:
         logger.propagate = True
 
 
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("💡 Tip:")
+
+
+def silence_library_notices() -> None:
+    """Silence, where they are issued, the notices of libraries that a user can do nothing about:
+    Lightning's tips advertising its cloud packages (printed by every Trainer; no option turns them
+    off) and the FutureWarning of torch's pytree about Lightning's own use of it (Lightning's code)."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_not_a_tip)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"pytorch_lightning\.utilities\._pytree")
+
+
 def _quiet_on_broken_pipe() -> None:
     """The reader of our output went away (`--help | head`): stop without a traceback."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -185,8 +203,9 @@ def run_hydra_app(app: Callable[[], object],
 
     `expand_args` may rewrite the command-line arguments first (e.g. `resume=`).
     """
-    debug = os.environ.get("RESNET_EXP_DEBUG") == "1"
+    debug = debugging()
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    silence_library_notices()
     multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
     stderr = sys.stderr
     if not multirun:
@@ -194,6 +213,7 @@ def run_hydra_app(app: Callable[[], object],
     typed = sys.argv[1:]
     try:
         with sigterm_raises():
+            refuse_two_modes(typed)
             refuse_existing_runs(typed)
             if expand_args is not None:
                 sys.argv[1:] = expand_args(sys.argv[1:])
@@ -219,6 +239,22 @@ def run_hydra_app(app: Callable[[], object],
         sys.exit(USER_ERROR_EXIT_CODE)
     finally:
         sys.stderr = stderr
+
+
+# Hydra's mode flags, of which it takes one per command.
+MODE_FLAGS = {"-r": "--run", "--run": "--run", "-m": "--multirun", "--multirun": "--multirun",
+              "-c": "--cfg", "--cfg": "--cfg", "-i": "--info", "--info": "--info"}
+
+
+def refuse_two_modes(args: list[str]) -> None:
+    """Two of Hydra's mode flags (`-m ... --cfg job`) in one command, refused before Hydra raises."""
+    typed = {MODE_FLAGS[flag]: flag for flag in (a.split("=", 1)[0] for a in args) if flag in MODE_FLAGS}
+    if len(typed) < 2:
+        return
+    hint = ("; to see a job's config, drop -m and give each swept key one value"
+            if {"--multirun", "--cfg"} <= typed.keys() else "")
+    raise UserError(f"{' and '.join(typed.values())}: Hydra takes one of --run, --multirun, --cfg, --info "
+                    f"per command{hint}")
 
 
 def _repeated_from_the_run(message: str, typed: list[str], expanded: list[str]) -> str:

@@ -8,6 +8,7 @@ import copy
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from resnet_exp.app.sweep_job import JOB_STATUS_ATTRIBUTE
-from resnet_exp.errors import Terminated, UserError, first_line
+from resnet_exp.errors import Terminated, UserError, first_line, shortened
 from resnet_exp.io import is_rank_zero, write_json_atomic
 from resnet_exp.report import JOB_STATUS_FILE, SUMMARY_MD
 from resnet_exp.report.summary import sweep_summary
@@ -56,9 +57,11 @@ class CheckBeforeStart(Callback):
     A single run: the config's range checks and the run folder (creatable and writable). A multirun:
     the same for every job and the sweep folder, so a bad value in the last job of a long sweep
     fails before the first job starts, and a resumed sweep must make the jobs it made before; for a
-    search, every choice and both ends of every range (`sweep_jobs`). (Hydra itself catches unknown
-    keys, options and types when it composes; glob sweeps are left to it.) Hydra turns an exception
-    raised in a callback into a warning, so a user error here prints its one line and exits.
+    search, every choice and both ends of every range (`sweep_jobs`). In a multirun, also that each
+    dataset the jobs use can be found (or downloaded) once, so a missing dataset is one error, not
+    one per job. (Hydra itself catches unknown keys, options and types when it composes; glob sweeps
+    are left to it.) Hydra turns an exception raised in a callback into a warning, so a user error
+    here prints its one line (after its traceback with RESNET_EXP_DEBUG=1) and exits.
     """
 
     def __init__(self, groups: list[str] | None = None) -> None:
@@ -97,12 +100,17 @@ class CheckBeforeStart(Callback):
             configs = ([copy.deepcopy(config)] if jobs is None else
                        (compose(config_name=hc.job.config_name, overrides=job, return_hydra_config=True)
                         for job in jobs))
+            datasets = set()
             for job_cfg in configs:
                 with open_dict(job_cfg):  # what Hydra fills in when the job really starts
                     job_cfg.hydra.runtime.output_dir = str(folder.absolute())
                     job_cfg.hydra.runtime.cwd = hc.runtime.cwd
                 HydraConfig.instance().set_config(job_cfg)
                 validate(job_cfg, **({"groups": self.groups} if self.groups else {}))
+                if jobs is not None and "data" in (self.groups or ("data",)):
+                    data = job_cfg.data
+                    datasets.add((str(getattr(data.name, "value", data.name)), str(data.data_dir), bool(data.download)))
+            check_datasets(datasets)
         except Exception as exc:
             _exit_on_user_error(exc)
         finally:
@@ -112,11 +120,13 @@ class CheckBeforeStart(Callback):
 def _exit_on_user_error(exc: Exception) -> NoReturn:
     """Print a user error's one line and exit 2 (Hydra would turn a callback's exception into a
     warning); re-raise anything else."""
-    from resnet_exp.app.cli import USER_ERROR_EXIT_CODE, describe_user_error
+    from resnet_exp.app.cli import USER_ERROR_EXIT_CODE, debugging, describe_user_error
 
     message = describe_user_error(exc)
     if message is None:
         raise exc
+    if debugging():
+        traceback.print_exception(exc)
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(USER_ERROR_EXIT_CODE) from None
 
@@ -143,6 +153,18 @@ def sweep_jobs(sweeper: DictConfig, arguments: list[str]) -> list[list[str]] | N
     return [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
 
 
+def check_datasets(datasets: set[tuple[str, str, bool]]) -> None:
+    """Each (name, data_dir, download) of a real dataset can be found, or is downloaded now; else
+    the DataError the jobs would each raise. Nothing is decoded here."""
+    if not datasets:
+        return
+    from resnet_exp.data import sources
+
+    for name, data_dir, download in sorted(datasets):
+        if name in sources.DOWNLOADS:
+            sources.ensure_available(name, data_dir, download)
+
+
 def _one_line(exc: Any) -> str:
     if exc is None:
         return ""
@@ -152,7 +174,7 @@ def _one_line(exc: Any) -> str:
     if message is None:
         first = first_line(exc)
         message = f"{type(exc).__name__}: {first}" if isinstance(exc, BaseException) else first
-    return message[:500]
+    return shortened(message, 500)
 
 
 def _sweep_dir(config: DictConfig) -> Path:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
@@ -26,17 +28,21 @@ def _name_in(folder: str | None, path: str) -> str:
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """The same callback and the same checkpoints, with two changes.
+    """Lightning's callback with four differences:
 
-    Cheaper per batch: Lightning names every callback hook call for its profiler after the
-    callback's `state_key`, which ModelCheckpoint rebuilds from its arguments each time (a dict
-    repr): about a dozen times per training batch for the run's two checkpoint callbacks. The
-    arguments never change after construction, so neither does the key.
-
-    Paths relative to the checkpoint folder in the saved state: Lightning stores absolute paths,
-    so a run folder that was moved or copied would test (and rank against) the files of the
-    folder it came from. A resumed run reads every name in its own folder; when the files are
-    not there (a checkpoint copied out of its run), the ranking starts afresh in the new folder.
+    - `{epoch}` in a file name counts from 1 (`best-epoch008.ckpt` is the 8th epoch of 8), as the
+      progress bar, the log lines, the summary and curves.png do;
+    - paths relative to the checkpoint folder in the saved state: Lightning stores absolute paths,
+      so a run folder that was moved or copied would test (and rank against) the files of the
+      folder it came from. A resumed run reads every name in its own folder; when the files are
+      not there (a checkpoint copied out of its run), the ranking starts afresh in the new folder;
+    - no warning that a checkpoint folder inside the run folder "exists and is not empty": a run
+      folder is never shared (a new run gets a new one), so what is there is the run's own, from
+      before a resume;
+    - cheaper per batch: Lightning names every callback hook call for its profiler after the
+      callback's `state_key`, which ModelCheckpoint rebuilds from its arguments each time (a dict
+      repr), about a dozen times per training batch for the run's two checkpoint callbacks. The
+      arguments never change after construction, so neither does the key.
     """
 
     @functools.cached_property
@@ -66,6 +72,19 @@ class ModelCheckpoint(LightningModelCheckpoint):
         named = [state[key] for key in PATH_KEYS if state[key]] + list(state["best_k_models"])
         if all(Path(path).is_file() for path in named):
             super().load_state_dict(state)
+
+    def format_checkpoint_name(self, metrics: dict[str, Any], filename: str | None = None,
+                               ver: int | None = None, prefix: str | None = None) -> str:
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": metrics["epoch"] + 1}
+        return super().format_checkpoint_name(metrics, filename, ver, prefix)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        root = Path(trainer.default_root_dir).resolve()
+        with warnings.catch_warnings():
+            if self.dirpath is None or Path(self.dirpath).resolve().is_relative_to(root):
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            super().setup(trainer, pl_module, stage)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -36,3 +36,15 @@ def compile_count() -> int:
     No public API counts compilations; dynamo's own counters do."""
     utils = sys.modules.get("torch._dynamo.utils")  # not imported here: it is slow to import
     return utils.counters["stats"]["unique_graphs"] if utils is not None else 0
+
+
+# WandbLogger's keyword arguments for wandb.init, kept until the run starts.
+WANDB_INIT_ATTRIBUTE = "_wandb_init"
+
+
+def drop_wandb_anonymous(logger: Any) -> Any:
+    """`logger` (a WandbLogger) without the `anonymous=None` it always passes to wandb.init: wandb
+    0.31 warns that any value of that setting, None included, has no effect. No public argument
+    leaves it out."""
+    getattr(logger, WANDB_INIT_ATTRIBUTE).pop("anonymous", None)
+    return logger

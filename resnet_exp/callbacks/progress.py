@@ -11,7 +11,11 @@ for a redraw after every batch; with small steps that is the largest per-step co
   or every `metrics_every_n_steps` steps), at most `refresh_rate` times a second, and shows the last
   values in between; outside training batches (epoch ends, validation) it reads as usual;
 - shows the step loss (`STEP_KEYS`), which the module logs without `prog_bar` (Lightning would
-  convert a progress-bar value to a number after every later batch), from the callback metrics.
+  convert a progress-bar value to a number after every later batch), from the callback metrics;
+- counts epochs from 1 (`Epoch 1/8` ... `Epoch 8/8`), as every other output does, and leaves out
+  Lightning's `v_num` (the logger's version, which says nothing here);
+- writes the per-validation line of `LogProgress` to the log files (run.log) only: the terminal
+  shows the bar, the file keeps the record.
 
 `LogProgress`: for runs whose stdout is not a terminal (batch jobs, nohup, CI). A rich bar redraws
 one line in place, which a log file cannot show; this writes one line at a steady rhythm instead
@@ -37,9 +41,26 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ProgressBar, RichProgressBar
 
 from resnet_exp.callbacks.probes import logging_due
-from resnet_exp.report.summary import format_duration
+from resnet_exp.report.summary import format_duration, log_to_files
+
+log = logging.getLogger("resnet_exp.progress")
 
 STEP_KEYS = ("train/loss_step",)
+VALIDATION_KEYS = ("val/loss", "val/acc", "val/acc_best")
+
+
+def epoch_label(trainer: pl.Trainer) -> str:
+    """The running epoch counted from 1, out of the run's epochs when it has a limit: `epoch 3/8`."""
+    limited = trainer.max_epochs not in (None, -1)
+    return f"epoch {trainer.current_epoch + 1}" + (f"/{trainer.max_epochs}" if limited else "")
+
+
+def validation_line(trainer: pl.Trainer, elapsed_s: float) -> str:
+    """`epoch 3 validated: val/loss ...  (1m02s elapsed)`: read once per validation, so no step pays."""
+    metrics = trainer.callback_metrics
+    shown = [f"{key} {float(metrics[key]):.4f}" for key in VALIDATION_KEYS if key in metrics]
+    return (f"epoch {trainer.current_epoch + 1} validated: {'  '.join(shown)}  "
+            f"({format_duration(elapsed_s)} elapsed)")
 
 
 def batch_was_logged(trainer: pl.Trainer) -> bool:
@@ -62,6 +83,24 @@ class SyncFreeRichProgressBar(RichProgressBar):
         self._drawn_at = self._read_at = -float("inf")
         self._in_train_batch = False
         self._read_now = False
+        self._fit_start = time.perf_counter()
+
+    def _describe_epoch(self, trainer: pl.Trainer) -> None:
+        if self.progress is not None and self.train_progress_bar_id is not None:
+            self.progress.update(self.train_progress_bar_id, description=epoch_label(trainer).capitalize())
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._fit_start = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        self._describe_epoch(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not trainer.sanity_checking and trainer.is_global_zero:
+            log_to_files(validation_line(trainer, time.perf_counter() - self._fit_start), log.name)
 
     def metrics_due(self, trainer: pl.Trainer) -> bool:
         """True in `on_train_batch_end` of a batch whose metrics may be read (no sync added)."""
@@ -82,15 +121,19 @@ class SyncFreeRichProgressBar(RichProgressBar):
         if read:
             self._read_at = now
         self._in_train_batch, self._read_now = True, read
+        new_bar = self.train_progress_bar_id is None  # Lightning adds one when resuming mid-epoch
         try:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         finally:
             self._in_train_batch = self._read_now = False
+        if new_bar:
+            self._describe_epoch(trainer)
 
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
         if self._in_train_batch and not self._read_now:
             return self._shown
         shown = super().get_metrics(trainer, pl_module)
+        shown.pop("v_num", None)
         for key in STEP_KEYS:
             value = trainer.callback_metrics.get(key)
             if value is not None and trainer.training:
@@ -98,8 +141,6 @@ class SyncFreeRichProgressBar(RichProgressBar):
         self._shown = shown
         return shown
 
-
-log = logging.getLogger("resnet_exp.progress")
 
 STYLES = ("auto", "rich", "plain")
 
@@ -155,8 +196,7 @@ class LogProgress(ProgressBar):
         step = trainer.global_step
         rate = self._images / max(now - self._last_time, 1e-9)
         done = step - self._fit_start_step
-        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}" if trainer.max_epochs
-                 not in (None, -1) else f"epoch {trainer.current_epoch + 1}",
+        parts = [epoch_label(trainer),
                  f"step {step}/{total if math.isfinite(total) else '?'}",
                  f"loss {self._loss:.4f}" if self._loss is not None else "loss -",
                  f"{rate:.0f} img/s"]
@@ -167,12 +207,7 @@ class LogProgress(ProgressBar):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not self._enabled or not trainer.is_global_zero:
             return
-        # Once per validation, not per step: reading the epoch's values here costs nothing.
-        metrics = trainer.callback_metrics
-        shown = [f"{key} {float(metrics[key]):.4f}" for key in ("val/loss", "val/acc", "val/acc_best")
-                 if key in metrics]
-        elapsed = format_duration(time.perf_counter() - self._fit_start)
-        log.info("epoch %d validated: %s  (%s elapsed)", trainer.current_epoch + 1, "  ".join(shown), elapsed)
+        log.info(validation_line(trainer, time.perf_counter() - self._fit_start))
 
 
 def stdout_is_terminal() -> bool:

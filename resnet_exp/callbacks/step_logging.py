@@ -44,7 +44,7 @@ def log_epoch(trainer: pl.Trainer, rows: Sequence[StepRow], histogram: bool) -> 
     """The statistics of one epoch's `rows` to every logger (and a histogram of its step times to
     wandb, with `histogram`)."""
     metrics = {f"{PREFIX}{k}": float(v) for k, v in step_stats(rows).items() if k != "steps" and v is not None}
-    metrics["epoch"] = float(rows[0].epoch)
+    metrics["epoch"] = int(rows[0].epoch)  # counted from 0 in metrics.csv, as Lightning writes it
     step = max(trainer.global_step - 1, 0)
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=step)

@@ -189,6 +189,16 @@ def load(name: str, data_dir: Path | str, download_ok: bool = True) -> Arrays:
     return arrays
 
 
+def ensure_available(name: str, data_dir: Path | str, download_ok: bool = True) -> None:
+    """Raise the one-line DataError of `load` unless it will find the dataset: a local copy or a
+    cache (not decoded here), else a download made now."""
+    data_dir = Path(data_dir).expanduser()
+    check_data_dir(data_dir)
+    looked, source = find_local(name, data_dir)
+    if source is None and not cache.cache_path(name, data_dir).is_file():
+        _download_or_fail(name, data_dir, looked, download_ok)
+
+
 def is_ready(name: str, data_dir: Path | str) -> bool:
     """Cheap check that `load` would be served from an up-to-date, valid cache (a mapped read)."""
     data_dir = Path(data_dir).expanduser()

@@ -1,7 +1,7 @@
 """Reports of runs and sweeps: `python -m resnet_exp.report <sweep dir | run dir>`.
 
-Every run folder gets `curves.png` (`curves.py`: loss, accuracy, learning rate, step-time
-histogram) when the run ends; the summary block a run, an eval or a sweep prints is `summary.py`.
+Every run folder gets `curves.png` (`curves.py`: loss and accuracy per epoch, the learning rate
+at each logged step, a step-time histogram) when the run ends; the summary block a run, an eval or a sweep prints is `summary.py`.
 
 The report reads every job folder of a Hydra multirun folder (a sub-folder holding `.hydra/`, and
 `results.json` once the job finished) into rows (`rows.py`) and writes into the sweep folder:
@@ -13,15 +13,16 @@ The report reads every job folder of a Hydra multirun folder (a sub-folder holdi
                                 per metric mean, sd and the 95% t interval of the mean
     comparisons.csv             each pair of values of each swept key, the other keys held equal:
                                 mean difference, 95% interval, p (paired by seed, else Welch)
-    accuracy_vs_depth.png       test (solid) and best validation (dashed) accuracy, mean with 95%
-                                interval bars, one line per configuration other than depth
+    accuracy_vs_depth.png       test and best validation accuracy (two panels), mean with 95%
+                                interval bars, one line per configuration other than depth (one
+                                depth: the configurations side by side)
     step_time_vs_depth.png      median training step time, the same way
     time_to_accuracy.png        validation accuracy vs cumulative training time, one line per
                                 configuration (mean over seeds, band: lowest to highest seed)
 
 A job without `results.json` is `failed` when it left an error behind (`job_status.json` written
 by the sweep callback, or a traceback in its log) and `interrupted` otherwise. The same report is
-built after every job of a multirun by `sweep.SweepReport`. The file names below are the package's
+built after every job of a multirun by `app.hydra_callbacks.SweepReport`. The file names below are the package's
 own: nothing else writes or names them.
 """
 

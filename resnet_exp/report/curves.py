@@ -2,22 +2,26 @@
 `step_times.csv` (torch-free; matplotlib's Agg canvas through `Figure`, as `plots.py`).
 
 Four panels: loss per epoch (train and validation), accuracy per epoch (train and validation),
-the learning rate against the optimizer step, and a histogram of the step times (warm-up steps
-left out, as in the statistics of results.json).
+the learning rate at each logged optimizer step (one line per parameter group, named; one line when
+the groups share it), and a histogram of the step times (warm-up steps left out, as in the
+statistics of results.json). Epochs count from 1; metrics.csv counts them from 0, as Lightning does.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resnet_exp.io import write_atomic
+from resnet_exp.io import RESULTS_FILE, write_atomic
 from resnet_exp.report import CURVES_PNG
 
 METRICS_CSV = Path("csv") / "metrics.csv"
 STEP_TIMES_CSV = "step_times.csv"
+# What the parameter groups of resnet_exp.module.split_weight_decay are, in words.
+GROUP_LABELS = {"weights": "weights", "norms_biases_no_decay": "norms and biases (no weight decay)"}
 
 
 def _float(text: object) -> float | None:
@@ -83,13 +87,30 @@ def read_run(run_dir: str | Path) -> RunCurves:
     return curves
 
 
+def lr_lines(lr: dict[str, list[tuple[int, float]]]) -> list[tuple[str, list[tuple[int, float]]]]:
+    """(label, points) of the learning-rate panel: one line when every group had the same rates,
+    else one per group, labelled by what the group holds (`SGD/weights` -> weights)."""
+    series = sorted(lr.items())
+    if len(series) > 1 and all(points == series[0][1] for _, points in series):
+        return [("all parameter groups", series[0][1])]
+    optimizers = {name.split("/")[0] for name, _ in series}
+    labels = []
+    for name, points in series:
+        optimizer, _, group = name.partition("/")
+        label = GROUP_LABELS.get(group, group) or optimizer
+        labels.append((label if len(optimizers) == 1 else f"{optimizer}: {label}", points))
+    return labels
+
+
 def _lines(ax, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], xlabel: str,
-           ylabel: str, scale: float = 1.0) -> None:
+           ylabel: str, scale: float = 1.0, empty: str = "not logged", held: bool = False) -> None:
+    """One panel of lines; `held`: each value holds until the next point (a logged learning rate)."""
     drawn = False
     for label, points, style in lines:
         if points:
-            ax.plot([p[0] for p in points], [scale * p[1] for p in points], style, marker="o",
-                    markersize=3, label=label)
+            ax.plot([p[0] for p in points], [scale * p[1] for p in points], style,
+                    marker="o" if len(points) <= 60 else None, markersize=3, label=label,
+                    drawstyle="steps-post" if held else "default")
             drawn = True
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -100,7 +121,17 @@ def _lines(ax, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], 
     if drawn:
         ax.legend(fontsize="small")
     else:
-        ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
+
+
+def run_title(run_dir: Path) -> str:
+    """`resnet20 (depth 20, pre) on cifar10: <run folder>` from results.json, else the folder name."""
+    try:
+        results = json.loads((run_dir / RESULTS_FILE).read_text())
+    except (OSError, ValueError):
+        return run_dir.name
+    net = f"{results.get('arch')} (depth {results.get('depth')}, {results.get('block_order')})"
+    return f"{net} on {results.get('data')}: {run_dir.name}"
 
 
 def write_curves(run_dir: str | Path, title: str | None = None) -> Path | None:
@@ -119,8 +150,9 @@ def write_curves(run_dir: str | Path, title: str | None = None) -> Path | None:
     _lines(acc_ax, [("train", curves.series("train/acc"), "-"),
                     ("validation", curves.series("val/acc"), "--")], "epoch", "accuracy (%)", 100.0)
     acc_ax.set_title("Accuracy")
-    _lines(lr_ax, [(name, points, "-") for name, points in sorted(curves.lr.items())], "step", "learning rate")
-    lr_ax.set_title("Learning rate")
+    _lines(lr_ax, [(name, points, "-") for name, points in lr_lines(curves.lr)], "optimizer step",
+           "learning rate", empty="not logged: fewer steps than\ntrainer.log_every_n_steps", held=True)
+    lr_ax.set_title("Learning rate (at each logged step)")
     if curves.step_ms:
         time_ax.hist(curves.step_ms, bins=min(50, max(5, len(curves.step_ms) // 5)))
     else:
@@ -128,7 +160,7 @@ def write_curves(run_dir: str | Path, title: str | None = None) -> Path | None:
     time_ax.set_xlabel("ms per training step")
     time_ax.set_ylabel("steps")
     time_ax.set_title(f"Step times ({len(curves.step_ms)} steps, warm-up left out)")
-    fig.suptitle(title or run_dir.name)
+    fig.suptitle(title or run_title(run_dir))
     fig.tight_layout()
     path = run_dir / CURVES_PNG
     write_atomic(path, lambda handle: fig.savefig(handle, format="png"), binary=True)

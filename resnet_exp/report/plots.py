@@ -2,10 +2,13 @@
 
 - accuracy_vs_depth.png: test and best validation accuracy (two panels) against depth, one line per
   configuration other than depth (e.g. per block order), the mean over seeds with 95% t interval bars;
+  with a single depth the configurations stand side by side, labelled on the x axis;
 - step_time_vs_depth.png: median training step time the same way;
 - time_to_accuracy.png: validation accuracy against cumulative training time, one line per
   configuration: the mean over its seeds at each validation, with a band from the lowest to the
-  highest seed.
+  highest seed; colour by the values other than depth, line style and marker by depth.
+
+Lines are labelled by their swept values only (what every job shares tells nothing apart).
 
 The data of each plot comes from a pure function (`depth_series`, `time_curves`); matplotlib's Agg
 canvas through `Figure` (no pyplot, so no global backend state); a plot with no data is skipped.
@@ -25,6 +28,8 @@ from resnet_exp.report.rows import finite
 from resnet_exp.report.stats import Design, Estimate, Group, job_values, mean_interval
 
 LINE_STYLES = ("-", "--", ":", "-.")
+# With the line style, tells the depths apart (more of them than line styles).
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def depth_keys(groups: Sequence[Group], design: Design) -> list[str]:
@@ -101,7 +106,8 @@ def time_curves(groups: Sequence[Group], design: Design) -> list[Curve]:
         reached = min(len(run) for run in runs)
         at = [[run[i] for run in runs] for i in range(reached)]
         values = dict(zip(design.keys, group.config))
-        label = ", ".join(group.config) or (group.completed[0]["job"] if len(runs) == 1 else "all jobs")
+        # Only the swept values tell the lines apart; what every job shares is no label.
+        label = ", ".join(group.config) or ("the run" if len(runs) == 1 else f"all {len(runs)} runs")
         curves.append(Curve(
             label, len(runs), [statistics.fmean(p[0] for p in pts) for pts in at],
             [statistics.fmean(p[1] for p in pts) for pts in at], [min(p[1] for p in pts) for pts in at],
@@ -117,31 +123,41 @@ def _save(fig: Any, path: Path) -> None:
     write_atomic(path, lambda handle: fig.savefig(handle, format="png"), binary=True)
 
 
-def _draw_depth(ax: Any, series: DepthSeries, scale: float, ylabel: str) -> None:
+def _draw_depth(ax: Any, series: DepthSeries, scale: float, ylabel: str) -> bool:
+    """One panel; True when it has one depth only: then the lines stand side by side as labelled
+    categories (no legend needed), since a depth axis with a single value says nothing."""
     depths = sorted({d for pts in series.lines.values() for d, _ in pts})
     bars = _with_seeds([series])
+    single = len(depths) == 1
     # Lines side by side at each depth, so that their bars do not hide each other.
     step = 0.012 * ((depths[-1] - depths[0]) or 1.0) if bars else 0.0
     for i, (label, pts) in enumerate(series.lines.items()):
         shift = (i - (len(series.lines) - 1) / 2) * step
-        xs, ys = [d + shift for d, _ in pts], [scale * e.mean for _, e in pts]
+        xs = [i] * len(pts) if single else [d + shift for d, _ in pts]
+        ys = [scale * e.mean for _, e in pts]
         if bars:
             ax.errorbar(xs, ys, yerr=[scale * (e.half_width or 0.0) for _, e in pts], color=f"C{i % 10}",
                         marker="o", markersize=4, capsize=3, label=label)
         else:
             ax.plot(xs, ys, color=f"C{i % 10}", marker="o", markersize=4, label=label)
-    ax.set_xlabel("depth (layers)")
     ax.set_ylabel(ylabel)
-    if len(depths) <= 12:
-        ax.set_xticks(depths)
+    if single:
+        ax.set_xticks(range(len(series.lines)), list(series.lines))
+        ax.set_xlim(-0.6, len(series.lines) - 0.4)
+        ax.set_xlabel(series.legend)
+    else:
+        ax.set_xlabel("depth (layers)")
+        if len(depths) <= 12:
+            ax.set_xticks(depths)
     ax.grid(True, alpha=0.3)
+    return single
 
 
 def _with_seeds(series: Sequence[DepthSeries]) -> bool:
     return any(e.n > 1 for s in series for pts in s.lines.values() for _, e in pts)
 
 
-def _plot_depth(path: Path, title: str, panels: Sequence[tuple[str, DepthSeries, float, str]]) -> bool:
+def _plot_depth(path: Path, quantity: str, panels: Sequence[tuple[str, DepthSeries, float, str]]) -> bool:
     """panels: (panel title, series, scale, y label). False (nothing written) if there is nothing."""
     panels = [p for p in panels if p[1].lines]
     if not panels:
@@ -150,9 +166,11 @@ def _plot_depth(path: Path, title: str, panels: Sequence[tuple[str, DepthSeries,
 
     fig = Figure(figsize=(6.4 * len(panels) if len(panels) > 1 else 6.4, 4.4), dpi=110)
     for ax, (panel, series, scale, ylabel) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
-        _draw_depth(ax, series, scale, ylabel)
+        if not _draw_depth(ax, series, scale, ylabel):
+            ax.legend(title=series.legend, fontsize="small", title_fontsize="small")
         ax.set_title(panel)
-        ax.legend(title=series.legend, fontsize="small", title_fontsize="small")
+    depths = {d for p in panels for pts in p[1].lines.values() for d, _ in pts}
+    title = f"{quantity} at depth {depths.pop()}" if len(depths) == 1 else f"{quantity} vs depth"
     seeds = _with_seeds([p[1] for p in panels])
     fig.suptitle(title + ("\nmean over seeds, bars = 95% interval of the mean" if seeds else " (one run per point)"),
                  fontsize="medium")
@@ -168,11 +186,13 @@ def _plot_time_to_accuracy(path: Path, curves: Sequence[Curve], legend: str) -> 
     fig = Figure(figsize=(7.2, 4.6), dpi=110)
     ax = fig.add_subplot()
     colours = {key: f"C{i % 10}" for i, key in enumerate(dict.fromkeys(c.colour_key for c in curves))}
-    styles = {key: LINE_STYLES[i % len(LINE_STYLES)] for i, key in enumerate(dict.fromkeys(c.style_key for c in curves))}
+    styles = {key: (LINE_STYLES[i % len(LINE_STYLES)], MARKERS[i % len(MARKERS)])
+              for i, key in enumerate(dict.fromkeys(c.style_key for c in curves))}
     seeds = any(c.n > 1 for c in curves)
     for c in curves:
         colour = colours[c.colour_key]
-        ax.plot(c.times, [100 * v for v in c.mean], styles[c.style_key], color=colour, marker=".",
+        style, marker = styles[c.style_key]
+        ax.plot(c.times, [100 * v for v in c.mean], style, color=colour, marker=marker, markersize=4,
                 label=(f"{c.label} (n={c.n})" if seeds else c.label)[:60])
         if c.n > 1:
             ax.fill_between(c.times, [100 * v for v in c.low], [100 * v for v in c.high], color=colour,
@@ -182,7 +202,7 @@ def _plot_time_to_accuracy(path: Path, curves: Sequence[Curve], legend: str) -> 
     ax.set_title("Time to accuracy" + (": mean over seeds, band = lowest to highest seed" if seeds else ""),
                  fontsize="medium")
     ax.grid(True, alpha=0.3)
-    if len(curves) <= 12:
+    if 1 < len(curves) <= 12 or seeds:
         ax.legend(title=legend or None, fontsize="x-small", title_fontsize="x-small")
     _save(fig, path)
     return True
@@ -197,8 +217,8 @@ def write_plots(rows: Sequence[Mapping[str, Any]], groups: Sequence[Group], desi
     accuracy = [("Test accuracy", series("test_acc"), 100.0, "test accuracy (%)"),
                 ("Best validation accuracy", series("val_acc_best"), 100.0, "best validation accuracy (%)")]
     steps = [("", series("step_median_ms"), 1.0, "ms per step")]
-    plots = [(ACCURACY_PNG, lambda path: _plot_depth(path, "Accuracy vs depth", accuracy)),
-             (STEP_TIME_PNG, lambda path: _plot_depth(path, "Median training step time vs depth", steps)),
+    plots = [(ACCURACY_PNG, lambda path: _plot_depth(path, "Accuracy", accuracy)),
+             (STEP_TIME_PNG, lambda path: _plot_depth(path, "Median training step time", steps)),
              (TIME_TO_ACCURACY_PNG, lambda path: _plot_time_to_accuracy(
                  path, time_curves(groups, design), ", ".join(design.keys)))]
     written, skipped = [], []

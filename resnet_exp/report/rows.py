@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from resnet_exp.errors import UserError
+from resnet_exp.errors import UserError, shortened
 from resnet_exp.io import RESULTS_FILE, is_run_dir
 from resnet_exp.models.families import PRESETS, layout, layout_depth, preset_depth
 from resnet_exp.report import JOB_STATUS_FILE
@@ -125,7 +125,7 @@ def _log_error(job: Path) -> str | None:
         if max(found) < 0:
             continue
         tail = [ln for ln in text[max(found):].splitlines()[1:] if ln.strip() and not ln[:1].isspace()]
-        return tail[-1].strip()[:500] if tail else "see " + log.name
+        return shortened(tail[-1].strip(), 500) if tail else "see " + log.name
     return None
 
 

@@ -15,6 +15,7 @@ the best validation accuracy), so the block says what the files say.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +32,15 @@ def _rule(title: str) -> str:
     return head + "─" * max(3, RULE_WIDTH - len(head))
 
 
+def log_to_files(text: str, name: str = "resnet_exp") -> None:
+    """`text` as an INFO record of logger `name`, written to the log files (the job's run.log) only:
+    for what the console shows in its own way (a printed block, a progress bar)."""
+    record = logging.getLogger(name).makeRecord(name, logging.INFO, __file__, 0, text, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
+            handler.handle(record)
+
+
 def format_duration(seconds: float) -> str:
     """4s, 6m41s, 1h02m."""
     seconds = max(0, int(round(seconds)))
@@ -41,7 +51,7 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def _shown_path(path: str | Path) -> str:
+def shown_path(path: str | Path) -> str:
     """Relative to the working directory when inside it (shorter, copy-pasteable), else absolute."""
     path = Path(path)
     try:
@@ -90,22 +100,22 @@ def run_summary(results: Mapping[str, Any], run_dir: str | Path,
     if images_per_s:
         training.append(f"{images_per_s:.0f} img/s")
     rows.append(("training", ", ".join(training)))
-    rows.append(("run folder", _shown_path(run_dir)))
+    rows.append(("run folder", shown_path(run_dir)))
     if results.get("best_checkpoint"):
-        rows.append(("best checkpoint", _shown_path(run_dir / results["best_checkpoint"])))
+        rows.append(("best checkpoint", shown_path(run_dir / results["best_checkpoint"])))
     if (run_dir / CURVES_PNG).is_file():
-        rows.append(("curves", _shown_path(run_dir / CURVES_PNG)))
+        rows.append(("curves", shown_path(run_dir / CURVES_PNG)))
     if offline_wandb_runs:  # a resumed run's segments in order: one command uploads its whole history
-        rows.append(("wandb (offline)", "wandb sync " + " ".join(_shown_path(d) for d in offline_wandb_runs)))
+        rows.append(("wandb (offline)", "wandb sync " + " ".join(shown_path(d) for d in offline_wandb_runs)))
     return "\n".join([_rule("run summary"), *_lines(rows), "─" * RULE_WIDTH])
 
 
 def eval_summary(results: Mapping[str, Any], run_dir: str | Path) -> str:
     """The block at the end of `python -m resnet_exp.eval`."""
     rows = [_test_row(results),
-            ("checkpoint", _shown_path(results.get("checkpoint") or "-")),
+            ("checkpoint", shown_path(results.get("checkpoint") or "-")),
             ("model", f"{results.get('arch')} on {results.get('data')}, {results.get('params')} parameters"),
-            ("results", _shown_path(Path(run_dir) / "results.json"))]
+            ("results", shown_path(Path(run_dir) / "results.json"))]
     return "\n".join([_rule("evaluation"), *_lines(rows), "─" * RULE_WIDTH])
 
 
@@ -113,5 +123,5 @@ def sweep_summary(table_md: str, summary_md: str | Path, counts: Mapping[str, in
     """The block at the end of a multirun: the summary table and where it is."""
     done = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     rows = [("jobs", f"{sum(counts.values())} ({done})" if done else "0"),
-            ("summary", _shown_path(summary_md))]
+            ("summary", shown_path(summary_md))]
     return "\n".join([_rule("sweep summary"), table_md.rstrip(), "", *_lines(rows), "─" * RULE_WIDTH])

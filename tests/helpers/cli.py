@@ -60,7 +60,7 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "HYDRA_"))}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env.setdefault("OMP_NUM_THREADS", "1")  # see pytest_configure in tests/conftest.py
-    env.update(PYTHONUNBUFFERED="1", WANDB_SILENT="true", **extra)
+    env.update({"PYTHONUNBUFFERED": "1", "WANDB_SILENT": "true", **extra})  # `extra` may undo WANDB_SILENT
     return env
 
 
