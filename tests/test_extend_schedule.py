@@ -121,9 +121,9 @@ SHORT = [*TINY_RUN, "data.train_size=160", "optimizer.lr=0.1", "callbacks.lr_mon
 
 
 def logged_lrs(run_dir: Path) -> dict[int, float]:
-    """step -> learning rate (first parameter group), as csv/metrics.csv holds it."""
+    """step -> learning rate (the weights' parameter group), as csv/metrics.csv holds it."""
     with (run_dir / "csv" / "metrics.csv").open(newline="") as handle:
-        return {int(r["step"]): float(r["lr-SGD/pg1"]) for r in csv.DictReader(handle) if r.get("lr-SGD/pg1")}
+        return {int(r["step"]): float(r["lr-SGD/weights"]) for r in csv.DictReader(handle) if r.get("lr-SGD/weights")}
 
 
 def final_lr(run_dir: Path) -> float:
@@ -140,7 +140,7 @@ def test_extending_a_run_from_its_first_epoch_is_continuous(scheduler: list[str]
     proc = train_in_process(*SHORT, *scheduler, "trainer.max_epochs=2", f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     first = logged_lrs(run)
-    proc = train_in_process(f"ckpt_path={run / 'checkpoints' / 'best-epoch000.ckpt'}", "trainer.max_epochs=3",
+    proc = train_in_process(f"ckpt_path={run / 'checkpoints' / 'best-epoch001.ckpt'}", "trainer.max_epochs=3",
                             cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     lrs = logged_lrs(run)

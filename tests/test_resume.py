@@ -119,7 +119,7 @@ def test_a_moved_or_copied_run_resumes_and_tests_its_own_checkpoints(tmp_path: P
         assert proc.returncode == 0, explain(proc)
         evaluated = results(evaluated_dir)
         assert (evaluated["test/acc"], evaluated["test/loss"]) == (resumed["test/acc"], resumed["test/loss"])
-    assert results(moved)["best_checkpoint"] == "checkpoints/best-epoch000.ckpt"
+    assert results(moved)["best_checkpoint"] == "checkpoints/best-epoch001.ckpt"
     assert not original.exists()
 
 

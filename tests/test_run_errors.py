@@ -71,7 +71,7 @@ def test_a_bug_keeps_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     """Only user errors are shortened: an error inside the code is not a one-line exit 2."""
     import resnet_exp.pipeline
 
-    def broken(cfg):
+    def broken(cfg, **kwargs):
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(resnet_exp.pipeline, "build_parts", broken)

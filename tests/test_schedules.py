@@ -116,7 +116,7 @@ def test_cosine_per_step_spans_every_step_of_the_run(tmp_path: Path) -> None:
     # The schedule stays out of the saved hyperparameters: plain values only.
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert set(saved["hyper_parameters"]) == {"num_classes", "label_smoothing", "decay_norm_and_bias",
-                                              "example_input_shape"}
+                                              "example_input_shape", "tta"}
 
 
 def test_a_schedule_longer_than_the_run_is_a_one_line_error(tmp_path: Path) -> None:

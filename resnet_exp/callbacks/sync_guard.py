@@ -65,6 +65,13 @@ class SyncGuard(Callback):
             self.guarded_steps += 1
             self._arm()
 
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        # Callbacks listed before the guard start the next step before it does: off already if that
+        # step is a logging step (Lightning's LearningRateMonitor reads the rates then).
+        if logging_due(trainer, trainer.global_step):
+            self._disarm()
+
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._disarm()
 
