@@ -182,7 +182,8 @@ def check_checkpoint_fits(checkpoint: str, state: Mapping[str, Any], arch: str, 
         raise UserError(f"{key}={checkpoint}: state_dict entry {odd[0]!r} is a {type(weights[odd[0]]).__name__}, "
                         f"not a tensor{_more(odd)}; {NOT_A_RUN_CHECKPOINT}")
     missing, unexpected = sorted(set(state) - set(weights)), sorted(set(weights) - set(state))
-    misfit, advice = f"{key}={checkpoint}: does not fit arch={arch}: ", "choose the arch the checkpoint was trained with"
+    misfit = f"{key}={checkpoint}: does not fit arch={arch}: "
+    advice = "choose the arch the checkpoint was trained with"
     if missing:
         raise UserError(f"{misfit}{missing[0]} is not in it{_more(missing)}; {advice}")
     if unexpected:
@@ -204,7 +205,8 @@ def check_training_state_fits(checkpoint: str, optimizer: Mapping[str, Any], sch
     scheduler state (`optimizer`, `scheduler`: a fresh fit's) of another kind. `continues_plan`: this run's
     schedule can follow a re-planned one (schedules.Reannealed, whose state holds its `plan`)."""
     saved = load_header(checkpoint)
-    fresh = f"; resume with the run's own {{0}}, or start a new run from the weights alone with init_weights={checkpoint}"
+    fresh = ("; resume with the run's own {0}, or start a new run from the weights alone with "
+             f"init_weights={checkpoint}")
     lacking = [k for k in TRAINING_STATE_KEYS if k not in saved]
     if lacking:
         raise UserError(f"ckpt_path={checkpoint}: holds no training state (no {lacking[0]}); it can be evaluated, "

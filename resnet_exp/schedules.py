@@ -150,8 +150,9 @@ class Schedule:
         with `steps_per_epoch` optimizer steps an epoch."""
         if optimizer_steps is None or not math.isfinite(optimizer_steps):
             return optimizer_steps
-        units = optimizer_steps if self.interval == Interval.step else math.ceil(optimizer_steps / max(steps_per_epoch, 1))
-        return units // self.frequency
+        if self.interval == Interval.epoch:
+            optimizer_steps = math.ceil(optimizer_steps / max(steps_per_epoch, 1))
+        return optimizer_steps // self.frequency
 
     def build(self, optimizer: Optimizer, optimizer_steps: float | None, steps_per_epoch: int = 1,
               resumed: ResumePoint | None = None) -> dict[str, Any] | None:
