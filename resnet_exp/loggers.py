@@ -112,7 +112,7 @@ class CSVLogger(Logger):
 
     @rank_zero_only
     def save(self) -> None:
-        """Append the pending rows; when they bring a new column, first rewrite the file with it."""
+        """Append the pending rows; when they bring a new column, rewrite the whole file with it."""
         self._start()
         if not self.pending:
             return
@@ -122,15 +122,11 @@ class CSVLogger(Logger):
             with path.open(newline="") as handle:
                 header = next(csv.reader(handle), [])
         self.columns = sorted(set(self.columns) | set(header or ()) | set().union(*self.pending))
-        if header is not None and header != self.columns:
-            with path.open(newline="") as handle:
-                rows = list(csv.DictReader(handle))
-            _write_rows(path, rows, self.columns)
-        with path.open("a" if header is not None else "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.columns)
-            if header is None:
-                writer.writeheader()
-            writer.writerows(self.pending)
+        if header == self.columns:
+            with path.open("a", newline="") as handle:
+                csv.DictWriter(handle, fieldnames=self.columns).writerows(self.pending)
+        else:
+            _write_rows(path, (_read_rows(path)[1] if header is not None else []) + self.pending, self.columns)
         self.pending = []
 
     @rank_zero_only
@@ -141,7 +137,13 @@ class CSVLogger(Logger):
         drop_redone_rows(self.metrics_path)
 
 
-def _write_rows(path: Path, rows: list[dict[str, str]], fieldnames: list[str]) -> None:
+def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]], fieldnames: list[str]) -> None:
     def write(handle: Any) -> None:
         writer = csv.DictWriter(handle, fieldnames=fieldnames)
         writer.writeheader()
@@ -155,9 +157,7 @@ def drop_redone_rows(path: Path) -> None:
     started is logged again by the run that resumed it."""
     if not path.is_file():
         return
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        fieldnames, rows = list(reader.fieldnames or []), list(reader)
+    fieldnames, rows = _read_rows(path)
     last = {}
     for index, row in enumerate(rows):
         filled = tuple(k for k, v in row.items() if v not in ("", None))
