@@ -58,8 +58,7 @@ class SyncFreeRichProgressBar(RichProgressBar):
         self._interval = 1.0 / refresh_rate if refresh_rate else float("inf")
         self._shown: dict[str, Any] = {}
         self._drawn_at = self._read_at = -float("inf")
-        self._in_train_batch = False
-        self._read_now = False
+        self._in_train_batch = self._read_now = False
         self._fit_start = time.perf_counter()
 
     def _describe_epoch(self, trainer: pl.Trainer) -> None:
@@ -136,10 +135,8 @@ class LogProgress(ProgressBar):
         self.every_n_steps, self.every_n_seconds = every_n_steps, every_n_seconds
         self._enabled = True
         self._loss: float | None = None
-        self._fit_start = 0.0
-        self._fit_start_step = 0
-        self._last_time = 0.0
-        self._last_step = 0
+        self._fit_start = self._last_time = 0.0
+        self._fit_start_step = self._last_step = 0
         self._images = 0  # since the last line
 
     def disable(self) -> None:

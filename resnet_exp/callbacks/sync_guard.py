@@ -30,9 +30,10 @@ class HostSyncError(RuntimeError):
 
 
 class SyncGuard(Callback):
-    def __init__(self, cuda_debug_mode: str = "error") -> None:
+    """Raises `HostSyncError` on a host read of a device value in a training step that is not a logging step."""
+
+    def __init__(self) -> None:
         super().__init__()
-        self.cuda_debug_mode = cuda_debug_mode
         self.violations: list[str] = []
         self.guarded_steps = 0
         self._device: torch.device | None = None
@@ -76,7 +77,7 @@ class SyncGuard(Callback):
     def _arm(self) -> None:
         self._armed = True
         if self._cuda():
-            torch.cuda.set_sync_debug_mode(self.cuda_debug_mode)
+            torch.cuda.set_sync_debug_mode("error")
 
     def _disarm(self) -> None:
         if self._armed and self._cuda():
