@@ -98,17 +98,9 @@ class ImageClassifier(FastHookName, pl.LightningModule):
     (None: a constant learning rate) sized to the run. The saved hyperparameters hold plain values only.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: OptimizerFactory,
-        num_classes: int,
-        scheduler: Schedule | None = None,
-        label_smoothing: float = 0.0,
-        decay_norm_and_bias: bool = False,
-        example_input_shape: Iterable[int] | None = None,
-        tta: str = "none",
-    ) -> None:
+    def __init__(self, model: nn.Module, optimizer: OptimizerFactory, num_classes: int,
+                 scheduler: Schedule | None = None, label_smoothing: float = 0.0, decay_norm_and_bias: bool = False,
+                 example_input_shape: Iterable[int] | None = None, tta: str = "none") -> None:
         super().__init__()
         tta = parse_enum(TTA, "tta", tta).value  # a plain string in the hparams
         if example_input_shape is not None:  # a tuple: weights_only loads reject Hydra's ListConfig

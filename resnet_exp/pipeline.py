@@ -21,15 +21,7 @@ from torch import nn
 from resnet_exp import speed
 from resnet_exp.callbacks.checkpoint import AtomicCheckpointIO
 from resnet_exp.callbacks.profiler import NoProfiler
-from resnet_exp.callbacks.results import (
-    selected_checkpoint,
-    selected_on,
-    step_time_summary,
-    stopped_early,
-    throughput,
-    time_to_accuracy_points,
-    training_progress,
-)
+from resnet_exp.callbacks.results import fit_records, selected_checkpoint, selected_on, stopped_early
 from resnet_exp.callbacks.sigterm import CheckpointOnSigterm, stop_on_sigterm
 from resnet_exp.callbacks.train_clock import RunClock
 from resnet_exp.config.lengths import check_run_lengths
@@ -196,7 +188,6 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         with stop_on_sigterm(trainer, "testing"):
             test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best)[0]
     wall_time_s = parts.clock.total_s()  # every segment of a resumed run
-    step_time = step_time_summary(trainer)
 
     results = {
         **{k: v for k, v in fit_metrics.items() if k.startswith("val/")},
@@ -207,15 +198,12 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         **({} if trial is None else {"trial": trial}),
         **({} if pruned is None else {"pruned_at_epoch": pruned}),
         "params": params, "depth": config["arch"]["depth"], "block_order": config["arch"].get("block_order"),
-        **training_progress(trainer, run_dir),
+        **fit_records(trainer, run_dir, parts.speed, parts.train_flops),
         "wall_time_s": round(wall_time_s, 3),
         **config["choices"], "overrides": config["overrides"], "seed": cfg.seed,
         "best_checkpoint": os.path.relpath(best, run_dir) if best else None,
         # The split that chose the tested checkpoint: "test" (data.val_on_test) makes test/* optimistic.
         "selected_on": selected_on(parts.datamodule, best) if test_metrics else None,
-        "step_time": step_time,
-        "throughput": throughput(step_time, parts.train_flops, parts.speed, trainer.strategy.root_device),
-        "time_to_accuracy": time_to_accuracy_points(trainer),
         "speed": parts.speed.as_dict(),
         "ema": callback_settings(cfg.callbacks.get("ema")),  # null: off
         "stopped_early": early,

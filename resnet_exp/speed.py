@@ -207,15 +207,9 @@ def plan(trainer: Mapping[str, Any], speed: Mapping[str, Any] | None = None) -> 
     benchmark = trainer.get("benchmark")
     if benchmark is None:
         benchmark = cuda and not trainer.get("deterministic")
-    return SpeedPlan(
-        cuda=cuda,
-        precision=str(precision),
-        cudnn_benchmark=bool(benchmark),
-        channels_last=on(speed.get("channels_last")),
-        tf32=on(speed.get("tf32")),
-        compile=bool(speed.get("compile", False)),
-        compile_mode=speed.get("compile_mode"),
-    )
+    return SpeedPlan(cuda=cuda, precision=str(precision), cudnn_benchmark=bool(benchmark),
+                     channels_last=on(speed.get("channels_last")), tf32=on(speed.get("tf32")),
+                     compile=bool(speed.get("compile", False)), compile_mode=speed.get("compile_mode"))
 
 
 def channels_last_batch(images: torch.Tensor) -> torch.Tensor:

@@ -90,3 +90,11 @@ def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
     if not best:
         return None
     return "test" if datamodule.val_size == 0 and datamodule.val_on_test else "val"
+
+
+def fit_records(trainer: pl.Trainer, run_dir: Path, plan: SpeedPlan, train_flops: int | None) -> dict[str, Any]:
+    """results.json's `epochs`, `steps`, `step_time`, `throughput` and `time_to_accuracy` of a finished fit."""
+    step_time = step_time_summary(trainer)
+    return {**training_progress(trainer, run_dir), "step_time": step_time,
+            "throughput": throughput(step_time, train_flops, plan, trainer.strategy.root_device),
+            "time_to_accuracy": time_to_accuracy_points(trainer)}
