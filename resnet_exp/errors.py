@@ -1,8 +1,6 @@
-"""Errors meant for the person at the keyboard, and the one check of a user value that raises them.
-
-Pure Python (no torch, no Hydra). A one-line error reads `key=value: what is allowed`; whoever knows
-the group (`validate` for `data.`, `arch.`, ...; `ImageDataModule`) puts it in front of the key.
-Printed as one line, never as a traceback.
+"""Errors meant for the person at the keyboard, printed as one line, never as a traceback, and the one check of
+a user value that raises them: `key=value: what is allowed` (whoever knows the group puts it in front of the
+key: `in_group`). Pure Python: no torch, no Hydra.
 """
 
 from __future__ import annotations
@@ -21,9 +19,8 @@ class UserError(Exception):
 
 
 class ConfigError(UserError, ValueError):
-    """The composed config is not acceptable: a value out of range or options that disagree.
-
-    Also a ValueError, so Python callers of `create_model` or `ImageDataModule` can catch it as one."""
+    """The composed config is not acceptable: a value out of range or options that disagree. Also a ValueError,
+    so Python callers of `create_model` or `ImageDataModule` can catch it as one."""
 
 
 class DataError(UserError):
@@ -45,13 +42,12 @@ class TrainingDiverged(UserError):
 
 
 class Terminated(Exception):
-    """The process was asked to stop (SIGTERM: a batch scheduler's time limit, `kill`); the message
-    says where the run stopped and how to continue it. Not a UserError: it exits with 128 + 15."""
+    """The process was asked to stop (SIGTERM: a batch scheduler's time limit, `kill`); the message says where
+    the run stopped and how to continue it. Not a UserError: it exits with 128 + 15."""
 
     @staticmethod
     def behind(exc: BaseException) -> Terminated | None:
-        """The Terminated that `exc` is or was raised from (Hydra's instantiate wraps what a
-        constructor raises), else None."""
+        """The Terminated that `exc` is or was raised from (Hydra's instantiate wraps it), else None."""
         for _ in range(100):  # a chain is short; the bound only guards against a cycle
             if exc is None or isinstance(exc, Terminated):
                 return exc

@@ -1,8 +1,7 @@
-"""Evaluate a checkpoint on the test split: `python -m resnet_exp.eval ckpt_path=<file>`.
+"""Evaluate a checkpoint on the test split: `python -m resnet_exp.eval ckpt_path=<file> [overrides]`.
 
-A checkpoint inside a run folder is rebuilt with that run's overrides (arch, data, ...); further
-overrides (e.g. `data.eval_batch_size=512`) follow. Composes conf/eval.yaml (no loggers, console
-callbacks only) and writes results.json into its own run folder under outputs/eval/.
+A checkpoint inside a run folder is rebuilt with that run's overrides (arch, data, ...), then the command's.
+Composes conf/eval.yaml and writes results.json into its own run folder under outputs/eval/.
 """
 
 from __future__ import annotations

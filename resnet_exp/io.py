@@ -1,8 +1,5 @@
-"""The files of a run folder: results.json, atomic writes, and the checkpoints a run leaves.
-
-results.json is the one file per run that sweeps, reports and benchmarks read; its keys are
-documented in the README ("results.json"): add keys, never rename them. torch is imported only
-by the functions that read checkpoints, so reports stay quick to start.
+"""The files of a run folder: results.json (keys are only ever added, never renamed), atomic writes,
+and the checkpoints a run leaves. torch is imported only where checkpoints are read: reports start quickly.
 """
 
 from __future__ import annotations
@@ -23,6 +20,11 @@ RESULTS_FILE = "results.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 # write_atomic's temp files: `.<name>.<random>.tmp` next to the file being written.
 TEMP_GLOB = ".*.tmp"
+NOT_A_RUN_CHECKPOINT = "pass a .ckpt file written by a run"
+# Keys a Lightning checkpoint needs to continue training from (weights-only checkpoints lack them).
+TRAINING_STATE_KEYS = ("epoch", "global_step", "loops", "optimizer_states", "lr_schedulers")
+# Optimizer settings that choose the implementation, not the algorithm: they may differ on resume.
+IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable", "differentiable")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -31,8 +33,8 @@ def is_run_dir(path: Path) -> bool:
 
 
 def run_choices(run_dir: Path) -> dict[str, Any]:
-    """The config group choices a run folder's job was composed with (its .hydra/hydra.yaml);
-    empty when the folder is no run or the file cannot be read."""
+    """The config group choices a run folder's job was composed with (its .hydra/hydra.yaml); empty when
+    the folder is no run or the file cannot be read."""
     import yaml
 
     try:
@@ -43,8 +45,8 @@ def run_choices(run_dir: Path) -> dict[str, Any]:
 
 
 def is_rank_zero(on_node: bool = False) -> bool:
-    """Whether this process writes the run's shared files: the first process of the job (with
-    `on_node`, the first on its machine), by Lightning's rank variables or SLURM's task ids."""
+    """Whether this process writes the run's shared files: the first process of the job (with `on_node`,
+    the first on its machine), by Lightning's rank variables or SLURM's task ids."""
     keys = ("LOCAL_RANK", "SLURM_LOCALID") if on_node else ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
     return all(os.environ.get(key, "0") == "0" for key in keys)
 
@@ -54,18 +56,14 @@ def rounded(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-
-RESULTS_FILE = "results.json"
-
-
 def to_number(value: Any) -> Any:
     """Tensors and numpy scalars as plain Python numbers, for JSON."""
     return value.item() if hasattr(value, "item") else value
 
 
 def write_atomic(path: Path, write: Callable[[IO[Any]], Any], binary: bool = False) -> None:
-    """Call `write(handle)` on a temp file next to `path`, then rename it into place, so that
-    readers never see a half-written file."""
+    """Call `write(handle)` on a temp file next to `path`, then rename it into place: readers never see
+    a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -79,8 +77,7 @@ def write_atomic(path: Path, write: Callable[[IO[Any]], Any], binary: bool = Fal
 
 
 def strict_json(value: Any, path: str = "", found: list[str] | None = None) -> Any:
-    """`value` with every NaN/inf float replaced by None (JSON has no such numbers); the dotted
-    keys replaced are appended to `found`."""
+    """`value` with every NaN/inf float replaced by None, the dotted keys replaced appended to `found`."""
     if isinstance(value, float) and not math.isfinite(value):
         if found is not None:
             found.append(path)
@@ -93,8 +90,7 @@ def strict_json(value: Any, path: str = "", found: list[str] | None = None) -> A
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Strict JSON (allow_nan=False): a non-finite number is written as null, and its key is
-    listed under `non_finite`."""
+    """Strict JSON: a non-finite number is written as null, and its key listed under `non_finite`."""
     found: list[str] = []
     clean = strict_json(payload, found=found)
     if found and isinstance(clean, dict):
@@ -121,8 +117,8 @@ def load_header(path: str | Path) -> dict:
 
 
 def load_problem(exc: BaseException) -> str:
-    """Why torch.load refused a file, in a few words: the object a weights-only load refuses, else
-    the error's first line (terminal escape codes removed, cut at a word)."""
+    """Why torch.load refused a file, in a few words: the object a weights-only load refuses, else the
+    error's first line (terminal escape codes removed, cut at a word)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
     refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if refused:
@@ -137,12 +133,11 @@ def readable_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
     except FileNotFoundError:
         raise UserError(f"{key}={path}: no such file") from None
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for junk
-        raise UserError(f"{path}: not a readable checkpoint ({load_problem(exc)}); "
-                        "pass a .ckpt file written by a run") from None
+        raise UserError(f"{path}: not a readable checkpoint ({load_problem(exc)}); {NOT_A_RUN_CHECKPOINT}") from None
     if not isinstance(saved, dict) or "state_dict" not in saved:
         what = (f"a {type(saved).__name__}, not a checkpoint's dict" if not isinstance(saved, dict)
                 else "no state_dict in it: a bare model state_dict, not a Lightning checkpoint?")
-        raise UserError(f"{path}: not a readable checkpoint ({what}); pass a .ckpt file written by a run")
+        raise UserError(f"{path}: not a readable checkpoint ({what}); {NOT_A_RUN_CHECKPOINT}")
     return saved
 
 
@@ -154,10 +149,8 @@ def newest_loadable(folder: Path) -> Path | None:
         try:
             saved = load_header(path)
             rank = (int(saved["global_step"]), int(saved["epoch"]), path.name == "last.ckpt")
-        except Exception as exc:
-            # Called before logging is set up (while the command line is expanded).
-            print(f"warning: skipping {path}: not a readable checkpoint ({load_problem(exc)})",
-                  file=sys.stderr)
+        except Exception as exc:  # printed: logging is not set up while the command line is expanded
+            print(f"warning: skipping {path}: not a readable checkpoint ({load_problem(exc)})", file=sys.stderr)
             continue
         if best is None or rank > best[0]:
             best = (rank, path)
@@ -170,20 +163,13 @@ def remove_temp_files(folder: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-NOT_A_RUN_CHECKPOINT = "pass a .ckpt file written by a run"
-# Keys a Lightning checkpoint needs to continue training from (weights-only checkpoints lack them).
-TRAINING_STATE_KEYS = ("epoch", "global_step", "loops", "optimizer_states", "lr_schedulers")
-# Optimizer settings that choose the implementation, not the algorithm: they may differ on resume.
-IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable", "differentiable")
-
-
 def _more(names: list[str]) -> str:
     return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
 
 
 def check_checkpoint_fits(checkpoint: str, state: Mapping[str, Any], arch: str, key: str = "ckpt_path") -> None:
-    """Fail in one line unless the checkpoint is a Lightning checkpoint whose weights are exactly
-    those of the model built from the config (`state`): same names, same shapes, tensors only."""
+    """Fail in one line unless the checkpoint is a Lightning checkpoint whose weights are exactly those of
+    the model built from the config (`state`): same names, same shapes, tensors only."""
     import torch
 
     saved = readable_checkpoint(checkpoint, key)
@@ -196,18 +182,17 @@ def check_checkpoint_fits(checkpoint: str, state: Mapping[str, Any], arch: str, 
         raise UserError(f"{key}={checkpoint}: state_dict entry {odd[0]!r} is a {type(weights[odd[0]]).__name__}, "
                         f"not a tensor{_more(odd)}; {NOT_A_RUN_CHECKPOINT}")
     missing, unexpected = sorted(set(state) - set(weights)), sorted(set(weights) - set(state))
+    misfit = f"{key}={checkpoint}: does not fit arch={arch}: "
+    advice = "choose the arch the checkpoint was trained with"
     if missing:
-        raise UserError(f"{key}={checkpoint}: does not fit arch={arch}: {missing[0]} is not in it{_more(missing)}; "
-                        "choose the arch the checkpoint was trained with")
+        raise UserError(f"{misfit}{missing[0]} is not in it{_more(missing)}; {advice}")
     if unexpected:
-        raise UserError(f"{key}={checkpoint}: does not fit arch={arch}: it holds {unexpected[0]}{_more(unexpected)}, "
-                        "which this net has not (a deeper or other net?); choose the arch the checkpoint was "
-                        "trained with")
+        raise UserError(f"{misfit}it holds {unexpected[0]}{_more(unexpected)}, which this net has not (a deeper or "
+                        f"other net?); {advice}")
     for name, tensor in state.items():
         if tuple(weights[name].shape) != tuple(tensor.shape):
-            raise UserError(f"{key}={checkpoint}: does not fit arch={arch}: {name} is "
-                            f"{list(weights[name].shape)} there, {list(tensor.shape)} here (a wider or "
-                            "narrower net?); choose the arch the checkpoint was trained with")
+            raise UserError(f"{misfit}{name} is {list(weights[name].shape)} there, {list(tensor.shape)} here "
+                            f"(a wider or narrower net?); {advice}")
 
 
 def _public(state: Mapping[str, Any]) -> set[str]:
@@ -216,12 +201,12 @@ def _public(state: Mapping[str, Any]) -> set[str]:
 
 def check_training_state_fits(checkpoint: str, optimizer: Mapping[str, Any], scheduler: Mapping[str, Any] | None,
                               choices: Mapping[str, str], continues_plan: bool) -> None:
-    """Fail in one line if the checkpoint cannot continue training here: no training state, or an
-    optimizer or scheduler state of another kind than this run's (`optimizer`, `scheduler`: the
-    state dicts a fresh fit starts with). `continues_plan`: this run's schedule can follow a
-    re-planned one (schedules.Reannealed, whose state holds its `plan`)."""
+    """Fail in one line if the checkpoint cannot continue training here: no training state, or an optimizer or
+    scheduler state (`optimizer`, `scheduler`: a fresh fit's) of another kind. `continues_plan`: this run's
+    schedule can follow a re-planned one (schedules.Reannealed, whose state holds its `plan`)."""
     saved = load_header(checkpoint)
-    fresh = f"; resume with the run's own {{0}}, or start a new run from the weights alone with init_weights={checkpoint}"
+    fresh = ("; resume with the run's own {0}, or start a new run from the weights alone with "
+             f"init_weights={checkpoint}")
     lacking = [k for k in TRAINING_STATE_KEYS if k not in saved]
     if lacking:
         raise UserError(f"ckpt_path={checkpoint}: holds no training state (no {lacking[0]}); it can be evaluated, "

@@ -28,18 +28,18 @@ from resnet_exp.report.summary import shown_path
 log = logging.getLogger(__name__)
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+# The modes wandb itself accepts in WANDB_MODE (exactly, lower case, no spaces).
+WANDB_ENV_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")
 WANDB_CONNECT_TIMEOUT_S = 3.0
+# Run-table summaries, so dashboards show the best epoch rather than the last one.
+WANDB_SUMMARIES = {"val/acc": "max", "val/acc_best": "max", "val/loss": "min", "train/loss_epoch": "min"}
 
 
 class CSVLogger(Logger):
-    """`metrics.csv` and `hparams.yaml` in `save_dir/name/version`, as Lightning's CSVLogger writes
-    them (same columns, rows and flushing), except that the history survives resumes and kills.
-
-    Lightning's logger deletes metrics.csv when it starts in a non-empty folder (every resume) and
-    rewrites the file in place when a new column appears (a kill then loses it). This one keeps
-    the rows, drops only a line cut short by a killed process, rewrites atomically, takes the
-    columns already in the file (a resumed run's, or those of ddp_spawn's fit processes), and at
-    the end drops rows a resumed run logged again (`drop_redone_rows`).
+    """`metrics.csv` and `hparams.yaml` in `save_dir/name/version`, as Lightning's CSVLogger writes them
+    (same columns, rows and flushing), except that the history survives resumes and kills: rows already in
+    the file are kept (a line cut short by a kill is dropped), with their columns, rewrites are atomic, and
+    at the end rows a resumed run logged again are dropped (`drop_redone_rows`).
     """
 
     METRICS_FILE = "metrics.csv"
@@ -75,8 +75,7 @@ class CSVLogger(Logger):
 
     @property
     def save_dir(self) -> str:
-        """The folder the files go in: Lightning takes it as `trainer.log_dir` (where a profiler
-        writes its report), the same folder as with its own CSV logger."""
+        """The folder the files go in: Lightning's `trainer.log_dir` (where a profiler writes its report)."""
         return self.log_dir
 
     @property
@@ -92,7 +91,7 @@ class CSVLogger(Logger):
         if self.metrics_path.is_file():
             text = self.metrics_path.read_text()
             if text and not text.endswith("\n"):
-                _write_rows(self.metrics_path, text[: text.rfind("\n") + 1])
+                write_atomic(self.metrics_path, lambda handle: handle.write(text[: text.rfind("\n") + 1]))
 
     @rank_zero_only
     def log_hyperparams(self, params: dict[str, Any] | Namespace | None = None, *args: Any, **kwargs: Any) -> None:
@@ -113,7 +112,7 @@ class CSVLogger(Logger):
 
     @rank_zero_only
     def save(self) -> None:
-        """Append the pending rows; when they bring a new column, first rewrite the file with it."""
+        """Append the pending rows; when they bring a new column, rewrite the whole file with it."""
         self._start()
         if not self.pending:
             return
@@ -123,15 +122,11 @@ class CSVLogger(Logger):
             with path.open(newline="") as handle:
                 header = next(csv.reader(handle), [])
         self.columns = sorted(set(self.columns) | set(header or ()) | set().union(*self.pending))
-        if header is not None and header != self.columns:
-            with path.open(newline="") as handle:
-                rows = list(csv.DictReader(handle))
-            _write_rows(path, rows, self.columns)
-        with path.open("a" if header is not None else "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.columns)
-            if header is None:
-                writer.writeheader()
-            writer.writerows(self.pending)
+        if header == self.columns:
+            with path.open("a", newline="") as handle:
+                csv.DictWriter(handle, fieldnames=self.columns).writerows(self.pending)
+        else:
+            _write_rows(path, (_read_rows(path)[1] if header is not None else []) + self.pending, self.columns)
         self.pending = []
 
     @rank_zero_only
@@ -142,12 +137,15 @@ class CSVLogger(Logger):
         drop_redone_rows(self.metrics_path)
 
 
-def _write_rows(path: Path, rows: str | list[dict[str, str]], fieldnames: list[str] | None = None) -> None:
+def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]], fieldnames: list[str]) -> None:
     def write(handle: Any) -> None:
-        if isinstance(rows, str):
-            handle.write(rows)
-            return
-        writer = csv.DictWriter(handle, fieldnames=fieldnames or [])
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
         writer.writeheader()
         writer.writerows(rows)
 
@@ -155,13 +153,11 @@ def _write_rows(path: Path, rows: str | list[dict[str, str]], fieldnames: list[s
 
 
 def drop_redone_rows(path: Path) -> None:
-    """Keep the last of rows logged twice (same epoch, step and columns): an epoch a killed
-    process had started is logged again by the run that resumed it."""
+    """Keep the last of rows logged twice (same epoch, step and columns): an epoch a killed process had
+    started is logged again by the run that resumed it."""
     if not path.is_file():
         return
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        fieldnames, rows = list(reader.fieldnames or []), list(reader)
+    fieldnames, rows = _read_rows(path)
     last = {}
     for index, row in enumerate(rows):
         filled = tuple(k for k, v in row.items() if v not in ("", None))
@@ -175,7 +171,7 @@ def wandb_credentials_configured() -> bool:
     """True if wandb could log in without asking: an API key in the environment or ~/.netrc."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    host = urlparse(_wandb_url()).hostname
     try:
         return netrc.netrc().authenticators(host) is not None
     except (FileNotFoundError, netrc.NetrcParseError):
@@ -183,8 +179,8 @@ def wandb_credentials_configured() -> bool:
 
 
 def wandb_mode(mode: str) -> str:
-    """The mode to run wandb in: the config's, unless it is `auto`; then `WANDB_MODE` from the
-    environment, else online when credentials are configured, else offline."""
+    """The mode to run wandb in: the config's, unless it is `auto`; then `WANDB_MODE` from the environment,
+    else online when credentials are configured, else offline."""
     if mode not in WANDB_MODES:
         raise ConfigError(f"logger.wandb.mode={mode}: choose one of {', '.join(WANDB_MODES)}")
     if mode != "auto":
@@ -197,15 +193,10 @@ def wandb_mode(mode: str) -> str:
     return "online" if wandb_credentials_configured() else "offline"
 
 
-# The modes wandb itself accepts in WANDB_MODE (exactly, lower case, no spaces).
-WANDB_ENV_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")
-
-
 def check_wandb_environment(environ: MutableMapping[str, str] = os.environ) -> None:
-    """The WANDB_* variables as wandb reads them when a run starts (even with an explicit mode),
-    checked before the run starts: WANDB_MODE in another case or with spaces is normalised for this
-    process and those it starts (an empty one is dropped); a value wandb would refuse with a
-    validation traceback is a one-line ConfigError naming the variable."""
+    """Check the WANDB_* variables before a run starts (wandb reads them even with an explicit mode): a
+    WANDB_MODE in another case or with spaces is normalised (an empty one dropped), and a value wandb would
+    refuse with a validation traceback is a one-line ConfigError naming the variable."""
     mode = environ.get("WANDB_MODE")
     if mode is not None and mode.strip().lower() in WANDB_ENV_MODES:
         environ["WANDB_MODE"] = mode.strip().lower()
@@ -226,9 +217,8 @@ def check_wandb_environment(environ: MutableMapping[str, str] = os.environ) -> N
 
 
 def wandb_reachable(timeout_s: float = WANDB_CONNECT_TIMEOUT_S) -> bool:
-    """Whether wandb's server accepts a TCP connection within `timeout_s` (a few seconds at
-    most, where wandb.init itself would retry for minutes)."""
-    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    """Whether wandb's server accepts a TCP connection within `timeout_s` (wandb.init would retry for minutes)."""
+    url = urlparse(_wandb_url())
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         with socket.create_connection((url.hostname or "", port), timeout=timeout_s):
@@ -238,11 +228,9 @@ def wandb_reachable(timeout_s: float = WANDB_CONNECT_TIMEOUT_S) -> bool:
 
 
 def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogger | None:
-    """A WandbLogger writing under `save_dir`, or None when the mode is `disabled`.
-
-    The mode goes to `wandb.init` rather than WandbLogger's `offline` flag, which would set
-    WANDB_MODE for the whole process and leak into the next job of a multirun. An online run
-    whose server cannot be reached logs offline instead (one warning), so training goes on.
+    """A WandbLogger writing under `save_dir`, or None when the mode is `disabled`. The mode goes to
+    `wandb.init`: WandbLogger's `offline` flag would set WANDB_MODE for the process, leaking into the next
+    job of a multirun. An online run whose server cannot be reached logs offline instead (one warning).
     """
     mode = wandb_mode(mode)
     log_model = kwargs.get("log_model", False)
@@ -252,8 +240,8 @@ def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogg
     if mode == "disabled":
         return None
     if mode == "online" and not wandb_reachable():
-        log.warning("wandb: cannot reach %s; logging offline in %s/wandb instead (upload later "
-                    "with wandb sync)", os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"), save_dir)
+        log.warning("wandb: cannot reach %s; logging offline in %s/wandb instead (upload later with wandb sync)",
+                    _wandb_url(), save_dir)
         mode = "offline"
     os.makedirs(save_dir, exist_ok=True)
     if kwargs.get("tags") is not None:  # a null tag (sweep= outside a multirun) is no tag
@@ -264,8 +252,8 @@ def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogg
     return drop_wandb_anonymous(WandbLogger(save_dir=save_dir, mode=mode, **kwargs))
 
 
-# Run-table summaries, so dashboards show the best epoch rather than the last one.
-WANDB_SUMMARIES = {"val/acc": "max", "val/acc_best": "max", "val/loss": "min", "train/loss_epoch": "min"}
+def _wandb_url() -> str:
+    return os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
 
 
 def define_wandb_summaries(loggers: list[Logger]) -> None:
@@ -276,17 +264,15 @@ def define_wandb_summaries(loggers: list[Logger]) -> None:
 
 
 def offline_segments(run_dir: Path) -> list[Path]:
-    """Every offline folder of the wandb run in `run_dir` (`offline-run-<time>-<id>`), oldest
-    first: each resumed segment of a run adds one with the same id."""
-    run_id = run_dir.name.rsplit("-", 1)[-1]
-    found = sorted(run_dir.parent.glob(f"offline-run-*-{run_id}"))
+    """Every offline folder (`offline-run-<time>-<id>`) of the wandb run in `run_dir`, oldest first: each
+    resumed segment of a run adds one with the same id."""
+    found = sorted(run_dir.parent.glob(f"offline-run-*-{run_dir.name.rsplit('-', 1)[-1]}"))
     return found if run_dir in found else [*found, run_dir]
 
 
 def announce_offline_runs(loggers: list[Logger]) -> list[Path]:
-    """Say at the start, one line each, that wandb logs offline, where, and how to upload later;
-    return the runs' folders, every segment of a resumed run oldest first, so that one `wandb sync`
-    uploads its whole history (starts the runs)."""
+    """Say in one line each that wandb logs offline, where, and how to upload later (starts the runs);
+    return every segment's folder, oldest first, so that one `wandb sync` uploads a run's whole history."""
     folders = []
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger.experiment.offline:

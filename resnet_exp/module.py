@@ -25,15 +25,10 @@ TRAIN_SUMS_DTYPE = torch.float64
 
 
 class TTA(str, Enum):
-    """What validation and test take the logits of: each image, or the mean over it and its
-    horizontal flip."""
+    """What validation and test take the logits of: each image, or the mean over it and its flip."""
 
     none = "none"
     flip = "flip"
-
-
-# Parameter group names: loggers show them (the LR monitor's `lr-SGD/weights`), curves.png says them.
-DECAY_GROUP, NO_DECAY_GROUP = "weights", "norms_biases_no_decay"
 
 
 def split_weight_decay(module: nn.Module, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
@@ -41,18 +36,14 @@ def split_weight_decay(module: nn.Module, decay_norm_and_bias: bool) -> list[dic
     params = [p for p in module.parameters() if p.requires_grad]
     if decay_norm_and_bias:
         return [{"params": params}]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    return [{"params": decay, "name": DECAY_GROUP},
-            {"params": no_decay, "weight_decay": 0.0, "name": NO_DECAY_GROUP}]
+    # The names show in the loggers (the LR monitor's `lr-SGD/weights`) and in curves.png.
+    return [{"params": [p for p in params if p.ndim > 1], "name": "weights"},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "name": "norms_biases_no_decay"}]
 
 
 class SampleMean(Metric):
-    """Mean over samples of per-batch mean values: each batch weighs its number of samples.
-
-    Replaces `MeanMetric(nan_strategy="disable")`, which in torchmetrics 1.9 ignores `weight`
-    (a ragged last batch counted as much as a full one). The count is a Python int added to a
-    device tensor: a kernel argument, not a host-to-device copy, so no sync per step.
+    """Mean over samples of per-batch means: each batch weighs its number of samples (torchmetrics 1.9's
+    MeanMetric ignores `weight` with nan_strategy="disable"). The count is a Python int: no sync per step.
     """
 
     full_state_update = False
@@ -85,8 +76,7 @@ def train_step_sums(logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tens
 
 
 def _accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
-    # validate_args=False: the argument checks call torch.unique on the labels, a GPU sync per
-    # step (labels are range-checked by the loss anyway).
+    # validate_args=False: its checks call torch.unique on the labels, a sync per step (the loss checks them).
     metrics: dict[str, Any] = {"acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False)}
     if num_classes > 10:
         metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=False)
@@ -94,8 +84,8 @@ def _accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
 
 
 def saved_best(saved: Any) -> float | None:
-    """The best validation accuracy as a checkpoint holds it: a float (or None), or, in checkpoints
-    written with a torchmetrics MaxMetric, that metric's state {"update_count", "max_value"}."""
+    """The best validation accuracy as a checkpoint holds it: a float (or None), or, in older checkpoints,
+    a torchmetrics MaxMetric's state {"update_count", "max_value"}."""
     if isinstance(saved, dict):
         return float(saved["max_value"]) if saved.get("update_count") else None
     return None if saved is None else float(saved)
@@ -104,26 +94,16 @@ def saved_best(saved: Any) -> float | None:
 class ImageClassifier(FastHookName, pl.LightningModule):
     """Trains `model` with cross-entropy; logs loss and top-1 (and top-5) accuracy per split.
 
-    `optimizer` is a factory (a Hydra partial) called with the parameter groups; `scheduler` a
-    `Schedule` (None: a constant learning rate) that the module sizes to the run. Both stay out of
-    the saved hyperparameters, which hold plain values only (checkpoints load with weights_only).
+    `optimizer` is a factory (a Hydra partial) called with the parameter groups; `scheduler` a `Schedule`
+    (None: a constant learning rate) sized to the run. The saved hyperparameters hold plain values only.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: OptimizerFactory,
-        num_classes: int,
-        scheduler: Schedule | None = None,
-        label_smoothing: float = 0.0,
-        decay_norm_and_bias: bool = False,
-        example_input_shape: Iterable[int] | None = None,
-        tta: str = "none",
-    ) -> None:
+    def __init__(self, model: nn.Module, optimizer: OptimizerFactory, num_classes: int,
+                 scheduler: Schedule | None = None, label_smoothing: float = 0.0, decay_norm_and_bias: bool = False,
+                 example_input_shape: Iterable[int] | None = None, tta: str = "none") -> None:
         super().__init__()
         tta = parse_enum(TTA, "tta", tta).value  # a plain string in the hparams
-        if example_input_shape is not None:
-            # A plain tuple: Hydra hands lists over as ListConfig, which weights_only loads reject.
+        if example_input_shape is not None:  # a tuple: weights_only loads reject Hydra's ListConfig
             example_input_shape = tuple(int(n) for n in example_input_shape)
         # The run logs its whole config itself; logger=False keeps these out of it as loose keys.
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"], logger=False)
@@ -133,28 +113,21 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         # Takes class indices, or the soft targets of MixUp/CutMix (probabilities per class).
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.tta_flip = tta == TTA.flip.value
-        # Training sums on the device, added to by tensor ops only (no metric update per step, no
-        # host value): loss x n, top-1 correct, top-5 correct, n. A plain attribute, not a buffer
-        # (a bf16-true module would cast a buffer); made at the first step of each epoch.
         self.top5 = num_classes > 10
+        # [loss x n, top-1 correct, top-5 correct, n] of the epoch, on the device: tensor ops only per step.
+        # A plain attribute, not a buffer (a bf16-true module would cast a buffer).
         self.train_sums: torch.Tensor | None = None
         self.val_metrics = _accuracy_metrics(num_classes, "val/")
         self.test_metrics = _accuracy_metrics(num_classes, "test/")
         self.val_loss = SampleMean()
         self.test_loss = SampleMean()
-        # Best val/acc over every validation epoch of the run, resumed segments included (0-d, kept
-        # on the device: no host read at validation end): it travels in the checkpoint
-        # (on_save_checkpoint), with the partial training-epoch sums.
+        # Best val/acc of the run, resumed segments included (0-d, on the device); saved in checkpoints.
         self.val_acc_best: torch.Tensor | None = None
-        # (step, learning rate, loss) of each training step since the last divergence check: the
-        # check names the step whose loss went bad and the rate that step used (not the rate after
-        # the scheduler stepped). Losses stay on the device; nothing is read per step.
+        # (step, learning rate, loss) of each step since the last divergence check, losses on the device.
         self.unchecked_steps: list[tuple[int, Any, torch.Tensor]] = []
-        # Where a resumed fit's checkpoint left the schedule (read in on_load_checkpoint, which
-        # Lightning calls before configure_optimizers).
+        # Where a resumed fit's checkpoint left the schedule (on_load_checkpoint runs before configure_optimizers).
         self.resumed_schedule: ResumePoint | None = None
-        if example_input_shape is not None:
-            # Lets ModelSummary show output shapes and FLOPs per stage.
+        if example_input_shape is not None:  # ModelSummary then shows output shapes and FLOPs per stage
             self.example_input_array = torch.zeros(1, *example_input_shape)
 
     def _attached_trainer(self) -> pl.Trainer | None:
@@ -175,9 +148,7 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         return logits
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # The best validation accuracy so far, and the sums of a training epoch that a mid-epoch
-        # checkpoint interrupts: both span the checkpoint, so a resumed run reports what an
-        # uninterrupted one would.
+        # Both span the checkpoint: a resumed run reports what an uninterrupted one would.
         checkpoint["metric_states"] = {
             "val_acc_best": None if self.val_acc_best is None else float(self.val_acc_best),
             "train_sums": None if self.train_sums is None else self.train_sums.detach().cpu(),
@@ -194,8 +165,7 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         self.resumed_schedule = ResumePoint.from_checkpoint(checkpoint)
 
     def on_fit_start(self) -> None:
-        # Lightning restores a checkpoint (on_load_checkpoint) before it moves the module to its
-        # device: move the restored values along now, not in a training step.
+        # Lightning restores a checkpoint before it moves the module to its device: move them along.
         if self.train_sums is not None:
             self.train_sums = self.train_sums.to(self.device)
         if self.val_acc_best is not None:
@@ -205,10 +175,8 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = self.criterion(logits, labels)
-        # Per step only a few device ops and no host value: each `self.log` call costs Lightning
-        # ~1 ms of host time and a metric update ~0.2 ms, so the epoch values are sums on the device
-        # (logged in on_train_epoch_end), and the step loss is logged only on the steps the loggers
-        # write (trainer.log_every_n_steps).
+        # A few device ops and no host value per step: a `self.log` costs ~1 ms of host time, so the step
+        # loss is logged only on the steps the loggers write, and the epoch's values are device sums.
         if self.train_sums is None or self.train_sums.device != loss.device:
             self.train_sums = torch.zeros(4, device=loss.device, dtype=TRAIN_SUMS_DTYPE)
         with torch.no_grad():
@@ -218,15 +186,14 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         lr = optimizers[0].param_groups[0]["lr"] if optimizers else math.nan
         self.unchecked_steps.append((self.global_step, lr, loss.detach()))
         if trainer is None or logging_due(trainer, self.global_step):
-            # prog_bar=False: Lightning would turn a progress-bar value into a number after every
-            # later batch too (a sync per step); the bar reads it from callback_metrics instead.
+            # Not prog_bar: Lightning would read it on every later batch (a sync); the bar reads callback_metrics.
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
             self._stop_if_diverged()
         return loss
 
     def _stop_if_diverged(self) -> None:
-        """Raise TrainingDiverged if any loss of this epoch so far was NaN/inf (the epoch's running
-        sum says so). A host read: only on logging steps and at epoch end."""
+        """Raise TrainingDiverged if a loss of this epoch so far was NaN/inf (its running sum says so), naming
+        the first such step and the rate it ran at. A host read: only on logging steps and at epoch end."""
         total = float(self.train_sums[0]) if self.train_sums is not None else 0.0
         steps, self.unchecked_steps = self.unchecked_steps, []
         if math.isfinite(total):
@@ -241,7 +208,6 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         if self.train_sums is None:  # an epoch without a training batch
             return
         self._stop_if_diverged()
-        # Summed over every process, read once per epoch.
         loss_sum, correct, correct5, n = self.trainer.strategy.reduce(self.train_sums, reduce_op="sum")
         n = n.clamp(min=1)
         self.log("train/loss_epoch", (loss_sum / n).float(), prog_bar=True)
@@ -250,17 +216,25 @@ class ImageClassifier(FastHookName, pl.LightningModule):
             self.log("train/acc_top5", (correct5 / n).float(), prog_bar=True)
         self.train_sums = None
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def _score(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, loss: SampleMean) -> None:
         images, labels = batch
         logits = self.eval_logits(images)
-        self.val_loss.update(self.criterion(logits, labels), labels.shape[0])
-        self.val_metrics.update(logits, labels)
+        loss.update(self.criterion(logits, labels), labels.shape[0])
+        metrics.update(logits, labels)
+
+    @staticmethod
+    def _epoch_values(prefix: str, metrics: MetricCollection, loss: SampleMean) -> dict[str, torch.Tensor]:
+        """The epoch's loss and accuracies under `prefix`; both metrics start afresh."""
+        values = {f"{prefix}loss": loss.compute(), **metrics.compute()}
+        loss.reset()
+        metrics.reset()
+        return values
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._score(batch, self.val_metrics, self.val_loss)
 
     def on_validation_epoch_end(self) -> None:
-        metrics = self.val_metrics.compute()
-        self.val_metrics.reset()
-        self.log("val/loss", self.val_loss.compute(), prog_bar=True)
-        self.val_loss.reset()
+        metrics = self._epoch_values("val/", self.val_metrics, self.val_loss)
         self.log_dict(metrics, prog_bar=True)
         if self.trainer.sanity_checking:
             return  # the untrained sanity-check pass is no epoch: it must not count as the best
@@ -271,20 +245,13 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         self.log("val/acc_best", best, prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        images, labels = batch
-        logits = self.eval_logits(images)
-        self.test_metrics.update(logits, labels)
-        self.test_loss.update(self.criterion(logits, labels), labels.shape[0])
+        self._score(batch, self.test_metrics, self.test_loss)
 
     def on_test_epoch_end(self) -> None:
-        self.log("test/loss", self.test_loss.compute())
-        self.test_loss.reset()
-        self.log_dict(self.test_metrics.compute())
-        self.test_metrics.reset()
+        self.log_dict(self._epoch_values("test/", self.test_metrics, self.test_loss))
 
     def _run_length(self) -> tuple[float | None, int]:
-        """Optimizer steps in this fit and per epoch, the run a schedule is sized to ((None, 1)
-        without a trainer: length unknown)."""
+        """Optimizer steps in this fit and per epoch ((None, 1) without a trainer: length unknown)."""
         trainer = self._attached_trainer()
         if trainer is None:
             return None, 1
@@ -293,17 +260,19 @@ class ImageClassifier(FastHookName, pl.LightningModule):
             return math.inf, 1  # no max_epochs/max_steps: schedules that need a length refuse it
         return total, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
 
+    def _optimizer(self) -> Optimizer:
+        return self.optimizer_factory(params=split_weight_decay(self.model, self.hparams.decay_norm_and_bias))
+
     def configure_optimizers(self) -> Any:
-        groups = split_weight_decay(self.model, self.hparams.decay_norm_and_bias)
-        optimizer = self.optimizer_factory(params=groups)
+        optimizer = self._optimizer()
         if self.schedule is None or self.schedule.constant:  # no need to ask for the run's length
             return optimizer
         built = self.schedule.build(optimizer, *self._run_length(), resumed=self.resumed_schedule)
         return {"optimizer": optimizer, "lr_scheduler": built}
 
     def fresh_training_state(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """The state of the optimizer and scheduler a fit of this module starts with (the scheduler
-        sized to a placeholder length), to compare with a checkpoint's before resuming from it."""
-        optimizer = self.optimizer_factory(params=split_weight_decay(self.model, self.hparams.decay_norm_and_bias))
+        """The optimizer's and scheduler's state a fit starts with (the scheduler sized to a placeholder
+        length), to compare with a checkpoint's before resuming from it."""
+        optimizer = self._optimizer()
         built = None if self.schedule is None or self.schedule.constant else self.schedule.scheduler(optimizer, 1 << 30)
         return optimizer.state_dict(), None if built is None else built.state_dict()

@@ -1,7 +1,5 @@
-"""Build the parts of a run from a composed config, train, test and write results.json.
-
-The entry points (`run`, `eval`) and the benchmark harness call these; nothing here parses
-arguments. Each part is built with `hydra.utils.instantiate` from its config group.
+"""Build the parts of a run from a composed config (each with `hydra.utils.instantiate` from its group), train,
+test and write results.json. The entry points and the benchmark harness call these.
 """
 
 from __future__ import annotations
@@ -21,9 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from resnet_exp import speed
-from resnet_exp.callbacks import step_time_summary, stopped_early, time_to_accuracy_points
 from resnet_exp.callbacks.checkpoint import AtomicCheckpointIO
 from resnet_exp.callbacks.profiler import NoProfiler
+from resnet_exp.callbacks.results import fit_records, selected_checkpoint, selected_on, stopped_early
 from resnet_exp.callbacks.sigterm import CheckpointOnSigterm, stop_on_sigterm
 from resnet_exp.callbacks.train_clock import RunClock
 from resnet_exp.config.lengths import check_run_lengths
@@ -47,7 +45,6 @@ from resnet_exp.module import ImageClassifier
 from resnet_exp.report.curves import write_curves
 from resnet_exp.report.summary import eval_summary, log_to_files, run_summary
 from resnet_exp.search.pruning import pruned_at_epoch, trial_number
-from resnet_exp.speed import peak_tflops
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +60,7 @@ class Parts:
     module: ImageClassifier
     trainer: pl.Trainer
     speed: speed.SpeedPlan
-    # Training FLOPs per image (forward + backward, counted once on the meta device); None if uncountable.
-    train_flops: int | None = None
+    train_flops: int | None = None  # forward + backward FLOPs per image (None: uncountable)
     clock: RunClock = field(default_factory=RunClock)  # the run's wall time, carried over resumes
 
     @property
@@ -73,8 +69,8 @@ class Parts:
 
 
 def check_accelerator(accelerator: str) -> None:
-    """Refuse a GPU request on a machine without one, naming the key (Lightning names none).
-    Checked when the job starts, not in `validate`: a sweep may be submitted from a CPU node."""
+    """Refuse a GPU request on a machine without one, naming the key (Lightning names none). Checked when the
+    job starts, not in `validate`: a sweep may be submitted from a CPU node."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA device is available here "
                           "(torch.cuda.is_available() is False); available: cpu "
@@ -82,19 +78,15 @@ def check_accelerator(accelerator: str) -> None:
 
 
 def build_parts(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> Parts:
-    """Datamodule (with data checked), model, LightningModule, loggers and trainer (with the
-    config's callbacks and `extra_callbacks`, e.g. a search trial's pruning)."""
+    """Datamodule (with data checked), model, LightningModule, loggers and trainer (with the config's callbacks
+    and `extra_callbacks`, e.g. a search trial's pruning)."""
     check_accelerator(str(cfg.trainer.accelerator))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     if is_rank_zero(on_node=True):
         datamodule.prepare_data()  # fail on missing data before any logger or trainer starts
-    model = instantiate(
-        cfg.arch,
-        num_classes=datamodule.num_classes,
-        in_channels=datamodule.in_channels,
-        input_size=datamodule.image_size,
-    )
+    model = instantiate(cfg.arch, num_classes=datamodule.num_classes, in_channels=datamodule.in_channels,
+                        input_size=datamodule.image_size)
     spec = getattr(model, "spec", None)
     if spec is not None and datamodule.image_size < spec.min_input_size:
         raise ConfigError(f"data.image_size={datamodule.image_size}: too small for {spec.name} "
@@ -105,15 +97,10 @@ def build_parts(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) ->
     fast.apply_backend()
     flops = train_flops_per_image(model, datamodule.example_input_shape)  # before compile
     model = fast.prepare_model(model)
-    module = instantiate(
-        cfg.module,
-        model=model,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler),
-        num_classes=datamodule.num_classes,
-        # No example forward under torch.compile: it would compile an extra graph for batch 1.
-        example_input_shape=None if fast.compile else datamodule.example_input_shape,
-    )
+    # No example forward under torch.compile: it would compile an extra graph for batch 1.
+    module = instantiate(cfg.module, model=model, optimizer=instantiate(cfg.optimizer),
+                         scheduler=instantiate(cfg.scheduler), num_classes=datamodule.num_classes,
+                         example_input_shape=None if fast.compile else datamodule.example_input_shape)
     clock = RunClock()
     callbacks = [*(instantiate(c) for c in cfg.callbacks.values() if c), *extra_callbacks, clock,
                  CheckpointOnSigterm(Path(cfg.paths.output_dir) / LAST_CHECKPOINT)]
@@ -135,8 +122,8 @@ def build_parts(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) ->
 
 
 def check_resume_fits(cfg: DictConfig, parts: Parts) -> None:
-    """Before a fit that continues `cfg.ckpt_path`: the checkpoint's optimizer and scheduler state
-    must be of the kind this run builds (a one-line error names what differs)."""
+    """Before a fit that continues `cfg.ckpt_path`: the checkpoint's optimizer and scheduler state must be of
+    the kind this run builds (a one-line error names what differs)."""
     if not cfg.ckpt_path:
         return
     optimizer, scheduler = parts.module.fresh_training_state()
@@ -166,57 +153,11 @@ def logged_config(cfg: DictConfig, model: nn.Module, params: int) -> dict[str, A
     return config
 
 
-def training_progress(trainer: pl.Trainer, run_dir: Path) -> dict[str, int]:
-    """Epochs completed and optimizer steps taken. Under ddp_spawn the fit ran in other
-    processes and this trainer never advanced; the last checkpoint knows."""
-    last = run_dir / LAST_CHECKPOINT
-    if trainer.global_step == 0 and last.is_file():
-        saved = load_header(last)
-        return {"epochs": saved["epoch"] + 1, "steps": saved["global_step"]}
-    return {"epochs": trainer.current_epoch, "steps": trainer.global_step}
-
-
-def _significant(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else float(f"{value:.{digits}g}")
-
-
-def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: speed.SpeedPlan,
-               device: torch.device) -> dict[str, Any]:
-    """images/s (the step timer's: timed batches over their host time plus data wait), achieved
-    TFLOP/s (images/s x training FLOPs per image) and, on a GPU with a known peak, MFU."""
-    images_per_s = (step_time or {}).get("images_per_s")
-    tflops = images_per_s * train_flops / 1e12 if images_per_s and train_flops else None
-    peak = peak_tflops(device, plan.precision, plan.tf32)
-    return {
-        "images_per_s": images_per_s,
-        "train_flops_per_image": train_flops,
-        "tflop_per_s": _significant(tflops),
-        "peak_tflops": peak,
-        "mfu": _significant(tflops / peak) if tflops and peak else None,
-    }
-
-
 def callback_settings(node: DictConfig | None) -> dict[str, Any] | None:
     """A callback's config without Hydra's keys (`_target_`); None when it is off."""
     if node is None:
         return None
     return {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
-
-
-def selected_checkpoint(trainer: pl.Trainer) -> str | None:
-    """The best checkpoint of the first checkpoint callback that selects on a metric (`monitor`);
-    None when none selected one (no such callback, or no validation): the last weights are tested."""
-    for callback in trainer.checkpoint_callbacks:
-        if getattr(callback, "monitor", None) and getattr(callback, "best_model_path", ""):
-            return callback.best_model_path
-    return None
-
-
-def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
-    """Which split picked the checkpoint that was tested: val, test, or None (the last weights)."""
-    if not best:
-        return None
-    return "test" if datamodule.val_size == 0 and datamodule.val_on_test else "val"
 
 
 def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]:
@@ -247,7 +188,6 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         with stop_on_sigterm(trainer, "testing"):
             test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best)[0]
     wall_time_s = parts.clock.total_s()  # every segment of a resumed run
-    step_time = step_time_summary(trainer)
 
     results = {
         **{k: v for k, v in fit_metrics.items() if k.startswith("val/")},
@@ -257,33 +197,30 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
                                         "diverged_lr": diverged.lr}),
         **({} if trial is None else {"trial": trial}),
         **({} if pruned is None else {"pruned_at_epoch": pruned}),
-        "params": params,
-        "depth": config["arch"]["depth"],
-        "block_order": config["arch"].get("block_order"),
-        **training_progress(trainer, run_dir),
+        "params": params, "depth": config["arch"]["depth"], "block_order": config["arch"].get("block_order"),
+        **fit_records(trainer, run_dir, parts.speed, parts.train_flops),
         "wall_time_s": round(wall_time_s, 3),
-        **config["choices"],
-        "overrides": config["overrides"],
-        "seed": cfg.seed,
+        **config["choices"], "overrides": config["overrides"], "seed": cfg.seed,
         "best_checkpoint": os.path.relpath(best, run_dir) if best else None,
         # The split that chose the tested checkpoint: "test" (data.val_on_test) makes test/* optimistic.
         "selected_on": selected_on(parts.datamodule, best) if test_metrics else None,
-        "step_time": step_time,
-        "throughput": throughput(step_time, parts.train_flops, parts.speed, trainer.strategy.root_device),
-        "time_to_accuracy": time_to_accuracy_points(trainer),
         "speed": parts.speed.as_dict(),
-        # The EMA callback's settings (validation, test and the best checkpoint used its weights); null: off.
-        "ema": callback_settings(cfg.callbacks.get("ema")),
+        "ema": callback_settings(cfg.callbacks.get("ema")),  # null: off
         "stopped_early": early,
     }
     if trainer.is_global_zero:
-        write_json_atomic(run_dir / RESULTS_FILE, results)
-        log.info("results: %s", run_dir / RESULTS_FILE)
+        write_results(run_dir, results)
         draw_curves(run_dir)
         show_block(run_summary(results, run_dir, offline))
     if diverged is not None:
         raise diverged
     return results
+
+
+def write_results(run_dir: Path, results: dict[str, Any]) -> None:
+    """results.json into `run_dir`, and where it is into the log."""
+    write_json_atomic(run_dir / RESULTS_FILE, results)
+    log.info("results: %s", run_dir / RESULTS_FILE)
 
 
 def show_block(block: str) -> None:
@@ -302,34 +239,25 @@ def draw_curves(run_dir: Path) -> None:
 
 
 def evaluate_checkpoint(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]:
-    """Test the weights of `cfg.ckpt_path` and write results.json (status `evaluated`) into `run_dir`.
-
-    Only the weights are loaded: Lightning's `test(ckpt_path=...)` would also restore the training
-    callbacks' states, which a test run has no use for (and warns that their callbacks are missing)."""
+    """Test the weights of `cfg.ckpt_path` and write results.json (status `evaluated`) into `run_dir`. Only the
+    weights are loaded: Lightning's `test(ckpt_path=...)` would restore the training callbacks' states too."""
     trainer = parts.trainer
     parts.module.load_state_dict(readable_checkpoint(cfg.ckpt_path)["state_dict"])
     log.info("loaded the weights of %s", cfg.ckpt_path)
     with stop_on_sigterm(trainer, "testing"):
         metrics = trainer.test(parts.module, datamodule=parts.datamodule)[0]
     hc = HydraConfig.get()
-    # The net that ran is the checkpoint's (its weights fit it exactly): name its run's arch, even
-    # where a typed arch= composed the same net under another name (a recipe's arch keys).
-    arch = run_choices(Path(cfg.ckpt_path).parent.parent).get("arch") or hc.runtime.choices.get("arch")
-    if arch != hc.runtime.choices.get("arch"):
+    # The net that ran is the checkpoint's: name its run's arch, even where a typed arch= composed the
+    # same net under another name (a recipe's arch keys).
+    chosen = hc.runtime.choices.get("arch")
+    arch = run_choices(Path(cfg.ckpt_path).parent.parent).get("arch") or chosen
+    if arch != chosen:
         log.warning("arch=%s: the checkpoint comes from a run of arch=%s, whose net this is; results.json "
-                    "names arch=%s", hc.runtime.choices.get("arch"), arch, arch)
-    results = {
-        **{k: to_number(v) for k, v in metrics.items()},
-        "status": "evaluated",
-        "checkpoint": cfg.ckpt_path,
-        "params": parts.params,
-        "arch": arch,
-        "depth": getattr(parts.model, "depth", None),
-        "data": hc.runtime.choices.get("data"),
-        "overrides": list(hc.overrides.task),
-    }
+                    "names arch=%s", chosen, arch, arch)
+    results = {**{k: to_number(v) for k, v in metrics.items()}, "status": "evaluated", "checkpoint": cfg.ckpt_path,
+               "params": parts.params, "arch": arch, "depth": getattr(parts.model, "depth", None),
+               "data": hc.runtime.choices.get("data"), "overrides": list(hc.overrides.task)}
     if trainer.is_global_zero:
-        write_json_atomic(run_dir / RESULTS_FILE, results)
-        log.info("results: %s", run_dir / RESULTS_FILE)
+        write_results(run_dir, results)
         show_block(eval_summary(results, run_dir))
     return results

@@ -1,7 +1,5 @@
-"""Train, then test, one configuration: `python -m resnet_exp.run [overrides]`.
-
-Only wiring: compose and validate the config (Hydra), build the parts, fit and test
-(`resnet_exp.pipeline`). Nothing imports this module.
+"""Train, then test, one configuration: `python -m resnet_exp.run [overrides]`. Only wiring: compose and
+validate the config (Hydra), build the parts, fit and test (`resnet_exp.pipeline`).
 """
 
 from __future__ import annotations

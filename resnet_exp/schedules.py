@@ -1,19 +1,9 @@
 """Learning-rate schedules sized to the run: lengths in scheduler steps, warm-up chained in front.
 
-The scheduler group instantiates one `Schedule`: a torch scheduler as a partial (`lr_scheduler`),
-how often it steps (`interval` epoch|step, `frequency`) and an optional warm-up. The module calls
-`Schedule.build` once the trainer knows the length of the run (`trainer.estimated_stepping_batches`),
-and what depends on that length is settled there:
-- a cosine `T_max` or one-cycle `total_steps` left null spans the run after the warm-up, in the
-  schedule's own unit, so `interval=step` counts optimizer steps and never epochs;
-- multistep milestones at or beyond the end of the run are refused;
-- milestones and `T_max` count from the start of the run, warm-up included.
-
-A resumed run whose length differs from the one its checkpoint's schedule was sized to (a run
-extended with a larger trainer.max_epochs) continues on a re-planned schedule (`Reannealed`): from
-the learning rate reached to the schedule's final one over the remaining steps, without a jump.
-Schedules with explicit lengths and multistep milestones continue as they are.
-No Lightning here.
+The module calls `Schedule.build` once the trainer knows the run's length: a cosine `T_max` or one-cycle
+`total_steps` left null spans the run after the warm-up, in the schedule's own unit; milestones and `T_max`
+count from the start of the run. A resumed run of another length than its checkpoint's schedule was sized to
+continues on a re-planned schedule (`Reannealed`), without a jump. No Lightning here.
 """
 
 from __future__ import annotations
@@ -37,18 +27,21 @@ NO_LENGTH = ("trainer.max_epochs=-1 with trainer.max_steps=-1: the run has no se
              "or scheduler.lr_scheduler.{key}")
 
 
+def _null_lengths(keywords: Mapping[str, Any]) -> list[str]:
+    return [key for key in RUN_LENGTH_KEYS if key in keywords and keywords[key] is None]
+
+
 def check_run_length(keywords: Mapping[str, Any], length: float | None) -> None:
-    """Refuse a scheduler sized to the run (a RUN_LENGTH_KEYS argument left null in `keywords`)
-    when the run's `length` is unknown (None) or unlimited (inf)."""
-    for key in RUN_LENGTH_KEYS:
-        if key in keywords and keywords[key] is None and (length is None or not math.isfinite(length)):
+    """Refuse a scheduler sized to the run (a RUN_LENGTH_KEYS argument left null in `keywords`) when the
+    run's `length` is unknown (None) or unlimited (inf)."""
+    for key in _null_lengths(keywords):
+        if length is None or not math.isfinite(length):
             raise ConfigError(NO_LENGTH.format(key=key))
 
 
 class ResumePoint(NamedTuple):
-    """Where a checkpoint's schedule stands: `step` scheduler steps taken, the learning rate `lrs`
-    of each parameter group, the length `sized_to` it was sized to (None: unknown), and the
-    `plan` of a re-planned schedule (a `Reannealed`'s, else None)."""
+    """Where a checkpoint's schedule stands: `step` scheduler steps taken, each parameter group's rate `lrs`,
+    the length `sized_to` it was sized to (None: unknown), and a `Reannealed`'s `plan` (else None)."""
 
     step: int
     lrs: list[float]
@@ -62,16 +55,15 @@ class ResumePoint(NamedTuple):
         if len(schedulers) != 1 or len(optimizers) != 1 or "last_epoch" not in schedulers[0]:
             return None
         state = schedulers[0]
-        # Checkpoints without the module's record: a cosine or one-cycle with no warm-up in front
-        # keeps its length in its own state.
+        # Without the module's record, a cosine or one-cycle with no warm-up keeps its length in its state.
         sized_to = (checkpoint.get("schedule") or {}).get("sized_to", state.get("T_max", state.get("total_steps")))
         return cls(step=int(state["last_epoch"]), lrs=[float(g["lr"]) for g in optimizers[0]["param_groups"]],
                    sized_to=sized_to, plan=state.get("plan"))
 
 
 class Reannealed(LRScheduler):
-    """From `start_lrs` at scheduler step `start` down (or up) to `final_lrs` at step `end`, on a half
-    cosine: a resumed run's schedule re-planned to a new length. Its whole plan is in its state."""
+    """From `start_lrs` at scheduler step `start` to `final_lrs` at step `end` on a half cosine: a resumed
+    run's schedule re-planned to a new length. Its whole plan is in its state."""
 
     def __init__(self, optimizer: Optimizer, start: int, start_lrs: list[float], final_lrs: list[float],
                  end: int, last_epoch: int = -1) -> None:
@@ -88,13 +80,12 @@ class Reannealed(LRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "plan" in state_dict:
             super().load_state_dict(state_dict)
-        else:  # the state of the schedule this one re-plans: the plan starts from it, only its step counts
+        else:  # the state of the schedule this one re-plans: only its step counts
             self.last_epoch = int(state_dict["last_epoch"])
 
 
 def final_lrs(main: LRScheduler, optimizer: Optimizer) -> list[float]:
-    """The learning rate of each parameter group at the end of `main` (a cosine's eta_min, a
-    one-cycle's min_lr; 0 for a scheduler that names neither)."""
+    """Each parameter group's rate at the end of `main`: a cosine's eta_min, a one-cycle's min_lr, else 0."""
     if isinstance(main, CosineAnnealingLR):
         return [float(main.eta_min)] * len(optimizer.param_groups)
     return [float(group.get("min_lr", 0.0)) for group in optimizer.param_groups]
@@ -116,12 +107,9 @@ class Warmup(str, Enum):
 
 
 class Schedule:
-    """The run's learning-rate schedule: `lr_scheduler` (a partial taking the optimizer; None: a
-    constant LR after any warm-up), stepped every `frequency` `interval`s, after `warmup_length`
-    scheduler steps of `warmup`. Lengths count scheduler steps from the start of the run.
-
-    A plain class, not a dataclass: Hydra's `instantiate` would read a dataclass passed as an
-    argument as a config. Ranges are checked by the config schema (resnet_exp/config/training.py).
+    """The run's learning-rate schedule: `lr_scheduler` (a partial taking the optimizer; None: a constant
+    LR after any warm-up), stepped every `frequency` `interval`s, after `warmup_length` scheduler steps of
+    `warmup`. Not a dataclass: Hydra's `instantiate` would read one passed as an argument as a config.
     """
 
     def __init__(self, lr_scheduler: SchedulerFactory | None = None, interval: Interval | str = Interval.epoch,
@@ -133,8 +121,7 @@ class Schedule:
         self.warmup = parse_enum(Warmup, "scheduler.warmup", warmup)
         self.warmup_length = int(warmup_length)
         self.warmup_lr_factor = float(warmup_lr_factor)
-        # The length (scheduler steps) the last `build` sized the schedule to; None before any
-        # build, or when the run's length was unknown. A resumed run compares its own with it.
+        # The length (scheduler steps) the last `build` sized the schedule to (None: none yet, or unknown).
         self.sized_to: float | None = None
         self.final_lrs: list[float] = []  # where the last built schedule ends, per parameter group
 
@@ -151,8 +138,7 @@ class Schedule:
     @property
     def sized_to_run(self) -> bool:
         """True if the schedule's length follows the run's (a RUN_LENGTH_KEYS argument left null)."""
-        keywords = getattr(self.lr_scheduler, "keywords", None) or {}
-        return any(key in keywords and keywords[key] is None for key in RUN_LENGTH_KEYS)
+        return bool(_null_lengths(getattr(self.lr_scheduler, "keywords", None) or {}))
 
     @property
     def constant(self) -> bool:
@@ -160,21 +146,18 @@ class Schedule:
         return self.lr_scheduler is None and not self.warmup_steps
 
     def length(self, optimizer_steps: float | None, steps_per_epoch: int) -> float | None:
-        """How many times the scheduler steps in a run of `optimizer_steps` (None: unknown,
-        inf: no limit) with `steps_per_epoch` optimizer steps an epoch."""
+        """How many times the scheduler steps in a run of `optimizer_steps` (None: unknown, inf: no limit)
+        with `steps_per_epoch` optimizer steps an epoch."""
         if optimizer_steps is None or not math.isfinite(optimizer_steps):
             return optimizer_steps
-        if self.interval == Interval.step:
-            units = optimizer_steps
-        else:
-            units = math.ceil(optimizer_steps / max(steps_per_epoch, 1))
-        return units // self.frequency
+        if self.interval == Interval.epoch:
+            optimizer_steps = math.ceil(optimizer_steps / max(steps_per_epoch, 1))
+        return optimizer_steps // self.frequency
 
     def build(self, optimizer: Optimizer, optimizer_steps: float | None, steps_per_epoch: int = 1,
               resumed: ResumePoint | None = None) -> dict[str, Any] | None:
-        """Lightning's `lr_scheduler` entry for a run of `optimizer_steps` (see `length`), or None
-        for a constant learning rate; re-planned when it continues a checkpoint's schedule
-        (`resumed`) that was sized to another length."""
+        """Lightning's `lr_scheduler` entry for a run of `optimizer_steps` (see `length`), or None for a constant
+        rate; re-planned when it continues a checkpoint's schedule (`resumed`) sized to another length."""
         length = self.length(optimizer_steps, steps_per_epoch)
         scheduler = self.scheduler(optimizer, length)
         self.sized_to = length
@@ -186,8 +169,8 @@ class Schedule:
         return {"scheduler": scheduler, "interval": self.interval.value, "frequency": self.frequency}
 
     def continued_plan(self, resumed: ResumePoint | None, length: float | None) -> dict[str, Any] | None:
-        """The plan a resumed run follows instead of the freshly built schedule, or None when the
-        fresh one continues the checkpoint's exactly (same length, or a length it does not follow)."""
+        """The plan a resumed run follows instead of the fresh schedule, or None when the fresh one continues
+        the checkpoint's exactly (same length, or a length it does not follow)."""
         if resumed is None or length is None or not math.isfinite(length):
             return None
         if resumed.plan is not None:  # re-planned before: the same plan, unless the length changed again
@@ -202,8 +185,7 @@ class Schedule:
         return unit if self.frequency == 1 else f"scheduler steps (one every {self.frequency} {unit})"
 
     def check(self, optimizer_steps: float | None, steps_per_epoch: int = 1) -> None:
-        """Raise the ConfigError that `build` would raise for a run of this length (a warm-up or
-        milestones beyond its end), without an optimizer: before the run starts."""
+        """Raise the ConfigError that `build` would raise for a run of this length, before the run starts."""
         length = self.length(optimizer_steps, steps_per_epoch)
         self._check_warmup(length)
         if self.lr_scheduler is not None:
@@ -216,8 +198,8 @@ class Schedule:
                               f"({length} {self._unit()})")
 
     def scheduler(self, optimizer: Optimizer, length: float | None) -> LRScheduler | None:
-        """The torch scheduler, sized to `length` scheduler steps when that is known (None:
-        unknown, inf: no limit), with the warm-up chained in front; None when there is neither."""
+        """The torch scheduler sized to `length` scheduler steps (None: unknown, inf: no limit), with the
+        warm-up chained in front; None when there is neither."""
         lead = self.warmup_steps
         self._check_warmup(length)
         main = None
@@ -235,13 +217,12 @@ class Schedule:
         return SequentialLR(optimizer, [warm, main], milestones=[lead])
 
     def _sized(self, factory: SchedulerFactory, length: float | None, lead: int) -> SchedulerFactory:
-        """`factory` with its run-length arguments filled in and its milestones checked and shifted
-        behind the warm-up."""
+        """`factory` with its run-length arguments filled in and its milestones checked and shifted behind
+        the warm-up."""
         keywords: dict[str, Any] = dict(getattr(factory, "keywords", {}) or {})
         check_run_length(keywords, length)
-        for key in RUN_LENGTH_KEYS:
-            if key in keywords and keywords[key] is None:
-                factory = partial(factory, **{key: int(length) - lead})
+        for key in _null_lengths(keywords):
+            factory = partial(factory, **{key: int(length) - lead})
         milestones = keywords.get("milestones")
         if milestones:
             milestones = [int(m) for m in milestones]

@@ -1,18 +1,6 @@
-"""The fast GPU path: which speed switches a run uses, decided once from the config, and what the
-device can do (sync, peak memory, peak FLOP/s, a description for benchmark tables).
-
-Each switch defaults to "on when the run trains on CUDA" (`null` in the config) and can be forced
-either way:
-
-- `trainer.precision` null -> `bf16-mixed` (autocast to bfloat16) on a CUDA GPU that supports it,
-  else `32-true`. Any explicit Lightning precision is kept.
-- `trainer.benchmark` null -> `cudnn.benchmark` on when training on CUDA and not deterministic.
-- `speed.channels_last` null -> model weights and inputs in channels-last memory format on CUDA.
-- `speed.tf32` null -> float32 matmuls and convolutions may use TF32 tensor cores on CUDA.
-- `speed.compile` false -> `torch.compile` the backbone when true (`speed.compile_mode` picks
-  the mode). Static shapes: a new batch shape compiles a new graph (use drop_last in training).
-
-No Lightning and no Hydra here: `plan()` takes plain values (or DictConfigs read like dicts).
+"""The fast GPU path: which speed switches a run uses, decided once from the config (a null switch is on
+when the run trains on CUDA), and what the device can do (sync, peak memory, peak FLOP/s, a description
+for benchmark tables). No Lightning and no Hydra: `plan()` takes plain values (or DictConfigs).
 """
 
 from __future__ import annotations
@@ -35,12 +23,11 @@ from resnet_exp.errors import require
 
 log = logging.getLogger(__name__)
 
-CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
 # torch.compile's modes (None: its default).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
-# Every precision Lightning accepts -> (its canonical string, the peak kind MFU divides by:
-# tensor-core bf16/fp16, "fp32" (TF32 when speed.tf32 is on), fp64; None: no peak to compare with).
+# Every precision Lightning accepts -> (its canonical string, the peak kind MFU divides by: tensor-core
+# bf16/fp16, "fp32" (TF32 when speed.tf32 is on), fp64; None: no peak to compare with).
 PRECISIONS: dict[str | int, tuple[str, str | None]] = {
     **{p: ("32-true", "fp32") for p in (32, "32", "32-true")},
     **{p: ("64-true", "fp64") for p in (64, "64", "64-true")},
@@ -55,9 +42,8 @@ PRECISIONS: dict[str | int, tuple[str, str | None]] = {
 # Lightning precision (any spelling) -> autocast dtype (no entry: no autocast).
 AUTOCAST = {p: torch.bfloat16 if canon == "bf16-mixed" else torch.float16
             for p, (canon, _) in PRECISIONS.items() if canon in ("bf16-mixed", "16-mixed")}
-# Dense peak TFLOP/s per GPU model from the vendors' data sheets (not the sparsity figures): tensor
-# cores in bf16 and fp16, TF32, plain fp32 and fp64 (tensor cores where the chip has them). A model
-# or kind not listed gets no MFU.
+# Dense peak TFLOP/s per GPU model from the vendors' data sheets (not the sparsity figures): tensor cores in
+# bf16 and fp16, TF32, plain fp32 and fp64 (tensor cores where the chip has them). Not listed: no MFU.
 _H100_SXM = {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9, "fp64": 66.9}
 _HOPPER_NVL = {"bf16": 835.5, "fp16": 835.5, "tf32": 417.5, "fp32": 60.0, "fp64": 60.0}
 PEAK_TFLOPS: dict[str, dict[str, float]] = {
@@ -77,9 +63,8 @@ _FORM_FACTORS = {"NVL": "NVL", "PCIE": "PCIe", "SXM": "SXM", "SXM5": "SXM", "HBM
 
 
 def gpu_model(name: str | None) -> str | None:
-    """The PEAK_TFLOPS key of a CUDA device name (`torch.cuda.get_device_name`), matched token by
-    token ("NVIDIA L40S" is L40S, never L4); None for a name not listed or a MIG slice (a fraction
-    of the chip)."""
+    """The PEAK_TFLOPS key of a CUDA device name, matched token by token ("NVIDIA L40S" is L40S, never L4);
+    None for a name not listed or a MIG slice (a fraction of the chip)."""
     tokens = [t for t in (name or "").upper().replace("-", " ").split() if t not in ("NVIDIA", "TESLA")]
     if not tokens or "MIG" in tokens:
         return None
@@ -113,22 +98,17 @@ def synchronize(device: torch.device) -> None:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """An allocation that failed for want of memory: CUDA's OutOfMemoryError, or the CPU
-    allocator's RuntimeError (which has no class of its own)."""
+    """An allocation that failed for want of memory: CUDA's OutOfMemoryError, or the CPU allocator's
+    RuntimeError (which has no class of its own)."""
     return (isinstance(exc, (torch.OutOfMemoryError, MemoryError))
             or "can't allocate memory" in str(exc) or "out of memory" in str(exc))
-
-
-def host_peak_rss_mb() -> float:
-    """Peak resident memory of this process, the CPU stand-in for peak device memory."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def peak_memory_mb(device: torch.device) -> float:
     """Peak allocated memory on a CUDA device since its last reset, else the process's peak RSS."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return host_peak_rss_mb()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def peak_tflops(device: torch.device, precision: str | int | None, tf32: bool) -> float | None:
@@ -164,11 +144,7 @@ def environment() -> dict[str, Any]:
 
 def trains_on_cuda(accelerator: Any) -> bool:
     """True if a trainer with this `accelerator` will put the model on a CUDA device."""
-    return str(accelerator).lower() in CUDA_ACCELERATORS and torch.cuda.is_available()
-
-
-def bf16_supported() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return str(accelerator).lower() in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
 def check_compile_mode(mode: str | None) -> None:
@@ -197,21 +173,20 @@ class SpeedPlan:
         return {"precision": self.precision, "benchmark": self.cudnn_benchmark}
 
     def apply_backend(self) -> None:
-        """Process-wide switches: TF32 for float32 matmuls AND convolutions, both ways.
-
-        `set_float32_matmul_precision` leaves cuDNN alone (`cudnn.allow_tf32` is on by default),
-        so "fp32" convolutions would still run in TF32 unless switched off here too."""
+        """Process-wide switches: TF32 for float32 matmuls AND convolutions, both ways (cuDNN's is on by
+        default, and `set_float32_matmul_precision` leaves it alone)."""
         torch.set_float32_matmul_precision("high" if self.tf32 else "highest")
         torch.backends.cuda.matmul.allow_tf32 = self.tf32
         torch.backends.cudnn.allow_tf32 = self.tf32
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
-        """Channels-last weights and inputs, then torch.compile; the same module object back
-        (parameter names and checkpoints do not change)."""
+        """Channels-last weights and inputs, then torch.compile in place (`nn.Module.compile`): the same
+        module object back, parameter names and checkpoints unchanged."""
         if self.channels_last:
-            to_channels_last(model)
+            model.to(memory_format=torch.channels_last)
+            model.register_forward_pre_hook(_inputs_channels_last)
         if self.compile:
-            compile_module(model, self.compile_mode)
+            model.compile(mode=self.compile_mode, dynamic=False)
         return model
 
     def as_dict(self) -> dict[str, Any]:
@@ -228,39 +203,21 @@ def plan(trainer: Mapping[str, Any], speed: Mapping[str, Any] | None = None) -> 
 
     precision = trainer.get("precision")
     if precision is None:
-        precision = "bf16-mixed" if cuda and bf16_supported() else "32-true"
+        precision = "bf16-mixed" if cuda and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
     benchmark = trainer.get("benchmark")
     if benchmark is None:
         benchmark = cuda and not trainer.get("deterministic")
-    return SpeedPlan(
-        cuda=cuda,
-        precision=str(precision),
-        cudnn_benchmark=bool(benchmark),
-        channels_last=on(speed.get("channels_last")),
-        tf32=on(speed.get("tf32")),
-        compile=bool(speed.get("compile", False)),
-        compile_mode=speed.get("compile_mode"),
-    )
+    return SpeedPlan(cuda=cuda, precision=str(precision), cudnn_benchmark=bool(benchmark),
+                     channels_last=on(speed.get("channels_last")), tf32=on(speed.get("tf32")),
+                     compile=bool(speed.get("compile", False)), compile_mode=speed.get("compile_mode"))
+
+
+def channels_last_batch(images: torch.Tensor) -> torch.Tensor:
+    """A 4-d batch in channels-last memory format; other tensors as they are."""
+    return images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images
 
 
 def _inputs_channels_last(module: nn.Module, args: tuple) -> tuple | None:
     if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 4:
-        return (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
+        return (channels_last_batch(args[0]), *args[1:])
     return None
-
-
-def to_channels_last(model: nn.Module) -> nn.Module:
-    """Convolution weights in channels-last format, and a hook that converts 4-d inputs too."""
-    model.to(memory_format=torch.channels_last)
-    model.register_forward_pre_hook(_inputs_channels_last)
-    return model
-
-
-def compile_module(model: nn.Module, mode: str | None = None) -> nn.Module:
-    """`torch.compile` in place (`nn.Module.compile`): state-dict keys stay as they are."""
-    model.compile(mode=mode, dynamic=False)
-    return model
-
-
-def channels_last_batch(images: torch.Tensor) -> torch.Tensor:
-    return images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images

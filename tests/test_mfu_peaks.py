@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from resnet_exp import speed
-from resnet_exp.pipeline import throughput
+from resnet_exp.callbacks.results import throughput
 from resnet_exp.speed import AUTOCAST, PEAK_TFLOPS, PRECISIONS, gpu_model, gpu_peak_tflops, peak_kind
 
 # torch.cuda.get_device_name as it reads on each model (several forms of one model where they exist).

@@ -1,5 +1,5 @@
-"""Lightning's ModelCheckpoint with less work per training batch and paths relative to its folder,
-and checkpoint files written atomically."""
+"""Lightning's ModelCheckpoint with less work per training batch and paths relative to its folder, and
+checkpoint files written atomically."""
 
 from __future__ import annotations
 
@@ -30,19 +30,12 @@ def _name_in(folder: str | None, path: str) -> str:
 class ModelCheckpoint(LightningModelCheckpoint):
     """Lightning's callback with four differences:
 
-    - `{epoch}` in a file name counts from 1 (`best-epoch008.ckpt` is the 8th epoch of 8), as the
-      progress bar, the log lines, the summary and curves.png do;
-    - paths relative to the checkpoint folder in the saved state: Lightning stores absolute paths,
-      so a run folder that was moved or copied would test (and rank against) the files of the
-      folder it came from. A resumed run reads every name in its own folder; when the files are
-      not there (a checkpoint copied out of its run), the ranking starts afresh in the new folder;
-    - no warning that a checkpoint folder inside the run folder "exists and is not empty": a run
-      folder is never shared (a new run gets a new one), so what is there is the run's own, from
-      before a resume;
-    - cheaper per batch: Lightning names every callback hook call for its profiler after the
-      callback's `state_key`, which ModelCheckpoint rebuilds from its arguments each time (a dict
-      repr), about a dozen times per training batch for the run's two checkpoint callbacks. The
-      arguments never change after construction, so neither does the key.
+    - `{epoch}` in a file name counts from 1 (`best-epoch008.ckpt` is the 8th epoch), as every output does;
+    - paths relative to the checkpoint folder in the saved state, so a moved or copied run folder tests and
+      ranks its own files (when they are not there, the ranking starts afresh);
+    - no warning that a checkpoint folder inside the run folder "exists and is not empty": it is the run's own;
+    - `state_key`, which names every hook call for the profiler (about a dozen per batch), is computed once:
+      Lightning rebuilds it from the arguments, which never change, each time.
     """
 
     @functools.cached_property
@@ -88,9 +81,8 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temp file next to it, then rename it into place: a process
-    killed at any moment leaves either the previous file or the new one, never half of one.
-    (Lightning's own save stages in the system temp dir and copies across file systems.)"""
+    """Write each checkpoint to a temp file next to it, then rename it into place: a process killed at any
+    moment leaves the previous file or the new one, never half of one."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
                         storage_options: Any | None = None) -> None:

@@ -10,12 +10,9 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 
 class EMAWeightAveraging(LightningEMA):
-    """`pytorch_lightning.callbacks.EMAWeightAveraging` (validation swaps the averaged weights in; a
-    checkpoint's `state_dict` holds them and `current_model_state` the trained ones), except that
-    testing a checkpoint keeps its averaged weights: Lightning calls a callback's
-    `on_load_checkpoint` when testing too, and after a fit in the same process this callback still
-    holds its average and would load the checkpoint's trained weights into the module, so the test
-    would score other weights than those that selected the checkpoint."""
+    """Lightning's EMAWeightAveraging, except that testing a checkpoint keeps its averaged weights: Lightning
+    calls `on_load_checkpoint` when testing too, and after a fit in the same process this callback would load
+    the checkpoint's trained weights, not those that selected it."""
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:

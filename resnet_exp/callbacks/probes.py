@@ -10,9 +10,8 @@ import torch
 
 
 def logging_due(trainer: pl.Trainer, step: int) -> bool:
-    """True if the loggers write the training batch that starts at global step `step`
-    (Lightning's rule: every `trainer.log_every_n_steps` optimizer steps). In
-    `on_train_batch_end` the batch has stepped: pass `trainer.global_step - 1`."""
+    """True if the loggers write the training batch that starts at global step `step` (every
+    `trainer.log_every_n_steps` optimizer steps). In `on_train_batch_end` pass `trainer.global_step - 1`."""
     every = trainer.log_every_n_steps
     return bool(every) and (step + 1) % every == 0
 
@@ -32,12 +31,11 @@ def first_tensor(batch: Any) -> torch.Tensor | None:
 
 
 def fetch_clock(trainer: pl.Trainer) -> Any:
-    """The training loader's FetchClock (its public `fetch_clock`, see resnet_exp.data.resumable),
-    or None. `trainer.train_dataloader` holds the loader given to the fit, or a collection of them."""
+    """The training loader's FetchClock (its `fetch_clock`, see resnet_exp.data.resumable), or None."""
     return _find_clock(trainer.train_dataloader)
 
 
-def _find_clock(loaders: Any) -> Any:
+def _find_clock(loaders: Any) -> Any:  # a loader, or a collection of them
     clock = getattr(loaders, "fetch_clock", None)
     if clock is not None:
         return clock

@@ -1,31 +1,5 @@
-"""Progress displays: a rich bar in a terminal, plain log lines everywhere else (`progress_bar` picks).
-
-`SyncFreeRichProgressBar`: Lightning's rich bar at no measurable cost per training step and with no
-GPU sync. Lightning's own bar updates its task, reads `trainer.progress_bar_metrics` (turning every
-logged tensor into a Python number: a host-device sync per step on a GPU) and asks its render thread
-for a redraw after every batch; with small steps that is the largest per-step cost of a run. This bar:
-
-- draws the training bar at most `refresh_rate` times a second (and at the epoch's last batch);
-  between draws a batch costs one clock read;
-- reads the logged metrics only on steps where the loggers write anyway (`trainer.log_every_n_steps`,
-  or every `metrics_every_n_steps` steps), at most `refresh_rate` times a second, and shows the last
-  values in between; outside training batches (epoch ends, validation) it reads as usual;
-- shows the step loss (`STEP_KEYS`), which the module logs without `prog_bar` (Lightning would
-  convert a progress-bar value to a number after every later batch), from the callback metrics;
-- counts epochs from 1 (`Epoch 1/8` ... `Epoch 8/8`), as every other output does, and leaves out
-  Lightning's `v_num` (the logger's version, which says nothing here);
-- writes the per-validation line of `LogProgress` to the log files (run.log) only: the terminal
-  shows the bar, the file keeps the record.
-
-`LogProgress`: for runs whose stdout is not a terminal (batch jobs, nohup, CI). A rich bar redraws
-one line in place, which a log file cannot show; this writes one line at a steady rhythm instead
-(every `every_n_steps` optimizer steps or `every_n_seconds`, whichever comes first):
-
-    epoch 2/8  step 430/1712  loss 0.4213  318 img/s  ETA 6m41s
-
-and one line per validation. The step loss is read only on the steps the module logs it
-(trainer.log_every_n_steps), so a line never forces a GPU sync; in between it shows the last value
-read.
+"""Progress displays: a rich bar in a terminal, plain log lines everywhere else (`progress_bar` picks). Both
+read logged values only on the steps the loggers write (`trainer.log_every_n_steps`): no GPU sync per step.
 """
 
 from __future__ import annotations
@@ -64,14 +38,17 @@ def validation_line(trainer: pl.Trainer, elapsed_s: float) -> str:
 
 
 def batch_was_logged(trainer: pl.Trainer) -> bool:
-    """In `on_train_batch_end`: whether the loggers wrote this batch, i.e. whether its logged
-    values (the step loss) are new and may be read (the batch has stepped by now)."""
+    """In `on_train_batch_end`: whether the loggers wrote this batch, i.e. its logged values are new."""
     return logging_due(trainer, trainer.global_step - 1)
 
 
 class SyncFreeRichProgressBar(RichProgressBar):
-    def __init__(self, metrics_every_n_steps: int | None = None, refresh_rate: int = 4,
-                 **kwargs: Any) -> None:
+    """Lightning's rich bar at no measurable cost per step: it draws at most `refresh_rate` times a second (and
+    at an epoch's last batch), reads the logged metrics only on logging steps (or every `metrics_every_n_steps`),
+    shows the step loss (`STEP_KEYS`, logged without prog_bar) and epochs from 1 without `v_num`, and writes a
+    line per validation to the log files (run.log) only."""
+
+    def __init__(self, metrics_every_n_steps: int | None = None, refresh_rate: int = 4, **kwargs: Any) -> None:
         if metrics_every_n_steps is not None and metrics_every_n_steps < 1:
             raise ValueError(f"metrics_every_n_steps={metrics_every_n_steps}: must be >= 1 (or null)")
         if refresh_rate < 0:
@@ -81,8 +58,7 @@ class SyncFreeRichProgressBar(RichProgressBar):
         self._interval = 1.0 / refresh_rate if refresh_rate else float("inf")
         self._shown: dict[str, Any] = {}
         self._drawn_at = self._read_at = -float("inf")
-        self._in_train_batch = False
-        self._read_now = False
+        self._in_train_batch = self._read_now = False
         self._fit_start = time.perf_counter()
 
     def _describe_epoch(self, trainer: pl.Trainer) -> None:
@@ -146,7 +122,9 @@ STYLES = ("auto", "rich", "plain")
 
 
 class LogProgress(ProgressBar):
-    """One log line every `every_n_steps` steps or `every_n_seconds` seconds (None: not by that)."""
+    """For a stdout that is no terminal: one log line every `every_n_steps` steps or `every_n_seconds` seconds
+    (None: not by that), `epoch 2/8  step 430/1712  loss 0.4213  318 img/s  ETA 6m41s`, and one per validation.
+    The loss shown is the last one logged."""
 
     def __init__(self, every_n_steps: int | None = 50, every_n_seconds: float | None = 30.0) -> None:
         super().__init__()
@@ -157,10 +135,8 @@ class LogProgress(ProgressBar):
         self.every_n_steps, self.every_n_seconds = every_n_steps, every_n_seconds
         self._enabled = True
         self._loss: float | None = None
-        self._fit_start = 0.0
-        self._fit_start_step = 0
-        self._last_time = 0.0
-        self._last_step = 0
+        self._fit_start = self._last_time = 0.0
+        self._fit_start_step = self._last_step = 0
         self._images = 0  # since the last line
 
     def disable(self) -> None:
@@ -216,8 +192,8 @@ def stdout_is_terminal() -> bool:
 
 def progress_bar(rich: Callable[[], ProgressBar], plain: Callable[[], ProgressBar], style: str = "auto",
                  is_terminal: Callable[[], bool] = stdout_is_terminal) -> ProgressBar:
-    """The progress display for this process: `rich` in a terminal, `plain` log lines otherwise
-    (style=auto), or the one named. `rich` and `plain` are factories (Hydra partials)."""
+    """The progress display for this process: `rich` in a terminal, `plain` log lines otherwise (style=auto),
+    or the one named. `rich` and `plain` are factories (Hydra partials)."""
     if style not in STYLES:
         raise ValueError(f"style={style}: must be one of {', '.join(STYLES)}")
     chosen = style if style != "auto" else ("rich" if is_terminal() else "plain")

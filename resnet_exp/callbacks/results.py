@@ -1,25 +1,34 @@
-"""What the callbacks contribute to results.json, each read back from its record in the run folder:
-the same in-process and when the fit ran in other processes (ddp_spawn)."""
+"""What the callbacks contribute to results.json, each read back from its record in the run folder: the same
+in-process and when the fit ran in other processes (ddp_spawn)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 
 from resnet_exp.callbacks.step_stats import read_csv, step_time_block
 from resnet_exp.callbacks.step_timer import StepTimer, device_label, uses_cuda
 from resnet_exp.callbacks.train_clock import TimeToAccuracy, read_points
+from resnet_exp.data import ImageDataModule
+from resnet_exp.io import LAST_CHECKPOINT, load_header
+from resnet_exp.speed import SpeedPlan, peak_tflops
+
+
+def _callback(trainer: pl.Trainer, kind: type[pl.Callback]) -> Any:
+    return next((cb for cb in trainer.callbacks if isinstance(cb, kind)), None)
 
 
 def step_time_summary(trainer: pl.Trainer) -> dict[str, Any] | None:
-    """The `step_time` block: `step_time_block` over the rows of the trainer's StepTimer record
-    (step_times.csv). None without a timer, a file, or a timed batch."""
-    timer = next((cb for cb in trainer.callbacks if isinstance(cb, StepTimer)), None)
+    """The `step_time` block over the rows of the trainer's StepTimer record (step_times.csv); None without a
+    timer, a file, or a timed batch."""
+    timer = _callback(trainer, StepTimer)
     path = timer.csv_path(trainer) if timer is not None else None
     rows = read_csv(path) if path is not None and path.is_file() else []
-    if timer is None or not rows:
+    if not rows:
         return None
     device = trainer.strategy.root_device
     return step_time_block(rows, device=device_label(device), cuda=uses_cuda(device), warmup=timer.warmup_settings(),
@@ -27,17 +36,65 @@ def step_time_summary(trainer: pl.Trainer) -> dict[str, Any] | None:
 
 
 def time_to_accuracy_points(trainer: pl.Trainer) -> list[dict[str, Any]] | None:
-    """The `time_to_accuracy` points: the trainer's TimeToAccuracy record (time_to_accuracy.csv),
-    None without that callback."""
-    clock = next((cb for cb in trainer.callbacks if isinstance(cb, TimeToAccuracy)), None)
+    """The `time_to_accuracy` points of the trainer's TimeToAccuracy record; None without that callback."""
+    clock = _callback(trainer, TimeToAccuracy)
     return None if clock is None else read_points(clock.path(trainer))
 
 
 def stopped_early(trainer: pl.Trainer) -> dict[str, Any] | None:
-    """The `stopped_early` block: the epoch (0-based) in which an EarlyStopping callback ended the
-    fit, its reason and message; None when none did (or none was on)."""
+    """The `stopped_early` block: the epoch (0-based) in which an EarlyStopping callback ended the fit, its
+    reason and message; None when none did (or none was on)."""
     for callback in trainer.early_stopping_callbacks:
         if callback.stopping_reason != EarlyStoppingReason.NOT_STOPPED:
             return {"epoch": callback.stopped_epoch, "reason": callback.stopping_reason.name.lower(),
                     "message": callback.stopping_reason_message}
     return None
+
+
+def training_progress(trainer: pl.Trainer, run_dir: Path) -> dict[str, int]:
+    """Epochs completed and optimizer steps taken. Under ddp_spawn the fit ran in other processes and this
+    trainer never advanced; the last checkpoint knows."""
+    last = run_dir / LAST_CHECKPOINT
+    if trainer.global_step == 0 and last.is_file():
+        saved = load_header(last)
+        return {"epochs": saved["epoch"] + 1, "steps": saved["global_step"]}
+    return {"epochs": trainer.current_epoch, "steps": trainer.global_step}
+
+
+def _significant(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
+def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: SpeedPlan,
+               device: torch.device) -> dict[str, Any]:
+    """images/s (the step timer's: timed batches over their host time plus data wait), achieved TFLOP/s
+    (images/s x training FLOPs per image) and, on a GPU with a known peak, MFU."""
+    images_per_s = (step_time or {}).get("images_per_s")
+    tflops = images_per_s * train_flops / 1e12 if images_per_s and train_flops else None
+    peak = peak_tflops(device, plan.precision, plan.tf32)
+    return {"images_per_s": images_per_s, "train_flops_per_image": train_flops, "tflop_per_s": _significant(tflops),
+            "peak_tflops": peak, "mfu": _significant(tflops / peak) if tflops and peak else None}
+
+
+def selected_checkpoint(trainer: pl.Trainer) -> str | None:
+    """The best checkpoint of the first checkpoint callback that selects on a metric (`monitor`); None when
+    none selected one (no such callback, or no validation): the last weights are tested."""
+    for callback in trainer.checkpoint_callbacks:
+        if getattr(callback, "monitor", None) and getattr(callback, "best_model_path", ""):
+            return callback.best_model_path
+    return None
+
+
+def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
+    """Which split picked the checkpoint that was tested: val, test, or None (the last weights)."""
+    if not best:
+        return None
+    return "test" if datamodule.val_size == 0 and datamodule.val_on_test else "val"
+
+
+def fit_records(trainer: pl.Trainer, run_dir: Path, plan: SpeedPlan, train_flops: int | None) -> dict[str, Any]:
+    """results.json's `epochs`, `steps`, `step_time`, `throughput` and `time_to_accuracy` of a finished fit."""
+    step_time = step_time_summary(trainer)
+    return {**training_progress(trainer, run_dir), "step_time": step_time,
+            "throughput": throughput(step_time, train_flops, plan, trainer.strategy.root_device),
+            "time_to_accuracy": time_to_accuracy_points(trainer)}

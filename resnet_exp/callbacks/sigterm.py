@@ -1,10 +1,7 @@
 """Stopping a fit on SIGTERM (a batch scheduler's time limit, `kill`) so that it can be continued.
 
-Lightning's own handler only notes the signal; its loops raise `SIGTERMException` at the end of the
-training batch (or validation batch) that was running. That exception is a `SystemExit` without a
-code: left alone the process would exit 0 and a scheduler would record a success. Here:
-- `CheckpointOnSigterm` writes the run's resume checkpoint at that moment (mid-epoch included);
-- `stop_on_sigterm` turns the stop into a `Terminated` error that says where the run stopped.
+Lightning's loops raise `SIGTERMException` (a `SystemExit` without a code: exit 0) after the running batch;
+`CheckpointOnSigterm` saves the resume checkpoint then, and `stop_on_sigterm` turns the stop into `Terminated`.
 """
 
 from __future__ import annotations
@@ -25,9 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class CheckpointOnSigterm(Callback):
-    """Save the fit's state to `path` (the run's `checkpoints/last.ckpt`) when a SIGTERM stops it,
-    so that `resume=` continues from the batch the signal interrupted. A signal that comes after
-    Lightning's last check of a fit (while it ends) is saved at the end of training."""
+    """Save the fit's state to `path` (the run's `checkpoints/last.ckpt`) when a SIGTERM stops it, so that
+    `resume=` continues from the batch it interrupted; a signal after Lightning's last check of a fit is saved
+    at the end of training."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -47,8 +44,8 @@ class CheckpointOnSigterm(Callback):
 
 @contextmanager
 def stop_on_sigterm(trainer: pl.Trainer, phase: str) -> Iterator[None]:
-    """Raise `Terminated` when a SIGTERM stopped the trainer's fit or test inside the block, or
-    arrived too late in it for Lightning to stop (the flag is reset when the next fit or test starts)."""
+    """Raise `Terminated` when a SIGTERM stopped the trainer's fit or test inside the block, or arrived too late
+    in it for Lightning to stop (the flag is reset when the next fit or test starts)."""
     try:
         yield
     except SIGTERMException:
@@ -62,4 +59,3 @@ def _where(trainer: pl.Trainer, phase: str) -> str:
         return (f"stopped by SIGTERM at training step {trainer.global_step} (epoch {trainer.current_epoch + 1}); "
                 "its state is saved in checkpoints/last.ckpt")
     return f"stopped by SIGTERM while {phase}"
-

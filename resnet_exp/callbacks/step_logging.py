@@ -1,7 +1,5 @@
-"""What the step timer sends to the loggers: the step series and the statistics of each epoch.
-
-A logger call costs ~1 ms of host time on wandb: the step series goes out as one point per
-`resolve_every_n_steps` batches (their mean), the statistics once per epoch, the summary once.
+"""What the step timer sends to the loggers: the step series (to wandb, one point per `resolve_every_n_steps`
+batches: a logger call costs ~1 ms), the statistics of each epoch, and the summary of the fit.
 """
 
 from __future__ import annotations
@@ -41,8 +39,7 @@ def log_step_series(trainer: pl.Trainer, window: Sequence[StepRow]) -> None:
 
 
 def log_epoch(trainer: pl.Trainer, rows: Sequence[StepRow], histogram: bool) -> None:
-    """The statistics of one epoch's `rows` to every logger (and a histogram of its step times to
-    wandb, with `histogram`)."""
+    """The statistics of one epoch's `rows` to every logger (and, with `histogram`, its step times to wandb)."""
     metrics = {f"{PREFIX}{k}": float(v) for k, v in step_stats(rows).items() if k != "steps" and v is not None}
     metrics["epoch"] = int(rows[0].epoch)  # counted from 0 in metrics.csv, as Lightning writes it
     step = max(trainer.global_step - 1, 0)

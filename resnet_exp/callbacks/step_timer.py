@@ -1,18 +1,9 @@
 """StepTimer: per-batch training step times you can trust, without slowing the run down.
 
-For every training batch: device time, host time, data wait (the loader's FetchClock), the host
-gap between batches and what that gap held besides loop work (a validation, a checkpoint save:
-left out of the statistics); what each means: `step_stats`. Device time comes from two CUDA events
-per batch, read lazily (`Event.query()` every `resolve_every_n_steps` batches, one wait at epoch
-end): no sync per step; without CUDA it is host time. Events are made per batch, not pooled: an
-event costs about a microsecond of host time (its CUDA event is created at the first record).
-Warm-up batches (the first `warmup_steps` of a fit, a new input shape, a torch.compile compile)
-stay in the record with `warmup=1` but out of every statistic.
-
-The record is `step_times.csv` in `output_dir`, written at each epoch end, the epoch's peak memory
-on its last row. Its rows give the per-epoch statistics every logger gets under `step_time/`
-(`step_logging`) and, read back from the file (`results.step_time_summary`), the `step_time` block
-of results.json, also when the fit ran in other processes (ddp_spawn).
+Device time comes from two CUDA events per batch, read lazily (`Event.query()` every `resolve_every_n_steps`
+batches, one wait at epoch end): no sync per step; without CUDA it is host time. Warm-up batches stay in the
+record (`step_times.csv`, written at each epoch end) with `warmup=1`, out of every statistic. The columns and
+statistics: `step_stats`; results.json's `step_time` block is read back from the file (`results`).
 """
 
 from __future__ import annotations
@@ -63,21 +54,8 @@ def device_label(device: torch.device) -> str:
 
 
 class StepTimer(Callback):
-    """Times every training batch; see the module docstring for what each number means.
-
-    Args:
-        output_dir: where `step_times.csv` goes (default: the trainer's `default_root_dir`).
-        warmup_steps: batches at the start of a fit left out of the statistics.
-        warmup_on_new_shape: also leave out a batch whose input shape was not seen before
-            (cuDNN autotuning, torch.compile recompiles, allocator growth happen there).
-        warmup_on_compile: also leave out a batch during which torch.compile compiled a graph.
-        resolve_every_n_steps: read finished CUDA events (and flush the per-step wandb series)
-            every this many batches; nothing ever blocks before the epoch ends.
-        csv_file: file name of the per-batch record (null: no file, and no `step_time` block in
-            results.json; the statistics are still logged).
-        log_steps: send the step series to wandb (means over resolve_every_n_steps batches).
-        log_histogram: send a histogram of the epoch's step times to wandb.
-    """
+    """Times every training batch. The arguments are described in conf/callbacks/default.yaml (`step_timer`);
+    `output_dir` defaults to the trainer's `default_root_dir`."""
 
     def __init__(self, output_dir: str | None = None, warmup_steps: int = 3, warmup_on_new_shape: bool = True,
                  warmup_on_compile: bool = True, resolve_every_n_steps: int = 50,
@@ -86,8 +64,7 @@ class StepTimer(Callback):
         if warmup_steps < 0:
             raise ValueError(f"callbacks.step_timer.warmup_steps={warmup_steps}: must be >= 0")
         if resolve_every_n_steps < 1:
-            raise ValueError(f"callbacks.step_timer.resolve_every_n_steps={resolve_every_n_steps}: "
-                             "must be >= 1")
+            raise ValueError(f"callbacks.step_timer.resolve_every_n_steps={resolve_every_n_steps}: must be >= 1")
         self.output_dir = output_dir
         self.warmup_steps = warmup_steps
         self.warmup_on_new_shape = warmup_on_new_shape
@@ -130,8 +107,7 @@ class StepTimer(Callback):
         return peak_memory_mb(self._device if self._cuda else torch.device("cpu"))
 
     def warmup_settings(self) -> dict[str, Any]:
-        return {"steps": self.warmup_steps, "new_shape": self.warmup_on_new_shape,
-                "compile": self.warmup_on_compile}
+        return {"steps": self.warmup_steps, "new_shape": self.warmup_on_new_shape, "compile": self.warmup_on_compile}
 
     def csv_path(self, trainer: pl.Trainer) -> Path | None:
         """Where this timer's record goes for `trainer` (None without a file)."""
@@ -197,13 +173,12 @@ class StepTimer(Callback):
         if self._cuda:
             batch_.end_event = self._new_event()
             batch_.end_event.record()
+            self._pending.append(batch_)
         row = batch_.row
         row.host_ms = (time.perf_counter() - batch_.started) * 1e3
         if self.warmup_on_compile and compile_count() != batch_.compiles:
             row.warmup = True
-        if self._cuda:
-            self._pending.append(batch_)
-        else:
+        if not self._cuda:
             row.device_ms = row.host_ms
         self.rows.append(row)
         self._steps_done = trainer.global_step
@@ -219,13 +194,12 @@ class StepTimer(Callback):
         self._gap_held = list(held)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Validation inside a training epoch is not data wait of the next training batch; the
-        # checkpoint callbacks save after this hook (Lightning runs them last), in the gap.
+        # A validation inside a training epoch is no data wait of the next batch; checkpoints are saved
+        # after this hook (Lightning runs the checkpoint callbacks last), in the gap.
         if not trainer.sanity_checking and trainer.state.fn == "fit" and self._last_end is not None:
             self._mark_batch_end("val")
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         if self._open is None and self._last_end is not None and "checkpoint" not in self._gap_held:
             self._gap_held.append("checkpoint")  # a save between two batches: label that gap
 
@@ -237,8 +211,7 @@ class StepTimer(Callback):
         if self._is_writer:
             log_summary(trainer, self.summary())
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                     exception: BaseException) -> None:
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         try:
             self._resolve(block=True)
             self._write_csv()
@@ -247,8 +220,8 @@ class StepTimer(Callback):
 
     # ------------------------------------------------------------------ internals
     def _resolve(self, block: bool) -> None:
-        """Read the CUDA events of finished batches, oldest first (the stream runs in order).
-        `block`: wait once for the newest batch, so that every pending one is finished."""
+        """Read the CUDA events of finished batches, oldest first (the stream runs in order). `block`: wait
+        once for the newest batch, so that every pending one is finished."""
         if block and self._pending:
             self._pending[-1].end_event.synchronize()
         while self._pending:
@@ -292,6 +265,5 @@ class StepTimer(Callback):
     def summary(self) -> dict[str, Any]:
         """`step_time_block` over the rows this process timed (and those a resumed fit continued)."""
         return step_time_block(self.rows, device=device_label(self._device), cuda=self._cuda,
-                               warmup=self.warmup_settings(),
-                               csv_file=self.csv_file if self._csv_path is not None else None)
+                               warmup=self.warmup_settings(), csv_file=self.csv_file if self._csv_path else None)
 

@@ -1,20 +1,10 @@
-"""SyncGuard: fail a fit that reads a device value on the host during a training step.
+"""SyncGuard: fail a fit that reads a device value on the host during a training step (a stream synchronize).
 
-A training step must never wait for the device (the house rule; on a GPU every such read is a
-stream synchronize). The guard is armed from a batch's `on_train_batch_start` until the next
-batch starts (or validation, the epoch end, the fit end), except for batches on which the loggers
-write (`trainer.log_every_n_steps`, where logged values are read by design). While armed, any of
-these on a tensor of the model's device raises `HostSyncError`:
-
-- `.item()`, `.tolist()`, `.numpy()`, `.cpu()`, `bool()`, `float()`, `int()`, `index()`,
-  `np.asarray(tensor)` (`__array__`);
-- `torch.tensor(...)` / `torch.as_tensor(...)` of Python numbers with an explicit `device=` equal to
-  the model's device (a host-to-device copy from pageable memory, which also synchronizes).
-
-Host tensors of the data pipeline (torch.utils.data, torchvision transforms, resnet_exp.data) are
-exempt: reading them is no sync. This works on CPU, so a CPU test can run it; on CUDA the guard
-also sets `torch.cuda.set_sync_debug_mode("error")` while armed, which catches every sync the
-CUDA runtime sees, whatever Python call caused it.
+Armed from a batch's start until the next batch, validation, the epoch or fit end, except on the steps the
+loggers write: `.item()`, `.tolist()`, `.numpy()`, `.cpu()`, `bool()`, `float()`, `int()`, `index()`,
+`np.asarray()` of a tensor on the model's device, or `torch.tensor(<Python value>, device=<that device>)`,
+raise `HostSyncError`. Host tensors of the data pipeline are exempt. Works on CPU; on CUDA the guard also sets
+`torch.cuda.set_sync_debug_mode("error")` while armed.
 """
 
 from __future__ import annotations
@@ -40,17 +30,17 @@ class HostSyncError(RuntimeError):
 
 
 class SyncGuard(Callback):
-    def __init__(self, cuda_debug_mode: str = "error") -> None:
+    """Raises `HostSyncError` on a host read of a device value in a training step that is not a logging step."""
+
+    def __init__(self) -> None:
         super().__init__()
-        self.cuda_debug_mode = cuda_debug_mode
         self.violations: list[str] = []
         self.guarded_steps = 0
         self._device: torch.device | None = None
         self._step = -1
         self._armed = False
         self._busy = False  # inside a guarded call: nested calls are the same read
-        self._originals: dict[str, Callable[..., Any]] = {}
-        self._factories: dict[str, Callable[..., Any]] = {}
+        self._originals: dict[tuple[Any, str], Callable[..., Any]] = {}  # (torch.Tensor or torch, name) -> original
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -94,7 +84,7 @@ class SyncGuard(Callback):
     def _arm(self) -> None:
         self._armed = True
         if self._cuda():
-            torch.cuda.set_sync_debug_mode(self.cuda_debug_mode)
+            torch.cuda.set_sync_debug_mode("error")
 
     def _disarm(self) -> None:
         if self._armed and self._cuda():
@@ -104,22 +94,16 @@ class SyncGuard(Callback):
     def _install(self) -> None:
         if self._originals:
             return
-        for name in READERS:
-            original = getattr(torch.Tensor, name)
-            self._originals[name] = original
-            setattr(torch.Tensor, name, self._reader(name, original))
-        for name in FACTORIES:
-            original = getattr(torch, name)
-            self._factories[name] = original
-            setattr(torch, name, self._factory(name, original))
+        for owner, names, guarded in ((torch.Tensor, READERS, self._reader), (torch, FACTORIES, self._factory)):
+            for name in names:
+                self._originals[(owner, name)] = original = getattr(owner, name)
+                setattr(owner, name, guarded(name, original))
 
     def _uninstall(self) -> None:
         self._disarm()
-        for name, original in self._originals.items():
-            setattr(torch.Tensor, name, original)
-        for name, original in self._factories.items():
-            setattr(torch, name, original)
-        self._originals, self._factories = {}, {}
+        for (owner, name), original in self._originals.items():
+            setattr(owner, name, original)
+        self._originals = {}
 
     # ------------------------------------------------------------------ checks
     def _on_device(self, device: torch.device) -> bool:
@@ -127,24 +111,20 @@ class SyncGuard(Callback):
         return (own is not None and device.type == own.type
                 and (device.index is None or own.index is None or device.index == own.index))
 
-    def _fail(self, what: str) -> None:
-        frame = sys._getframe(2)
-        while frame is not None:  # only when a read happened: the walk costs nothing otherwise
-            if any(p in frame.f_code.co_filename.replace("\\", "/") for p in EXEMPT_PATHS):
-                return
-            frame = frame.f_back
-        caller = sys._getframe(2)
-        where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
-        message = (f"{what} during training step {self._step} (not a logging step) at {where}: "
-                   "a host read of a device value, i.e. a host-device sync per step")
-        self.violations.append(message)
-        raise HostSyncError(message)
-
     def _trip(self, what: str) -> None:
-        """Report `what`; the guard is off meanwhile, since reporting itself may read tensors."""
+        """Raise HostSyncError for `what` unless the data pipeline read it; the guard is off meanwhile."""
         self._busy = True
         try:
-            self._fail(what)
+            caller = frame = sys._getframe(1)  # the guarded wrapper
+            while frame is not None:  # only when a read happened: the walk costs nothing otherwise
+                if any(p in frame.f_code.co_filename.replace("\\", "/") for p in EXEMPT_PATHS):
+                    return
+                frame = frame.f_back
+            message = (f"{what} during training step {self._step} (not a logging step) at "
+                       f"{caller.f_code.co_filename}:{caller.f_lineno}: a host read of a device value, i.e. a "
+                       "host-device sync per step")
+            self.violations.append(message)
+            raise HostSyncError(message)
         finally:
             self._busy = False
 

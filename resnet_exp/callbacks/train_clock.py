@@ -1,12 +1,6 @@
-"""TimeToAccuracy: accuracy against cumulative training wall time, the curve time-to-accuracy
-comparisons use; RunClock: the run's wall time over all its resumed segments.
-
-Its clock runs while the fit trains and stops during validation; at the end of every validation
-(not the sanity check) it records one point: epoch, optimizer step, training seconds so far, and
-the validation metrics then logged (val/acc, val/loss). On CUDA the clock synchronizes once when a
-validation starts, so that queued training work is counted as training. The points are the
-record `time_to_accuracy.csv` in the run folder (continued on resume), which results.json's
-`time_to_accuracy` is read from (`results.time_to_accuracy_points`).
+"""TimeToAccuracy: accuracy against cumulative training wall time (validation excluded), one point per
+validation in `time_to_accuracy.csv` (continued on resume; results.json's `time_to_accuracy` is read from it);
+RunClock: the run's wall time over all its resumed segments.
 """
 
 from __future__ import annotations
@@ -31,12 +25,9 @@ TTA_COLUMNS = ("epoch", "step", "train_time_s", "val/acc", "val/loss")
 
 
 class TimeToAccuracy(Callback):
-    """Training wall time (validation excluded) at each validation, with its metrics.
-
-    Args:
-        output_dir: where the file goes (default: the trainer's `default_root_dir`).
-        file: file name of the points.
-    """
+    """Training wall time at the end of each validation (not the sanity check), with its metrics. On CUDA the
+    clock synchronizes once when a validation starts, so that queued training work counts as training.
+    `output_dir` defaults to the trainer's `default_root_dir`."""
 
     def __init__(self, output_dir: str | None = None, file: str = TTA_FILE) -> None:
         super().__init__()
@@ -55,8 +46,7 @@ class TimeToAccuracy(Callback):
         return Path(self.output_dir or trainer.default_root_dir) / self.file
 
     # ------------------------------------------------------------------ hooks
-    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         self._resumed_at_step = int(checkpoint.get("global_step", 0))
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -132,13 +122,9 @@ def read_points(path: Path | None) -> list[dict[str, Any]]:
 
 
 class RunClock(Callback):
-    """Wall time of the run (fit and test) over all its segments: a resumed run starts from the
-    `carried_s` seconds of the checkpoint it resumes from, and every checkpoint holds the total
-    so far. The time a killed segment spent after its last checkpoint is not carried: the
-    resumed segment does that work again and counts it then.
-
-    A monotonic clock, shared by the processes of one machine (ddp_spawn's ranks save checkpoints
-    with the clock started in the process that launched them).
+    """Wall time of the run (fit and test) over all its segments: a resumed run starts from the `carried_s`
+    of its checkpoint, and every checkpoint holds the total so far (what a killed segment spent after its last
+    checkpoint is redone and counted then). Monotonic, so ddp_spawn's ranks share the launcher's clock.
     """
 
     def __init__(self, carried_s: float = 0.0) -> None:
@@ -157,6 +143,5 @@ class RunClock(Callback):
     def total_s(self) -> float:
         return self.carried_s + (time.monotonic() - self._since if self._since is not None else 0.0)
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         checkpoint[WALL_TIME_KEY] = round(self.total_s(), 3)
