@@ -1,12 +1,15 @@
-"""Where a dataset comes from: `data_dir`, then the system copy (Fashion-MNIST), then a download.
+"""Where a dataset comes from: `data_dir`, then the system copy (Fashion-MNIST), then a download; and
+the cache of its decoded uint8 arrays, `<data_dir>/<name>.uint8.pt`.
 
-Downloads use torchvision's URLs, md5s and `download_url`, wrapped so that a file appears under
-its final name only complete and verified, and every failure is one line. The decoded uint8
-arrays are cached in `data_dir` as `<name>.uint8.pt` (cache.py).
+Downloads use torchvision's URLs, md5s and `download_url`, wrapped so that a file appears under its
+final name only complete and verified, and every failure is one line. The cache is written atomically,
+loaded memory-mapped with `weights_only=True` (no code runs), rebuilt when a source file it was made
+from changes, and passes the checks of a fresh decode.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -17,18 +20,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torchvision.datasets import FashionMNIST
 from torchvision.datasets.utils import check_integrity, download_url
 
-from resnet_exp.data import cache, formats
+from resnet_exp.data import formats
 from resnet_exp.data.formats import CIFAR, IDX_FILES, Arrays
 from resnet_exp.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-# torchvision's download takes no timeout: without one a silent network would hang the run.
-DOWNLOAD_TIMEOUT_S = 30
+DOWNLOAD_TIMEOUT_S = 30  # torchvision's download takes none: a silent network would hang the run
+# (url, file name, md5) of what a download fetches: torchvision's sources.
+DOWNLOADS = {
+    **{name: [(cls.url, cls.filename, cls.tgz_md5)] for name, cls in CIFAR.items()},
+    "fashion_mnist": [(FashionMNIST.mirrors[0] + fname, fname, md5) for fname, md5 in FashionMNIST.resources],
+}
+CACHE_VERSION = 1
+_ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 
 
 @dataclass
@@ -73,12 +83,9 @@ def _cifar_candidates(name: str, data_dir: Path) -> tuple[list[Path], Source | N
 
 def _idx_in(folder: Path) -> dict[str, Path] | None:
     """The four idx files in `folder` (each `.gz` or raw), or None unless all are there."""
-    found = {}
-    for key, base in IDX_FILES.items():
-        found[key] = next((c for c in (folder / f"{base}.gz", folder / base) if c.is_file()), None)
-        if found[key] is None:
-            return None
-    return found
+    found = {key: next((c for c in (folder / f"{base}.gz", folder / base) if c.is_file()), None)
+             for key, base in IDX_FILES.items()}
+    return found if all(found.values()) else None
 
 
 def find_local(name: str, data_dir: Path) -> tuple[list[Path], Source | None]:
@@ -97,8 +104,7 @@ def find_local(name: str, data_dir: Path) -> tuple[list[Path], Source | None]:
 # --- downloading -------------------------------------------------------------------------------
 
 def download(url: str, dest: Path, md5: str) -> None:
-    """torchvision's download into a temporary folder beside `dest`, its md5 check, then a rename:
-    `dest` is never a partial or unverified file."""
+    """torchvision's download into a temporary folder beside `dest`, its md5 check, then a rename."""
     ensure_writable(dest.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
     previous_timeout = socket.getdefaulttimeout()
@@ -109,70 +115,102 @@ def download(url: str, dest: Path, md5: str) -> None:
         except Exception as exc:  # network and disk errors come in many types
             raise DataError(f"download from {url} failed ({type(exc).__name__}: {first_line(exc)})") from None
         if not check_integrity(str(tmp / dest.name), md5):
-            raise DataError(f"download from {url} failed: checksum mismatch (expected md5 {md5}); "
-                            f"nothing was kept")
+            raise DataError(f"download from {url} failed: checksum mismatch (expected md5 {md5}); nothing was kept")
         os.replace(tmp / dest.name, dest)
     finally:
         socket.setdefaulttimeout(previous_timeout)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-# (url, file name, md5) of what a download fetches: torchvision's sources.
-DOWNLOADS = {
-    **{name: [(cls.url, cls.filename, cls.tgz_md5)] for name, cls in CIFAR.items()},
-    "fashion_mnist": [(FashionMNIST.mirrors[0] + fname, fname, md5) for fname, md5 in FashionMNIST.resources],
-}
-
-
-def _download(name: str, data_dir: Path) -> Source:
-    for url, fname, md5 in DOWNLOADS[name]:
-        if not (data_dir / fname).is_file():
-            download(url, data_dir / fname, md5)
-    _, source = find_local(name, data_dir)
-    assert source is not None
-    return source
-
-
 def _remedies(name: str, data_dir: Path) -> str:
     if name in CIFAR:
-        put = (f"put {CIFAR[name].filename} (or the extracted {CIFAR[name].base_folder}/) in {data_dir} "
-               f"or set data.data_dir")
+        put = f"put {CIFAR[name].filename} (or the extracted {CIFAR[name].base_folder}/) in {data_dir}"
         other = f"copy {data_dir} from a machine where the download works"
     else:
-        put = (f"put the four Fashion-MNIST idx files (train/t10k-images/labels, .gz or raw) in {data_dir} "
-               f"or set data.data_dir")
+        put = f"put the four Fashion-MNIST idx files (train/t10k-images/labels, .gz or raw) in {data_dir}"
         other = "install the Debian/Ubuntu package dataset-fashion-mnist"
     urls = [url for url, _, _ in DOWNLOADS[name]]
-    return (f"Remedies: (1) {put}; (2) run with network access and data.download=true "
+    return (f"Remedies: (1) {put} or set data.data_dir; (2) run with network access and data.download=true "
             f"(downloads {urls[0]}{' ...' if len(urls) > 1 else ''}); (3) {other}.")
 
 
 def _download_or_fail(name: str, data_dir: Path, looked: list[Path], download_ok: bool) -> Source:
-    """A fresh download, else one DataError saying everything: where we looked, why the download
-    failed, the remedies."""
+    """A fresh download, else one DataError saying where we looked, why the download failed, the remedies."""
+    failure = "download not attempted (data.download=false)"
     if download_ok:
         existed = data_dir.exists()
         try:
-            return _download(name, data_dir)
+            for url, fname, md5 in DOWNLOADS[name]:
+                if not (data_dir / fname).is_file():
+                    download(url, data_dir / fname, md5)
+            _, source = find_local(name, data_dir)
+            assert source is not None
+            return source
         except DataError as exc:
             failure = str(exc)
             if not existed and data_dir.is_dir() and not any(data_dir.iterdir()):
                 data_dir.rmdir()  # leave no trace of a failed attempt
-    else:
-        failure = "download not attempted (data.download=false)"
     where = ", ".join(str(p) for p in looked)
     raise DataError(f"{name}: no copy of the dataset found. Looked in: {where}. {failure}. "
                     f"{_remedies(name, data_dir)}")
 
 
+# --- the cache ---------------------------------------------------------------------------------
+
+def cache_path(name: str, data_dir: Path) -> Path:
+    return data_dir / f"{name}.uint8.pt"
+
+
+def _fingerprint(files: list[Path]) -> list[list]:
+    return [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+
+def read_cache(name: str, path: Path, files: list[Path] | None, quiet: bool = False) -> Arrays | None:
+    """The cached arrays if the cache exists, is intact and valid, and was made from `files` (None:
+    the sources are gone, any will do); else None."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        meta = json.loads(saved["meta"])
+        if meta.get("version") != CACHE_VERSION or (files is not None and meta.get("files") != _fingerprint(files)):
+            return None
+        arrays = Arrays(*(saved[key].numpy() for key in _ARRAYS), [str(n) for n in saved["class_names"]])
+        formats.validate_arrays(name, arrays, str(path))
+        return arrays
+    except Exception as exc:  # a damaged cache is only a cache: decode the source again
+        if not quiet:
+            log.warning("%s: ignoring an unusable cache (%s); decoding the source again", path, first_line(exc))
+        return None
+
+
+def write_cache(path: Path, arrays: Arrays, files: list[Path]) -> None:
+    """Save beside `path` under a temporary name, then rename: readers never see a partial cache."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp_name, 0o644)
+        torch.save({**{key: torch.from_numpy(getattr(arrays, key)) for key in _ARRAYS},
+                    "class_names": list(arrays.class_names),
+                    "meta": json.dumps({"version": CACHE_VERSION, "files": _fingerprint(files)})}, tmp_name)
+        os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as exc:
+        log.warning("could not write the cache %s: %s", path, exc)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+# --- entry points ------------------------------------------------------------------------------
+
 def load(name: str, data_dir: Path | str, download_ok: bool = True) -> Arrays:
     """Find, decode, validate and cache a real dataset; the decoded arrays."""
     data_dir = Path(data_dir).expanduser()
     check_data_dir(data_dir)
-    path = cache.cache_path(name, data_dir)
+    path = cache_path(name, data_dir)
     looked, source = find_local(name, data_dir)
     # Without a source (originals removed after caching) any valid cache is enough.
-    arrays = cache.read(name, path, source.files if source else None)
+    arrays = read_cache(name, path, source.files if source else None)
     if arrays is not None:
         return arrays
     source = source or _download_or_fail(name, data_dir, looked, download_ok)
@@ -185,7 +223,7 @@ def load(name: str, data_dir: Path | str, download_ok: bool = True) -> Arrays:
     except DataError as exc:
         log.warning("not caching the decoded %s: %s", path.name, exc)
         return arrays
-    cache.write(path, arrays, source.files)
+    write_cache(path, arrays, source.files)
     return arrays
 
 
@@ -195,18 +233,18 @@ def ensure_available(name: str, data_dir: Path | str, download_ok: bool = True) 
     data_dir = Path(data_dir).expanduser()
     check_data_dir(data_dir)
     looked, source = find_local(name, data_dir)
-    if source is None and not cache.cache_path(name, data_dir).is_file():
+    if source is None and not cache_path(name, data_dir).is_file():
         _download_or_fail(name, data_dir, looked, download_ok)
 
 
 def is_ready(name: str, data_dir: Path | str) -> bool:
     """Cheap check that `load` would be served from an up-to-date, valid cache (a mapped read)."""
     data_dir = Path(data_dir).expanduser()
-    path = cache.cache_path(name, data_dir)
+    path = cache_path(name, data_dir)
     if not path.is_file():
         return False
     try:
         _, source = find_local(name, data_dir)
-        return cache.read(name, path, source.files if source else None, quiet=True) is not None
+        return read_cache(name, path, source.files if source else None, quiet=True) is not None
     except DataError:
         return False
