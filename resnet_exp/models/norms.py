@@ -11,9 +11,8 @@ from resnet_exp.models.options import Init
 
 
 class RunningStatsBatchNorm2d(nn.BatchNorm2d):
-    """A BatchNorm that normalises with its running statistics in training too and never updates
-    them: Keras' BatchNormalization when the model is called without `training=True`. From their
-    start values (mean 0, variance 1) it is a per-channel affine layer, gamma * x / sqrt(1 + eps) + beta."""
+    """A BatchNorm that normalises with its running statistics in training too and never updates them
+    (Keras' BatchNormalization called without `training=True`): gamma * x / sqrt(1 + eps) + beta."""
 
     def forward(self, x: Tensor) -> Tensor:
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
