@@ -35,10 +35,6 @@ class _UInt8Dataset(Dataset):
     def __len__(self) -> int:
         return self.indices.numel()
 
-    def __getitem__(self, i: int):
-        j = self.indices[i]
-        return self.images[j], self.labels[j]
-
     def __getitems__(self, batch: list):
         if batch and isinstance(batch[0], tuple):  # (index, batch seed) pairs from EpochSampler
             j = self.indices[torch.as_tensor([i for i, _ in batch], dtype=torch.long)]
@@ -48,13 +44,9 @@ class _UInt8Dataset(Dataset):
 
 
 class ImageDataModule(pl.LightningDataModule):
-    """Train (minus a fixed validation holdout), validation and official test splits of one dataset.
-
-    `name`, `num_classes`, `in_channels`, `image_size` (after resize), `class_names` and
-    `example_input_shape` are known on construction; `prepare_data()` finds, downloads, decodes and
-    caches the files, `setup()` builds the splits. Batches are float32 NCHW images, normalised, and
-    int64 labels (float soft targets in training with MixUp/CutMix).
-    """
+    """Train (minus a fixed validation holdout), validation and official test splits of one dataset:
+    float32 NCHW images, normalised, and int64 labels (soft targets in training with MixUp/CutMix). Its
+    shape and classes are known on construction; `prepare_data()` fetches the files, `setup()` splits."""
 
     def __init__(self, name: str, data_dir: str = "data", batch_size: int = 128, eval_batch_size: int | None = None,
                  num_workers: int = 4, val_size: int = 5000, val_on_test: bool = False, augment: str = "standard",
@@ -107,8 +99,6 @@ class ImageDataModule(pl.LightningDataModule):
     def example_input_shape(self) -> tuple[int, int, int]:
         return (self.in_channels, self.image_size, self.image_size)
 
-    # --- data ------------------------------------------------------------------------------------
-
     def prepare_data(self) -> None:
         """Find/download/decode/cache the dataset; raises a one-line DataError if it cannot be had."""
         if self.synthetic is None and self._arrays is None and not sources.is_ready(self.name, self.data_dir):
@@ -126,8 +116,9 @@ class ImageDataModule(pl.LightningDataModule):
         with in_group("data"):  # the files may hold fewer images than the dataset's usual count
             require(self.val_size < n_train, "val_size", self.val_size,
                     f"must be smaller than the {n_train} images of the {self.name} train split")
-            require(n_train - self.val_size >= self.batch_size, "batch_size", self.batch_size,
-                    f"larger than the {n_train - self.val_size} training images left after data.val_size={self.val_size}")
+            left = n_train - self.val_size
+            require(left >= self.batch_size, "batch_size", self.batch_size,
+                    f"larger than the {left} training images left after data.val_size={self.val_size}")
         if self.mean is None:
             self.mean, self.std = channel_stats(arrays.train_x)
         self.normalizer = Normalizer(self.mean, self.std)
@@ -140,8 +131,6 @@ class ImageDataModule(pl.LightningDataModule):
                          "train_idx": torch.from_numpy(train_idx), "val_idx": torch.from_numpy(val_idx)}
         log.info("%s: %d train, %d validation, %d test images of %s in %.2f s", self.name, train_idx.size,
                  val_idx.size, test_x.shape[0], self.example_input_shape, time.perf_counter() - start)
-
-    # --- loaders ---------------------------------------------------------------------------------
 
     def _device(self) -> torch.device:
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")

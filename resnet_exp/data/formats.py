@@ -1,10 +1,7 @@
-"""Readers of the original on-disk formats, and the checks that a copy is the published one.
-
-torchvision supplies the CIFAR layouts and md5s, md5 computation, gzip decompression and the idx
-reader. Ours add what it lacks: a CIFAR reader that builds numpy arrays only (torchvision's plain
-`pickle.load` of a tampered file could run code) and reads the .tar.gz in memory, and checks that turn
-every bad file into a one-line `DataError` naming it. A dataset in `OFFICIAL` must also have the
-official counts and every file its published md5.
+"""Readers of the original on-disk formats on top of torchvision's (layouts, md5s, gzip, the idx
+reader), adding a CIFAR reader that builds numpy arrays only (torchvision's `pickle.load` of a tampered
+file could run code) and checks that turn every bad file into a one-line `DataError` naming it.
+A dataset in `OFFICIAL` must have the official counts and every file its published md5.
 """
 
 from __future__ import annotations
@@ -176,14 +173,16 @@ def _read_cifar(name: str, get: Callable[[str], bytes], where: Callable[[str], s
     return Arrays(*splits, names)
 
 
+def _read_bytes(path: Path, shown: Path | None = None) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{shown or path}: cannot read ({exc.strerror or exc})") from None
+
+
 def read_cifar_folder(name: str, folder: Path) -> Arrays:
     """Read the extracted `cifar-10-batches-py/` or `cifar-100-python/` folder."""
-    def get(fname: str) -> bytes:
-        try:
-            return (folder / fname).read_bytes()
-        except OSError as exc:
-            raise DataError(f"{folder / fname}: cannot read ({exc.strerror or exc})") from None
-    return _read_cifar(name, get, lambda fname: str(folder / fname))
+    return _read_cifar(name, lambda fname: _read_bytes(folder / fname), lambda fname: str(folder / fname))
 
 
 def read_cifar_archive(name: str, archive: Path) -> Arrays:
@@ -213,12 +212,8 @@ def read_cifar_archive(name: str, archive: Path) -> Arrays:
 
 def _check_idx_header(raw: Path, ndim: int, shown: Path) -> None:
     """Refuse what torchvision's reader only asserts on: a wrong magic, a file cut short or too long."""
-    try:
-        with open(raw, "rb") as fh:
-            head = fh.read(4 + 4 * ndim)
-        size = raw.stat().st_size
-    except OSError as exc:
-        raise DataError(f"{shown}: cannot read ({exc.strerror or exc})") from None
+    data = _read_bytes(raw, shown)
+    head, size = data[:4 + 4 * ndim], len(data)
     if len(head) < 4 + 4 * ndim:
         raise DataError(f"{shown}: truncated idx file ({size} bytes, no complete header)")
     if head[:4] != bytes((0, 0, 8, ndim)):

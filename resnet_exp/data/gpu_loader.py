@@ -1,6 +1,5 @@
-"""Batches made on the accelerator: the whole uint8 dataset lives on the device and each batch is
-gathered, cropped, flipped and normalised there (as airbench does), with no worker processes. Order,
-shards, resume and seeds are `EpochSampler`'s, as on the torch path.
+"""Batches made on the accelerator: the whole uint8 dataset lives on the device and each batch is gathered,
+cropped, flipped and normalised there (as airbench does); order, shards, resume and seeds are `EpochSampler`'s.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""Training augmentations beyond crop and flip, torchvision v2's own, the same on both loaders: a policy
-per uint8 image, random erasing after normalisation, MixUp or CutMix per batch (soft targets).
-
-torchvision draws from torch's global CPU generator; the loaders seed it per batch from (seed, epoch,
-batch) inside `seeded`, so a batch is the same in any worker process and after a resume.
+"""Training augmentations beyond crop and flip, torchvision v2's own: a policy per uint8 image, random
+erasing, MixUp or CutMix. They draw from torch's global CPU generator, which the loaders seed per batch
+(`seeded`), so a batch is the same in any worker process and after a resume.
 """
 
 from __future__ import annotations

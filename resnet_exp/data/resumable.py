@@ -39,11 +39,8 @@ class FetchClock:
 
 
 class EpochSampler(DistributedSampler):
-    """One rank's share of every epoch as `(index, batch seed)` pairs, the batches a resumed pass skips.
-
-    A DistributedSampler only so that Lightning leaves it in place under DDP (its `__init__` would ask
-    torch.distributed for the world size). `epoch_fn`/`progress_fn` read the trainer's epoch and progress.
-    """
+    """One rank's share of every epoch as `(index, batch seed)` pairs, and the batches a resumed pass skips.
+    A DistributedSampler so that Lightning leaves it in place under DDP (its `__init__` is not called)."""
 
     def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
                  drop_last: bool = True, shuffle: bool = True, epoch_fn: Callable[[], int] | None = None,

@@ -1,10 +1,6 @@
-"""Where a dataset comes from: `data_dir`, then the system copy (Fashion-MNIST), then a download; and
-the cache of its decoded uint8 arrays, `<data_dir>/<name>.uint8.pt`.
-
-Downloads use torchvision's URLs, md5s and `download_url`, wrapped so that a file appears under its
-final name only complete and verified, and every failure is one line. The cache is written atomically,
-loaded memory-mapped with `weights_only=True` (no code runs), rebuilt when a source file it was made
-from changes, and passes the checks of a fresh decode.
+"""Where a dataset comes from: `data_dir`, the system copy (Fashion-MNIST), else torchvision's download
+(a file appears under its final name only complete and verified); and the cache of its decoded arrays,
+`<data_dir>/<name>.uint8.pt`, loaded memory-mapped with `weights_only=True`, rebuilt when a source changes.
 """
 
 from __future__ import annotations
@@ -65,8 +61,6 @@ def ensure_writable(folder: Path) -> None:
         raise DataError(f"data.data_dir={folder}: not writable; choose a writable data.data_dir")
 
 
-# --- finding local copies ----------------------------------------------------------------------
-
 def _cifar_candidates(name: str, data_dir: Path) -> tuple[list[Path], Source | None]:
     folder, archive = data_dir / CIFAR[name].base_folder, data_dir / CIFAR[name].filename
     files = [folder / f for f in formats.cifar_files(name)]
@@ -100,8 +94,6 @@ def find_local(name: str, data_dir: Path) -> tuple[list[Path], Source | None]:
                                    lambda found=found: formats.read_fashion_mnist(found))
     return folders, None
 
-
-# --- downloading -------------------------------------------------------------------------------
 
 def download(url: str, dest: Path, md5: str) -> None:
     """torchvision's download into a temporary folder beside `dest`, its md5 check, then a rename."""
@@ -155,8 +147,6 @@ def _download_or_fail(name: str, data_dir: Path, looked: list[Path], download_ok
                     f"{_remedies(name, data_dir)}")
 
 
-# --- the cache ---------------------------------------------------------------------------------
-
 def cache_path(name: str, data_dir: Path) -> Path:
     return data_dir / f"{name}.uint8.pt"
 
@@ -166,8 +156,7 @@ def _fingerprint(files: list[Path]) -> list[list]:
 
 
 def read_cache(name: str, path: Path, files: list[Path] | None, quiet: bool = False) -> Arrays | None:
-    """The cached arrays if the cache exists, is intact and valid, and was made from `files` (None:
-    the sources are gone, any will do); else None."""
+    """The cached arrays if the cache is intact, valid and made from `files` (None: any will do); else None."""
     if not path.is_file():
         return None
     try:
@@ -201,8 +190,6 @@ def write_cache(path: Path, arrays: Arrays, files: list[Path]) -> None:
             os.unlink(tmp_name)
 
 
-# --- entry points ------------------------------------------------------------------------------
-
 def load(name: str, data_dir: Path | str, download_ok: bool = True) -> Arrays:
     """Find, decode, validate and cache a real dataset; the decoded arrays."""
     data_dir = Path(data_dir).expanduser()
@@ -228,8 +215,7 @@ def load(name: str, data_dir: Path | str, download_ok: bool = True) -> Arrays:
 
 
 def ensure_available(name: str, data_dir: Path | str, download_ok: bool = True) -> None:
-    """Raise the one-line DataError of `load` unless it will find the dataset: a local copy or a
-    cache (not decoded here), else a download made now."""
+    """Raise `load`'s one-line DataError unless it will find a local copy or a cache (else download now)."""
     data_dir = Path(data_dir).expanduser()
     check_data_dir(data_dir)
     looked, source = find_local(name, data_dir)

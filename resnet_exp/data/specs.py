@@ -1,10 +1,6 @@
-"""Facts about each dataset: shape, counts, class names, and the normalisation statistics.
-
-Mean and std are per channel, over every pixel of the official train split, in [0, 1] units
-(population std). Fashion-MNIST's were computed here from the Debian package's files
-(`dataset-fashion-mnist`; `tests/test_data_real.py` recomputes them). The widely copied CIFAR-10 std
-0.2023/0.1994/0.2010 is the mean of per-image stds, not the dataset std. Synthetic data has no fixed
-numbers: the datamodule computes them from its generated train split.
+"""Facts about each dataset: shape, counts, class names, and the normalisation statistics: per channel,
+over every pixel of the official train split, in [0, 1] units, population std (the widely copied CIFAR-10
+std 0.2023/0.1994/0.2010 is the mean of per-image stds). `tests/test_data_real.py` recomputes Fashion-MNIST's.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Augmentation and normalisation as batch operations on uint8 NCHW tensors.
-
-Both loader paths use these very functions (the torch path in its workers, the gpu path on the
-device), so they produce the same distribution of images. `standard` is a random crop of the image
-zero-padded by `padding` pixels (offsets uniform in [0, 2*padding] per axis and image), then a
-horizontal flip with probability 1/2 where the dataset allows it; evaluation batches are only normalised.
+"""Augmentation and normalisation as batch operations on uint8 NCHW tensors, used by both loader paths
+(the torch path in its workers, the gpu path on the device), so both make the same distribution of images.
 """
 
 from __future__ import annotations

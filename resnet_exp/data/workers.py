@@ -1,8 +1,5 @@
-"""DataLoader worker processes: how many a process may start, and that they die with it.
-
-torch notices a dead parent only while a worker waits for work, so a busy worker of a killed run
-would live on: each worker asks the kernel (Linux `PR_SET_PDEATHSIG`) for SIGKILL when its parent dies.
-"""
+"""DataLoader worker processes: how many a process may start, and that they die with it (torch notices
+a dead parent only while a worker waits for work, so a busy worker of a killed run would live on)."""
 
 from __future__ import annotations
 

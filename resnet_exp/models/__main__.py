@@ -1,8 +1,5 @@
-"""`python -m resnet_exp.models [PATTERN]`: a table of every arch, to pick one without reading code.
-
-Counted on the meta device, so even resnet1202 lists instantly; torchvision's "GFLOPS" column counts
-multiply-adds, i.e. half of these FLOPs.
-"""
+"""`python -m resnet_exp.models [PATTERN]`: a table of every arch, to pick one without reading code
+(torchvision's "GFLOPS" column counts multiply-adds, i.e. half of these FLOPs)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Residual units: basic and bottleneck, in every block order, with shortcut options A/B/C.
-
-Parameter names follow torchvision (`conv1`, `bn1`, ..., `downsample.0/1`), so its `state_dict` loads
-into the `post` order with `strict=True`. `bn{i}` belongs to `conv{i}`: after it in the post-activation
-orders, before it in `pre`. Each block order has its own forward, as drawn in He et al. 2016, Fig. 4.
+"""Residual units: basic and bottleneck, in every block order (each with its own forward, as drawn in
+He et al. 2016, Fig. 4), with shortcut options A/B/C. Parameter names follow torchvision's; `bn{i}`
+belongs to `conv{i}`: after it in the post-activation orders, before it in `pre`.
 """
 
 from __future__ import annotations
@@ -82,11 +80,8 @@ def _shortcut(kind: Shortcut, in_ch: int, out_ch: int, stride: int, norm_layer: 
 
 
 class ResidualBlock(nn.Module):
-    """One residual unit; `block` picks basic/bottleneck, `order` the BN/ReLU placement.
-
-    `projection_norm` (None: where the branch ends in a norm) and `projection_bias` shape the 1x1
-    projection shortcut (a biased projection without a norm: experiment=basic_block_cifar10_96px).
-    """
+    """One residual unit; `block` picks basic/bottleneck, `order` the BN/ReLU placement, `projection_norm`
+    (None: where the branch ends in a norm) and `projection_bias` shape the 1x1 projection shortcut."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1, block: BlockType = BlockType.basic,
                  mid_ch: int | None = None, order: BlockOrder = BlockOrder.post, shortcut: Shortcut = Shortcut.B,

@@ -1,8 +1,5 @@
 """Parameter and FLOP counts (torch.utils.flop_counter's: 1 multiply-add = 2 FLOPs) on the meta device.
-
-Units 2..n of a stage are identical, so a copy of the net with at most two units per stage, plus
-(n - 2) times the second unit, gives the exact totals: resnet1202 counts in well under a second.
-"""
+Units 2..n of a stage are identical, so a net with at most two units per stage gives the exact totals."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""`create_model`: a name + knobs -> validated `ArchSpec` -> `ResNet`.
-
-The families and named archs are data in `families.py`, the knobs (names, types, defaults) `ArchOptions`
-in `options.py`. Every check raises the one-line `ConfigError("<key>=<value>: <what is allowed>")` (a
-ValueError) of `resnet_exp.errors`, so the config schema reuses it verbatim.
+"""`create_model`: a name + knobs -> validated `ArchSpec` -> `ResNet`. Every check raises the one-line
+`ConfigError("<key>=<value>: <what is allowed>")` (a ValueError), which the config schema reuses verbatim.
 """
 
 from __future__ import annotations
@@ -153,9 +150,8 @@ def resolve(name: str, input_size: int | None = None, **arch: Any) -> ArchSpec:
 
 def create_model(name: str, num_classes: int = 1000, in_channels: int = 3, input_size: int | None = None,
                  norm_layer: NormLayer | None = None, act_layer: ActLayer = nn.ReLU, **arch: Any) -> ResNet:
-    """Build a named arch; `arch` takes the fields of `ArchOptions` (the keys of `conf/arch/*.yaml`),
-    `input_size` (image side in px) lets `stem="auto"` choose, `norm_layer` replaces the BatchNorm.
-    Bad input raises a one-line ConfigError (a ValueError)."""
+    """Build a named arch with the knobs of `ArchOptions` (`conf/arch/*.yaml`'s keys); `input_size` (px) lets
+    `stem="auto"` choose, `norm_layer` replaces the BatchNorm. Bad input raises a one-line ConfigError."""
     require(isinstance(num_classes, int) and num_classes >= 0, "num_classes", num_classes, "must be an integer >= 0")
     require(isinstance(in_channels, int) and in_channels >= 1, "in_channels", in_channels, "must be an integer >= 1")
     spec = resolve(name, input_size=input_size, **arch)

@@ -1,8 +1,5 @@
-"""The zoo's families and named archs as data, torch-free (the sweep report reads them too).
-
-A family turns a depth into stages; a named arch is a family, a depth and a block order (the v2
-aliases are the v1 nets with `block_order="pre"`).
-"""
+"""The zoo's families and named archs as data, torch-free (the sweep report reads them too): a family
+turns a depth into stages; a named arch is a family, a depth and a block order (v2: `pre`)."""
 
 from __future__ import annotations
 

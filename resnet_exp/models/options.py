@@ -1,7 +1,6 @@
-"""The knobs of the zoo, torch-free: `ArchOptions` lists every one (name, type, default) once, for
-`create_model`, `resolve` and the `arch` config schema alike. The string-valued knobs are `str` enums
-whose member name == value, so Hydra overrides, enum members and plain strings are interchangeable.
-"""
+"""The knobs of the zoo, torch-free, each once in `ArchOptions` for `create_model` and the `arch` config
+schema alike. The string-valued knobs are `str` enums (member name == value): Hydra overrides, members
+and plain strings are interchangeable."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""One configurable ResNet: stem, stages of residual units, head.
+"""One configurable ResNet (stem, stages of residual units, head), its BatchNorm and its initial weights.
 
-Every variant of the zoo is an `ArchSpec` (data) built by this one class; `factory.resolve` turns a
-name plus knobs (`ArchOptions`) into a spec. Module names match torchvision's ResNet (`conv1`, `bn1`,
-`maxpool`, `layer1..`, `fc`), so its weights load into `block_order="post"` with `strict=True`.
+Every variant of the zoo is an `ArchSpec` built by this one class. Module names match torchvision's
+ResNet (`conv1`, `bn1`, `maxpool`, `layer1..`, `fc`), so its weights load into `post` with `strict=True`.
 """
 
 from __future__ import annotations
@@ -12,18 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from resnet_exp.models.blocks import PREACT_ORDERS, ActLayer, NormLayer, ResidualBlock, make_act
 from resnet_exp.models.families import layout_depth
-from resnet_exp.models.norms import batch_norm, init_weights
 from resnet_exp.models.options import BlockOrder, BlockType, Init, Shortcut
 
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A fully resolved architecture: every value concrete, every channel count final (width
-    multiplier applied). Only `factory.resolve` makes one."""
+    """A fully resolved architecture (every channel count final); only `factory.resolve` makes one."""
 
     name: str
     family: str
@@ -74,6 +72,42 @@ class ArchSpec:
     def as_dict(self) -> dict[str, object]:
         """Plain values (enums as strings), e.g. for logging."""
         return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(self).items()}
+
+
+class RunningStatsBatchNorm2d(nn.BatchNorm2d):
+    """A BatchNorm that normalises with its running statistics in training too and never updates them
+    (Keras' BatchNormalization called without `training=True`): gamma * x / sqrt(1 + eps) + beta."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+def batch_norm(eps: float = 1e-5, momentum: float = 0.1, scale: bool = True, batch_stats: bool = True) -> NormLayer:
+    """A `norm_layer` (channels -> module) building BatchNorms with these settings."""
+    cls = nn.BatchNorm2d if batch_stats else RunningStatsBatchNorm2d
+
+    def make(channels: int) -> nn.Module:
+        norm = cls(channels, eps=eps, momentum=momentum)
+        if not scale:  # TF-slim's batch_norm(scale=False): a learnable shift, no gamma
+            norm.weight = None
+        return norm
+    return make
+
+
+def init_weights(model: nn.Module, init: Init) -> None:
+    """Set the starting weights of every conv, linear layer and norm of `model` by `init`."""
+    if Init(init) == Init.torch:
+        return  # the layers keep what PyTorch gave them when they were built
+    for m in model.modules():
+        if Init(init) == Init.xavier and isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 class ResNet(nn.Module):
