@@ -42,8 +42,7 @@ def complexity(spec: ArchSpec, num_classes: int = 1000, in_channels: int = 3, si
             params += (n - 2) * _params(getattr(model, name)[1])
     # Norms, activations and drop-path add no counted FLOPs: v2 aliases and block orders share
     # the count of their v1 arch, so it is computed once.
-    conv_only = dataclasses.replace(spec, name="", block_order=BlockOrder.post, zero_init_last=False,
-                                    drop_path=0.0)
+    conv_only = dataclasses.replace(spec, name="", block_order=BlockOrder.post, zero_init_last=False, drop_path=0.0)
     return params, _conv_flops(conv_only, num_classes, in_channels, size)
 
 

@@ -1,7 +1,5 @@
 """One run's learning curves: `curves.png` in the run folder, from `csv/metrics.csv` and `step_times.csv`
-(torch-free; matplotlib's Agg canvas through `Figure`, as `plots.py`): loss and accuracy per epoch, the
-learning rate at each logged optimizer step, a histogram of the step times (warm-up steps left out).
-Epochs count from 1; metrics.csv counts them from 0, as Lightning does.
+(torch-free; drawn as `plots.py` draws). Epochs count from 1; metrics.csv counts them from 0, as Lightning does.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""groups.csv, comparisons.csv and their summary.md sections (the seed statistics of `stats.py`;
-columns: README, "Sweeps and recipes"). The CSV files hold numbers as summary.csv does (accuracies as
-fractions); summary.md shows accuracies in % and their differences in percent points.
-"""
+"""groups.csv, comparisons.csv (numbers as in summary.csv) and their summary.md sections (accuracies in %,
+their differences in percent points): the seed statistics of `stats.py`."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from resnet_exp.report.rows import count_statuses, md_cell, md_row, write_csv
+from resnet_exp.report.rows import count_statuses, md_row, write_csv
 from resnet_exp.report.stats import ACCURACY_METRICS, CONFIDENCE, Design, Group, Pair
 
 LABELS = {"test/acc": "test acc", "val/acc_best": "best val acc", "step_time/median_ms": "median step ms",
@@ -79,10 +77,10 @@ def groups_markdown(groups: Sequence[Group], design: Design, metrics: Sequence[t
                   f"({count_statuses(j['status'] for j in left_out)}), counted in the `left out` column.")
     columns = [*design.keys, "n", *(LABELS[name] + (" %" if name in ACCURACY_METRICS else "") for name, _ in metrics)]
     columns += ["left out"] if left_out else []
-    out.write("\n\n" + md_row(md_cell(c) for c in columns))
+    out.write("\n\n" + md_row(columns))
     out.write("|" + "|".join("---" if i < len(design.keys) else "---:" for i in range(len(columns))) + "|\n")
     for group in groups:
-        cells = [md_cell(v) for v in group.config] + [str(len(group.completed))]
+        cells = [*group.config, str(len(group.completed))]
         for name, key in metrics:
             est = group.estimate(key)
             cell = "" if est.mean is None else _fmt(name, est.mean)
@@ -146,7 +144,7 @@ def comparisons_markdown(pairs: Sequence[Pair], groups: Sequence[Group], design:
     out.write("|---|---|---|---|---|---:|---:|---:|---|\n")
     for p in shown:
         r = p.result
-        out.write(md_row(md_cell(c) for c in (
+        out.write(md_row((
             p.key, f"{p.a} {MINUS} {p.b}", _where(p), LABELS[p.metric], _test(p), _fmt(p.metric, r.diff_mean, True),
             _interval(p), "" if r.p_value is None else f"{r.p_value:.2g}", reading(p))))
     excluding = [p for p in shown if p.result.excludes_zero]

@@ -1,10 +1,6 @@
-"""The PNG plots of a sweep report, drawn from the configurations of `stats.py` (README, "Sweeps and
-recipes"): accuracy and step time against depth (mean over seeds with 95% interval bars; one depth:
-the configurations side by side), and validation accuracy against training time (mean over seeds, a
-band from the lowest to the highest seed). Lines are labelled by their swept values only.
-
-The data of each plot comes from a pure function (`depth_series`, `time_curves`); matplotlib's Agg
-canvas through `Figure` (no pyplot, so no global backend state); a plot with no data is skipped.
+"""The PNG plots of a sweep report (README, "Sweeps and recipes"), their data from pure functions
+(`depth_series`, `time_curves`) over the configurations of `stats.py`; drawn on matplotlib's Agg canvas
+through `Figure` (no pyplot: no global backend state). A plot with no data is skipped.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""The rows of a sweep report: one per job folder of a Hydra multirun folder, from whatever the folder
-holds (statuses: README, "Sweeps and recipes"), and what the sweep varies. No Hydra and no torch here.
-
-A job folder holds `.hydra/` (and `results.json` once the job finished) or only the sweep callback's
-`job_status.json`; only a folder that is not a sweep at all is an error (UserError).
-"""
+"""The rows of a sweep report, one per job folder (one holding `.hydra/` or the sweep callback's
+`job_status.json`) from whatever the folder holds, what the sweep varies, and the writers of their tables.
+No Hydra and no torch here."""
 
 from __future__ import annotations
 
@@ -76,13 +73,9 @@ def count_statuses(statuses: Iterable[str]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(Counter(statuses).items()))
 
 
-def md_cell(value: object) -> str:
-    """Text that stays in its Markdown table cell."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def md_row(cells: Iterable[str]) -> str:
-    return "| " + " | ".join(cells) + " |\n"
+def md_row(cells: Iterable[object]) -> str:
+    """A Markdown table row, each cell's text kept in its cell."""
+    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |\n"
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

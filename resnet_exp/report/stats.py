@@ -1,7 +1,6 @@
-"""Seed statistics of a sweep: jobs grouped into configurations (the jobs that differ only in `seed`),
-each metric's mean with a 95% Student-t interval, and comparisons of two values of one swept key with
-every other swept key held equal (paired by seed where both arms ran the same seeds, else Welch).
-The distributions and tests are scipy.stats'. Only completed jobs count; the others are `left_out`.
+"""Seed statistics of a sweep (scipy.stats'): configurations (the jobs that differ only in `seed`), each
+metric's mean with a 95% Student-t interval, and comparisons of two values of one swept key with the others
+held equal. Only completed jobs count; the others are `left_out`.
 """
 
 from __future__ import annotations

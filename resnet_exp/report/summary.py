@@ -64,8 +64,7 @@ def _test_row(results: Mapping[str, Any]) -> tuple[str, str]:
     return "test accuracy", text
 
 
-def run_summary(results: Mapping[str, Any], run_dir: str | Path,
-                offline_wandb_runs: Sequence[str | Path] = ()) -> str:
+def run_summary(results: Mapping[str, Any], run_dir: str | Path, offline_wandb_runs: Sequence[str | Path] = ()) -> str:
     """The block at the end of a training run (`results` as written to results.json)."""
     run_dir = Path(run_dir)
     rows = [_test_row(results)]
@@ -108,6 +107,5 @@ def eval_summary(results: Mapping[str, Any], run_dir: str | Path) -> str:
 def sweep_summary(table_md: str, summary_md: str | Path, counts: Mapping[str, int]) -> str:
     """The block at the end of a multirun: the summary table and where it is."""
     done = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    rows = [("jobs", f"{sum(counts.values())} ({done})" if done else "0"),
-            ("summary", shown_path(summary_md))]
+    rows = [("jobs", f"{sum(counts.values())} ({done})" if done else "0"), ("summary", shown_path(summary_md))]
     return _block("sweep summary", rows, table_md.rstrip(), "")
