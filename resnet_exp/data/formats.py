@@ -1,12 +1,6 @@
-"""Readers of the original on-disk formats, and the checks that a copy is the published one.
-
-torchvision supplies the CIFAR layouts and md5s (its `CIFAR10`/`CIFAR100` class attributes), md5
-computation, gzip decompression and the idx reader. Ours are what it lacks:
-- the CIFAR reader: torchvision's unpickles with a plain `pickle.load` (a tampered "dataset" file
-  could run code) and needs the extracted folder; ours builds numpy arrays only and also reads the
-  .tar.gz in memory, extracting nothing. CIFAR pickles were written by Python 2: read with latin1.
-- checks that turn every bad file into a one-line `DataError` naming the file: torchvision's
-  readers only assert, and its datasets say "not found or corrupted".
+"""Readers of the original on-disk formats on top of torchvision's (layouts, md5s, gzip, the idx
+reader), adding a CIFAR reader that builds numpy arrays only (torchvision's `pickle.load` of a tampered
+file could run code) and checks that turn every bad file into a one-line `DataError` naming it.
 A dataset in `OFFICIAL` must have the official counts and every file its published md5.
 """
 
@@ -46,12 +40,9 @@ class Arrays:
 
 CIFAR = {"cifar10": CIFAR10, "cifar100": CIFAR100}  # torchvision's: folder, archive, URL, md5s
 CIFAR_LABEL_KEY = {"cifar10": "labels", "cifar100": "fine_labels"}
-IDX_FILES = {
-    "train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
-    "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte",
-}
-# Of the uncompressed files: gzip output differs between compressors (the Debian package's .gz
-# files are not the mirror's), the content does not.
+IDX_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+             "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+# Of the uncompressed files: the Debian package's .gz files are not the mirror's, the content is.
 FASHION_MNIST_MD5 = {
     "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
     "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
@@ -66,8 +57,7 @@ def cifar_files(name: str) -> list[str]:
     return [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
 
 
-# The published md5 of every file, per dataset (CIFAR: torchvision's table). A dataset listed here
-# must also have the official counts (specs.py); one that is not gets the consistency checks only.
+# The published md5 of every file, per dataset (CIFAR: torchvision's table).
 OFFICIAL: dict[str, dict[str, str]] = {
     **{name: {**dict(cls.train_list + cls.test_list), cls.meta["filename"]: cls.meta["md5"]}
        for name, cls in CIFAR.items()},
@@ -112,16 +102,15 @@ def validate_arrays(name: str, arrays: Arrays, where: str) -> None:
         raise DataError(f"{where}: class names do not match the dataset's")
 
 
-# --- CIFAR -------------------------------------------------------------------------------------
+# --- CIFAR (pickles written by Python 2: read with latin1) -------------------------------------
 
 # Only what a CIFAR pickle needs: numpy arrays (and the bytes of their buffers). Anything else in a
 # "dataset" file (e.g. os.system) is refused instead of executed.
 _PICKLE_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("__builtin__", "object"),
-    ("builtins", "object"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "dtype"),
+    ("_codecs", "encode"), ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+    ("__builtin__", "object"), ("builtins", "object"),
 }
 
 
@@ -184,15 +173,16 @@ def _read_cifar(name: str, get: Callable[[str], bytes], where: Callable[[str], s
     return Arrays(*splits, names)
 
 
+def _read_bytes(path: Path, shown: Path | None = None) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{shown or path}: cannot read ({exc.strerror or exc})") from None
+
+
 def read_cifar_folder(name: str, folder: Path) -> Arrays:
     """Read the extracted `cifar-10-batches-py/` or `cifar-100-python/` folder."""
-    def get(fname: str) -> bytes:
-        try:
-            return (folder / fname).read_bytes()
-        except OSError as exc:
-            raise DataError(f"{folder / fname}: cannot read ({exc.strerror or exc})") from None
-
-    return _read_cifar(name, get, lambda fname: str(folder / fname))
+    return _read_cifar(name, lambda fname: _read_bytes(folder / fname), lambda fname: str(folder / fname))
 
 
 def read_cifar_archive(name: str, archive: Path) -> Arrays:
@@ -215,20 +205,15 @@ def read_cifar_archive(name: str, archive: Path) -> Arrays:
         if f"{folder}/{fname}" not in found:
             raise DataError(f"{archive}: the archive lacks {folder}/{fname}; delete it and provide the original again")
         return found[f"{folder}/{fname}"]
-
     return _read_cifar(name, get, lambda fname: f"{archive}:{folder}/{fname}")
 
 
 # --- idx (Fashion-MNIST) -----------------------------------------------------------------------
 
 def _check_idx_header(raw: Path, ndim: int, shown: Path) -> None:
-    """Refuse what torchvision's reader would only assert on: a wrong magic, a file cut short or too long."""
-    try:
-        with open(raw, "rb") as fh:
-            head = fh.read(4 + 4 * ndim)
-        size = raw.stat().st_size
-    except OSError as exc:
-        raise DataError(f"{shown}: cannot read ({exc.strerror or exc})") from None
+    """Refuse what torchvision's reader only asserts on: a wrong magic, a file cut short or too long."""
+    data = _read_bytes(raw, shown)
+    head, size = data[:4 + 4 * ndim], len(data)
     if len(head) < 4 + 4 * ndim:
         raise DataError(f"{shown}: truncated idx file ({size} bytes, no complete header)")
     if head[:4] != bytes((0, 0, 8, ndim)):
@@ -259,11 +244,10 @@ def read_idx(path: Path, ndim: int, md5: str | None = None) -> np.ndarray:
 
 def read_fashion_mnist(paths: dict[str, Path]) -> Arrays:
     """Read the four Fashion-MNIST idx files; `paths` maps train_x/train_y/test_x/test_y to files."""
-    name = "fashion_mnist"
-    splits = []
+    name, splits = "fashion_mnist", []
+    md5 = OFFICIAL.get(name, {})
     for split in ("train", "test"):
         xpath, ypath = paths[f"{split}_x"], paths[f"{split}_y"]
-        md5 = OFFICIAL.get(name, {})
         x = read_idx(xpath, 3, md5.get(IDX_FILES[f"{split}_x"]))[:, None]
         y = read_idx(ypath, 1, md5.get(IDX_FILES[f"{split}_y"]))
         check_split(name, x, y, str(xpath), _expected_count(name, split), labels_where=str(ypath))

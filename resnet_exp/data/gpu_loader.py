@@ -1,10 +1,5 @@
-"""Batches made on the accelerator: the whole uint8 dataset lives on the device and each batch is
-gathered, cropped, flipped and normalised there (as airbench does). No worker processes.
-
-Order, DDP shards, resume and seeds come from `EpochSampler` (resumable.py), as on the torch path;
-the permutation and the crop and flip draws are made on the device. The policies of policies.py
-run on the device too, per image where they need it, with their draws (few, on the host) seeded
-per batch from (seed, epoch, batch) as on the torch path.
+"""Batches made on the accelerator: the whole uint8 dataset lives on the device and each batch is gathered,
+cropped, flipped and normalised there (as airbench does); order, shards, resume and seeds are `EpochSampler`'s.
 """
 
 from __future__ import annotations
@@ -33,16 +28,12 @@ class GpuLoader:
         self.indices = (torch.arange(images.shape[0], device=device) if indices is None
                         else indices.to(device=device, dtype=torch.long))
         self.batch_size, self.normalizer, self.aug = batch_size, normalizer, aug
-        # The trainer's epoch and progress when there is one (so a resumed run continues the same sequence).
         self.order = EpochSampler(self.indices.numel(), batch_size, seed, rank, world_size, drop_last, shuffle,
                                   epoch_fn, progress_fn)
         self.fetch_clock = FetchClock()
 
     def __len__(self) -> int:
         return self.order.num_batches()
-
-    def set_epoch(self, epoch: int) -> None:
-        self.order.epoch = epoch
 
     def state_dict(self) -> dict[str, int]:
         return self.order.state_dict()
@@ -65,11 +56,8 @@ class GpuLoader:
                 sample_params(min(self.batch_size, shard.numel() - i * self.batch_size), self.aug, device, aug_gen)
         for i in range(skip, len(self)):
             idx = shard[i * self.batch_size:(i + 1) * self.batch_size]
-            x = self.images[idx]
-            if self.aug.active:
-                x = augment(x, self.aug, generator=aug_gen)
-            # The batch is made inside the seeded block and handed out after it: the training step
-            # must not draw from the batch's seed.
+            x = augment(self.images[idx], self.aug, generator=aug_gen)
+            # Made inside the seeded block, handed out after it: the training step must not draw from its seed.
             with seeded(order.batch_seed(epoch, i) if self.policies.active else None):
                 batch = self.policies(x, self.labels[idx], self.normalizer)
             yield batch

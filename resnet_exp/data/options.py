@@ -1,9 +1,5 @@
-"""The options of the data layer and their rules, free of torch and Hydra.
-
-`ImageDataModule` checks its arguments with these functions, and the `data` config schema
-(`resnet_exp.config.data`) calls the same ones, so the Python API and the command line accept
-exactly the same values and say the same one-line `key=value: allowed` when they do not.
-"""
+"""The options of the data layer and their rules, free of torch and Hydra: `ImageDataModule` and the
+`data` config schema check with the same functions, so both say the same one-line `key=value: allowed`."""
 
 from __future__ import annotations
 
@@ -28,10 +24,10 @@ class Augment(str, Enum):
 
     standard = "standard"  # random crop from a zero-padded image (+ horizontal flip unless Fashion-MNIST)
     none = "none"
-    # `standard`, then one torchvision v2 policy per image (resnet_exp/data/policies.py)
-    trivialaugment = "trivialaugment"  # TrivialAugmentWide
-    randaugment = "randaugment"  # RandAugment (2 ops, magnitude 9)
-    autoaugment = "autoaugment"  # AutoAugment, ImageNet policy
+    # `standard`, then one torchvision v2 policy per image (policies.py)
+    trivialaugment = "trivialaugment"
+    randaugment = "randaugment"
+    autoaugment = "autoaugment"
 
 
 class Normalize(str, Enum):
@@ -87,10 +83,8 @@ class SyntheticOptions:
     image_size: int = 32
     train_size: int = 5000
     test_size: int = 1000
-    # Std of the per-pixel Gaussian noise, in units of the class pattern's contrast (higher = harder).
-    noise: float = 0.5
-    # Seed of the generated images (independent of the global seed and of split_seed).
-    seed: int = 0
+    noise: float = 0.5  # std of the pixel noise, in units of the class pattern's contrast (higher = harder)
+    seed: int = 0  # of the generated images (independent of the global seed and of split_seed)
 
     def __post_init__(self) -> None:
         require(2 <= self.num_classes <= 1000, "num_classes", self.num_classes, "must be between 2 and 1000")

@@ -1,15 +1,6 @@
-"""Training augmentations beyond crop and flip, the same on both loaders (torchvision v2's own):
-- a policy (`data.augment=trivialaugment|randaugment|autoaugment`) on each uint8 image, after the
-  `standard` crop and flip: each image draws its own operations;
-- random erasing (`data.random_erasing=p`): with probability p per image, a box drawn as
-  `v2.RandomErasing` draws it is set to 0 after normalisation (the dataset mean with
-  `data.normalize=dataset`);
-- MixUp or CutMix (`data.mixup_alpha`, `data.cutmix_alpha`) per batch, each image paired with its
-  neighbour; with both on, one of the two per batch, each with probability 1/2 (as timm does). The
-  labels become soft targets (float, one row per image, summing to 1).
-
-torchvision draws from torch's global CPU generator; the loaders seed it per batch from (seed,
-epoch, batch) inside `seeded`, so a batch is the same in any worker process and after a resume.
+"""Training augmentations beyond crop and flip, torchvision v2's own: a policy per uint8 image, random
+erasing, MixUp or CutMix. They draw from torch's global CPU generator, which the loaders seed per batch
+(`seeded`), so a batch is the same in any worker process and after a resume.
 """
 
 from __future__ import annotations
@@ -23,15 +14,13 @@ from torchvision.transforms import v2
 POLICIES: dict[str, Callable[[], v2.Transform]] = {
     "trivialaugment": v2.TrivialAugmentWide,
     "randaugment": v2.RandAugment,
-    # CIFAR-10's learned policy: this project's datasets are small CIFAR-like images.
-    "autoaugment": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10),
+    "autoaugment": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10),  # the datasets are CIFAR-like
 }
 
 
 @contextlib.contextmanager
 def seeded(seed: int | None) -> Iterator[None]:
-    """Inside: torch's global CPU generator seeded with `seed`; afterwards its state as it was.
-    None leaves the generator alone (draws continue the process's stream)."""
+    """Inside: torch's global CPU generator seeded with `seed` (None: left alone); afterwards as it was."""
     if seed is None:
         yield
         return
@@ -41,9 +30,8 @@ def seeded(seed: int | None) -> Iterator[None]:
 
 
 def erase(x: torch.Tensor, eraser: v2.RandomErasing) -> torch.Tensor:
-    """`x` (B, C, H, W, float) with a box set to 0 in each image that `eraser` picks (probability
-    `eraser.p`), in place. The boxes are v2.RandomErasing's (`make_params`), written with a slice
-    fill per image: no host-to-device copy of the erase value, so no sync on a GPU."""
+    """`x` (B, C, H, W, float) with v2.RandomErasing's box set to 0 in each image it picks, in place
+    (a slice fill per image: no host-to-device copy of the value, so no sync on a GPU)."""
     for k in range(x.shape[0]):
         if torch.rand(1) >= eraser.p:  # the draw RandomErasing.forward makes
             continue

@@ -1,13 +1,7 @@
-"""What both training loaders share: the epoch's order, its shards, exact resume, seeds, fetch timing.
+"""What both training loaders share: the epoch's order, its DDP shards, exact resume, seeds, fetch timing.
 
-`EpochSampler` is the one helper of both loaders (the torch `ResumableLoader` samples with it,
-`GpuLoader` draws its order on the device with it). The order of epoch e is a permutation drawn
-from (seed, e), the same on every DDP rank, which the ranks split into disjoint shards;
-augmentation is seeded per rank (and per batch on the torch path) from the same numbers. Its
-`state_dict()` says which epoch the loader is in and how many batches of it the trainer has
-processed (Lightning stores it in every checkpoint: the loaders are `_Stateful`); after
-`load_state_dict()` the next pass over that epoch skips those batches, so a run resumed mid-epoch
-sees exactly the batches of the uninterrupted run. `FetchClock` sums the host time of `next()`.
+A checkpoint holds the loader's `state_dict()` (epoch, batches processed); after `load_state_dict()`
+the next pass over that epoch skips those batches, as the uninterrupted run would have gone on.
 """
 
 from __future__ import annotations
@@ -37,23 +31,16 @@ class FetchClock:
         iterator = iter(batches)
         while True:
             start = time.perf_counter()
-            try:
-                batch = next(iterator)
-            except StopIteration:
+            batch = next(iterator, None)  # no batch is None
+            if batch is None:
                 return
             self.total_s += time.perf_counter() - start
             yield batch
 
 
 class EpochSampler(DistributedSampler):
-    """One rank's share of every epoch, the batches a resumed pass skips, and the seeds.
-
-    Iterated (torch path): this rank's indices of the epoch as `(index, batch seed)` pairs. A
-    DistributedSampler only so that Lightning leaves it in place under DDP (it shards itself);
-    `DistributedSampler.__init__` is not called because it would ask torch.distributed for the
-    world size. `epoch_fn` and `progress_fn` read the trainer's epoch and the batches processed in
-    it (what a checkpoint resumes from); without them the epoch is `self.epoch` (`set_epoch`).
-    """
+    """One rank's share of every epoch as `(index, batch seed)` pairs, and the batches a resumed pass skips.
+    A DistributedSampler so that Lightning leaves it in place under DDP (its `__init__` is not called)."""
 
     def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
                  drop_last: bool = True, shuffle: bool = True, epoch_fn: Callable[[], int] | None = None,
@@ -70,9 +57,6 @@ class EpochSampler(DistributedSampler):
 
     def num_batches(self) -> int:
         return len(self) // self.batch_size if self.drop_last else -(-len(self) // self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def current_epoch(self) -> int:
         return self.epoch_fn() if self.epoch_fn is not None else self.epoch
@@ -102,8 +86,8 @@ class EpochSampler(DistributedSampler):
         self._pending = {"epoch": int(state.get("epoch", -1)), "batches": int(state.get("batches", 0))}
 
     def skip(self, epoch: int) -> int:
-        """Batches of `epoch` already processed before the checkpoint (0 once used, or for
-        another epoch, or when the checkpoint was taken at the very end of the epoch)."""
+        """Batches of `epoch` processed before the checkpoint (0 once used, for another epoch, or when
+        the checkpoint was taken at the very end of the epoch)."""
         pending, self._pending = self._pending, None
         if pending is None or pending["epoch"] != epoch or pending["batches"] >= self.num_batches():
             return 0
@@ -117,11 +101,8 @@ class EpochSampler(DistributedSampler):
 
 
 class ResumableLoader(DataLoader):
-    """The torch training loader: an `EpochSampler`, resumable mid-epoch, fetches timed.
-
-    `__iter__` is a generator, so the underlying iterator (and its workers' prefetching) starts at
-    the first `next()`, when the trainer's epoch is the one being trained; Lightning creates the
-    iterator earlier when it resumes."""
+    """The torch training loader: an `EpochSampler`, resumable mid-epoch, fetches timed. `__iter__` is a
+    generator, so workers start at the first `next()`, in the epoch being trained (also on resume)."""
 
     def __init__(self, *args: Any, progress_fn: Callable[[], int] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,12 +1,11 @@
-"""Where a dataset comes from: `data_dir`, then the system copy (Fashion-MNIST), then a download.
-
-Downloads use torchvision's URLs, md5s and `download_url`, wrapped so that a file appears under
-its final name only complete and verified, and every failure is one line. The decoded uint8
-arrays are cached in `data_dir` as `<name>.uint8.pt` (cache.py).
+"""Where a dataset comes from: `data_dir`, the system copy (Fashion-MNIST), else torchvision's download
+(a file appears under its final name only complete and verified); and the cache of its decoded arrays,
+`<data_dir>/<name>.uint8.pt`, loaded memory-mapped with `weights_only=True`, rebuilt when a source changes.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -17,18 +16,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torchvision.datasets import FashionMNIST
 from torchvision.datasets.utils import check_integrity, download_url
 
-from resnet_exp.data import cache, formats
+from resnet_exp.data import formats
 from resnet_exp.data.formats import CIFAR, IDX_FILES, Arrays
 from resnet_exp.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-# torchvision's download takes no timeout: without one a silent network would hang the run.
-DOWNLOAD_TIMEOUT_S = 30
+DOWNLOAD_TIMEOUT_S = 30  # torchvision's download takes none: a silent network would hang the run
+# (url, file name, md5) of what a download fetches: torchvision's sources.
+DOWNLOADS = {
+    **{name: [(cls.url, cls.filename, cls.tgz_md5)] for name, cls in CIFAR.items()},
+    "fashion_mnist": [(FashionMNIST.mirrors[0] + fname, fname, md5) for fname, md5 in FashionMNIST.resources],
+}
+CACHE_VERSION = 1
+_ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 
 
 @dataclass
@@ -55,8 +61,6 @@ def ensure_writable(folder: Path) -> None:
         raise DataError(f"data.data_dir={folder}: not writable; choose a writable data.data_dir")
 
 
-# --- finding local copies ----------------------------------------------------------------------
-
 def _cifar_candidates(name: str, data_dir: Path) -> tuple[list[Path], Source | None]:
     folder, archive = data_dir / CIFAR[name].base_folder, data_dir / CIFAR[name].filename
     files = [folder / f for f in formats.cifar_files(name)]
@@ -73,12 +77,9 @@ def _cifar_candidates(name: str, data_dir: Path) -> tuple[list[Path], Source | N
 
 def _idx_in(folder: Path) -> dict[str, Path] | None:
     """The four idx files in `folder` (each `.gz` or raw), or None unless all are there."""
-    found = {}
-    for key, base in IDX_FILES.items():
-        found[key] = next((c for c in (folder / f"{base}.gz", folder / base) if c.is_file()), None)
-        if found[key] is None:
-            return None
-    return found
+    found = {key: next((c for c in (folder / f"{base}.gz", folder / base) if c.is_file()), None)
+             for key, base in IDX_FILES.items()}
+    return found if all(found.values()) else None
 
 
 def find_local(name: str, data_dir: Path) -> tuple[list[Path], Source | None]:
@@ -94,11 +95,8 @@ def find_local(name: str, data_dir: Path) -> tuple[list[Path], Source | None]:
     return folders, None
 
 
-# --- downloading -------------------------------------------------------------------------------
-
 def download(url: str, dest: Path, md5: str) -> None:
-    """torchvision's download into a temporary folder beside `dest`, its md5 check, then a rename:
-    `dest` is never a partial or unverified file."""
+    """torchvision's download into a temporary folder beside `dest`, its md5 check, then a rename."""
     ensure_writable(dest.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
     previous_timeout = socket.getdefaulttimeout()
@@ -109,70 +107,97 @@ def download(url: str, dest: Path, md5: str) -> None:
         except Exception as exc:  # network and disk errors come in many types
             raise DataError(f"download from {url} failed ({type(exc).__name__}: {first_line(exc)})") from None
         if not check_integrity(str(tmp / dest.name), md5):
-            raise DataError(f"download from {url} failed: checksum mismatch (expected md5 {md5}); "
-                            f"nothing was kept")
+            raise DataError(f"download from {url} failed: checksum mismatch (expected md5 {md5}); nothing was kept")
         os.replace(tmp / dest.name, dest)
     finally:
         socket.setdefaulttimeout(previous_timeout)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-# (url, file name, md5) of what a download fetches: torchvision's sources.
-DOWNLOADS = {
-    **{name: [(cls.url, cls.filename, cls.tgz_md5)] for name, cls in CIFAR.items()},
-    "fashion_mnist": [(FashionMNIST.mirrors[0] + fname, fname, md5) for fname, md5 in FashionMNIST.resources],
-}
-
-
-def _download(name: str, data_dir: Path) -> Source:
-    for url, fname, md5 in DOWNLOADS[name]:
-        if not (data_dir / fname).is_file():
-            download(url, data_dir / fname, md5)
-    _, source = find_local(name, data_dir)
-    assert source is not None
-    return source
-
-
 def _remedies(name: str, data_dir: Path) -> str:
     if name in CIFAR:
-        put = (f"put {CIFAR[name].filename} (or the extracted {CIFAR[name].base_folder}/) in {data_dir} "
-               f"or set data.data_dir")
+        put = f"put {CIFAR[name].filename} (or the extracted {CIFAR[name].base_folder}/) in {data_dir}"
         other = f"copy {data_dir} from a machine where the download works"
     else:
-        put = (f"put the four Fashion-MNIST idx files (train/t10k-images/labels, .gz or raw) in {data_dir} "
-               f"or set data.data_dir")
+        put = f"put the four Fashion-MNIST idx files (train/t10k-images/labels, .gz or raw) in {data_dir}"
         other = "install the Debian/Ubuntu package dataset-fashion-mnist"
     urls = [url for url, _, _ in DOWNLOADS[name]]
-    return (f"Remedies: (1) {put}; (2) run with network access and data.download=true "
+    return (f"Remedies: (1) {put} or set data.data_dir; (2) run with network access and data.download=true "
             f"(downloads {urls[0]}{' ...' if len(urls) > 1 else ''}); (3) {other}.")
 
 
 def _download_or_fail(name: str, data_dir: Path, looked: list[Path], download_ok: bool) -> Source:
-    """A fresh download, else one DataError saying everything: where we looked, why the download
-    failed, the remedies."""
+    """A fresh download, else one DataError saying where we looked, why the download failed, the remedies."""
+    failure = "download not attempted (data.download=false)"
     if download_ok:
         existed = data_dir.exists()
         try:
-            return _download(name, data_dir)
+            for url, fname, md5 in DOWNLOADS[name]:
+                if not (data_dir / fname).is_file():
+                    download(url, data_dir / fname, md5)
+            _, source = find_local(name, data_dir)
+            assert source is not None
+            return source
         except DataError as exc:
             failure = str(exc)
             if not existed and data_dir.is_dir() and not any(data_dir.iterdir()):
                 data_dir.rmdir()  # leave no trace of a failed attempt
-    else:
-        failure = "download not attempted (data.download=false)"
     where = ", ".join(str(p) for p in looked)
     raise DataError(f"{name}: no copy of the dataset found. Looked in: {where}. {failure}. "
                     f"{_remedies(name, data_dir)}")
+
+
+def cache_path(name: str, data_dir: Path) -> Path:
+    return data_dir / f"{name}.uint8.pt"
+
+
+def _fingerprint(files: list[Path]) -> list[list]:
+    return [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+
+def read_cache(name: str, path: Path, files: list[Path] | None, quiet: bool = False) -> Arrays | None:
+    """The cached arrays if the cache is intact, valid and made from `files` (None: any will do); else None."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        meta = json.loads(saved["meta"])
+        if meta.get("version") != CACHE_VERSION or (files is not None and meta.get("files") != _fingerprint(files)):
+            return None
+        arrays = Arrays(*(saved[key].numpy() for key in _ARRAYS), [str(n) for n in saved["class_names"]])
+        formats.validate_arrays(name, arrays, str(path))
+        return arrays
+    except Exception as exc:  # a damaged cache is only a cache: decode the source again
+        if not quiet:
+            log.warning("%s: ignoring an unusable cache (%s); decoding the source again", path, first_line(exc))
+        return None
+
+
+def write_cache(path: Path, arrays: Arrays, files: list[Path]) -> None:
+    """Save beside `path` under a temporary name, then rename: readers never see a partial cache."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp_name, 0o644)
+        torch.save({**{key: torch.from_numpy(getattr(arrays, key)) for key in _ARRAYS},
+                    "class_names": list(arrays.class_names),
+                    "meta": json.dumps({"version": CACHE_VERSION, "files": _fingerprint(files)})}, tmp_name)
+        os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as exc:
+        log.warning("could not write the cache %s: %s", path, exc)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
 
 
 def load(name: str, data_dir: Path | str, download_ok: bool = True) -> Arrays:
     """Find, decode, validate and cache a real dataset; the decoded arrays."""
     data_dir = Path(data_dir).expanduser()
     check_data_dir(data_dir)
-    path = cache.cache_path(name, data_dir)
+    path = cache_path(name, data_dir)
     looked, source = find_local(name, data_dir)
     # Without a source (originals removed after caching) any valid cache is enough.
-    arrays = cache.read(name, path, source.files if source else None)
+    arrays = read_cache(name, path, source.files if source else None)
     if arrays is not None:
         return arrays
     source = source or _download_or_fail(name, data_dir, looked, download_ok)
@@ -185,28 +210,27 @@ def load(name: str, data_dir: Path | str, download_ok: bool = True) -> Arrays:
     except DataError as exc:
         log.warning("not caching the decoded %s: %s", path.name, exc)
         return arrays
-    cache.write(path, arrays, source.files)
+    write_cache(path, arrays, source.files)
     return arrays
 
 
 def ensure_available(name: str, data_dir: Path | str, download_ok: bool = True) -> None:
-    """Raise the one-line DataError of `load` unless it will find the dataset: a local copy or a
-    cache (not decoded here), else a download made now."""
+    """Raise `load`'s one-line DataError unless it will find a local copy or a cache (else download now)."""
     data_dir = Path(data_dir).expanduser()
     check_data_dir(data_dir)
     looked, source = find_local(name, data_dir)
-    if source is None and not cache.cache_path(name, data_dir).is_file():
+    if source is None and not cache_path(name, data_dir).is_file():
         _download_or_fail(name, data_dir, looked, download_ok)
 
 
 def is_ready(name: str, data_dir: Path | str) -> bool:
     """Cheap check that `load` would be served from an up-to-date, valid cache (a mapped read)."""
     data_dir = Path(data_dir).expanduser()
-    path = cache.cache_path(name, data_dir)
+    path = cache_path(name, data_dir)
     if not path.is_file():
         return False
     try:
         _, source = find_local(name, data_dir)
-        return cache.read(name, path, source.files if source else None, quiet=True) is not None
+        return read_cache(name, path, source.files if source else None, quiet=True) is not None
     except DataError:
         return False

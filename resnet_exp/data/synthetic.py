@@ -1,9 +1,6 @@
-"""A deterministic, learnable stand-in dataset for offline work and tests.
-
-Each class has a fixed pattern (a sum of a few random low-frequency plane waves per channel, so the
-classes differ in colour and texture); an image is its class pattern, randomly shifted (circularly,
-up to 1/8 of the size), plus Gaussian pixel noise. Same arguments, same bytes, on every machine.
-"""
+"""A deterministic, learnable stand-in dataset for offline work and tests: each image is its class's
+pattern (a few random low-frequency plane waves per channel), circularly shifted by up to 1/8 of the
+size, plus Gaussian pixel noise. Same arguments, same bytes, on every machine."""
 
 from __future__ import annotations
 

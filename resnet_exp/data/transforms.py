@@ -1,15 +1,5 @@
-"""Augmentation and normalisation as batch operations on uint8 NCHW tensors.
-
-Both loader paths use these very functions (the torch path in its worker processes, on CPU; the gpu
-path on the device), so they produce the same distribution of images:
-- `standard`: a random crop of the image zero-padded by `padding` pixels on each side (offsets
-  uniform in [0, 2*padding] per axis, per image), then a horizontal flip with probability 1/2 where
-  the dataset allows it (not for Fashion-MNIST);
-- `none`: the image as it is;
-- `trivialaugment`, `randaugment`, `autoaugment`: `standard`, then a torchvision policy per image
-  (policies.py, with random erasing and MixUp/CutMix).
-Resizing (`data.resize`) is applied once to the whole uint8 dataset, before augmentation.
-Evaluation batches are only normalised.
+"""Augmentation and normalisation as batch operations on uint8 NCHW tensors, used by both loader paths
+(the torch path in its workers, the gpu path on the device), so both make the same distribution of images.
 """
 
 from __future__ import annotations
@@ -38,8 +28,7 @@ class AugmentParams:
 def sample_params(batch: int, aug: AugmentParams, device: torch.device | str = "cpu",
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-image crop offsets dy, dx in [0, 2*padding] and flip flags."""
-    span = 2 * aug.padding + 1
-    offsets = torch.randint(0, span, (2, batch), device=device, generator=generator)
+    offsets = torch.randint(0, 2 * aug.padding + 1, (2, batch), device=device, generator=generator)
     if aug.flip:
         flip = torch.randint(0, 2, (batch,), device=device, generator=generator).bool()
     else:
@@ -57,12 +46,11 @@ def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.T
     index = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]
     out = torch.gather(x.reshape(b, c, h * w), 2, index.reshape(b, 1, h * w).expand(b, c, h * w))
     out = out.reshape(b, c, h, w)
-    if padding > 0:
-        out = out * valid[:, None].to(out.dtype)
-    return out
+    return out * valid[:, None].to(out.dtype) if padding > 0 else out
 
 
 def augment(x: torch.Tensor, aug: AugmentParams, generator: torch.Generator | None = None) -> torch.Tensor:
+    """`standard` on a batch (`x` itself when `aug` does nothing)."""
     if not aug.active:
         return x
     dy, dx, flip = sample_params(x.shape[0], aug, x.device, generator)
@@ -81,29 +69,26 @@ class Normalizer:
         return {"mean": self.mean, "std": self.std, "_cache": {}}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        key = x.device
-        if key not in self._cache:
+        if x.device not in self._cache:
             scale = torch.tensor([1 / (255 * s) for s in self.std], device=x.device).view(1, -1, 1, 1)
             shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=x.device).view(1, -1, 1, 1)
-            self._cache[key] = (scale, shift)
-        scale, shift = self._cache[key]
+            self._cache[x.device] = (scale, shift)
+        scale, shift = self._cache[x.device]
         return x.float().mul_(scale).add_(shift)
 
 
 class BatchTransform:
     """Augment (if training) and normalise a uint8 batch; used as the DataLoader's collate_fn."""
 
-    def __init__(self, normalizer: Normalizer, aug: AugmentParams, train: bool,
-                 policies: BatchPolicies | None = None):
+    def __init__(self, normalizer: Normalizer, aug: AugmentParams, train: bool, policies: BatchPolicies | None = None):
         self.normalizer = normalizer
         self.aug = aug if train else AugmentParams()
         self.policies = policies if train and policies is not None else BatchPolicies()
 
     def __call__(self, batch):
         x, y, *seed = batch
-        # A seeded batch (training, EpochSampler) augments the same way in any process and after
-        # any resume: crop, flip and policies all draw from the batch's seed, in that order;
-        # otherwise the process's global generator draws.
+        # A seeded batch (training, EpochSampler) draws crop, flip and policies from its seed, in any
+        # process and after any resume; otherwise the process's global generator draws.
         draws = self.aug.active or self.policies.active
         with seeded(seed[0] if seed and draws else None):
             return self.policies(augment(x, self.aug), y, self.normalizer)
@@ -115,7 +100,7 @@ def resize_uint8(x: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
         return x
     out = torch.empty((x.shape[0], x.shape[1], size, size), dtype=torch.uint8, device=x.device)
     for start in range(0, x.shape[0], chunk):
-        block = x[start:start + chunk].float()
-        block = F.interpolate(block, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        block = F.interpolate(x[start:start + chunk].float(), size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False)
         out[start:start + chunk] = block.round_().clamp_(0, 255).to(torch.uint8)
     return out

@@ -1,12 +1,5 @@
-"""DataLoader worker processes: how many a process may start, and that they die with it.
-
-- `capped_workers`: a number of workers far beyond the cores (data.num_workers=100000) would start
-  that many copies of the process and bring in the out-of-memory killer; it is capped at
-  WORKERS_PER_CORE x the cores this process may use, with one warning line.
-- `WorkerInit`: each worker asks the kernel (Linux `prctl(PR_SET_PDEATHSIG)`) for SIGKILL when its
-  parent dies. torch's own check notices a dead parent only while a worker waits for work, so a
-  busy or blocked worker of a killed run (SIGKILL, OOM killer) would live on; with this none does.
-"""
+"""DataLoader worker processes: how many a process may start, and that they die with it (torch notices
+a dead parent only while a worker waits for work, so a busy worker of a killed run would live on)."""
 
 from __future__ import annotations
 
@@ -24,24 +17,21 @@ WORKERS_PER_CORE = 2
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask, as a batch scheduler sets it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def capped_workers(requested: int, key: str = "data.num_workers") -> int:
-    """`requested`, or WORKERS_PER_CORE x the usable cores if that is fewer (one warning line)."""
-    cap = WORKERS_PER_CORE * usable_cores()
+    """`requested`, or WORKERS_PER_CORE x the cores this process may use if that is fewer (one warning
+    line): far more workers than cores would start that many copies of the process and bring in the OOM killer."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cap = WORKERS_PER_CORE * cores
     if requested <= cap:
         return requested
     log.warning("%s=%d: more DataLoader workers than this process can use; starting %d instead "
-                "(%d per core, %d cores usable)", key, requested, cap, WORKERS_PER_CORE, usable_cores())
+                "(%d per core, %d cores usable)", key, requested, cap, WORKERS_PER_CORE, cores)
     return cap
 
 
 def die_with_parent(parent: int) -> None:
     """Have the kernel SIGKILL this process when the thread that started it ends (Linux only), and
-    exit now if `parent` is already gone (it died before the request was made)."""
+    exit now if `parent` is already gone."""
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
@@ -53,9 +43,8 @@ def die_with_parent(parent: int) -> None:
 
 
 class WorkerInit:
-    """`worker_init_fn` of the project's DataLoaders: the worker dies with the process that started
-    it, and is seeded as Lightning seeds workers (`seed_everything(workers=True)`), which it does
-    only for loaders without a worker_init_fn of their own."""
+    """`worker_init_fn` of the project's DataLoaders: the worker dies with its parent, and is seeded as
+    Lightning seeds workers (which it does only for loaders without a worker_init_fn of their own)."""
 
     def __init__(self, rank: int = 0) -> None:
         self.rank = rank

@@ -1,9 +1,5 @@
-"""`python -m resnet_exp.models [PATTERN]`: a table of every arch, to pick one without reading code.
-
-Models are built on the meta device, so nothing is allocated or computed and even resnet1202 lists
-instantly. FLOPs come from torch.utils.flop_counter (1 multiply-add = 2 FLOPs; torchvision's
-"GFLOPS" column counts multiply-adds, i.e. half of these).
-"""
+"""`python -m resnet_exp.models [PATTERN]`: a table of every arch, to pick one without reading code
+(torchvision's "GFLOPS" column counts multiply-adds, i.e. half of these FLOPs)."""
 
 from __future__ import annotations
 
@@ -13,10 +9,8 @@ from resnet_exp.errors import OneLineArgumentParser
 from resnet_exp.models.complexity import complexity
 from resnet_exp.models.factory import list_models, resolve
 
-
-def _count(name: str, num_classes: int, size: int) -> tuple[int, int]:
-    """(parameters, FLOPs) of `name` as built for `size` px inputs with `stem="auto"`."""
-    return complexity(resolve(name, input_size=size), num_classes=num_classes, size=size)
+HEADER = ["name", "family", "depth", "block", "order", "params@32px/10cls", "params@224px/1000cls",
+          "GFLOPs@32px", "GFLOPs@224px"]
 
 
 def rows(pattern: str | None = None) -> list[list[str]]:
@@ -27,17 +21,12 @@ def rows(pattern: str | None = None) -> list[list[str]]:
             out.append([name, "custom", "-", "any", "-", "-", "-", "-", "-"])
             continue
         spec = resolve(name)
-        p32, f32 = _count(name, 10, 32)
-        p224, f224 = _count(name, 1000, 224)
-        out.append([
-            name, spec.family, str(spec.depth), spec.block.value, spec.block_order.value,
-            f"{p32 / 1e6:.2f}M", f"{p224 / 1e6:.2f}M", f"{f32 / 1e9:.3f}", f"{f224 / 1e9:.2f}",
-        ])
+        # Built for 32 and 224 px inputs with stem="auto".
+        p32, f32 = complexity(resolve(name, input_size=32), num_classes=10, size=32)
+        p224, f224 = complexity(resolve(name, input_size=224), num_classes=1000, size=224)
+        out.append([name, spec.family, str(spec.depth), spec.block.value, spec.block_order.value,
+                    f"{p32 / 1e6:.2f}M", f"{p224 / 1e6:.2f}M", f"{f32 / 1e9:.3f}", f"{f224 / 1e9:.2f}"])
     return out
-
-
-HEADER = ["name", "family", "depth", "block", "order", "params@32px/10cls", "params@224px/1000cls",
-          "GFLOPs@32px", "GFLOPs@224px"]
 
 
 def main(argv: list[str] | None = None) -> None:

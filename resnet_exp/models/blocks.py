@@ -1,9 +1,6 @@
-"""Residual units: basic and bottleneck, in every block order, with shortcut options A/B/C.
-
-Parameter names follow torchvision (`conv1`, `bn1`, ..., `downsample.0/1`) so that its
-`state_dict` loads into the `post` order with `strict=True`. `bn{i}` always belongs to `conv{i}`:
-after it in the post-activation orders, before it in `pre` (so `bn1` normalises the block input).
-Each block order has its own small forward, written as its unit is drawn in He et al. 2016, Fig. 4.
+"""Residual units: basic and bottleneck, in every block order (each with its own forward, as drawn in
+He et al. 2016, Fig. 4), with shortcut options A/B/C. Parameter names follow torchvision's; `bn{i}`
+belongs to `conv{i}`: after it in the post-activation orders, before it in `pre`.
 """
 
 from __future__ import annotations
@@ -62,8 +59,7 @@ class ZeroPadShortcut(nn.Module):
         self.extra, self.stride = out_ch - in_ch, stride
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.stride > 1:
-            # Same output size as a 3x3/s conv with padding 1: ceil(n / s).
+        if self.stride > 1:  # the output size of a 3x3/s conv with padding 1: ceil(n / s)
             x = x[:, :, :: self.stride, :: self.stride]
         return F.pad(x, (0, 0, 0, 0, 0, self.extra)) if self.extra else x
 
@@ -71,68 +67,51 @@ class ZeroPadShortcut(nn.Module):
         return f"extra_channels={self.extra}, stride={self.stride}"
 
 
-def conv_specs(
-    block: BlockType, in_ch: int, mid_ch: int, out_ch: int, stride: int, stride_in_1x1: bool
-) -> list[tuple[int, int, int, int]]:
-    """(in, out, kernel, stride) of each conv of the residual branch."""
-    if block == BlockType.basic:
-        return [(in_ch, out_ch, 3, stride), (out_ch, out_ch, 3, 1)]
-    s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)  # paper v1 vs torchvision v1.5
-    return [(in_ch, mid_ch, 1, s1), (mid_ch, mid_ch, 3, s3), (mid_ch, out_ch, 1, 1)]
+def _shortcut(kind: Shortcut, in_ch: int, out_ch: int, stride: int, norm_layer: NormLayer | None,
+              bias: bool) -> nn.Module | None:
+    """None (identity), option A's zero padding, or a 1x1 projection (+ norm)."""
+    reshape = stride != 1 or in_ch != out_ch
+    if kind == Shortcut.A or (kind == Shortcut.B and not reshape):
+        return ZeroPadShortcut(in_ch, out_ch, stride) if reshape else None
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 1, stride, bias=bias)]
+    if norm_layer is not None:
+        layers.append(norm_layer(out_ch))
+    return nn.Sequential(*layers)
 
 
 class ResidualBlock(nn.Module):
-    """One residual unit; `block` picks basic/bottleneck, `order` the BN/ReLU placement.
+    """One residual unit; `block` picks basic/bottleneck, `order` the BN/ReLU placement, `projection_norm`
+    (None: where the branch ends in a norm) and `projection_bias` shape the 1x1 projection shortcut."""
 
-    `projection_norm` (None: where the branch ends in a norm) and `projection_bias` shape the
-    1x1 projection shortcut (a biased projection without a norm: experiment=basic_block_cifar10_96px).
-    """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        stride: int = 1,
-        block: BlockType = BlockType.basic,
-        mid_ch: int | None = None,
-        order: BlockOrder = BlockOrder.post,
-        shortcut: Shortcut = Shortcut.B,
-        stride_in_1x1: bool = False,
-        first_in_net: bool = False,
-        drop_path: float = 0.0,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-        act_layer: ActLayer = nn.ReLU,
-        projection_norm: bool | None = None,
-        projection_bias: bool = False,
-    ) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, block: BlockType = BlockType.basic,
+                 mid_ch: int | None = None, order: BlockOrder = BlockOrder.post, shortcut: Shortcut = Shortcut.B,
+                 stride_in_1x1: bool = False, first_in_net: bool = False, drop_path: float = 0.0,
+                 norm_layer: NormLayer = nn.BatchNorm2d, act_layer: ActLayer = nn.ReLU,
+                 projection_norm: bool | None = None, projection_bias: bool = False) -> None:
         super().__init__()
         self.order, self.block = BlockOrder(order), BlockType(block)
-        specs = conv_specs(self.block, in_ch, mid_ch or out_ch, out_ch, stride, stride_in_1x1)
-        pre = self.order == BlockOrder.pre
-        # pre-activation: bn{i} normalises the input of conv{i}; otherwise its output.
-        self.conv1, self.bn1 = self._conv_bn(specs[0], norm_layer, pre)
-        self.conv2, self.bn2 = self._conv_bn(specs[1], norm_layer, pre)
-        if self.block == BlockType.bottleneck:
-            self.conv3, self.bn3 = self._conv_bn(specs[2], norm_layer, pre)
+        mid_ch = mid_ch or out_ch
+        if self.block == BlockType.basic:  # (in, out, kernel, stride) of each conv of the branch
+            specs = [(in_ch, out_ch, 3, stride), (out_ch, out_ch, 3, 1)]
+        else:  # the stride on the first 1x1 (the paper) or on the 3x3 (torchvision's v1.5)
+            s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+            specs = [(in_ch, mid_ch, 1, s1), (mid_ch, mid_ch, 3, s3), (mid_ch, out_ch, 1, 1)]
+        pre = self.order == BlockOrder.pre  # bn{i} normalises the input of conv{i}, else its output
+        for i, (cin, cout, k, s) in enumerate(specs, 1):
+            setattr(self, f"conv{i}", nn.Conv2d(cin, cout, k, s, padding=k // 2, bias=False))
+            setattr(self, f"bn{i}", norm_layer(cin if pre else cout))
         self.act = make_act(act_layer)
         # relu_only_pre activates the block input itself, which the identity path still needs.
         self.act_in = make_act(act_layer, inplace=False) if self.order == BlockOrder.relu_only_pre else None
         if projection_norm is None:
-            projection_norm = self.order in BRANCH_ENDS_IN_NORM  # its output is added to a normalised branch
+            projection_norm = self.order in BRANCH_ENDS_IN_NORM
         self.downsample = _shortcut(Shortcut(shortcut), in_ch, out_ch, stride,
                                     norm_layer if projection_norm else None, projection_bias)
         # He et al. 2016: the first unit's pre-activation (right after the stem) feeds both paths.
         self.shortcut_preact = self.order in PREACT_ORDERS and (
-            first_in_net or isinstance(self.downsample, nn.Sequential)
-        )
+            first_in_net or isinstance(self.downsample, nn.Sequential))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self._unit: Callable[[ResidualBlock, Tensor], Tensor] = UNIT_FORWARDS[self.order]
-
-    @staticmethod
-    def _conv_bn(spec: tuple[int, int, int, int], norm_layer: NormLayer, norm_input: bool
-                 ) -> tuple[nn.Conv2d, nn.Module]:
-        cin, cout, k, s = spec
-        return nn.Conv2d(cin, cout, k, s, padding=k // 2, bias=False), norm_layer(cin if norm_input else cout)
+        self._unit: Callable[[ResidualBlock, Tensor], Tensor] = getattr(ResidualBlock, f"_{self.order.value}")
 
     @property
     def last_conv(self) -> nn.Conv2d:
@@ -150,9 +129,7 @@ class ResidualBlock(nn.Module):
             nn.init.zeros_(self.last_conv.weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._unit(self, x)
-
-    # --- the parts the orders share ------------------------------------------------------------
+        return self._unit(self, x)  # the method of its block order, below
 
     def _shortcut(self, x: Tensor) -> Tensor:
         return x if self.downsample is None else self.downsample(x)
@@ -166,13 +143,10 @@ class ResidualBlock(nn.Module):
 
     def _preact_convs(self, x: Tensor) -> Tensor:
         """conv, then BN-ReLU-conv for every further conv (Fig. 4e, after the leading BN-ReLU)."""
-        x = self.conv1(x)
-        x = self.conv2(self.act(self.bn2(x)))
-        if self.block == BlockType.bottleneck:
-            x = self.conv3(self.act(self.bn3(x)))
-        return x
+        x = self.conv2(self.act(self.bn2(self.conv1(x))))
+        return self.conv3(self.act(self.bn3(x))) if self.block == BlockType.bottleneck else x
 
-    # --- one forward per block order (Fig. 4) ----------------------------------------------------
+    # --- one forward per block order (Fig. 4), named after it ------------------------------------
 
     def _post(self, x: Tensor) -> Tensor:  # (a) conv-BN-ReLU-conv-BN, add, ReLU
         return self.act(self.drop_path(self.last_bn(self._convs(x))) + self._shortcut(x))
@@ -188,31 +162,8 @@ class ResidualBlock(nn.Module):
 
     def _relu_only_pre(self, x: Tensor) -> Tensor:  # (d) ReLU-conv-BN-ReLU-conv-BN, add
         pre = self.act_in(x)
-        h = self.last_bn(self._convs(pre))
-        return self.drop_path(h) + self._shortcut(pre if self.shortcut_preact else x)
+        return self.drop_path(self.last_bn(self._convs(pre))) + self._shortcut(pre if self.shortcut_preact else x)
 
     def _pre(self, x: Tensor) -> Tensor:  # (e) BN-ReLU-conv-BN-ReLU-conv, add
         pre = self.act(self.bn1(x))
         return self.drop_path(self._preact_convs(pre)) + self._shortcut(pre if self.shortcut_preact else x)
-
-
-UNIT_FORWARDS: dict[BlockOrder, Callable[[ResidualBlock, Tensor], Tensor]] = {
-    BlockOrder.post: ResidualBlock._post,
-    BlockOrder.bn_after_add: ResidualBlock._bn_after_add,
-    BlockOrder.relu_before_add: ResidualBlock._relu_before_add,
-    BlockOrder.relu_before_and_after_add: ResidualBlock._relu_before_and_after_add,
-    BlockOrder.relu_only_pre: ResidualBlock._relu_only_pre,
-    BlockOrder.pre: ResidualBlock._pre,
-}
-
-
-def _shortcut(kind: Shortcut, in_ch: int, out_ch: int, stride: int, norm_layer: NormLayer | None,
-              bias: bool) -> nn.Module | None:
-    """None (identity), option A's zero padding, or a 1x1 projection (+ norm)."""
-    reshape = stride != 1 or in_ch != out_ch
-    if kind == Shortcut.A or (kind == Shortcut.B and not reshape):
-        return ZeroPadShortcut(in_ch, out_ch, stride) if reshape else None
-    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 1, stride, bias=bias)]
-    if norm_layer is not None:
-        layers.append(norm_layer(out_ch))
-    return nn.Sequential(*layers)

@@ -1,10 +1,5 @@
-"""Parameter and FLOP counts of an arch without building (or running) the whole net.
-
-Units 2..n of a stage are identical (same shapes, same parameters), so counting a copy of the net
-with at most two units per stage and adding (n - 2) times the second unit gives the exact totals
-of the full net. Everything runs on the meta device: no memory, no arithmetic, and resnet1202
-counts in well under a second. FLOPs are torch.utils.flop_counter's (1 multiply-add = 2 FLOPs).
-"""
+"""Parameter and FLOP counts (torch.utils.flop_counter's: 1 multiply-add = 2 FLOPs) on the meta device.
+Units 2..n of a stage are identical, so a net with at most two units per stage gives the exact totals."""
 
 from __future__ import annotations
 
@@ -22,7 +17,6 @@ from resnet_exp.models.options import BlockOrder
 from resnet_exp.models.resnet import ArchSpec, ResNet
 
 log = logging.getLogger(__name__)
-# The modes `count_flops` knows: a forward pass, or a forward + backward pass (a training step).
 FLOP_MODES = ("forward", "forward_backward", "train")
 
 
@@ -37,9 +31,7 @@ def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def complexity(
-    spec: ArchSpec, num_classes: int = 1000, in_channels: int = 3, size: int = 224
-) -> tuple[int, int]:
+def complexity(spec: ArchSpec, num_classes: int = 1000, in_channels: int = 3, size: int = 224) -> tuple[int, int]:
     """(parameters, FLOPs for one `size` x `size` image) of the full net described by `spec`."""
     short = dataclasses.replace(spec, blocks=tuple(min(n, 2) for n in spec.blocks))
     with torch.device("meta"):
@@ -50,8 +42,7 @@ def complexity(
             params += (n - 2) * _params(getattr(model, name)[1])
     # Norms, activations and drop-path add no counted FLOPs: v2 aliases and block orders share
     # the count of their v1 arch, so it is computed once.
-    conv_only = dataclasses.replace(spec, name="", block_order=BlockOrder.post, zero_init_last=False,
-                                    drop_path=0.0)
+    conv_only = dataclasses.replace(spec, name="", block_order=BlockOrder.post, zero_init_last=False, drop_path=0.0)
     return params, _conv_flops(conv_only, num_classes, in_channels, size)
 
 
@@ -72,14 +63,9 @@ def _conv_flops(spec: ArchSpec, num_classes: int, in_channels: int, size: int) -
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> int | None:
-    """FLOPs of one batch of `mode`, counted by torch.utils.flop_counter on a copy of the model on
-    the meta device (nothing computed): the forward pass, or for the training modes the forward and
-    the backward pass exactly as autograd runs them. The input needs no gradient, so the first
-    layer computes no input gradient, only its weight gradient (backward is a bit under 2x
-    forward). Both `results.json` and `python -m resnet_exp.bench` count with this function.
-
-    Counted in eval mode: norms and drop-path add no counted FLOPs either way, and train-mode
-    BatchNorm refuses a batch of one image at a 1x1 feature map."""
+    """FLOPs of one batch of `mode` on a meta copy of the model: the forward pass, or for the training
+    modes forward and backward as autograd runs them (no input gradient). In eval mode: norms add no
+    counted FLOPs either way, and train-mode BatchNorm refuses one image at a 1x1 feature map."""
     if mode not in FLOP_MODES:
         raise ValueError(f"mode={mode}: one of {', '.join(FLOP_MODES)}")
     try:

@@ -1,10 +1,5 @@
-"""The zoo's families and named archs as data, torch-free.
-
-`factory.resolve` builds every net from these tables, and the sweep report (which must not import
-torch) reads the same facts from them: a name's depth and block order, a family's default depth.
-A family turns a depth into stages; a named arch is a family, a depth and a block order (the v2
-aliases are the v1 nets with `block_order="pre"`).
-"""
+"""The zoo's families and named archs as data, torch-free (the sweep report reads them too): a family
+turns a depth into stages; a named arch is a family, a depth and a block order (v2: `pre`)."""
 
 from __future__ import annotations
 
@@ -28,8 +23,8 @@ BOTTLENECK_EXPANSION = 4
 
 @dataclass(frozen=True)
 class Family:
-    """Defaults of a family. CIFAR families: three equal stages of `block` (`widths` out,
-    `bottleneck_widths` inside); `resnet` takes its stages from IMAGENET_DEPTHS; `custom` has none."""
+    """Defaults of a family. CIFAR families: three equal stages of `block`; `resnet` takes its stages
+    from IMAGENET_DEPTHS; `custom` has none."""
 
     default_depth: int | None
     shortcut: Shortcut
@@ -110,8 +105,7 @@ def layout(family: str, depth: int) -> Layout:
         widths = mids if block == BlockType.basic else tuple(BOTTLENECK_EXPANSION * m for m in mids)
         return Layout(block, blocks, widths, mids)
     require(fam.block is not None, "depth", depth, "custom nets take widths and blocks lists, not depth")
-    # Three stages of n units, plus the stem conv and the fc layer.
-    k = len(fam.widths) * convs_per_unit(fam.block)
+    k = len(fam.widths) * convs_per_unit(fam.block)  # stages of n units, plus the stem conv and fc
     n, rest = divmod(depth - 2, k)
     require(rest == 0 and n >= 1, "depth", depth,
             f"family {family} needs {k}n+2 with n >= 1, e.g. {fam.depth_examples}")

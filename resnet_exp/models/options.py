@@ -1,16 +1,16 @@
-"""The knobs of the zoo, torch-free: `ArchOptions` lists every one (name, type, default) once,
-for `create_model`, `resolve` and the `arch` config schema alike.
-
-The string-valued knobs are `str` enums whose member name == value, so Hydra overrides
-(`arch.block_order=pre`), enum members and plain strings are interchangeable everywhere
-(`BlockOrder.pre == "pre"`).
-"""
+"""The knobs of the zoo, torch-free, each once in `ArchOptions` for `create_model` and the `arch` config
+schema alike. The string-valued knobs are `str` enums (member name == value): Hydra overrides, members
+and plain strings are interchangeable."""
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
+
+from resnet_exp.errors import require
 
 
 class BlockOrder(str, Enum):
@@ -21,8 +21,7 @@ class BlockOrder(str, Enum):
     relu_before_add = "relu_before_add"  # (c) conv-bn-relu-conv-bn-relu, add
     relu_only_pre = "relu_only_pre"  # (d) relu-conv-bn-relu-conv-bn, add
     pre = "pre"  # (e) bn-relu-conv-bn-relu-conv, add: ResNet v2
-    # Not in Fig. 4: (c) plus a ReLU after the addition (experiment=basic_block_cifar10_96px's unit).
-    relu_before_and_after_add = "relu_before_and_after_add"  # conv-bn-relu-conv-bn-relu, add, relu
+    relu_before_and_after_add = "relu_before_and_after_add"  # not in Fig. 4: (c), add, relu
 
 
 class Stem(str, Enum):
@@ -54,7 +53,7 @@ class Init(str, Enum):
 
     kaiming = "kaiming"  # Kaiming normal (fan_out) convs, PyTorch's default head (as torchvision)
     xavier = "xavier"  # Glorot-uniform convs and head, zero biases (TF-slim's and Keras' defaults)
-    torch = "torch"  # every layer as PyTorch initialises it (a plain PyTorch net)
+    torch = "torch"  # every layer as PyTorch initialises it
 
 
 def _custom_stem() -> Any:
@@ -64,20 +63,14 @@ def _custom_stem() -> Any:
 
 @dataclass
 class ArchOptions:
-    """The knobs of the zoo besides the arch's name: what `create_model` and `resolve` take as
-    keyword arguments and what the `arch` config group sets (its schema extends this class).
+    """The knobs of the zoo besides the arch's name (README, Models); None takes the named arch's own
+    value or the family's default."""
 
-    None takes the named arch's own value, or the family's default.
-    """
-
-    # Family depth: 6n+2 (cifar_resnet), 9n+2 (cifar_resnet_bottleneck), 18/34/50/101/152/200 (resnet).
-    depth: int | None = None
-    # None = the arch's own: post for the v1 names, pre for *v2.
-    block_order: BlockOrder | None = None
+    depth: int | None = None  # 6n+2 (cifar_resnet), 9n+2 (cifar_resnet_bottleneck), 18/34/50/101/152/200 (resnet)
+    block_order: BlockOrder | None = None  # None: post for the v1 names, pre for *v2
     stem: Stem = Stem.auto
-    shortcut: Shortcut | None = None  # None = the family's (A for cifar_resnet, else B)
-    # Custom nets (or overrides of a preset layout): one entry per stage.
-    block: BlockType | None = None
+    shortcut: Shortcut | None = None  # None: the family's (A for cifar_resnet, else B)
+    block: BlockType | None = None  # this and the lists: custom nets, or overrides of a preset layout
     widths: list[int] | None = None
     blocks: list[int] | None = None
     bottleneck_widths: list[int] | None = None
@@ -89,28 +82,29 @@ class ArchOptions:
     stem_padding: int | None = _custom_stem()  # default kernel // 2
     stem_width: int | None = _custom_stem()  # default: the first unit's (inner) width
     stem_pool: bool | None = _custom_stem()  # a 3x3/2 max-pool after the stem conv
-    # 1 (default, "same") or 0: an unpadded pool, as in experiment=basic_block_cifar10_96px.
-    stem_pool_padding: int | None = _custom_stem()
-    # Any stem: false = a bare stem conv, no BN-ReLU after it; v2 stems are bare anyway.
-    stem_norm: bool = True
-    stem_bias: bool = False  # a bias on the stem conv
-    # 1x1 projection shortcuts: a norm after the conv (null = where the block order's branch ends
-    # in a norm, i.e. all but bn_after_add and pre), and a bias on the conv. A biased projection
-    # without a norm and a biased, bare stem make the net of experiment=basic_block_cifar10_96px.
-    projection_norm: bool | None = None
+    stem_pool_padding: int | None = _custom_stem()  # 1 (default, "same") or 0
+    stem_norm: bool = True  # any stem; false: a bare stem conv, no BN-ReLU after it
+    stem_bias: bool = False
+    projection_norm: bool | None = None  # None: where the block order's branch ends in a norm
     projection_bias: bool = False
-    zero_init_last: bool = False  # each unit's branch starts at zero: the unit starts as its shortcut
+    zero_init_last: bool = False  # each unit starts as its shortcut
     init: Init = Init.kaiming
-    # Every BatchNorm: epsilon and momentum in PyTorch's convention (TF's decay d is 1 - d: Keras'
-    # 0.99 is 0.01, TF-slim's 0.999 is 0.001); a learnable scale (false: a shift only, TF-slim's
-    # batch_norm default); batch statistics in training (false: the running statistics, never
-    # updated, as Keras' BatchNormalization called without training=True).
-    norm_eps: float = 1e-5
+    norm_eps: float = 1e-5  # BatchNorm, in PyTorch's convention (momentum = 1 - TF's decay)
     norm_momentum: float = 0.1
-    norm_scale: bool = True
-    norm_batch_stats: bool = True
+    norm_scale: bool = True  # false: a shift only (TF-slim's batch_norm default)
+    norm_batch_stats: bool = True  # false: the running statistics in training too, never updated (Keras)
     drop_path: float = 0.0  # stochastic depth of the last unit, growing linearly from 0
 
 
 ARCH_KEYS = tuple(f.name for f in fields(ArchOptions))
 CUSTOM_STEM_KEYS = tuple(f.name for f in fields(ArchOptions) if f.metadata.get("custom_stem"))
+_TYPES = typing.get_type_hints(ArchOptions)
+# The on/off knobs (stem=custom ones aside): they reach ArchSpec as given, None taking the default.
+SWITCHES = tuple(k for k in ARCH_KEYS if _TYPES[k] in (bool, bool | None) and k not in CUSTOM_STEM_KEYS)
+
+
+def knobs(given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every knob: its value in `given`, or its default where left out or None; one line for an unknown key."""
+    for key in given:
+        require(key in ARCH_KEYS, key, given[key], f"unknown arch option; one of {', '.join(ARCH_KEYS)}")
+    return {f.name: f.default if given.get(f.name) is None else given[f.name] for f in fields(ArchOptions)}

@@ -1,9 +1,7 @@
-"""One configurable ResNet: stem, stages of residual units, head.
+"""One configurable ResNet (stem, stages of residual units, head), its BatchNorm and its initial weights.
 
-Every variant of the zoo is an `ArchSpec` (data) built by this one class; `factory.resolve`
-turns a name plus knobs (`ArchOptions`) into a spec. Module names match torchvision's ResNet
-(`conv1`, `bn1`, `maxpool`, `layer1..`, `fc`), so its weights load into `block_order="post"` with
-`strict=True`.
+Every variant of the zoo is an `ArchSpec` built by this one class. Module names match torchvision's
+ResNet (`conv1`, `bn1`, `maxpool`, `layer1..`, `fc`), so its weights load into `post` with `strict=True`.
 """
 
 from __future__ import annotations
@@ -13,19 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from resnet_exp.models.blocks import ActLayer, NormLayer, ResidualBlock, make_act
+from resnet_exp.models.blocks import PREACT_ORDERS, ActLayer, NormLayer, ResidualBlock, make_act
 from resnet_exp.models.families import layout_depth
-from resnet_exp.models.norms import batch_norm, init_weights
 from resnet_exp.models.options import BlockOrder, BlockType, Init, Shortcut
 
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A fully resolved architecture: every value concrete, every channel count final (width
-    multiplier applied). Only `factory.resolve` makes one: the knobs' defaults live in
-    `ArchOptions`, the rules that turn knobs into this layout in `resolve`."""
+    """A fully resolved architecture (every channel count final); only `factory.resolve` makes one."""
 
     name: str
     family: str
@@ -37,8 +33,7 @@ class ArchSpec:
     block_order: BlockOrder
     shortcut: Shortcut
     stride_in_1x1: bool
-    # The stem as `stem` (auto, imagenet, cifar, custom) resolved it.
-    stem_kernel: int
+    stem_kernel: int  # the stem as `stem` (auto, imagenet, cifar, custom) resolved it
     stem_stride: int
     stem_padding: int
     stem_width: int
@@ -79,17 +74,47 @@ class ArchSpec:
         return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(self).items()}
 
 
+class RunningStatsBatchNorm2d(nn.BatchNorm2d):
+    """A BatchNorm that normalises with its running statistics in training too and never updates them
+    (Keras' BatchNormalization called without `training=True`): gamma * x / sqrt(1 + eps) + beta."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+def batch_norm(eps: float = 1e-5, momentum: float = 0.1, scale: bool = True, batch_stats: bool = True) -> NormLayer:
+    """A `norm_layer` (channels -> module) building BatchNorms with these settings."""
+    cls = nn.BatchNorm2d if batch_stats else RunningStatsBatchNorm2d
+
+    def make(channels: int) -> nn.Module:
+        norm = cls(channels, eps=eps, momentum=momentum)
+        if not scale:  # TF-slim's batch_norm(scale=False): a learnable shift, no gamma
+            norm.weight = None
+        return norm
+    return make
+
+
+def init_weights(model: nn.Module, init: Init) -> None:
+    """Set the starting weights of every conv, linear layer and norm of `model` by `init`."""
+    if Init(init) == Init.torch:
+        return  # the layers keep what PyTorch gave them when they were built
+    for m in model.modules():
+        if Init(init) == Init.xavier and isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class ResNet(nn.Module):
     """ResNet v1/v2 and the block-order ablations, from an `ArchSpec`."""
 
-    def __init__(
-        self,
-        spec: ArchSpec,
-        num_classes: int = 1000,
-        in_channels: int = 3,
-        norm_layer: NormLayer | None = None,
-        act_layer: ActLayer = nn.ReLU,
-    ) -> None:
+    def __init__(self, spec: ArchSpec, num_classes: int = 1000, in_channels: int = 3,
+                 norm_layer: NormLayer | None = None, act_layer: ActLayer = nn.ReLU) -> None:
         super().__init__()
         self.spec, self.num_classes, self.in_channels = spec, num_classes, in_channels
         if norm_layer is None:  # BatchNorm as the spec's norm_* knobs set it
@@ -99,46 +124,36 @@ class ResNet(nn.Module):
         # relu_only_pre keeps the stem BN; the first unit's leading ReLU activates it.
         self.conv1 = nn.Conv2d(in_channels, spec.stem_width, spec.stem_kernel, spec.stem_stride,
                                padding=spec.stem_padding, bias=spec.stem_bias)
-        stem_norm = spec.stem_norm and order != BlockOrder.pre
-        self.bn1 = norm_layer(spec.stem_width) if stem_norm else nn.Identity()
-        pre_orders = (BlockOrder.pre, BlockOrder.relu_only_pre)
-        self.relu = make_act(act_layer) if spec.stem_norm and order not in pre_orders else nn.Identity()
+        self.bn1 = norm_layer(spec.stem_width) if spec.stem_norm and order != BlockOrder.pre else nn.Identity()
+        self.relu = make_act(act_layer) if spec.stem_norm and order not in PREACT_ORDERS else nn.Identity()
         self.maxpool = nn.MaxPool2d(3, 2, spec.stem_pool_padding) if spec.stem_pool else nn.Identity()
 
         total, idx, in_ch = sum(spec.blocks), 0, spec.stem_width
         self.stage_names: list[str] = []
-        for s, (out_ch, n, mid, stride) in enumerate(
-            zip(spec.widths, spec.blocks, spec.bottleneck_widths, spec.strides), 1
-        ):
+        for s, (out_ch, n, mid, stride) in enumerate(zip(spec.widths, spec.blocks, spec.bottleneck_widths,
+                                                         spec.strides), 1):
             units = []
             for i in range(n):
-                # Stochastic depth grows linearly with depth (Huang et al. 2016).
-                dp = spec.drop_path * idx / max(total - 1, 1)
                 units.append(ResidualBlock(
-                    in_ch, out_ch, stride if i == 0 else 1, spec.block, mid, order, spec.shortcut,
-                    spec.stride_in_1x1, first_in_net=idx == 0, drop_path=dp,
-                    norm_layer=norm_layer, act_layer=act_layer,
-                    projection_norm=spec.projection_norm, projection_bias=spec.projection_bias,
-                ))
+                    in_ch, out_ch, stride if i == 0 else 1, spec.block, mid, order, spec.shortcut, spec.stride_in_1x1,
+                    first_in_net=idx == 0, drop_path=spec.drop_path * idx / max(total - 1, 1),  # linear in depth
+                    norm_layer=norm_layer, act_layer=act_layer, projection_norm=spec.projection_norm,
+                    projection_bias=spec.projection_bias))
                 in_ch, idx = out_ch, idx + 1
             self.add_module(f"layer{s}", nn.Sequential(*units))
             self.stage_names.append(f"layer{s}")
         self.num_features = in_ch
         # Pre-activation units leave the sum un-normalised: v2 adds BN-ReLU before pooling.
         self.norm = norm_layer(in_ch) if order == BlockOrder.pre else nn.Identity()
-        self.final_act = make_act(act_layer) if order in pre_orders else nn.Identity()
+        self.final_act = make_act(act_layer) if order in PREACT_ORDERS else nn.Identity()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc: nn.Module = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        if self.conv1.weight.is_meta:  # shape-only build (counting, listing): nothing to fill
-            return
-        init_weights(self, self.spec.init)
-        if self.spec.zero_init_last:
-            for m in self.modules():
-                if isinstance(m, ResidualBlock):
-                    m.zero_init_last()
+        if not self.conv1.weight.is_meta:  # a shape-only build (counting, listing) has nothing to fill
+            init_weights(self, spec.init)
+            if spec.zero_init_last:
+                for m in self.modules():
+                    if isinstance(m, ResidualBlock):
+                        m.zero_init_last()
 
     @property
     def depth(self) -> int:
@@ -162,33 +177,21 @@ class ResNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head (0 -> no head: forward returns pooled features)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
-
-def stage_shapes(
-    model: ResNet, input_shape: Sequence[int] = (1, 3, 32, 32)
-) -> list[tuple[str, tuple[int, ...]]]:
-    """Output shape of the stem, each stage and the head for one dummy input.
-
-    Runs on the model's device (meta included, then nothing is computed) in eval mode.
-    """
-    names = ["stem"] + list(model.stage_names) + ["head"]
-    modules = [model.maxpool] + [getattr(model, n) for n in model.stage_names] + [model.fc]
+def stage_shapes(model: ResNet, input_shape: Sequence[int] = (1, 3, 32, 32)) -> list[tuple[str, tuple[int, ...]]]:
+    """Output shape of the stem, each stage and the head for one dummy input, in eval mode on the
+    model's device (on meta nothing is computed)."""
+    names = ["stem", *model.stage_names, "head"]
+    modules = [model.maxpool, *(getattr(model, n) for n in model.stage_names), model.fc]
     shapes: list[tuple[str, tuple[int, ...]]] = []
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out, n=n: shapes.append((n, tuple(out.shape))))
-        for n, m in zip(names, modules)
-    ]
+    hooks = [m.register_forward_hook(lambda _m, _i, out, n=n: shapes.append((n, tuple(out.shape))))
+             for n, m in zip(names, modules)]
     param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(tuple(input_shape), device=device))
+            model(torch.zeros(tuple(input_shape), device=param.device if param is not None else "cpu"))
     finally:
         model.train(was_training)
         for h in hooks:

@@ -1,8 +1,5 @@
-"""Reports from the command line: `python -m resnet_exp.report <sweep dir | run dir>`.
-
-A sweep folder gets summary.csv, summary.md, groups.csv, comparisons.csv and plots; a run folder
-(one holding `.hydra/`) gets curves.png and its summary block printed again.
-"""
+"""`python -m resnet_exp.report <sweep dir | run dir>`: a sweep's tables and plots, or a run's curves.png
+and its summary block printed again."""
 
 from __future__ import annotations
 
@@ -20,6 +17,7 @@ from resnet_exp.report.tables import build_report
 
 
 def report_run(run_dir: Path, plots: bool, quiet: bool) -> int:
+    """curves.png and the summary block of one run folder; the exit status."""
     if plots:
         written = write_curves(run_dir)
         if written is None:

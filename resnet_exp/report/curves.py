@@ -1,22 +1,17 @@
-"""One run's learning curves: `curves.png` in the run folder, from `csv/metrics.csv` and
-`step_times.csv` (torch-free; matplotlib's Agg canvas through `Figure`, as `plots.py`).
-
-Four panels: loss per epoch (train and validation), accuracy per epoch (train and validation),
-the learning rate at each logged optimizer step (one line per parameter group, named; one line when
-the groups share it), and a histogram of the step times (warm-up steps left out, as in the
-statistics of results.json). Epochs count from 1; metrics.csv counts them from 0, as Lightning does.
+"""One run's learning curves: `curves.png` in the run folder, from `csv/metrics.csv` and `step_times.csv`
+(torch-free; drawn as `plots.py` draws). Epochs count from 1; metrics.csv counts them from 0, as Lightning does.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from resnet_exp.io import RESULTS_FILE, write_atomic
 from resnet_exp.report import CURVES_PNG
+from resnet_exp.report.rows import load_json
 
 METRICS_CSV = Path("csv") / "metrics.csv"
 STEP_TIMES_CSV = "step_times.csv"
@@ -34,7 +29,7 @@ def _float(text: object) -> float | None:
 
 @dataclass
 class RunCurves:
-    """Per-epoch metrics ({epoch: {key: value}}), LR points (step, lr) and step times in ms."""
+    """Per-epoch metrics ({epoch: {key: value}}), LR points per parameter group (step, lr), step times in ms."""
 
     epochs: dict[int, dict[str, float]] = field(default_factory=dict)
     lr: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
@@ -50,40 +45,27 @@ class RunCurves:
         return max(points, key=lambda p: (p[1], -p[0])) if points else None
 
 
-def read_metrics(path: Path) -> tuple[dict[int, dict[str, float]], dict[str, list[tuple[int, float]]]]:
-    """Lightning's CSV rows merged per epoch (a row holds only what was logged together)."""
-    epochs: dict[int, dict[str, float]] = {}
-    lr: dict[str, list[tuple[int, float]]] = {}
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            step = _float(row.get("step"))
-            epoch = _float(row.get("epoch"))
-            for key, text in row.items():
-                value = _float(text)
-                if value is None or key in ("epoch", "step"):
-                    continue
-                if key.startswith("lr-"):
-                    lr.setdefault(key[3:], []).append((int(step or 0), value))
-                elif epoch is not None and not key.endswith("_step"):
-                    epochs.setdefault(int(epoch), {})[key] = value
-    return epochs, lr
-
-
-def read_step_times(path: Path) -> list[float]:
-    """Step times in ms of the timed (non-warm-up) steps; device time where it was measured."""
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [ms for r in rows if r.get("warmup") in ("0", "False", "false")
-            for ms in [_float(r.get("device_ms")) or _float(r.get("host_ms"))] if ms is not None]
-
-
 def read_run(run_dir: str | Path) -> RunCurves:
-    run_dir = Path(run_dir)
-    curves = RunCurves()
+    """The curves of a run folder: Lightning's CSV rows merged per epoch (a row holds only what was
+    logged together), and the step times of the timed (non-warm-up) steps, device time where measured."""
+    run_dir, curves = Path(run_dir), RunCurves()
     if (run_dir / METRICS_CSV).is_file():
-        curves.epochs, curves.lr = read_metrics(run_dir / METRICS_CSV)
+        with (run_dir / METRICS_CSV).open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                step, epoch = _float(row.get("step")), _float(row.get("epoch"))
+                for key, text in row.items():
+                    value = _float(text)
+                    if value is None or key in ("epoch", "step"):
+                        continue
+                    if key.startswith("lr-"):
+                        curves.lr.setdefault(key[3:], []).append((int(step or 0), value))
+                    elif epoch is not None and not key.endswith("_step"):
+                        curves.epochs.setdefault(int(epoch), {})[key] = value
     if (run_dir / STEP_TIMES_CSV).is_file():
-        curves.step_ms = read_step_times(run_dir / STEP_TIMES_CSV)
+        with (run_dir / STEP_TIMES_CSV).open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        curves.step_ms = [ms for r in rows if r.get("warmup") in ("0", "False", "false")
+                          for ms in [_float(r.get("device_ms")) or _float(r.get("host_ms"))] if ms is not None]
     return curves
 
 
@@ -105,6 +87,8 @@ def lr_lines(lr: dict[str, list[tuple[int, float]]]) -> list[tuple[str, list[tup
 def _lines(ax, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], xlabel: str,
            ylabel: str, scale: float = 1.0, empty: str = "not logged", held: bool = False) -> None:
     """One panel of lines; `held`: each value holds until the next point (a logged learning rate)."""
+    from matplotlib.ticker import MaxNLocator
+
     drawn = False
     for label, points, style in lines:
         if points:
@@ -115,8 +99,6 @@ def _lines(ax, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole numbers
     if drawn:
         ax.legend(fontsize="small")
@@ -126,9 +108,8 @@ def _lines(ax, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], 
 
 def run_title(run_dir: Path) -> str:
     """`resnet20 (depth 20, pre) on cifar10: <run folder>` from results.json, else the folder name."""
-    try:
-        results = json.loads((run_dir / RESULTS_FILE).read_text())
-    except (OSError, ValueError):
+    results = load_json(run_dir / RESULTS_FILE)
+    if results is None:
         return run_dir.name
     net = f"{results.get('arch')} (depth {results.get('depth')}, {results.get('block_order')})"
     return f"{net} on {results.get('data')}: {run_dir.name}"
@@ -162,7 +143,5 @@ def write_curves(run_dir: str | Path, title: str | None = None) -> Path | None:
     time_ax.set_title(f"Step times ({len(curves.step_ms)} steps, warm-up left out)")
     fig.suptitle(title or run_title(run_dir))
     fig.tight_layout()
-    path = run_dir / CURVES_PNG
-    write_atomic(path, lambda handle: fig.savefig(handle, format="png"), binary=True)
-    return path
-
+    write_atomic(run_dir / CURVES_PNG, lambda handle: fig.savefig(handle, format="png"), binary=True)
+    return run_dir / CURVES_PNG

@@ -1,17 +1,6 @@
-"""The PNG plots of a sweep report, drawn from the configurations of `stats.py`.
-
-- accuracy_vs_depth.png: test and best validation accuracy (two panels) against depth, one line per
-  configuration other than depth (e.g. per block order), the mean over seeds with 95% t interval bars;
-  with a single depth the configurations stand side by side, labelled on the x axis;
-- step_time_vs_depth.png: median training step time the same way;
-- time_to_accuracy.png: validation accuracy against cumulative training time, one line per
-  configuration: the mean over its seeds at each validation, with a band from the lowest to the
-  highest seed; colour by the values other than depth, line style and marker by depth.
-
-Lines are labelled by their swept values only (what every job shares tells nothing apart).
-
-The data of each plot comes from a pure function (`depth_series`, `time_curves`); matplotlib's Agg
-canvas through `Figure` (no pyplot, so no global backend state); a plot with no data is skipped.
+"""The PNG plots of a sweep report (README, "Sweeps and recipes"), their data from pure functions
+(`depth_series`, `time_curves`) over the configurations of `stats.py`; drawn on matplotlib's Agg canvas
+through `Figure` (no pyplot: no global backend state). A plot with no data is skipped.
 """
 
 from __future__ import annotations
@@ -28,8 +17,7 @@ from resnet_exp.report.rows import finite
 from resnet_exp.report.stats import Design, Estimate, Group, job_values, mean_interval
 
 LINE_STYLES = ("-", "--", ":", "-.")
-# With the line style, tells the depths apart (more of them than line styles).
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # with the line style, tells the depths apart
 
 
 def depth_keys(groups: Sequence[Group], design: Design) -> list[str]:
@@ -46,19 +34,6 @@ def depth_keys(groups: Sequence[Group], design: Design) -> list[str]:
     return found
 
 
-def _series_keys(groups: Sequence[Group], design: Design) -> list[str]:
-    return [k for k in design.keys if k not in depth_keys(groups, design)]
-
-
-def _row_label(row: Mapping[str, Any], keys: Sequence[str], several_datasets: bool) -> str:
-    if keys:
-        values = job_values(row)
-        return ", ".join(values.get(k, "") for k in keys)
-    # Nothing but depth (and seed) swept: one line per block order, as the rows tell it.
-    label = str(row.get("block_order") or "?")
-    return f"{label} / {row.get('data')}" if several_datasets else label
-
-
 @dataclass
 class DepthSeries:
     """{line label: [(depth, estimate over the completed jobs there), ...]}; `legend` names the keys."""
@@ -69,15 +44,19 @@ class DepthSeries:
 
 def depth_series(rows: Sequence[Mapping[str, Any]], groups: Sequence[Group], design: Design,
                  row_key: str) -> DepthSeries:
-    keys = _series_keys(groups, design)
+    dkeys = depth_keys(groups, design)
+    keys = [k for k in design.keys if k not in dkeys]
     several = len({r.get("data") for r in rows if r.get("data")}) > 1
     values: dict[str, dict[int, list[float]]] = {}
     for r in rows:
         if r["status"] != "completed" or r.get("depth") is None or finite(r.get(row_key)) is None:
             continue
-        values.setdefault(_row_label(r, keys, several), {}).setdefault(int(r["depth"]), []).append(float(r[row_key]))
-    lines = {label: sorted((d, mean_interval(v)) for d, v in by_depth.items())
-             for label, by_depth in values.items()}
+        if keys:
+            label = ", ".join(job_values(r).get(k, "") for k in keys)
+        else:  # nothing but depth (and seed) swept: one line per block order, as the rows tell it
+            label = str(r.get("block_order") or "?") + (f" / {r.get('data')}" if several else "")
+        values.setdefault(label, {}).setdefault(int(r["depth"]), []).append(float(r[row_key]))
+    lines = {label: sorted((d, mean_interval(v)) for d, v in by_depth.items()) for label, by_depth in values.items()}
     return DepthSeries(", ".join(keys) or "block order", lines)
 
 
@@ -103,10 +82,8 @@ def time_curves(groups: Sequence[Group], design: Design) -> list[Curve]:
         runs = [r["_time_to_accuracy"] for r in group.completed if r.get("_time_to_accuracy")]
         if not runs:
             continue
-        reached = min(len(run) for run in runs)
-        at = [[run[i] for run in runs] for i in range(reached)]
+        at = [[run[i] for run in runs] for i in range(min(len(run) for run in runs))]
         values = dict(zip(design.keys, group.config))
-        # Only the swept values tell the lines apart; what every job shares is no label.
         label = ", ".join(group.config) or ("the run" if len(runs) == 1 else f"all {len(runs)} runs")
         curves.append(Curve(
             label, len(runs), [statistics.fmean(p[0] for p in pts) for pts in at],
@@ -123,14 +100,17 @@ def _save(fig: Any, path: Path) -> None:
     write_atomic(path, lambda handle: fig.savefig(handle, format="png"), binary=True)
 
 
+def _with_seeds(series: Sequence[DepthSeries]) -> bool:
+    return any(e.n > 1 for s in series for pts in s.lines.values() for _, e in pts)
+
+
 def _draw_depth(ax: Any, series: DepthSeries, scale: float, ylabel: str) -> bool:
     """One panel; True when it has one depth only: then the lines stand side by side as labelled
     categories (no legend needed), since a depth axis with a single value says nothing."""
     depths = sorted({d for pts in series.lines.values() for d, _ in pts})
     bars = _with_seeds([series])
     single = len(depths) == 1
-    # Lines side by side at each depth, so that their bars do not hide each other.
-    step = 0.012 * ((depths[-1] - depths[0]) or 1.0) if bars else 0.0
+    step = 0.012 * ((depths[-1] - depths[0]) or 1.0) if bars else 0.0  # lines side by side: bars stay apart
     for i, (label, pts) in enumerate(series.lines.items()):
         shift = (i - (len(series.lines) - 1) / 2) * step
         xs = [i] * len(pts) if single else [d + shift for d, _ in pts]
@@ -151,10 +131,6 @@ def _draw_depth(ax: Any, series: DepthSeries, scale: float, ylabel: str) -> bool
             ax.set_xticks(depths)
     ax.grid(True, alpha=0.3)
     return single
-
-
-def _with_seeds(series: Sequence[DepthSeries]) -> bool:
-    return any(e.n > 1 for s in series for pts in s.lines.values() for _, e in pts)
 
 
 def _plot_depth(path: Path, quantity: str, panels: Sequence[tuple[str, DepthSeries, float, str]]) -> bool:

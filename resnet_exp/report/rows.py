@@ -1,36 +1,40 @@
-"""The rows of a sweep report: one per job folder of a Hydra multirun folder (`resnet_exp.report`).
-
-A job folder is a sub-folder holding `.hydra/` (and `results.json` once the job finished) or only
-the sweep callback's `job_status.json`. A job without `results.json` is `failed` when it left an
-error behind (`job_status.json`, or a traceback in its log) and `interrupted` otherwise; one whose
-`results.json` cannot be parsed is `unreadable` (the CLI warns). A job's
-row takes whatever its folder holds; only a folder that is not a sweep at all is an error (UserError).
-Also what the sweep varies (`sweep_axes`, from multirun.yaml). No Hydra and no torch here.
-"""
+"""The rows of a sweep report, one per job folder (one holding `.hydra/` or the sweep callback's
+`job_status.json`) from whatever the folder holds, what the sweep varies, and the writers of their tables.
+No Hydra and no torch here."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from resnet_exp.errors import UserError, shortened
-from resnet_exp.io import RESULTS_FILE, is_run_dir
+from resnet_exp.io import RESULTS_FILE, is_run_dir, write_atomic
 from resnet_exp.models.families import PRESETS, layout, layout_depth, preset_depth
 from resnet_exp.report import JOB_STATUS_FILE
 
-# The public keys of a row, in table order (a row also holds private `_num`, `_overrides` and
-# `_time_to_accuracy`, the job's accuracy-vs-training-time points).
+# The public keys of a row, in table order (a row also holds private `_num`, `_problems`, `_overrides`
+# and `_time_to_accuracy`, the job's accuracy-vs-training-time points).
 COLUMNS = ("job", "status", "overrides", "arch", "depth", "block_order", "data", "params",
            "val_acc_best", "test_acc", "selected_on", "step_median_ms", "images_per_s", "tflop_per_s", "mfu",
            "wall_time_s", "error")
 ERROR_MARKERS = ("Traceback (most recent call last)", "Error executing job")
 MAX_SCAN_DEPTH = 3  # job folders may sit below the sweep folder (hydra.sweep.subdir with '/')
+# The type each results.json key must have for the report to use it (numbers: int or float).
+RESULT_TYPES: dict[str, tuple[type, ...]] = {
+    "status": (str,), "arch": (str,), "block_order": (str,), "data": (str,), "selected_on": (str,),
+    "error": (str,), "depth": (int,), "params": (int,), "epochs": (int,), "steps": (int,),
+    "val/acc_best": (int, float), "val/acc": (int, float), "test/acc": (int, float), "test/loss": (int, float),
+    "wall_time_s": (int, float), "overrides": (list,), "step_time": (dict,), "throughput": (dict,),
+    "time_to_accuracy": (list,),
+}
 
 
 def _load_yaml(path: Path) -> Any:
@@ -40,7 +44,8 @@ def _load_yaml(path: Path) -> Any:
         return None
 
 
-def _load_json(path: Path) -> dict[str, Any] | None:
+def load_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object file, or None (missing, unreadable, not an object)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -63,8 +68,23 @@ def finite(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _is_job(path: Path) -> bool:
-    return (path / ".hydra").is_dir() or (path / JOB_STATUS_FILE).is_file()
+def count_statuses(statuses: Iterable[str]) -> str:
+    """`2 completed, 1 failed`: each status with its count, by name."""
+    return ", ".join(f"{n} {status}" for status, n in sorted(Counter(statuses).items()))
+
+
+def md_row(cells: Iterable[object]) -> str:
+    """A Markdown table row, each cell's text kept in its cell."""
+    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |\n"
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A CSV file with a header row, written atomically."""
+    def write(handle: Any) -> None:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    write_atomic(path, write)
 
 
 def find_jobs(sweep_dir: Path) -> list[Path]:
@@ -73,22 +93,13 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
 
     def walk(folder: Path, depth: int) -> None:
         for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if _is_job(child):
+            if (child / ".hydra").is_dir() or (child / JOB_STATUS_FILE).is_file():
                 jobs.append(child)
             elif depth < MAX_SCAN_DEPTH:
                 walk(child, depth + 1)
 
     walk(sweep_dir, 1)
     return jobs
-
-
-def _block_of(arch: Mapping[str, Any], name: str) -> str | None:
-    """arch.block, else the block of the named arch's own layout."""
-    block = arch.get("block")
-    if isinstance(block, str) and block in ("basic", "bottleneck"):
-        return block
-    depth = preset_depth(name) if name in PRESETS else None
-    return layout(PRESETS[name].family, depth).block.value if depth is not None else None
 
 
 def depth_of(arch: Mapping[str, Any], name: str | None) -> int | None:
@@ -100,7 +111,10 @@ def depth_of(arch: Mapping[str, Any], name: str | None) -> int | None:
     name = str(name or arch.get("name") or "")
     blocks = arch.get("blocks")
     if isinstance(blocks, list) and blocks and all(isinstance(b, int) for b in blocks):
-        block = _block_of(arch, name)
+        block = arch.get("block")  # else the block of the named arch's own layout
+        if not (isinstance(block, str) and block in ("basic", "bottleneck")):
+            default = preset_depth(name) if name in PRESETS else None
+            block = layout(PRESETS[name].family, default).block.value if default is not None else None
         return layout_depth(block, blocks) if block else None
     return preset_depth(name) if name in PRESETS else None
 
@@ -129,37 +143,22 @@ def _log_error(job: Path) -> str | None:
     return None
 
 
-def unreadable_results(job: Path) -> str | None:
-    """Why the job's results.json cannot be read, or None (no such file, or a readable one)."""
-    path = job / RESULTS_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(), parse_constant=_reject_constant)
-    except (OSError, ValueError) as exc:
-        return f"{RESULTS_FILE}: cannot parse: {str(exc).splitlines()[0]}"
-    return None if isinstance(data, dict) else f"{RESULTS_FILE}: not a JSON object"
-
-
-# The type each results.json key must have for the report to use it (numbers: int or float).
-RESULT_TYPES: dict[str, tuple[type, ...]] = {
-    "status": (str,), "arch": (str,), "block_order": (str,), "data": (str,), "selected_on": (str,),
-    "error": (str,), "depth": (int,), "params": (int,), "epochs": (int,), "steps": (int,),
-    "val/acc_best": (int, float), "val/acc": (int, float), "test/acc": (int, float), "test/loss": (int, float),
-    "wall_time_s": (int, float), "overrides": (list,), "step_time": (dict,), "throughput": (dict,),
-    "time_to_accuracy": (list,),
-}
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def read_results_checked(job: Path) -> tuple[dict[str, Any] | None, list[str]]:
-    """A job's results.json with every value of the wrong type left out, and one problem per
-    bad key or file (None when there is no readable results.json)."""
-    unreadable = unreadable_results(job)
-    if unreadable is not None:
-        return None, [unreadable]
-    results = _load_json(job / RESULTS_FILE)
-    if results is None:
+    """A job's results.json with every value of the wrong type left out, and one problem per bad key
+    or file (None when there is no readable results.json)."""
+    path = job / RESULTS_FILE
+    if not path.is_file():
         return None, []
+    try:
+        results = json.loads(path.read_text(), parse_constant=_reject_constant)
+    except (OSError, ValueError) as exc:
+        return None, [f"{RESULTS_FILE}: cannot parse: {str(exc).splitlines()[0]}"]
+    if not isinstance(results, dict):
+        return None, [f"{RESULTS_FILE}: not a JSON object"]
     wrong = []
     for key, types in RESULT_TYPES.items():
         value = results.get(key)
@@ -169,25 +168,11 @@ def read_results_checked(job: Path) -> tuple[dict[str, Any] | None, list[str]]:
     return results, [f"{RESULTS_FILE}: {', '.join(wrong)}; left out"] if wrong else []
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _status(results: dict[str, Any] | None, marker: dict[str, Any] | None, log_error: str | None,
-            unreadable: str | None = None) -> str:
-    if unreadable is not None:
-        return "unreadable"
-    if results is not None:
-        return str(results.get("status") or "completed")
-    if marker is not None and marker.get("status"):
-        return str(marker["status"])
-    return "failed" if log_error else "interrupted"
-
-
 def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
     """One row of the report (see COLUMNS), from whatever the job folder holds."""
     results, problems = read_results_checked(job)
-    marker = _load_json(job / JOB_STATUS_FILE)
+    unreadable = problems[0] if results is None and problems else None
+    marker = load_json(job / JOB_STATUS_FILE)
     config = _load_yaml(job / ".hydra" / "config.yaml") or {}
     hydra = _load_yaml(job / ".hydra" / "hydra.yaml") or {}
     overrides = (results or {}).get("overrides")
@@ -207,17 +192,21 @@ def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
     step_time = res.get("step_time") if isinstance(res.get("step_time"), Mapping) else {}
     throughput = res.get("throughput") if isinstance(res.get("throughput"), Mapping) else {}
     tta = res.get("time_to_accuracy") if isinstance(res.get("time_to_accuracy"), list) else []
-    job_num = _get(hydra, "hydra.job.num")
-    if not isinstance(job_num, int):
-        job_num = (marker or {}).get("job_num")
-    if not isinstance(job_num, int):
-        found = re.match(r"\d+", job.name)
-        job_num = int(found.group()) if found else None
-    unreadable = unreadable_results(job)
+    points = [(finite(p.get("train_time_s")), finite(p.get("val/acc"))) for p in tta if isinstance(p, Mapping)]
+    found = re.match(r"\d+", job.name)
+    nums = (_get(hydra, "hydra.job.num"), (marker or {}).get("job_num"), int(found.group()) if found else None)
     log_error = None if results is not None or marker is not None else _log_error(job)
+    if unreadable is not None:
+        status = "unreadable"
+    elif results is not None:
+        status = str(results.get("status") or "completed")
+    elif marker is not None and marker.get("status"):
+        status = str(marker["status"])
+    else:
+        status = "failed" if log_error else "interrupted"
     return {
         "job": job.relative_to(sweep_dir).as_posix(),
-        "status": _status(results, marker, log_error, unreadable),
+        "status": status,
         "overrides": " ".join(str(o) for o in overrides),
         "arch": arch,
         "depth": int(depth) if depth is not None else None,
@@ -234,12 +223,10 @@ def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
         "wall_time_s": finite(res.get("wall_time_s")),
         "error": unreadable or (res.get("error") if results is not None
                                 else (marker or {}).get("error") or log_error),
-        "_num": job_num,
+        "_num": next((n for n in nums if isinstance(n, int)), None),
         "_problems": problems,
         "_overrides": [str(o) for o in overrides],
-        "_time_to_accuracy": [(finite(p.get("train_time_s")), finite(p.get("val/acc"))) for p in tta
-                              if isinstance(p, Mapping) and finite(p.get("train_time_s")) is not None
-                              and finite(p.get("val/acc")) is not None],
+        "_time_to_accuracy": [p for p in points if None not in p],
     }
 
 
@@ -288,10 +275,8 @@ def sweep_axes(sweep_dir: Path) -> list[str]:
     """What the sweep varies (`arch.block_order=post,pre`), from multirun.yaml: the recipe's
     hydra.sweeper.params, then the command line's sweep overrides (which win over them)."""
     multirun = _load_yaml(sweep_dir / "multirun.yaml")
-    axes: dict[str, str] = {}
     params = _get(multirun, "hydra.sweeper.params")
-    if isinstance(params, Mapping):
-        axes.update({str(k): f"{k}={v}" for k, v in params.items()})
+    axes = {str(k): f"{k}={v}" for k, v in params.items()} if isinstance(params, Mapping) else {}
     task = _get(multirun, "hydra.overrides.task")
     for override in task if isinstance(task, list) else []:
         key = str(override).partition("=")[0]

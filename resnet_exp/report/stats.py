@@ -1,11 +1,6 @@
-"""Seed statistics of a sweep: jobs grouped into configurations (the jobs that differ only in
-`seed`), each metric's mean with a 95% Student-t interval, and comparisons of two values of one
-swept key with every other swept key held equal (paired by seed when both arms ran the same seeds,
-Welch otherwise). Pure functions over the report's rows; the distributions and tests are
-scipy.stats'. No Hydra and no torch here.
-
-Only completed jobs count: a failed, diverged, interrupted or pruned job is left out of the numbers
-and counted in its configuration's `left_out`.
+"""Seed statistics of a sweep (scipy.stats'): configurations (the jobs that differ only in `seed`), each
+metric's mean with a 95% Student-t interval, and comparisons of two values of one swept key with the others
+held equal. Only completed jobs count; the others are `left_out`.
 """
 
 from __future__ import annotations
@@ -28,7 +23,6 @@ METRICS = (("test/acc", "test_acc"), ("val/acc_best", "val_acc_best"),
 ACCURACY_METRICS = ("test/acc", "val/acc_best")
 
 
-# ---------------------------------------------------------------------------- numbers
 @dataclass(frozen=True)
 class Estimate:
     """The mean of n values with its sample sd and t interval (None where n is too small)."""
@@ -44,23 +38,13 @@ class Estimate:
         return None if self.low is None or self.high is None else (self.high - self.low) / 2
 
 
-def _number(value: Any) -> float | None:
-    """A float, or None for NaN (scipy's answer where the data have no spread)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
     """Mean, sd (n - 1) and the Student-t interval of the mean: mean ± t(1 - alpha/2, n - 1) sd/sqrt(n)."""
     from scipy import stats
 
-    n = len(values)
-    if n == 0:
-        return Estimate(0, None)
-    mean = statistics.fmean(values)
-    if n == 1:
-        return Estimate(1, mean)
-    sd = statistics.stdev(values)
+    if len(values) < 2:
+        return Estimate(len(values), statistics.fmean(values) if values else None)
+    n, mean, sd = len(values), statistics.fmean(values), statistics.stdev(values)
     half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
     return Estimate(n, mean, sd, mean - half, mean + half)
 
@@ -81,9 +65,7 @@ class Comparison:
 
     @property
     def excludes_zero(self) -> bool | None:
-        if self.low is None or self.high is None:
-            return None
-        return self.low > 0 or self.high < 0
+        return None if self.low is None or self.high is None else self.low > 0 or self.high < 0
 
 
 def compare(a: Sequence[tuple[Any, float]], b: Sequence[tuple[Any, float]],
@@ -102,13 +84,13 @@ def compare(a: Sequence[tuple[Any, float]], b: Sequence[tuple[Any, float]],
     n = len(xs) if paired else len(xs) + len(ys)
     if len(xs) < 2 or len(ys) < 2:
         return Comparison(paired, n, len(xs), len(ys), diff)
-    # Arms without spread (identical values) are legitimate: scipy warns and answers inf or NaN.
+    # Arms without spread (identical values) are legitimate: scipy warns and answers inf or NaN (None here).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         result = stats.ttest_rel(xs, ys) if paired else stats.ttest_ind(xs, ys, equal_var=False)
         interval = result.confidence_interval(confidence)
-    return Comparison(paired, n, len(xs), len(ys), diff,
-                      _number(interval.low), _number(interval.high), _number(result.pvalue), float(result.df))
+    return Comparison(paired, n, len(xs), len(ys), diff, finite(float(interval.low)), finite(float(interval.high)),
+                      finite(float(result.pvalue)), float(result.df))
 
 
 # ---------------------------------------------------------------------------- grouping
@@ -125,7 +107,7 @@ def job_values(row: Mapping[str, Any]) -> dict[str, str]:
 @dataclass
 class Design:
     """What a sweep varies: its non-seed swept keys in typed order, each key's values in the order
-    the jobs ran them (Hydra's expansion follows the typed order), and whether it swept `seed`."""
+    the jobs ran them, and whether it swept `seed`."""
 
     keys: list[str]
     values: dict[str, list[str]]
@@ -144,11 +126,7 @@ def design_of(rows: Sequence[Mapping[str, Any]], sweep_dir: Path | None = None) 
             for key, value in values.items():
                 seen.setdefault(key, set()).add(value)
         keys = [k for k, v in seen.items() if len(v) > 1 or any(k not in j for j in per_job)]
-    values: dict[str, list[str]] = {k: [] for k in keys}
-    for job in per_job:
-        for key in keys:
-            if key in job and job[key] not in values[key]:
-                values[key].append(job[key])
+    values: dict[str, list[str]] = {k: list(dict.fromkeys(job[k] for job in per_job if k in job)) for k in keys}
     plain = [k for k in keys if k != SEED_KEY]
     return Design(plain, {k: values[k] for k in plain}, SEED_KEY in keys)
 
@@ -190,8 +168,7 @@ def group_rows(rows: Sequence[Mapping[str, Any]], design: Design) -> list[Group]
     """The configurations in the order their first job ran."""
     groups: dict[tuple[str, ...], Group] = {}
     for row in rows:
-        values = job_values(row)
-        config = tuple(values.get(k, "") for k in design.keys)
+        config = tuple(job_values(row).get(k, "") for k in design.keys)
         groups.setdefault(config, Group(config)).jobs.append(row)
     return list(groups.values())
 
@@ -221,8 +198,7 @@ def comparisons(groups: Sequence[Group], design: Design, metrics: Sequence[tuple
     pairs = []
     for i, key in enumerate(design.keys):
         values = design.values[key]
-        others = [g.config[:i] + g.config[i + 1:] for g in groups]
-        held_settings = list(dict.fromkeys(others))
+        held_settings = list(dict.fromkeys(g.config[:i] + g.config[i + 1:] for g in groups))
         for ia, a in enumerate(values):
             for b in values[ia + 1:]:
                 for held in held_settings:

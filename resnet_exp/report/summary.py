@@ -1,17 +1,5 @@
-"""The short block a run, an evaluation and a sweep print on stdout when they end (torch-free).
-
-    ── run summary ─────────────────────────────────────────────
-    test accuracy     91.84 %   (loss 0.2312)
-    best validation   92.10 %   at epoch 7 of 8
-    training          8 epochs, 1712 steps, 6m12s wall, 2398 img/s
-    run folder        outputs/train/runs/2026-11-29_22-40-01
-    best checkpoint   outputs/.../checkpoints/best-epoch006.ckpt
-    curves            outputs/.../curves.png
-    wandb (offline)   wandb sync outputs/.../wandb/offline-run-...
-
-Everything comes from results.json's values and the run folder (csv/metrics.csv for the epoch of
-the best validation accuracy), so the block says what the files say.
-"""
+"""The short block a run, an evaluation and a sweep print on stdout when they end (torch-free). It
+comes from results.json's values and the run folder, so the block says what the files say."""
 
 from __future__ import annotations
 
@@ -27,9 +15,11 @@ from resnet_exp.report.curves import read_run
 RULE_WIDTH = 62
 
 
-def _rule(title: str) -> str:
+def _block(title: str, rows: Sequence[tuple[str, str]], *above: str) -> str:
+    """The block: a rule with its title, `above` (a table), one line per (label, value), a rule."""
     head = f"── {title} "
-    return head + "─" * max(3, RULE_WIDTH - len(head))
+    lines = [f"{label:<17} {value}" for label, value in rows]
+    return "\n".join([head + "─" * max(3, RULE_WIDTH - len(head)), *above, *lines, "─" * RULE_WIDTH])
 
 
 def log_to_files(text: str, name: str = "resnet_exp") -> None:
@@ -64,10 +54,6 @@ def _pct(value: Any) -> str:
     return f"{100 * float(value):.2f} %" if isinstance(value, (int, float)) else "-"
 
 
-def _lines(rows: Sequence[tuple[str, str]]) -> list[str]:
-    return [f"{label:<17} {value}" for label, value in rows]
-
-
 def _test_row(results: Mapping[str, Any]) -> tuple[str, str]:
     loss = results.get("test/loss")
     text = _pct(results.get("test/acc"))
@@ -78,8 +64,7 @@ def _test_row(results: Mapping[str, Any]) -> tuple[str, str]:
     return "test accuracy", text
 
 
-def run_summary(results: Mapping[str, Any], run_dir: str | Path,
-                offline_wandb_runs: Sequence[str | Path] = ()) -> str:
+def run_summary(results: Mapping[str, Any], run_dir: str | Path, offline_wandb_runs: Sequence[str | Path] = ()) -> str:
     """The block at the end of a training run (`results` as written to results.json)."""
     run_dir = Path(run_dir)
     rows = [_test_row(results)]
@@ -107,7 +92,7 @@ def run_summary(results: Mapping[str, Any], run_dir: str | Path,
         rows.append(("curves", shown_path(run_dir / CURVES_PNG)))
     if offline_wandb_runs:  # a resumed run's segments in order: one command uploads its whole history
         rows.append(("wandb (offline)", "wandb sync " + " ".join(shown_path(d) for d in offline_wandb_runs)))
-    return "\n".join([_rule("run summary"), *_lines(rows), "─" * RULE_WIDTH])
+    return _block("run summary", rows)
 
 
 def eval_summary(results: Mapping[str, Any], run_dir: str | Path) -> str:
@@ -116,12 +101,11 @@ def eval_summary(results: Mapping[str, Any], run_dir: str | Path) -> str:
             ("checkpoint", shown_path(results.get("checkpoint") or "-")),
             ("model", f"{results.get('arch')} on {results.get('data')}, {results.get('params')} parameters"),
             ("results", shown_path(Path(run_dir) / "results.json"))]
-    return "\n".join([_rule("evaluation"), *_lines(rows), "─" * RULE_WIDTH])
+    return _block("evaluation", rows)
 
 
 def sweep_summary(table_md: str, summary_md: str | Path, counts: Mapping[str, int]) -> str:
     """The block at the end of a multirun: the summary table and where it is."""
     done = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    rows = [("jobs", f"{sum(counts.values())} ({done})" if done else "0"),
-            ("summary", shown_path(summary_md))]
-    return "\n".join([_rule("sweep summary"), table_md.rstrip(), "", *_lines(rows), "─" * RULE_WIDTH])
+    rows = [("jobs", f"{sum(counts.values())} ({done})" if done else "0"), ("summary", shown_path(summary_md))]
+    return _block("sweep summary", rows, table_md.rstrip(), "")
