@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from resnet_exp.app.sweep_job import JOB_STATUS_ATTRIBUTE
-from resnet_exp.errors import Terminated, UserError, first_line, shortened
+from resnet_exp.errors import Terminated, first_line, shortened
 from resnet_exp.io import is_rank_zero, write_json_atomic
 from resnet_exp.report import JOB_STATUS_FILE, SUMMARY_MD
 from resnet_exp.report.summary import sweep_summary
@@ -71,6 +71,7 @@ class CheckBeforeStart(Callback):
         self._check(config, None, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from resnet_exp.app.arguments import sweep_jobs
         from resnet_exp.app.resume import check_same_jobs, keep_sweep_record
 
         hc = config.hydra
@@ -110,7 +111,11 @@ class CheckBeforeStart(Callback):
                 if jobs is not None and "data" in (self.groups or ("data",)):
                     data = job_cfg.data
                     datasets.add((str(getattr(data.name, "value", data.name)), str(data.data_dir), bool(data.download)))
-            check_datasets(datasets)
+            from resnet_exp.data import sources
+
+            for name, data_dir, download in sorted(datasets):  # found or downloaded once, not per job
+                if name in sources.DOWNLOADS:
+                    sources.ensure_available(name, data_dir, download)
         except Exception as exc:
             _exit_on_user_error(exc)
         finally:
@@ -129,40 +134,6 @@ def _exit_on_user_error(exc: Exception) -> NoReturn:
         traceback.print_exception(exc)
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(USER_ERROR_EXIT_CODE) from None
-
-
-def sweep_jobs(sweeper: DictConfig, arguments: list[str]) -> list[list[str]] | None:
-    """The overrides of the jobs to check before a sweep starts: every job of Hydra's basic sweeper;
-    for a search, every choice and both ends of every range, one key at a time (its jobs are not
-    known before Optuna proposes them); None for glob sweeps (left to Hydra)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    params = {str(k): v for k, v in (sweeper.get("params") or {}).items()}
-    if any("glob(" in str(argument) for argument in [*params.values(), *arguments]):
-        return None
-    if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
-        from resnet_exp.search.space import probe_jobs, search_space
-
-        return probe_jobs(search_space(params, arguments))
-    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()] + arguments)
-    for override in parsed:
-        if override.is_sweep_override() and not override.is_discrete_sweep():
-            raise UserError(f"{override.input_line}: Hydra's basic sweeper runs lists, choice() and range(); "
-                            "interval() and tag() need a search: add hparams_search=lr_wd (or hydra/sweeper=optuna)")
-    return [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
-
-
-def check_datasets(datasets: set[tuple[str, str, bool]]) -> None:
-    """Each (name, data_dir, download) of a real dataset can be found, or is downloaded now; else
-    the DataError the jobs would each raise. Nothing is decoded here."""
-    if not datasets:
-        return
-    from resnet_exp.data import sources
-
-    for name, data_dir, download in sorted(datasets):
-        if name in sources.DOWNLOADS:
-            sources.ensure_available(name, data_dir, download)
 
 
 def _one_line(exc: Any) -> str:
