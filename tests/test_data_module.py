@@ -283,3 +283,23 @@ def test_wrong_checksum_one_line(tmp_path):
     with pytest.raises(DataError) as err:
         ImageDataModule(name="cifar10", data_dir=str(tmp_path), download=False).prepare_data()
     assert "checksum mismatch" in one_line(err)
+
+
+@pytest.mark.parametrize("name,hflip,flips", [("fashion_mnist", None, False), ("fashion_mnist", True, True),
+                                              ("cifar10", None, True), ("cifar10", False, False)])
+def test_hflip_overrides_the_datasets_default(tmp_path, name, hflip, flips):
+    dm = ImageDataModule(name=name, data_dir=str(tmp_path), hflip=hflip)
+    assert dm.augment_params.flip is flips
+
+
+@pytest.mark.parametrize("loader", ["torch", "gpu"])
+@pytest.mark.parametrize("hflip", [True, False])
+def test_hflip_mirrors_training_images_on_both_loaders(tmp_path, loader, hflip):
+    """No crop: each training image arrives as it is or mirrored, mirrored only with hflip=true."""
+    dm = synthetic(tmp_path, loader=loader, augment="standard", crop_padding=0, hflip=hflip)
+    dm.setup("fit")
+    originals = dm.normalizer(dm._tensors["train_x"][dm._tensors["train_idx"]])
+    keys = {x.numpy().tobytes(): "as is" for x in originals} | {x.flip(-1).numpy().tobytes(): "mirrored"
+                                                                  for x in originals}
+    seen = [keys[x.numpy().tobytes()] for batch, _ in dm.train_dataloader() for x in batch]
+    assert ("mirrored" in seen) is hflip and "as is" in seen

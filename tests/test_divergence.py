@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from resnet_exp.io import write_json_atomic
-from tests.helpers.cli import TINY_RUN, explain, run_cli, run_train, train_in_process
+from tests.helpers.cli import TINY_RUN, explain, run_in_process, train_in_process
 
 
 def strict_load(path: Path) -> dict:
@@ -20,8 +20,8 @@ def strict_load(path: Path) -> dict:
 def test_a_diverging_run_stops_says_so_and_writes_strict_json(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     run_dir = sweep / "0"
-    proc = run_train(*TINY_RUN, "optimizer.lr=1e30", "trainer.log_every_n_steps=2", "trainer.max_epochs=3",
-                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = train_in_process(*TINY_RUN, "optimizer.lr=1e30", "trainer.log_every_n_steps=2", "trainer.max_epochs=3",
+                            f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode != 0, explain(proc)
     # One error line, the last (library warnings printed during training may precede it).
     (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
@@ -36,14 +36,14 @@ def test_a_diverging_run_stops_says_so_and_writes_strict_json(tmp_path: Path) ->
     for key in results.get("non_finite", []):
         assert results[key] is None
 
-    proc = run_cli("resnet_exp.report", str(sweep), "--no-plots", cwd=tmp_path)
+    proc = run_in_process("resnet_exp.report", str(sweep), "--no-plots", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     summary = (sweep / "summary.csv").read_text().splitlines()
     assert summary[1].split(",")[1] == "diverged"
 
 
 def test_nothing_to_train_is_refused(tmp_path: Path) -> None:
-    proc = run_train(*TINY_RUN, "trainer.max_epochs=0", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=0", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.strip().splitlines() == [
         "error: trainer.max_epochs=0: must be >= 1, or -1 for no limit (0 would train nothing)"]
@@ -63,7 +63,7 @@ def test_report_warns_about_an_unreadable_results_file(tmp_path: Path) -> None:
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text("- data=synthetic\n")
     (job / "results.json").write_text('{"status": "completed", "val/loss": NaN}\n')
-    proc = run_cli("resnet_exp.report", str(sweep), "--no-plots", "-q", cwd=tmp_path)
+    proc = run_in_process("resnet_exp.report", str(sweep), "--no-plots", "-q", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     assert f"warning: {job}: results.json: cannot parse: NaN is not JSON" in proc.stderr
     row = (sweep / "summary.csv").read_text().splitlines()[1].split(",")

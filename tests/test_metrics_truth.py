@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import TINY_RUN, explain, run_train
+from tests.helpers.cli import TINY_RUN, explain, train_in_process
 
 # 96 training images in batches of 32 (3 steps an epoch), 50 validation images.
 SMALL = [*TINY_RUN, "data.train_size=146", "data.val_size=50", "data.test_size=30",
@@ -34,7 +34,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("eval_batch")
     dirs = (base / "b7", base / "b500")
     for run_dir, size in zip(dirs, (7, 500)):
-        proc = run_train(*SMALL, f"data.eval_batch_size={size}", f"hydra.run.dir={run_dir}", cwd=base)
+        proc = train_in_process(*SMALL, f"data.eval_batch_size={size}", f"hydra.run.dir={run_dir}", cwd=base)
         assert proc.returncode == 0, explain(proc)
     return dirs
 

@@ -63,18 +63,19 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize("loader", ["torch", "gpu"])  # gpu: the device-resident loader, here on CPU tensors
 def test_run_killed_mid_epoch_resumes_exactly(tmp_path: Path, loader: str) -> None:
     """6 steps an epoch; last.ckpt every 4 steps; killed (SIGKILL) after step 10, i.e. in the
-    second epoch, 2 steps past its last checkpoint; resumed from there."""
+    second epoch, 2 steps past its last checkpoint; resumed from there. Only the killed run needs
+    a process of its own."""
     args = [*DETERMINISTIC, f"data.loader={loader}", "logger.wandb.mode=disabled",
             "+callbacks.killer._target_=tests.helpers.kill_at_step.KillAtStep",
             "+callbacks.last_checkpoint.every_n_train_steps=4"]
     whole, part = tmp_path / "whole", tmp_path / "part"
-    proc = run_train(*args, f"hydra.run.dir={whole}", cwd=tmp_path)
+    proc = train_in_process(*args, f"hydra.run.dir={whole}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     proc = run_train(*args, f"hydra.run.dir={part}", cwd=tmp_path, KILL_AT_STEP="10")
     assert proc.returncode == -9, explain(proc)
     assert not (part / "results.json").exists()
 
-    proc = run_train(f"resume={part}", cwd=tmp_path)
+    proc = train_in_process(f"resume={part}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     assert comparable(part) == comparable(whole)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import TINY_RUN, cli_env, explain, run_train
+from tests.helpers.cli import TINY_RUN, cli_env, explain, train_in_process
 
 
 def metric_epochs(run_dir: Path, metric: str) -> list[int]:
@@ -29,14 +29,14 @@ def step_rows(run_dir: Path) -> list[int]:
 @pytest.mark.slow
 def test_history_survives_two_resumes_and_a_torn_checkpoint(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    proc = run_train(*TINY_RUN, "trainer.max_epochs=1", "logger.wandb.mode=offline",
-                     f"hydra.run.dir={run}", cwd=tmp_path)
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", "logger.wandb.mode=offline",
+                            f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     # A crash while writing left last.ckpt cut short: resume takes the newest checkpoint that loads.
     last = run / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     for epochs in (2, 3):
-        proc = run_train(f"resume={run}", f"trainer.max_epochs={epochs}", cwd=tmp_path)
+        proc = train_in_process(f"resume={run}", f"trainer.max_epochs={epochs}", cwd=tmp_path)
         assert proc.returncode == 0, explain(proc)
     results = json.loads((run / "results.json").read_text())
     assert results["epochs"] == 3
@@ -80,7 +80,7 @@ def test_run_killed_at_random_moments_resumes_to_a_full_history(seed: int, tmp_p
     # Killed at least once: the last resume runs to the end; unless the kill came after results.json
     # was written (while the process was closing down), when the run is finished and a resume refuses.
     if code != 0 and not (run / "results.json").is_file():
-        proc = run_train(f"resume={run}", cwd=tmp_path)
+        proc = train_in_process(f"resume={run}", cwd=tmp_path)  # the kills needed a process; this does not
         assert proc.returncode == 0, explain(proc)
     results = json.loads((run / "results.json").read_text())
     assert results["status"] == "completed" and results["epochs"] == 3

@@ -14,7 +14,7 @@ import pytest
 from resnet_exp.callbacks.progress import LogProgress, SyncFreeRichProgressBar, progress_bar
 from resnet_exp.report.__main__ import main as report_main
 from resnet_exp.report.summary import eval_summary, sweep_summary
-from tests.helpers.cli import TINY_RUN, explain, run_cli, run_train
+from tests.helpers.cli import TINY_RUN, explain, run_in_process, train_in_process
 from tests.test_report import sweep  # noqa: F401  (fixture: a hand-made sweep folder)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -23,11 +23,11 @@ PROGRESS = re.compile(r"epoch (\d+)/2  step (\d+)/(\d+)  loss (\S+)  (\d+) img/s
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """A 2-epoch run, 6 steps an epoch, stdout a pipe (not a terminal): a line every 2 steps."""
+    """A 2-epoch run, 6 steps an epoch, stdout not a terminal (captured): a line every 2 steps."""
     work = tmp_path_factory.mktemp("summary")
     run_dir = work / "run"
-    proc = run_train(*TINY_RUN, "trainer.log_every_n_steps=2", "callbacks.progress_bar.plain.every_n_steps=2",
-                     "callbacks.progress_bar.plain.every_n_seconds=null", f"hydra.run.dir={run_dir}", cwd=work)
+    proc = train_in_process(*TINY_RUN, "trainer.log_every_n_steps=2", "callbacks.progress_bar.plain.every_n_steps=2",
+                            "callbacks.progress_bar.plain.every_n_seconds=null", f"hydra.run.dir={run_dir}", cwd=work)
     assert proc.returncode == 0, explain(proc)
     return run_dir, proc
 
@@ -107,7 +107,7 @@ def test_eval_and_sweep_summaries() -> None:
 
 
 def test_help_lists_only_the_groups_a_user_chooses(tmp_path: Path) -> None:
-    proc = run_cli("resnet_exp.run", "--help", cwd=tmp_path)
+    proc = run_in_process("resnet_exp.run", "--help", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     assert "schema/" not in groups and "bench_recipe" not in groups

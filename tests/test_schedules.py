@@ -18,7 +18,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, MultiStepLR, O
 from resnet_exp.config import CONF_DIR, register_schemas
 from resnet_exp.errors import ConfigError
 from resnet_exp.schedules import Schedule
-from tests.helpers.cli import TINY_RUN, explain, run_train
+from tests.helpers.cli import TINY_RUN, explain, train_in_process
 
 
 def lrs(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> list[float]:
@@ -101,9 +101,9 @@ def test_multistep_milestones_beyond_the_run_are_refused() -> None:
 def test_cosine_per_step_spans_every_step_of_the_run(tmp_path: Path) -> None:
     # 192 training images in batches of 32: 6 steps an epoch, 12 in all; 3 of linear warm-up.
     run_dir = tmp_path / "run"
-    proc = run_train(*TINY_RUN, "scheduler=cosine", "scheduler.interval=step", "scheduler.warmup=linear",
-                     "scheduler.warmup_length=3", "scheduler.warmup_lr_factor=0.1", "optimizer.lr=0.1",
-                     "trainer.log_every_n_steps=1", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = train_in_process(*TINY_RUN, "scheduler=cosine", "scheduler.interval=step", "scheduler.warmup=linear",
+                            "scheduler.warmup_length=3", "scheduler.warmup_lr_factor=0.1", "optimizer.lr=0.1",
+                            "trainer.log_every_n_steps=1", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
         # The LR monitor's default interval is the step; the parameter groups have names.
@@ -120,7 +120,7 @@ def test_cosine_per_step_spans_every_step_of_the_run(tmp_path: Path) -> None:
 
 
 def test_a_schedule_longer_than_the_run_is_a_one_line_error(tmp_path: Path) -> None:
-    proc = run_train(*TINY_RUN, "scheduler=multistep", cwd=tmp_path)
+    proc = train_in_process(*TINY_RUN, "scheduler=multistep", cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: scheduler.lr_scheduler.milestones=[50, 75]: beyond the end of the run (2 epochs); "

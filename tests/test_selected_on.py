@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import TINY_RUN, explain, run_cli, run_train, train_in_process
+from tests.helpers.cli import TINY_RUN, explain, run_in_process, train_in_process
 
 
 def test_checkpoint_selected_on_test_is_marked(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     job = sweep / "0"
-    proc = run_train(*TINY_RUN, "data.val_size=0", "data.val_on_test=true", "trainer.max_epochs=1",
-                     f"hydra.run.dir={job}", cwd=tmp_path)
+    proc = train_in_process(*TINY_RUN, "data.val_size=0", "data.val_on_test=true", "trainer.max_epochs=1",
+                            f"hydra.run.dir={job}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     results = json.loads((job / "results.json").read_text())
     assert results["selected_on"] == "test" and results["best_checkpoint"]
 
-    proc = run_cli("resnet_exp.report", str(sweep), "--no-plots", "-q", cwd=tmp_path)
+    proc = run_in_process("resnet_exp.report", str(sweep), "--no-plots", "-q", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     with (sweep / "summary.csv").open(newline="") as handle:
         (row,) = csv.DictReader(handle)

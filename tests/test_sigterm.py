@@ -4,7 +4,9 @@ results.json, and the printed command finishes it as if it had never stopped. A 
 a whole.
 
 The signal is a real SIGTERM sent to the run's own process by a test callback
-(tests/helpers/kill_at_step.py) at a chosen step, so the moment is exact."""
+(tests/helpers/kill_at_step.py) at a chosen step, so the moment is exact. The signalled runs are
+real processes (exit code 143 as the shell sees it); the runs they are compared with, and the
+printed resume command, run in this process."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import torch
 
 from resnet_exp.app.signals import TERMINATED_EXIT_CODE, sigterm_raises
 from resnet_exp.errors import Terminated
-from tests.helpers.cli import explain, run_train
+from tests.helpers.cli import explain, run_in_process, run_train, train_in_process
 from tests.test_resume import DETERMINISTIC, comparable
 
 KILLER = "+callbacks.killer._target_=tests.helpers.kill_at_step.KillAtStep"
@@ -38,7 +40,7 @@ def test_sigterm_mid_epoch_saves_that_step_and_the_printed_command_finishes_the_
     """6 steps an epoch; SIGTERM after step 10, in the middle of the second epoch."""
     args = [*DETERMINISTIC, "logger.wandb.mode=disabled", KILLER]
     whole, part = tmp_path / "whole", tmp_path / "part"
-    proc = run_train(*args, f"hydra.run.dir={whole}", cwd=tmp_path)
+    proc = train_in_process(*args, f"hydra.run.dir={whole}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
 
     proc = run_train(*args, f"hydra.run.dir={part}", cwd=tmp_path, KILL_AT_STEP="10", **SIGTERM_AT)
@@ -53,7 +55,7 @@ def test_sigterm_mid_epoch_saves_that_step_and_the_printed_command_finishes_the_
 
     command = shlex.split(line.split("resume with: ", 1)[1])
     assert command[:3] == ["python", "-m", "resnet_exp.run"]
-    proc = run_train(*command[3:], cwd=tmp_path)
+    proc = run_in_process(command[2], *command[3:], cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     assert comparable(part) == comparable(whole)
 

@@ -14,16 +14,16 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from resnet_exp.models import create_model
-from tests.helpers.cli import explain, run_cli, run_in_process
+from tests.helpers.cli import explain, run_in_process
 
 
 @pytest.mark.slow
 def test_results_carry_images_per_s_tflops_and_time_to_accuracy(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    proc = run_cli("resnet_exp.run", "data=synthetic", "data.image_size=8", "data.train_size=64", "data.val_size=16",
-                   "data.test_size=16", "data.batch_size=8", "data.num_workers=0", "arch=resnet20",
-                   "arch.width=0.125", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.max_epochs=2",
-                   "logger.wandb.mode=disabled", f"hydra.run.dir={run}", cwd=tmp_path)
+    proc = run_in_process("resnet_exp.run", "data=synthetic", "data.image_size=8", "data.train_size=64",
+                          "data.val_size=16", "data.test_size=16", "data.batch_size=8", "data.num_workers=0",
+                          "arch=resnet20", "arch.width=0.125", "trainer.accelerator=cpu", "trainer.devices=1",
+                          "trainer.max_epochs=2", "logger.wandb.mode=disabled", f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     results = json.loads((run / "results.json").read_text())
     tp = results["throughput"]

@@ -56,6 +56,8 @@ class DataConfig:
     normalize: Normalize = Normalize.dataset
     # Zero padding of the random crop; null = the dataset's default (4 px at 32 px, scaled with resize).
     crop_padding: int | None = None
+    # Random horizontal flip in `standard`; null = the dataset's default (on, off for Fashion-MNIST).
+    hflip: bool | None = None
     # Resize every image to this many pixels (square, bilinear, antialiased) before augmentation.
     resize: int | None = None
     # Try the official mirror when no local copy is found.

@@ -51,7 +51,8 @@ class ImageDataModule(pl.LightningDataModule):
     def __init__(self, name: str, data_dir: str = "data", batch_size: int = 128, eval_batch_size: int | None = None,
                  num_workers: int = 4, val_size: int = 5000, val_on_test: bool = False, augment: str = "standard",
                  random_erasing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
-                 normalize: str = "dataset", crop_padding: int | None = None, resize: int | None = None,
+                 normalize: str = "dataset", crop_padding: int | None = None, hflip: bool | None = None,
+                 resize: int | None = None,
                  download: bool = True, loader: str = "auto", split_seed: int = 0, pin_memory: bool = True,
                  persistent_workers: bool = True, num_classes: int | None = None, in_channels: int | None = None,
                  image_size: int | None = None, train_size: int | None = None, test_size: int | None = None,
@@ -83,7 +84,8 @@ class ImageDataModule(pl.LightningDataModule):
         self.image_size: int = resize or spec.image_size
         self.class_names: list[str] = list(spec.class_names)
         padding = spec.crop_padding * self.image_size // spec.image_size if crop_padding is None else crop_padding
-        self.augment_params = AugmentParams(padding, spec.flip) if augment != "none" else AugmentParams()
+        flip = spec.flip if hflip is None else hflip
+        self.augment_params = AugmentParams(padding, flip) if augment != "none" else AugmentParams()
         self.policies = BatchPolicies(augment if augment not in ("standard", "none") else None, random_erasing,
                                       mixup_alpha, cutmix_alpha, spec.num_classes)
         self._arrays: Arrays | None = None
