@@ -106,8 +106,10 @@ def build_parts(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) ->
                  CheckpointOnSigterm(Path(cfg.paths.output_dir) / LAST_CHECKPOINT)]
     loggers = [lg for lg in (instantiate(c) for c in cfg.logger.values() if c) if lg is not None]
     profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                          plugins=[AtomicCheckpointIO()], **profiler, **fast.trainer_kwargs())
+    # No validation split: said to Lightning as no validation batches, not an empty loader it warns about.
+    no_val = datamodule.val_size == 0 and not datamodule.val_on_test and cfg.trainer.get("limit_val_batches") is None
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],
+                          **({"limit_val_batches": 0} if no_val else {}), **profiler, **fast.trainer_kwargs())
     check_run_lengths(cfg.trainer, loader_batches(datamodule, trainer.world_size), trainer.max_epochs,
                       trainer.max_steps, trainer.accumulate_grad_batches, module.schedule)
     arch = HydraConfig.get().runtime.choices.arch

@@ -132,3 +132,13 @@ def test_wandb_leet_lists_the_run_when_pointed_at_its_wandb_folder(runs: Runs) -
     wandb_cli = str(Path(sys.executable).with_name("wandb"))
     screen = terminal_screen([wandb_cli, "leet", str(runs.run_dir / "wandb")])
     assert "No runs found" not in screen and "offline-run-" in screen, screen[-2000:]
+
+
+def test_a_run_without_validation_is_quiet_too(tmp_path: Path) -> None:
+    """data.val_size=0 trains on the whole train split: no notice about an empty loader or a missing
+    val/acc; the last weights are tested."""
+    run_dir = tmp_path / "run"
+    proc = run_cli("resnet_exp.run", *RUN, "data.val_size=0", f"hydra.run.dir={run_dir}", cwd=tmp_path, **LOUD)
+    assert proc.returncode == 0, explain(proc)
+    assert unexpected(proc.stderr) == [], explain(proc)
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]

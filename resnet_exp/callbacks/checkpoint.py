@@ -80,6 +80,13 @@ class ModelCheckpoint(LightningModelCheckpoint):
             super().setup(trainer, pl_module, stage)
 
 
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        with warnings.catch_warnings():
+            if trainer.limit_val_batches == 0:  # no validation: no val/acc to select on, by the user's choice
+                warnings.filterwarnings("ignore", message=r".*could not find the monitored key")
+            super().on_train_epoch_end(trainer, pl_module)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write each checkpoint to a temp file next to it, then rename it into place: a process killed at any
     moment leaves the previous file or the new one, never half of one."""
