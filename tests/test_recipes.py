@@ -65,6 +65,13 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str], tuple[int, list[int]] 
          "scheduler.lr_scheduler._target_": "torch.optim.lr_scheduler.OneCycleLR",
          "scheduler.lr_scheduler.max_lr": 0.1, "trainer.max_epochs": 8},
         {}, (28, [14, 14, 7, 4])),
+    "fashion_mnist_speedrun": (
+        {"arch.name": "custom", "arch.block": "basic", "arch.widths": [48, 96, 192], "arch.blocks": [1, 1, 1],
+         "arch.stem_stride": 2, "arch.stem_width": 48, "data.name": "fashion_mnist", "data.batch_size": 256,
+         "data.val_size": 0, "data.hflip": True, "module.label_smoothing": 0.1, "module.tta": "flip", "trainer.precision": "bf16-mixed",
+         "optimizer._target_": "torch.optim.SGD", "optimizer.lr": 0.1,
+         "scheduler.lr_scheduler._target_": "torch.optim.lr_scheduler.OneCycleLR", "trainer.max_epochs": 13},
+        {}, (28, [14, 14, 7, 4])),
     "resnet18_cifar100": (
         {"arch.name": "resnet18", "arch.stem_kernel": 3, "arch.stem_stride": 1, "arch.stem_padding": 0,
          "arch.stem_pool": False, "data.name": "cifar100", "data.batch_size": 512,
