@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 TRAIN_EXPERIMENT := $(if $(findstring experiment=,$(ARGS)),,$(if $(EXPERIMENT),experiment=$(EXPERIMENT)))
 
-.PHONY: setup train test clean fashion-mnist
+.PHONY: setup train test test-full clean fashion-mnist
 
 setup: $(STAMP)
 
@@ -41,7 +41,12 @@ fashion-mnist:
 train: $(STAMP) $(if $(filter experiment=quickstart,$(TRAIN_EXPERIMENT)),$(if $(findstring data=,$(ARGS)),,fashion-mnist))
 	$(PY) -m resnet_exp.run $(TRAIN_EXPERIMENT) $(ARGS)
 
+# make test: every test but the long end-to-end runs (marked slow); make test-full: all of them (CI).
 test: $(STAMP)
+	$(PY) -m ruff check --quiet resnet_exp hydra_plugins benchmarks tests
+	$(PY) -m pytest -n 2 -m "not slow" --durations=10 $(PYTEST_ARGS)
+
+test-full: $(STAMP)
 	$(PY) -m ruff check --quiet resnet_exp hydra_plugins benchmarks tests
 	$(PY) -m pytest -n 2 --durations=10 $(PYTEST_ARGS)
 

@@ -122,7 +122,7 @@ def terminal_screen(argv: list[str], seconds: float = 8.0) -> str:
                 except OSError:
                     break
     finally:
-        os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)  # the UI and what it started (pty.fork made it a group leader)
         os.waitpid(pid, 0)
         os.close(fd)
     return re.sub(r"\x1b(\[[0-9;?<>=$]*[A-Za-z]|\][^\x07]*\x07|[()][A-Z0-9]|[=>])", "", out.decode(errors="replace"))

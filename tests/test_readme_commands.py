@@ -181,8 +181,8 @@ def _python_args(command: str, work: Path) -> list[str]:
         proc = _run(["make", "-n", "-C", str(REPO_ROOT), *argv[1:], f"PY={sys.executable}"], work)
         assert proc.returncode == 0, explain(proc)
         lines = [line for line in proc.stdout.splitlines() if " -m resnet_exp." in line]
-        if argv[1] == "test":
-            assert " -m pytest" in proc.stdout
+        if argv[1] in ("test", "test-full"):  # the suite itself: make test leaves out the slow runs
+            assert " -m pytest" in proc.stdout and ('-m "not slow"' in proc.stdout) == (argv[1] == "test")
             return []
         assert len(lines) == 1, proc.stdout
         argv = shlex.split(lines[0])[1:]  # drop the interpreter
