@@ -1,0 +1,62 @@
+"""The committed studies say what their own files say: each group's mean and 95% interval in the
+block-order study, recomputed here from the per-job rows (mean, sd, Student-t quantile); the speedrun's
+record meets the recipe's figure; the README quotes both as they are."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from collections import defaultdict
+
+import pytest
+from scipy import stats
+
+from tests.helpers.cli import REPO_ROOT
+
+STUDIES = REPO_ROOT / "studies"
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def rows(path):
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_block_order_groups_are_the_mean_and_t_interval_of_their_jobs() -> None:
+    study = STUDIES / "block_order_fashion_mnist"
+    jobs = defaultdict(list)
+    for job in rows(study / "summary.csv"):
+        assert job["status"] == "completed"
+        jobs[(job["depth"], job["block_order"])].append(float(job["test_acc"]))
+    groups = rows(study / "groups.csv")
+    assert len(groups) == 10 and sum(len(v) for v in jobs.values()) == 30
+    for group in groups:
+        accs = jobs[(group["arch.depth"], group["arch.block_order"])]
+        mean, sd = statistics.mean(accs), statistics.stdev(accs)
+        half = stats.t.ppf(0.975, len(accs) - 1) * sd / math.sqrt(len(accs))
+        assert int(group["n"]) == len(accs) == 3
+        assert float(group["test/acc_mean"]) == pytest.approx(mean, abs=1e-5)
+        assert float(group["test/acc_ci_low"]) == pytest.approx(mean - half, abs=1e-5)
+        assert float(group["test/acc_ci_high"]) == pytest.approx(mean + half, abs=1e-5)
+        quoted = f"{100 * mean:.2f} ({100 * (mean - half):.2f}-{100 * (mean + half):.2f})"
+        assert quoted in (study / "README.md").read_text(), quoted
+
+
+def test_block_order_finding_no_order_pair_excludes_zero_on_test() -> None:
+    """The README's finding, read off comparisons.csv: every order pair's test interval holds zero."""
+    pairs = [r for r in rows(STUDIES / "block_order_fashion_mnist" / "comparisons.csv")
+             if r["key"] == "arch.block_order" and r["metric"] == "test/acc"]
+    assert len(pairs) == 20
+    assert all(float(r["ci_low"]) <= 0 <= float(r["ci_high"]) for r in pairs)
+    assert max(abs(float(r["diff_mean"])) for r in pairs) <= 0.0016
+    assert "No block order differs from another beyond seed noise" in README
+
+
+def test_speedrun_record_meets_the_recipe_figure() -> None:
+    results = json.loads((STUDIES / "fashion_mnist_speedrun" / "results.json").read_text())
+    assert results["status"] == "completed" and results["data"] == "fashion_mnist"
+    assert results["test/acc"] >= 0.930 and results["wall_time_s"] <= 600
+    assert results["overrides"] == ["experiment=fashion_mnist_speedrun"]
+    assert f"{100 * results['test/acc']:.2f}% test" in README
