@@ -20,7 +20,16 @@ from omegaconf import DictConfig, open_dict
 
 from resnet_exp.config import CONF_DIR, register_schemas, validate
 from tests.helpers import data_files
-from tests.helpers.cli import cli_env, finish_open_wandb_run, isolated, run_cli, run_in_process
+from tests.helpers.cli import (
+    TINY_RUN,
+    cli_env,
+    explain,
+    finish_open_wandb_run,
+    isolated,
+    run_cli,
+    run_in_process,
+    train_in_process,
+)
 
 ComposeFn = Callable[..., DictConfig]
 
@@ -119,3 +128,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slow tests first (stable otherwise): with `-n 2` the longest runs then overlap with the
     many short ones instead of leaving one worker busy at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a finished tiny run (1 epoch), one per test module."""
+    work = tmp_path_factory.mktemp("trained")
+    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={work / 'run'}", cwd=work)
+    assert proc.returncode == 0, explain(proc)
+    return work / "run"

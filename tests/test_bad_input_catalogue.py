@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers.cli import TINY_RUN, cli_env, explain, isolated, run_cli, train_in_process
+from tests.helpers.cli import TINY_RUN, cli_env, isolated, run_cli
 
 # Placeholders filled per test: {tmp} the test's folder; files made by `bad_files`.
 RUN_CASES = [
@@ -271,15 +271,6 @@ CHECKPOINT_CASES = [
     ("eval", ["ckpt_path={tmp}/not_tensors.ckpt", *EVAL_DATA], ["not_tensors.ckpt", "not a tensor"]),
     ("eval", ["ckpt_path={run}/checkpoints/last.ckpt", "init_weights={tmp}/run.ckpt"], ["init_weights", "not for eval"]),
 ]
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished tiny run (1 epoch)."""
-    work = tmp_path_factory.mktemp("trained")
-    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={work / 'run'}", cwd=work)
-    assert proc.returncode == 0, explain(proc)
-    return work / "run"
 
 
 def checkpoint_variants(folder: Path, run: Path) -> None:

@@ -6,22 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.helpers.cli import TINY_RUN, explain, run_cli, run_in_process, train_in_process
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder of a finished tiny run."""
-    work = tmp_path_factory.mktemp("trained")
-    proc = train_in_process(*TINY_RUN, "trainer.max_epochs=1", f"hydra.run.dir={work / 'run'}", cwd=work)
-    assert proc.returncode == 0, explain(proc)
-    return work / "run"
-
-
-def test_eval_reproduces_the_runs_test_metrics(trained: Path, tmp_path: Path) -> None:
-    train_dir, eval_dir = trained, tmp_path / "eval"
+def test_eval_reproduces_the_runs_test_metrics(trained_run: Path, tmp_path: Path) -> None:
+    train_dir, eval_dir = trained_run, tmp_path / "eval"
     trained = json.loads((train_dir / "results.json").read_text())
     best = train_dir / trained["best_checkpoint"]
 
@@ -33,10 +22,10 @@ def test_eval_reproduces_the_runs_test_metrics(trained: Path, tmp_path: Path) ->
     assert not (eval_dir / "checkpoints").exists() and not (eval_dir / "wandb").exists()
 
 
-def test_eval_with_a_bad_value_leaves_no_folder(trained: Path, tmp_path: Path) -> None:
+def test_eval_with_a_bad_value_leaves_no_folder(trained_run: Path, tmp_path: Path) -> None:
     """A real process: exit code 2 and the one line as the shell sees them."""
     eval_dir = tmp_path / "eval"
-    proc = run_cli("resnet_exp.eval", f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
+    proc = run_cli("resnet_exp.eval", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
                    "data.batch_size=0", f"hydra.run.dir={eval_dir}", cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.strip().splitlines()[-1] == "error: data.batch_size=0: must be > 0"
@@ -91,14 +80,14 @@ def test_eval_names_the_arch_of_the_checkpoints_own_net(tmp_path: Path) -> None:
     assert (evaluated["arch"], evaluated["depth"]) == ("custom", 8)
 
 
-def test_a_checkpoint_holding_python_objects_is_named_in_whole_words(trained: Path, tmp_path: Path) -> None:
+def test_a_checkpoint_holding_python_objects_is_named_in_whole_words(trained_run: Path, tmp_path: Path) -> None:
     import argparse
 
     import torch
 
-    saved = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
+    saved = torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)
     saved["extra"] = argparse.Namespace(lr=0.1)  # what a hand-made checkpoint may hold
-    odd = trained / "checkpoints" / "odd.ckpt"
+    odd = trained_run / "checkpoints" / "odd.ckpt"
     torch.save(saved, odd)
     proc = run_in_process("resnet_exp.eval", f"ckpt_path={odd}", cwd=tmp_path)
     odd.unlink()
