@@ -1,7 +1,5 @@
-"""Errors meant for the person at the keyboard, printed as one line, never as a traceback, and the one check of
-a user value that raises them: `key=value: what is allowed` (whoever knows the group puts it in front of the
-key: `in_group`). Pure Python: no torch, no Hydra.
-"""
+"""Errors for the person at the keyboard, printed as one line, never as a traceback, and the check of a user
+value that raises them: `key=value: what is allowed` (`in_group` puts the group in front). Pure Python."""
 
 from __future__ import annotations
 
@@ -19,8 +17,7 @@ class UserError(Exception):
 
 
 class ConfigError(UserError, ValueError):
-    """The composed config is not acceptable: a value out of range or options that disagree. Also a ValueError,
-    so Python callers of `create_model` or `ImageDataModule` can catch it as one."""
+    """A config value out of range, or options that disagree; a ValueError for Python callers too."""
 
 
 class DataError(UserError):
@@ -42,8 +39,8 @@ class TrainingDiverged(UserError):
 
 
 class Terminated(Exception):
-    """The process was asked to stop (SIGTERM: a batch scheduler's time limit, `kill`); the message says where
-    the run stopped and how to continue it. Not a UserError: it exits with 128 + 15."""
+    """SIGTERM (a batch scheduler's time limit, `kill`); the message says where the run stopped and how to
+    continue it. Not a UserError: it exits with 128 + 15."""
 
     @staticmethod
     def behind(exc: BaseException) -> Terminated | None:

@@ -1,6 +1,5 @@
-"""The files of a run folder: results.json (keys are only ever added, never renamed), atomic writes,
-and the checkpoints a run leaves. torch is imported only where checkpoints are read: reports start quickly.
-"""
+"""The files of a run folder: results.json (keys are only ever added, never renamed), atomic writes, and
+the checkpoints a run leaves. torch is imported only where checkpoints are read: reports start quickly."""
 
 from __future__ import annotations
 
@@ -18,8 +17,6 @@ from resnet_exp.errors import UserError, first_line, shortened
 
 RESULTS_FILE = "results.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
-# write_atomic's temp files: `.<name>.<random>.tmp` next to the file being written.
-TEMP_GLOB = ".*.tmp"
 NOT_A_RUN_CHECKPOINT = "pass a .ckpt file written by a run"
 # Keys a Lightning checkpoint needs to continue training from (weights-only checkpoints lack them).
 TRAINING_STATE_KEYS = ("epoch", "global_step", "loops", "optimizer_states", "lr_schedulers")
@@ -33,8 +30,7 @@ def is_run_dir(path: Path) -> bool:
 
 
 def run_choices(run_dir: Path) -> dict[str, Any]:
-    """The config group choices a run folder's job was composed with (its .hydra/hydra.yaml); empty when
-    the folder is no run or the file cannot be read."""
+    """The config group choices of a run folder's job (its .hydra/hydra.yaml); empty when unreadable."""
     import yaml
 
     try:
@@ -45,8 +41,8 @@ def run_choices(run_dir: Path) -> dict[str, Any]:
 
 
 def is_rank_zero(on_node: bool = False) -> bool:
-    """Whether this process writes the run's shared files: the first process of the job (with `on_node`,
-    the first on its machine), by Lightning's rank variables or SLURM's task ids."""
+    """Whether this is the job's first process (with `on_node`: its machine's), by Lightning's rank variables
+    or SLURM's task ids: the one that writes the run's shared files."""
     keys = ("LOCAL_RANK", "SLURM_LOCALID") if on_node else ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
     return all(os.environ.get(key, "0") == "0" for key in keys)
 
@@ -62,8 +58,8 @@ def to_number(value: Any) -> Any:
 
 
 def write_atomic(path: Path, write: Callable[[IO[Any]], Any], binary: bool = False) -> None:
-    """Call `write(handle)` on a temp file next to `path`, then rename it into place: readers never see
-    a half-written file."""
+    """`write(handle)` into a temp file next to `path` (`.<name>.<random>.tmp`), then renamed into place:
+    readers never see a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -104,11 +100,9 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 
 
 def read_results(run_dir: str | Path) -> dict[str, Any]:
-    """A run's results.json."""
     return json.loads((Path(run_dir) / RESULTS_FILE).read_text())
 
 
-# ---------------------------------------------------------------------------- checkpoints
 def load_header(path: str | Path) -> dict:
     """A checkpoint's dict with its tensors memory-mapped (only headers are read, not weights)."""
     import torch
@@ -118,7 +112,7 @@ def load_header(path: str | Path) -> dict:
 
 def load_problem(exc: BaseException) -> str:
     """Why torch.load refused a file, in a few words: the object a weights-only load refuses, else the
-    error's first line (terminal escape codes removed, cut at a word)."""
+    error's first line (without terminal escape codes)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
     refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if refused:
@@ -142,8 +136,8 @@ def readable_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
 
 
 def newest_loadable(folder: Path) -> Path | None:
-    """The checkpoint in `folder` that got furthest (by step, then epoch) among those that load;
-    `last.ckpt` wins a tie. Files that do not load (cut short by a crash) are skipped."""
+    """The checkpoint in `folder` that got furthest (by step, then epoch; `last.ckpt` wins a tie) among
+    those that load: one cut short by a crash is skipped."""
     best: tuple[tuple[int, int, bool], Path] | None = None
     for path in sorted(folder.glob("*.ckpt")):
         try:
@@ -158,8 +152,8 @@ def newest_loadable(folder: Path) -> Path | None:
 
 
 def remove_temp_files(folder: Path) -> None:
-    """Delete checkpoint temp files left by a process killed while writing one."""
-    for path in folder.glob(TEMP_GLOB):
+    """Delete the temp files of `write_atomic` left by a process killed while writing a checkpoint."""
+    for path in folder.glob(".*.tmp"):
         path.unlink(missing_ok=True)
 
 

@@ -1,5 +1,5 @@
-"""The run's loggers: a CSV history that survives resumes and kills, and wandb (whose mode
-depends on the machine's credentials and network)."""
+"""The run's loggers: a CSV history that survives resumes and kills, and wandb (its mode set by the machine's
+credentials and network)."""
 
 from __future__ import annotations
 
@@ -30,17 +30,14 @@ log = logging.getLogger(__name__)
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 # The modes wandb itself accepts in WANDB_MODE (exactly, lower case, no spaces).
 WANDB_ENV_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")
-WANDB_CONNECT_TIMEOUT_S = 3.0
 # Run-table summaries, so dashboards show the best epoch rather than the last one.
 WANDB_SUMMARIES = {"val/acc": "max", "val/acc_best": "max", "val/loss": "min", "train/loss_epoch": "min"}
 
 
 class CSVLogger(Logger):
-    """`metrics.csv` and `hparams.yaml` in `save_dir/name/version`, as Lightning's CSVLogger writes them
-    (same columns, rows and flushing), except that the history survives resumes and kills: rows already in
-    the file are kept (a line cut short by a kill is dropped), with their columns, rewrites are atomic, and
-    at the end rows a resumed run logged again are dropped (`drop_redone_rows`).
-    """
+    """`metrics.csv` and `hparams.yaml` in `save_dir/name/version`, as Lightning's CSVLogger writes them, except
+    that the history survives resumes and kills: rows in the file are kept (a line cut short is dropped),
+    rewrites are atomic, and at the end rows a resumed run logged again are dropped (`drop_redone_rows`)."""
 
     METRICS_FILE = "metrics.csv"
     HPARAMS_FILE = "hparams.yaml"
@@ -66,16 +63,12 @@ class CSVLogger(Logger):
         return self.experiment_version
 
     @property
-    def root_dir(self) -> str:
-        return str(self.root / self.name)
-
-    @property
     def log_dir(self) -> str:
-        return os.path.join(self.root_dir, self.version)
+        return os.path.join(self.root, self.name, self.version)
 
     @property
     def save_dir(self) -> str:
-        """The folder the files go in: Lightning's `trainer.log_dir` (where a profiler writes its report)."""
+        # Lightning's `trainer.log_dir` (where a profiler writes its report).
         return self.log_dir
 
     @property
@@ -116,8 +109,7 @@ class CSVLogger(Logger):
         self._start()
         if not self.pending:
             return
-        path = self.metrics_path
-        header = None
+        path, header = self.metrics_path, None
         if path.is_file():
             with path.open(newline="") as handle:
                 header = next(csv.reader(handle), [])
@@ -131,10 +123,9 @@ class CSVLogger(Logger):
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        if not self.started:
-            return
-        self.save()
-        drop_redone_rows(self.metrics_path)
+        if self.started:
+            self.save()
+            drop_redone_rows(self.metrics_path)
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -186,10 +177,9 @@ def wandb_mode(mode: str) -> str:
     if mode != "auto":
         return mode
     env = os.environ.get("WANDB_MODE", "").strip().lower()
+    env = {"dryrun": "offline"}.get(env, env)  # wandb's old name for offline
     if env in ("online", "offline", "disabled"):
         return env
-    if env == "dryrun":  # wandb's old name for offline
-        return "offline"
     return "online" if wandb_credentials_configured() else "offline"
 
 
@@ -198,9 +188,10 @@ def check_wandb_environment(environ: MutableMapping[str, str] = os.environ) -> N
     WANDB_MODE in another case or with spaces is normalised (an empty one dropped), and a value wandb would
     refuse with a validation traceback is a one-line ConfigError naming the variable."""
     mode = environ.get("WANDB_MODE")
-    if mode is not None and mode.strip().lower() in WANDB_ENV_MODES:
-        environ["WANDB_MODE"] = mode.strip().lower()
-    elif mode is not None and not mode.strip():
+    clean = (mode or "").strip().lower()
+    if clean in WANDB_ENV_MODES:
+        environ["WANDB_MODE"] = clean
+    elif mode is not None and not clean:
         del environ["WANDB_MODE"]
     elif mode is not None:
         raise ConfigError(f"WANDB_MODE={mode}: not a wandb mode; set online, offline or disabled "
@@ -216,7 +207,7 @@ def check_wandb_environment(environ: MutableMapping[str, str] = os.environ) -> N
             raise ConfigError(f"{name}={value}: wandb refuses this value ({reason}); fix or unset it") from None
 
 
-def wandb_reachable(timeout_s: float = WANDB_CONNECT_TIMEOUT_S) -> bool:
+def wandb_reachable(timeout_s: float = 3.0) -> bool:
     """Whether wandb's server accepts a TCP connection within `timeout_s` (wandb.init would retry for minutes)."""
     url = urlparse(_wandb_url())
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -247,7 +238,7 @@ def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogg
     if kwargs.get("tags") is not None:  # a null tag (sweep= outside a multirun) is no tag
         kwargs["tags"] = [str(tag) for tag in kwargs["tags"] if tag is not None]
     if mode == "offline":
-        # Offline, wandb's console output is only noise; `announce_offline_runs` says what matters.
+        # Offline, wandb's console output is only noise; `start_wandb_runs` says what matters.
         kwargs.setdefault("settings", wandb.Settings(silent=True))
     return drop_wandb_anonymous(WandbLogger(save_dir=save_dir, mode=mode, **kwargs))
 
@@ -256,27 +247,20 @@ def _wandb_url() -> str:
     return os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
 
 
-def define_wandb_summaries(loggers: list[Logger]) -> None:
-    for logger in loggers:
-        if isinstance(logger, WandbLogger):
-            for metric, summary in WANDB_SUMMARIES.items():
-                logger.experiment.define_metric(metric, summary=summary)
-
-
-def offline_segments(run_dir: Path) -> list[Path]:
-    """Every offline folder (`offline-run-<time>-<id>`) of the wandb run in `run_dir`, oldest first: each
-    resumed segment of a run adds one with the same id."""
-    found = sorted(run_dir.parent.glob(f"offline-run-*-{run_dir.name.rsplit('-', 1)[-1]}"))
-    return found if run_dir in found else [*found, run_dir]
-
-
-def announce_offline_runs(loggers: list[Logger]) -> list[Path]:
-    """Say in one line each that wandb logs offline, where, and how to upload later (starts the runs);
-    return every segment's folder, oldest first, so that one `wandb sync` uploads a run's whole history."""
+def start_wandb_runs(loggers: list[Logger], announce: bool) -> list[Path]:
+    """Start the wandb runs with their run-table summaries; with `announce`, say in one line each that wandb
+    logs offline, where, and how to upload later, and return every offline folder (`offline-run-<time>-<id>`)
+    of the run, oldest first (each resumed segment adds one), so that one `wandb sync` uploads its history."""
     folders = []
     for logger in loggers:
-        if isinstance(logger, WandbLogger) and logger.experiment.offline:
-            segments = offline_segments(Path(logger.experiment.dir).parent)
+        if not isinstance(logger, WandbLogger):
+            continue
+        for metric, summary in WANDB_SUMMARIES.items():
+            logger.experiment.define_metric(metric, summary=summary)
+        if announce and logger.experiment.offline:
+            run_dir = Path(logger.experiment.dir).parent
+            segments = sorted(run_dir.parent.glob(f"offline-run-*-{run_dir.name.rsplit('-', 1)[-1]}"))
+            segments = segments if run_dir in segments else [*segments, run_dir]
             log.info("wandb is offline: this run logs into %s (upload it later with: wandb sync %s)",
                      shown_path(segments[-1]), " ".join(shown_path(p) for p in segments))
             folders.extend(segments)

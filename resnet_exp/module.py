@@ -19,7 +19,6 @@ from resnet_exp.callbacks.probes import logging_due
 from resnet_exp.errors import TrainingDiverged, parse_enum
 from resnet_exp.schedules import ResumePoint, Schedule
 
-OptimizerFactory = Callable[..., Optimizer]
 # Sums of a training epoch (loss x n over 60k samples) keep full precision whatever the trainer's.
 TRAIN_SUMS_DTYPE = torch.float64
 
@@ -42,9 +41,8 @@ def split_weight_decay(module: nn.Module, decay_norm_and_bias: bool) -> list[dic
 
 
 class SampleMean(Metric):
-    """Mean over samples of per-batch means: each batch weighs its number of samples (torchmetrics 1.9's
-    MeanMetric ignores `weight` with nan_strategy="disable"). The count is a Python int: no sync per step.
-    """
+    """Mean over samples of per-batch means, each batch weighed by its size (torchmetrics 1.9's MeanMetric
+    ignores `weight` with nan_strategy="disable"). The count is a Python int: no sync per step."""
 
     full_state_update = False
 
@@ -83,14 +81,6 @@ def _accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
     return MetricCollection(metrics, prefix=prefix)
 
 
-def saved_best(saved: Any) -> float | None:
-    """The best validation accuracy as a checkpoint holds it: a float (or None), or, in older checkpoints,
-    a torchmetrics MaxMetric's state {"update_count", "max_value"}."""
-    if isinstance(saved, dict):
-        return float(saved["max_value"]) if saved.get("update_count") else None
-    return None if saved is None else float(saved)
-
-
 class ImageClassifier(FastHookName, pl.LightningModule):
     """Trains `model` with cross-entropy; logs loss and top-1 (and top-5) accuracy per split.
 
@@ -98,7 +88,7 @@ class ImageClassifier(FastHookName, pl.LightningModule):
     (None: a constant learning rate) sized to the run. The saved hyperparameters hold plain values only.
     """
 
-    def __init__(self, model: nn.Module, optimizer: OptimizerFactory, num_classes: int,
+    def __init__(self, model: nn.Module, optimizer: Callable[..., Optimizer], num_classes: int,
                  scheduler: Schedule | None = None, label_smoothing: float = 0.0, decay_norm_and_bias: bool = False,
                  example_input_shape: Iterable[int] | None = None, tta: str = "none") -> None:
         super().__init__()
@@ -143,9 +133,7 @@ class ImageClassifier(FastHookName, pl.LightningModule):
     def eval_logits(self, images: torch.Tensor) -> torch.Tensor:
         """The logits validation and test score: with `tta=flip`, the mean of two passes."""
         logits = self(images)
-        if self.tta_flip:
-            logits = (logits + self(images.flip(3))) / 2
-        return logits
+        return (logits + self(images.flip(3))) / 2 if self.tta_flip else logits
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Both span the checkpoint: a resumed run reports what an uninterrupted one would.
@@ -158,8 +146,10 @@ class ImageClassifier(FastHookName, pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("metric_states", {})
-        best = saved_best(saved.get("val_acc_best"))
-        self.val_acc_best = None if best is None else torch.tensor(best, dtype=torch.float32)
+        best = saved.get("val_acc_best")
+        if isinstance(best, dict):  # older checkpoints: a torchmetrics MaxMetric's state
+            best = best["max_value"] if best.get("update_count") else None
+        self.val_acc_best = None if best is None else torch.tensor(float(best), dtype=torch.float32)
         sums = saved.get("train_sums")
         self.train_sums = None if sums is None else sums.to(dtype=TRAIN_SUMS_DTYPE)
         self.resumed_schedule = ResumePoint.from_checkpoint(checkpoint)
@@ -216,25 +206,25 @@ class ImageClassifier(FastHookName, pl.LightningModule):
             self.log("train/acc_top5", (correct5 / n).float(), prog_bar=True)
         self.train_sums = None
 
-    def _score(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, loss: SampleMean) -> None:
+    def _score(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> None:
         images, labels = batch
         logits = self.eval_logits(images)
-        loss.update(self.criterion(logits, labels), labels.shape[0])
-        metrics.update(logits, labels)
+        getattr(self, f"{split}_loss").update(self.criterion(logits, labels), labels.shape[0])
+        getattr(self, f"{split}_metrics").update(logits, labels)
 
-    @staticmethod
-    def _epoch_values(prefix: str, metrics: MetricCollection, loss: SampleMean) -> dict[str, torch.Tensor]:
-        """The epoch's loss and accuracies under `prefix`; both metrics start afresh."""
-        values = {f"{prefix}loss": loss.compute(), **metrics.compute()}
+    def _epoch_values(self, split: str) -> dict[str, torch.Tensor]:
+        """The epoch's loss and accuracies of `split` ("val/loss", ...); both metrics start afresh."""
+        loss, metrics = getattr(self, f"{split}_loss"), getattr(self, f"{split}_metrics")
+        values = {f"{split}/loss": loss.compute(), **metrics.compute()}
         loss.reset()
         metrics.reset()
         return values
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._score(batch, self.val_metrics, self.val_loss)
+        self._score(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
-        metrics = self._epoch_values("val/", self.val_metrics, self.val_loss)
+        metrics = self._epoch_values("val")
         self.log_dict(metrics, prog_bar=True)
         if self.trainer.sanity_checking:
             return  # the untrained sanity-check pass is no epoch: it must not count as the best
@@ -245,10 +235,10 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         self.log("val/acc_best", best, prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._score(batch, self.test_metrics, self.test_loss)
+        self._score(batch, "test")
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self._epoch_values("test/", self.test_metrics, self.test_loss))
+        self.log_dict(self._epoch_values("test"))
 
     def _run_length(self) -> tuple[float | None, int]:
         """Optimizer steps in this fit and per epoch ((None, 1) without a trainer: length unknown)."""

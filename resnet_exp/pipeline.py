@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from resnet_exp.io import (
     to_number,
     write_json_atomic,
 )
-from resnet_exp.loggers import announce_offline_runs, define_wandb_summaries
+from resnet_exp.loggers import start_wandb_runs
 from resnet_exp.models.complexity import train_flops_per_image
 from resnet_exp.module import ImageClassifier
 from resnet_exp.report.curves import write_curves
@@ -68,19 +68,14 @@ class Parts:
         return sum(p.numel() for p in self.model.parameters())
 
 
-def check_accelerator(accelerator: str) -> None:
-    """Refuse a GPU request on a machine without one, naming the key (Lightning names none). Checked when the
-    job starts, not in `validate`: a sweep may be submitted from a CPU node."""
+def build_parts(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> Parts:
+    """Datamodule (with data checked), model, LightningModule, loggers and trainer (with the config's callbacks
+    and `extra_callbacks`, e.g. a search trial's pruning)."""
+    accelerator = str(cfg.trainer.accelerator)  # checked here, not in `validate`: a sweep may start on a CPU node
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA device is available here "
                           "(torch.cuda.is_available() is False); available: cpu "
                           "(trainer=cpu, or trainer.accelerator=auto to use a GPU when there is one)")
-
-
-def build_parts(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> Parts:
-    """Datamodule (with data checked), model, LightningModule, loggers and trainer (with the config's callbacks
-    and `extra_callbacks`, e.g. a search trial's pruning)."""
-    check_accelerator(str(cfg.trainer.accelerator))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     if is_rank_zero(on_node=True):
@@ -126,12 +121,11 @@ def build_parts(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) ->
 def check_resume_fits(cfg: DictConfig, parts: Parts) -> None:
     """Before a fit that continues `cfg.ckpt_path`: the checkpoint's optimizer and scheduler state must be of
     the kind this run builds (a one-line error names what differs)."""
-    if not cfg.ckpt_path:
-        return
-    optimizer, scheduler = parts.module.fresh_training_state()
-    schedule = parts.module.schedule
-    check_training_state_fits(cfg.ckpt_path, optimizer, scheduler, HydraConfig.get().runtime.choices,
-                              continues_plan=schedule is not None and schedule.sized_to_run)
+    if cfg.ckpt_path:
+        schedule = parts.module.schedule
+        check_training_state_fits(cfg.ckpt_path, *parts.module.fresh_training_state(),
+                                  HydraConfig.get().runtime.choices,
+                                  continues_plan=schedule is not None and schedule.sized_to_run)
 
 
 def loader_batches(datamodule: ImageDataModule, world_size: int) -> dict[str, int]:
@@ -143,34 +137,19 @@ def loader_batches(datamodule: ImageDataModule, world_size: int) -> dict[str, in
             for key, loader in loaders.items()}
 
 
-def logged_config(cfg: DictConfig, model: nn.Module, params: int) -> dict[str, Any]:
-    """The resolved config as loggers should see it, plus what the config alone cannot say."""
-    hc = HydraConfig.get()
-    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    # Named presets leave arch.depth empty; dashboards group by it, so record the built depth.
-    config["arch"]["depth"] = getattr(model, "depth", config["arch"].get("depth"))
-    config["choices"] = {group: hc.runtime.choices.get(group) for group in CHOICE_GROUPS}
-    config["overrides"] = list(hc.overrides.task)
-    config["params"] = params
-    return config
-
-
-def callback_settings(node: DictConfig | None) -> dict[str, Any] | None:
-    """A callback's config without Hydra's keys (`_target_`); None when it is off."""
-    if node is None:
-        return None
-    return {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
-
-
 def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]:
     """Train, test the best checkpoint, and write results.json (rank zero) into `run_dir`."""
-    trainer = parts.trainer
-    params = parts.params
-    config = logged_config(cfg, parts.model, params)
+    trainer, hc = parts.trainer, HydraConfig.get()
+    # The resolved config as loggers see it, plus what the config alone cannot say.
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    # Named presets leave arch.depth empty; dashboards group by it, so record the built depth.
+    config["arch"]["depth"] = getattr(parts.model, "depth", config["arch"].get("depth"))
+    config["choices"] = {group: hc.runtime.choices.get(group) for group in CHOICE_GROUPS}
+    config["overrides"] = list(hc.overrides.task)
+    config["params"] = parts.params
     for logger in trainer.loggers:
         logger.log_hyperparams(config)
-    define_wandb_summaries(trainer.loggers)
-    offline = announce_offline_runs(trainer.loggers) if trainer.is_global_zero else []
+    offline = start_wandb_runs(trainer.loggers, announce=trainer.is_global_zero)
 
     parts.clock.start()
     diverged: TrainingDiverged | None = None
@@ -189,8 +168,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
     if diverged is None and pruned is None:
         with stop_on_sigterm(trainer, "testing"):
             test_metrics = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best)[0]
-    wall_time_s = parts.clock.total_s()  # every segment of a resumed run
-
+    ema = cfg.callbacks.get("ema")
     results = {
         **{k: v for k, v in fit_metrics.items() if k.startswith("val/")},
         **{k: to_number(v) for k, v in test_metrics.items()},
@@ -199,45 +177,39 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
                                         "diverged_lr": diverged.lr}),
         **({} if trial is None else {"trial": trial}),
         **({} if pruned is None else {"pruned_at_epoch": pruned}),
-        "params": params, "depth": config["arch"]["depth"], "block_order": config["arch"].get("block_order"),
+        "params": parts.params, "depth": config["arch"]["depth"], "block_order": config["arch"].get("block_order"),
         **fit_records(trainer, run_dir, parts.speed, parts.train_flops),
-        "wall_time_s": round(wall_time_s, 3),
+        "wall_time_s": round(parts.clock.total_s(), 3),  # every segment of a resumed run
         **config["choices"], "overrides": config["overrides"], "seed": cfg.seed,
         "best_checkpoint": os.path.relpath(best, run_dir) if best else None,
         # The split that chose the tested checkpoint: "test" (data.val_on_test) makes test/* optimistic.
         "selected_on": selected_on(parts.datamodule, best) if test_metrics else None,
         "speed": parts.speed.as_dict(),
-        "ema": callback_settings(cfg.callbacks.get("ema")),  # null: off
+        # The EMA callback's settings without Hydra's keys; null: off.
+        "ema": None if ema is None else {k: v for k, v in OmegaConf.to_container(ema, resolve=True).items()
+                                         if not k.startswith("_")},
         "stopped_early": early,
     }
     if trainer.is_global_zero:
-        write_results(run_dir, results)
-        draw_curves(run_dir)
-        show_block(run_summary(results, run_dir, offline))
+        publish(run_dir, results, lambda: run_summary(results, run_dir, offline), curves=True)
     if diverged is not None:
         raise diverged
     return results
 
 
-def write_results(run_dir: Path, results: dict[str, Any]) -> None:
-    """results.json into `run_dir`, and where it is into the log."""
+def publish(run_dir: Path, results: dict[str, Any], summary: Callable[[], str], curves: bool = False) -> None:
+    """results.json into `run_dir` (where it is into the log), curves.png with `curves` (drawn from the
+    results), then the `summary` block, printed as it is and kept in the job's log file too."""
     write_json_atomic(run_dir / RESULTS_FILE, results)
     log.info("results: %s", run_dir / RESULTS_FILE)
-
-
-def show_block(block: str) -> None:
-    """Print a summary block as it is, and keep it in the job's log file too."""
-    print(block, flush=True)
-    log_to_files(block, __name__)
-
-
-def draw_curves(run_dir: Path) -> None:
-    """curves.png in the run folder; a plotting problem never fails a finished run."""
-    try:
-        if write_curves(run_dir) is None:
+    try:  # a plotting problem never fails a finished run
+        if curves and write_curves(run_dir) is None:
             log.info("no curves.png: the run logged no metrics (logger=none?)")
     except Exception as exc:
         log.warning("curves.png not written: %s: %s", type(exc).__name__, exc)
+    block = summary()
+    print(block, flush=True)
+    log_to_files(block, __name__)
 
 
 def evaluate_checkpoint(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]:
@@ -260,6 +232,5 @@ def evaluate_checkpoint(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[st
                "params": parts.params, "arch": arch, "depth": getattr(parts.model, "depth", None),
                "data": hc.runtime.choices.get("data"), "overrides": list(hc.overrides.task)}
     if trainer.is_global_zero:
-        write_results(run_dir, results)
-        show_block(eval_summary(results, run_dir))
+        publish(run_dir, results, lambda: eval_summary(results, run_dir))
     return results

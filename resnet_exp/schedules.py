@@ -1,9 +1,8 @@
 """Learning-rate schedules sized to the run: lengths in scheduler steps, warm-up chained in front.
 
-The module calls `Schedule.build` once the trainer knows the run's length: a cosine `T_max` or one-cycle
-`total_steps` left null spans the run after the warm-up, in the schedule's own unit; milestones and `T_max`
-count from the start of the run. A resumed run of another length than its checkpoint's schedule was sized to
-continues on a re-planned schedule (`Reannealed`), without a jump. No Lightning here.
+A cosine `T_max` or one-cycle `total_steps` left null spans the run after the warm-up, in the schedule's own
+unit; milestones and `T_max` count from the start of the run. A resumed run of another length than its
+checkpoint's schedule was sized to continues on a re-planned schedule (`Reannealed`), without a jump.
 """
 
 from __future__ import annotations
@@ -32,16 +31,15 @@ def _null_lengths(keywords: Mapping[str, Any]) -> list[str]:
 
 
 def check_run_length(keywords: Mapping[str, Any], length: float | None) -> None:
-    """Refuse a scheduler sized to the run (a RUN_LENGTH_KEYS argument left null in `keywords`) when the
-    run's `length` is unknown (None) or unlimited (inf)."""
+    """Refuse a RUN_LENGTH_KEYS argument left null in `keywords` when the run's `length` is None or inf."""
     for key in _null_lengths(keywords):
         if length is None or not math.isfinite(length):
             raise ConfigError(NO_LENGTH.format(key=key))
 
 
 class ResumePoint(NamedTuple):
-    """Where a checkpoint's schedule stands: `step` scheduler steps taken, each parameter group's rate `lrs`,
-    the length `sized_to` it was sized to (None: unknown), and a `Reannealed`'s `plan` (else None)."""
+    """Where a checkpoint's schedule stands: scheduler steps taken, each parameter group's rate, the length
+    it was sized to (None: unknown), and a `Reannealed`'s plan (else None)."""
 
     step: int
     lrs: list[float]
@@ -62,8 +60,8 @@ class ResumePoint(NamedTuple):
 
 
 class Reannealed(LRScheduler):
-    """From `start_lrs` at scheduler step `start` to `final_lrs` at step `end` on a half cosine: a resumed
-    run's schedule re-planned to a new length. Its whole plan is in its state."""
+    """A half cosine from `start_lrs` at scheduler step `start` to `final_lrs` at `end`: a resumed run's
+    schedule re-planned to a new length. Its whole plan is in its state."""
 
     def __init__(self, optimizer: Optimizer, start: int, start_lrs: list[float], final_lrs: list[float],
                  end: int, last_epoch: int = -1) -> None:
@@ -82,13 +80,6 @@ class Reannealed(LRScheduler):
             super().load_state_dict(state_dict)
         else:  # the state of the schedule this one re-plans: only its step counts
             self.last_epoch = int(state_dict["last_epoch"])
-
-
-def final_lrs(main: LRScheduler, optimizer: Optimizer) -> list[float]:
-    """Each parameter group's rate at the end of `main`: a cosine's eta_min, a one-cycle's min_lr, else 0."""
-    if isinstance(main, CosineAnnealingLR):
-        return [float(main.eta_min)] * len(optimizer.param_groups)
-    return [float(group.get("min_lr", 0.0)) for group in optimizer.param_groups]
 
 
 class Interval(str, Enum):
@@ -125,14 +116,8 @@ class Schedule:
         self.sized_to: float | None = None
         self.final_lrs: list[float] = []  # where the last built schedule ends, per parameter group
 
-    def __repr__(self) -> str:
-        return (f"Schedule({self.lr_scheduler!r}, interval={self.interval.value}, frequency={self.frequency}, "
-                f"warmup={self.warmup.value}, warmup_length={self.warmup_length}, "
-                f"warmup_lr_factor={self.warmup_lr_factor})")
-
     @property
     def warmup_steps(self) -> int:
-        """Scheduler steps of warm-up (0 with warmup=none)."""
         return self.warmup_length if self.warmup != Warmup.none else 0
 
     @property
@@ -146,8 +131,7 @@ class Schedule:
         return self.lr_scheduler is None and not self.warmup_steps
 
     def length(self, optimizer_steps: float | None, steps_per_epoch: int) -> float | None:
-        """How many times the scheduler steps in a run of `optimizer_steps` (None: unknown, inf: no limit)
-        with `steps_per_epoch` optimizer steps an epoch."""
+        """Scheduler steps in a run of `optimizer_steps` (None: unknown, inf: no limit)."""
         if optimizer_steps is None or not math.isfinite(optimizer_steps):
             return optimizer_steps
         if self.interval == Interval.epoch:
@@ -156,82 +140,64 @@ class Schedule:
 
     def build(self, optimizer: Optimizer, optimizer_steps: float | None, steps_per_epoch: int = 1,
               resumed: ResumePoint | None = None) -> dict[str, Any] | None:
-        """Lightning's `lr_scheduler` entry for a run of `optimizer_steps` (see `length`), or None for a constant
-        rate; re-planned when it continues a checkpoint's schedule (`resumed`) sized to another length."""
+        """Lightning's `lr_scheduler` entry for a run of `optimizer_steps` (None: a constant rate); re-planned
+        when it continues a checkpoint's schedule (`resumed`) sized to another length."""
         length = self.length(optimizer_steps, steps_per_epoch)
         scheduler = self.scheduler(optimizer, length)
         self.sized_to = length
         if scheduler is None:
             return None
-        plan = self.continued_plan(resumed, length)
-        if plan is not None:
-            scheduler = Reannealed(optimizer, **plan)
+        if resumed is not None and length is not None and math.isfinite(length):
+            plan = {"start": resumed.step, "start_lrs": resumed.lrs, "final_lrs": self.final_lrs, "end": int(length)}
+            if resumed.plan is not None:  # re-planned before: the same plan, unless the length changed again
+                plan = resumed.plan if resumed.plan["end"] == length else plan
+            elif not self.sized_to_run or resumed.sized_to is None or resumed.sized_to == length:
+                plan = None  # the fresh schedule continues the checkpoint's exactly
+            if plan is not None:
+                scheduler = Reannealed(optimizer, **plan)
         return {"scheduler": scheduler, "interval": self.interval.value, "frequency": self.frequency}
-
-    def continued_plan(self, resumed: ResumePoint | None, length: float | None) -> dict[str, Any] | None:
-        """The plan a resumed run follows instead of the fresh schedule, or None when the fresh one continues
-        the checkpoint's exactly (same length, or a length it does not follow)."""
-        if resumed is None or length is None or not math.isfinite(length):
-            return None
-        if resumed.plan is not None:  # re-planned before: the same plan, unless the length changed again
-            if resumed.plan["end"] == length:
-                return resumed.plan
-        elif not self.sized_to_run or resumed.sized_to is None or resumed.sized_to == length:
-            return None
-        return {"start": resumed.step, "start_lrs": resumed.lrs, "final_lrs": self.final_lrs, "end": int(length)}
-
-    def _unit(self) -> str:
-        unit = "optimizer steps" if self.interval == Interval.step else "epochs"
-        return unit if self.frequency == 1 else f"scheduler steps (one every {self.frequency} {unit})"
 
     def check(self, optimizer_steps: float | None, steps_per_epoch: int = 1) -> None:
         """Raise the ConfigError that `build` would raise for a run of this length, before the run starts."""
-        length = self.length(optimizer_steps, steps_per_epoch)
-        self._check_warmup(length)
-        if self.lr_scheduler is not None:
-            self._sized(self.lr_scheduler, length, self.warmup_steps)
-
-    def _check_warmup(self, length: float | None) -> None:
-        lead = self.warmup_steps
-        if length is not None and lead and lead >= length:
-            raise ConfigError(f"scheduler.warmup_length={lead}: must be shorter than the run "
-                              f"({length} {self._unit()})")
+        self._sized(self.length(optimizer_steps, steps_per_epoch))
 
     def scheduler(self, optimizer: Optimizer, length: float | None) -> LRScheduler | None:
         """The torch scheduler sized to `length` scheduler steps (None: unknown, inf: no limit), with the
         warm-up chained in front; None when there is neither."""
-        lead = self.warmup_steps
-        self._check_warmup(length)
-        main = None
-        if self.lr_scheduler is not None:
-            main = self._sized(self.lr_scheduler, length, lead)(optimizer)
-            self.final_lrs = final_lrs(main, optimizer)
+        lead, factory = self.warmup_steps, self._sized(length)
+        main = None if factory is None else factory(optimizer)
+        if main is not None:  # where it ends: a cosine's eta_min, a one-cycle's min_lr, else 0
+            self.final_lrs = ([float(main.eta_min)] * len(optimizer.param_groups) if isinstance(main, CosineAnnealingLR)
+                              else [float(group.get("min_lr", 0.0)) for group in optimizer.param_groups])
         if not lead:
             return main
         if self.warmup == Warmup.constant:
             warm = ConstantLR(optimizer, factor=self.warmup_lr_factor, total_iters=lead)
         else:
             warm = LinearLR(optimizer, start_factor=self.warmup_lr_factor, end_factor=1.0, total_iters=lead)
-        if main is None:
-            return warm
-        return SequentialLR(optimizer, [warm, main], milestones=[lead])
+        return warm if main is None else SequentialLR(optimizer, [warm, main], milestones=[lead])
 
-    def _sized(self, factory: SchedulerFactory, length: float | None, lead: int) -> SchedulerFactory:
-        """`factory` with its run-length arguments filled in and its milestones checked and shifted behind
-        the warm-up."""
+    def _sized(self, length: float | None) -> SchedulerFactory | None:
+        """`lr_scheduler` with its run-length arguments filled in and its milestones checked and shifted
+        behind the warm-up; the warm-up checked against `length`."""
+        lead, factory = self.warmup_steps, self.lr_scheduler
+        unit = "optimizer steps" if self.interval == Interval.step else "epochs"
+        unit = unit if self.frequency == 1 else f"scheduler steps (one every {self.frequency} {unit})"
+        if length is not None and lead and lead >= length:
+            raise ConfigError(f"scheduler.warmup_length={lead}: must be shorter than the run ({length} {unit})")
+        if factory is None:
+            return None
         keywords: dict[str, Any] = dict(getattr(factory, "keywords", {}) or {})
         check_run_length(keywords, length)
         for key in _null_lengths(keywords):
             factory = partial(factory, **{key: int(length) - lead})
-        milestones = keywords.get("milestones")
-        if milestones:
-            milestones = [int(m) for m in milestones]
-            if length is not None and max(milestones) >= length:
-                raise ConfigError(f"scheduler.lr_scheduler.milestones={milestones}: beyond the end of the "
-                                  f"run ({length} {self._unit()}); each must be below {length}")
-            if lead and min(milestones) <= lead:
-                raise ConfigError(f"scheduler.lr_scheduler.milestones={milestones}: must come after the "
-                                  f"warm-up (scheduler.warmup_length={lead})")
-            if lead:  # SequentialLR restarts the main schedule at the end of the warm-up
-                factory = partial(factory, milestones=[m - lead for m in milestones])
+        milestones = [int(m) for m in keywords.get("milestones") or []]
+        if milestones and length is not None and max(milestones) >= length:
+            raise ConfigError(f"scheduler.lr_scheduler.milestones={milestones}: beyond the end of the "
+                              f"run ({length} {unit}); each must be below {length}")
+        if milestones and lead and min(milestones) <= lead:
+            raise ConfigError(f"scheduler.lr_scheduler.milestones={milestones}: must come after the "
+                              f"warm-up (scheduler.warmup_length={lead})")
+        if milestones and lead:  # SequentialLR restarts the main schedule at the end of the warm-up
+            factory = partial(factory, milestones=[m - lead for m in milestones])
         return factory

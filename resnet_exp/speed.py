@@ -1,18 +1,16 @@
-"""The fast GPU path: which speed switches a run uses, decided once from the config (a null switch is on
-when the run trains on CUDA), and what the device can do (sync, peak memory, peak FLOP/s, a description
-for benchmark tables). No Lightning and no Hydra: `plan()` takes plain values (or DictConfigs).
-"""
+"""The fast GPU path: the speed switches a run uses, decided once from the config (a null switch is on when
+the run trains on CUDA), and what the device can do (sync, peak memory, peak FLOP/s, a description for
+benchmark tables). No Lightning and no Hydra: `plan()` takes plain values (or DictConfigs)."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import os
 import platform
 import resource
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +24,16 @@ log = logging.getLogger(__name__)
 # torch.compile's modes (None: its default).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
-# Every precision Lightning accepts -> (its canonical string, the peak kind MFU divides by: tensor-core
-# bf16/fp16, "fp32" (TF32 when speed.tf32 is on), fp64; None: no peak to compare with).
-PRECISIONS: dict[str | int, tuple[str, str | None]] = {
-    **{p: ("32-true", "fp32") for p in (32, "32", "32-true")},
-    **{p: ("64-true", "fp64") for p in (64, "64", "64-true")},
-    **{p: ("16-mixed", "fp16") for p in (16, "16", "16-mixed")},
-    "16-true": ("16-true", "fp16"),
-    **{p: ("bf16-mixed", "bf16") for p in ("bf16", "bf16-mixed")},
-    "bf16-true": ("bf16-true", "bf16"),
-    # FP8 matmuls among bf16/fp16 ones: no single peak fits.
-    "transformer-engine": ("transformer-engine", None),
-    "transformer-engine-float16": ("transformer-engine-float16", None),
+# Every precision Lightning accepts (any spelling) -> the peak kind MFU divides by: tensor-core bf16/fp16,
+# "fp32" (TF32 when speed.tf32 is on), fp64; None (FP8 matmuls among bf16/fp16 ones): no single peak fits.
+PRECISIONS: dict[str | int, str | None] = {
+    32: "fp32", "32": "fp32", "32-true": "fp32", 64: "fp64", "64": "fp64", "64-true": "fp64",
+    16: "fp16", "16": "fp16", "16-mixed": "fp16", "16-true": "fp16", "bf16": "bf16", "bf16-mixed": "bf16",
+    "bf16-true": "bf16", "transformer-engine": None, "transformer-engine-float16": None,
 }
 # Lightning precision (any spelling) -> autocast dtype (no entry: no autocast).
-AUTOCAST = {p: torch.bfloat16 if canon == "bf16-mixed" else torch.float16
-            for p, (canon, _) in PRECISIONS.items() if canon in ("bf16-mixed", "16-mixed")}
+AUTOCAST = {p: torch.bfloat16 if kind == "bf16" else torch.float16
+            for p, kind in PRECISIONS.items() if kind in ("bf16", "fp16") and "true" not in str(p)}
 # Dense peak TFLOP/s per GPU model from the vendors' data sheets (not the sparsity figures): tensor cores in
 # bf16 and fp16, TF32, plain fp32 and fp64 (tensor cores where the chip has them). Not listed: no MFU.
 _H100_SXM = {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9, "fp64": 66.9}
@@ -81,31 +73,28 @@ def gpu_model(name: str | None) -> str | None:
 
 def peak_kind(precision: str | int | None, tf32: bool) -> str | None:
     """The PEAK_TFLOPS column for a Lightning precision (any spelling); None if unknown."""
-    _, kind = PRECISIONS.get(precision, (None, None))  # type: ignore[arg-type]
+    kind = PRECISIONS.get(precision)  # type: ignore[arg-type]
     return "tf32" if kind == "fp32" and tf32 else kind
 
 
 def gpu_peak_tflops(name: str | None, precision: str | int | None, tf32: bool) -> float | None:
-    """Dense peak TFLOP/s of the GPU called `name` at `precision`; None when either is unknown."""
-    model, kind = gpu_model(name), peak_kind(precision, tf32)
+    model, kind = gpu_model(name), peak_kind(precision, tf32)  # None when either is unknown
     return PEAK_TFLOPS[model].get(kind) if model and kind else None
 
 
 def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (a no-op off CUDA)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """An allocation that failed for want of memory: CUDA's OutOfMemoryError, or the CPU allocator's
-    RuntimeError (which has no class of its own)."""
+    """CUDA's OutOfMemoryError, or the CPU allocator's RuntimeError (which has no class of its own)."""
     return (isinstance(exc, (torch.OutOfMemoryError, MemoryError))
             or "can't allocate memory" in str(exc) or "out of memory" in str(exc))
 
 
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak allocated memory on a CUDA device since its last reset, else the process's peak RSS."""
+    """Peak allocated memory (MiB) on a CUDA device since its last reset, else the process's peak RSS."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
@@ -113,9 +102,7 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def peak_tflops(device: torch.device, precision: str | int | None, tf32: bool) -> float | None:
     """The device's dense peak TFLOP/s for MFU (`gpu_peak_tflops`); None off CUDA."""
-    if device.type != "cuda":
-        return None
-    return gpu_peak_tflops(torch.cuda.get_device_name(device), precision, tf32)
+    return gpu_peak_tflops(torch.cuda.get_device_name(device), precision, tf32) if device.type == "cuda" else None
 
 
 def _cpu_name() -> str:
@@ -148,7 +135,6 @@ def trains_on_cuda(accelerator: Any) -> bool:
 
 
 def check_compile_mode(mode: str | None) -> None:
-    """The one-line `compile_mode=...` error unless `mode` is None or one of COMPILE_MODES."""
     require(mode is None or mode in COMPILE_MODES, "compile_mode", mode,
             "must be null or one of " + ", ".join(COMPILE_MODES))
 
@@ -190,7 +176,7 @@ class SpeedPlan:
         return model
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return asdict(self)
 
 
 def plan(trainer: Mapping[str, Any], speed: Mapping[str, Any] | None = None) -> SpeedPlan:
