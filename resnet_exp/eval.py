@@ -1,8 +1,5 @@
-"""Evaluate a checkpoint on the test split: `python -m resnet_exp.eval ckpt_path=<file> [overrides]`.
-
-A checkpoint inside a run folder is rebuilt with that run's overrides (arch, data, ...), then the command's.
-Composes conf/eval.yaml and writes results.json into its own run folder under outputs/eval/.
-"""
+"""Evaluate a checkpoint on the test split: `python -m resnet_exp.eval ckpt_path=<file> [overrides]`. A checkpoint
+in a run folder is rebuilt with that run's overrides, then the command's; results.json goes under outputs/eval/."""
 
 from __future__ import annotations
 

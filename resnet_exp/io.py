@@ -72,31 +72,26 @@ def write_atomic(path: Path, write: Callable[[IO[Any]], Any], binary: bool = Fal
         raise
 
 
-def strict_json(value: Any, path: str = "", found: list[str] | None = None) -> Any:
+def strict_json(value: Any, found: list[str], path: str = "") -> Any:
     """`value` with every NaN/inf float replaced by None, the dotted keys replaced appended to `found`."""
     if isinstance(value, float) and not math.isfinite(value):
-        if found is not None:
-            found.append(path)
+        found.append(path)
         return None
     if isinstance(value, Mapping):
-        return {k: strict_json(v, f"{path}.{k}" if path else str(k), found) for k, v in value.items()}
+        return {k: strict_json(v, found, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [strict_json(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+        return [strict_json(v, found, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Strict JSON: a non-finite number is written as null, and its key listed under `non_finite`."""
     found: list[str] = []
-    clean = strict_json(payload, found=found)
+    clean = strict_json(payload, found)
     if found and isinstance(clean, dict):
         clean["non_finite"] = sorted(set(clean.get("non_finite") or []) | set(found))
-
-    def write(handle: IO[str]) -> None:
-        json.dump(clean, handle, indent=2, sort_keys=True, default=str, allow_nan=False)
-        handle.write("\n")
-
-    write_atomic(path, write)
+    text = json.dumps(clean, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
+    write_atomic(path, lambda handle: handle.write(text))
 
 
 def read_results(run_dir: str | Path) -> dict[str, Any]:
@@ -211,11 +206,11 @@ def check_training_state_fits(checkpoint: str, optimizer: Mapping[str, Any], sch
     if len(schedulers) != (scheduler is not None):
         what = "a schedule there, a constant rate here" if schedulers else "a constant rate there, a schedule here"
         raise UserError(f"{where} ({what})" + fresh.format("scheduler"))
-    if scheduler is not None and not ("plan" in schedulers[0] and continues_plan) \
-            and _public(schedulers[0]) != _public(scheduler):
+    there, here = (_public(schedulers[0]), _public(scheduler)) if scheduler is not None else ((), ())
+    if there != here and not ("plan" in schedulers[0] and continues_plan):
         raise UserError(f"{where} (another scheduler or warm-up: the checkpoint's state has "
-                        f"{', '.join(sorted(_public(schedulers[0])))}; this run's has "
-                        f"{', '.join(sorted(_public(scheduler)))})" + fresh.format("scheduler"))
+                        f"{', '.join(sorted(there))}; this run's has {', '.join(sorted(here))})"
+                        + fresh.format("scheduler"))
     where = f"ckpt_path={checkpoint}: its optimizer state does not fit optimizer={choices.get('optimizer')}"
     states = saved["optimizer_states"]
     groups, ours = (states[0]["param_groups"] if len(states) == 1 else []), optimizer["param_groups"]

@@ -144,8 +144,7 @@ def _write_rows(path: Path, rows: list[dict[str, Any]], fieldnames: list[str]) -
 
 
 def drop_redone_rows(path: Path) -> None:
-    """Keep the last of rows logged twice (same epoch, step and columns): an epoch a killed process had
-    started is logged again by the run that resumed it."""
+    """Keep the last of rows logged twice (same epoch, step and columns), as a resumed run logs again."""
     if not path.is_file():
         return
     fieldnames, rows = _read_rows(path)
@@ -170,8 +169,7 @@ def wandb_credentials_configured() -> bool:
 
 
 def wandb_mode(mode: str) -> str:
-    """The mode to run wandb in: the config's, unless it is `auto`; then `WANDB_MODE` from the environment,
-    else online when credentials are configured, else offline."""
+    """The config's mode; for `auto`, `WANDB_MODE`, else online with credentials configured, else offline."""
     if mode not in WANDB_MODES:
         raise ConfigError(f"logger.wandb.mode={mode}: choose one of {', '.join(WANDB_MODES)}")
     if mode != "auto":
@@ -184,9 +182,8 @@ def wandb_mode(mode: str) -> str:
 
 
 def check_wandb_environment(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Check the WANDB_* variables before a run starts (wandb reads them even with an explicit mode): a
-    WANDB_MODE in another case or with spaces is normalised (an empty one dropped), and a value wandb would
-    refuse with a validation traceback is a one-line ConfigError naming the variable."""
+    """Check the WANDB_* variables, which wandb reads even with an explicit mode: WANDB_MODE normalised (an
+    empty one dropped), a value wandb would refuse with a traceback a one-line ConfigError instead."""
     mode = environ.get("WANDB_MODE")
     clean = (mode or "").strip().lower()
     if clean in WANDB_ENV_MODES:
@@ -196,9 +193,7 @@ def check_wandb_environment(environ: MutableMapping[str, str] = os.environ) -> N
     elif mode is not None:
         raise ConfigError(f"WANDB_MODE={mode}: not a wandb mode; set online, offline or disabled "
                           "(any case), or unset it")
-    for name, value in sorted(environ.items()):
-        if not name.startswith("WANDB_"):
-            continue
+    for name, value in sorted((k, v) for k, v in environ.items() if k.startswith("WANDB_")):
         try:
             wandb.Settings().update_from_env_vars({name: value})
         except ValueError as exc:  # pydantic's ValidationError
@@ -219,10 +214,8 @@ def wandb_reachable(timeout_s: float = 3.0) -> bool:
 
 
 def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogger | None:
-    """A WandbLogger writing under `save_dir`, or None when the mode is `disabled`. The mode goes to
-    `wandb.init`: WandbLogger's `offline` flag would set WANDB_MODE for the process, leaking into the next
-    job of a multirun. An online run whose server cannot be reached logs offline instead (one warning).
-    """
+    """A WandbLogger writing under `save_dir` (None when `disabled`); an unreachable online one logs offline.
+    The mode goes to `wandb.init`: WandbLogger's `offline` flag would set WANDB_MODE for the next jobs too."""
     mode = wandb_mode(mode)
     log_model = kwargs.get("log_model", False)
     if log_model not in (False, True, "all"):

@@ -82,11 +82,8 @@ def _accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
 
 
 class ImageClassifier(FastHookName, pl.LightningModule):
-    """Trains `model` with cross-entropy; logs loss and top-1 (and top-5) accuracy per split.
-
-    `optimizer` is a factory (a Hydra partial) called with the parameter groups; `scheduler` a `Schedule`
-    (None: a constant learning rate) sized to the run. The saved hyperparameters hold plain values only.
-    """
+    """Trains `model` with cross-entropy; logs loss and top-1 (and top-5) accuracy per split. `optimizer` is a
+    factory called with the parameter groups, `scheduler` a `Schedule` (None: a constant rate)."""
 
     def __init__(self, model: nn.Module, optimizer: Callable[..., Optimizer], num_classes: int,
                  scheduler: Schedule | None = None, label_smoothing: float = 0.0, decay_norm_and_bias: bool = False,
@@ -156,10 +153,8 @@ class ImageClassifier(FastHookName, pl.LightningModule):
 
     def on_fit_start(self) -> None:
         # Lightning restores a checkpoint before it moves the module to its device: move them along.
-        if self.train_sums is not None:
-            self.train_sums = self.train_sums.to(self.device)
-        if self.val_acc_best is not None:
-            self.val_acc_best = self.val_acc_best.to(self.device)
+        self.train_sums, self.val_acc_best = (None if t is None else t.to(self.device)
+                                              for t in (self.train_sums, self.val_acc_best))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -261,8 +256,7 @@ class ImageClassifier(FastHookName, pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": built}
 
     def fresh_training_state(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """The optimizer's and scheduler's state a fit starts with (the scheduler sized to a placeholder
-        length), to compare with a checkpoint's before resuming from it."""
+        """The optimizer's and scheduler's state a fit starts with, to compare with a checkpoint's."""
         optimizer = self._optimizer()
         built = None if self.schedule is None or self.schedule.constant else self.schedule.scheduler(optimizer, 1 << 30)
         return optimizer.state_dict(), None if built is None else built.state_dict()

@@ -1,6 +1,4 @@
-"""Train, then test, one configuration: `python -m resnet_exp.run [overrides]`. Only wiring: compose and
-validate the config (Hydra), build the parts, fit and test (`resnet_exp.pipeline`).
-"""
+"""Train, then test, one configuration: `python -m resnet_exp.run [overrides]`; the work is in `pipeline`."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Learning-rate schedules sized to the run: lengths in scheduler steps, warm-up chained in front.
-
-A cosine `T_max` or one-cycle `total_steps` left null spans the run after the warm-up, in the schedule's own
-unit; milestones and `T_max` count from the start of the run. A resumed run of another length than its
-checkpoint's schedule was sized to continues on a re-planned schedule (`Reannealed`), without a jump.
-"""
+"""Learning-rate schedules sized to the run (in scheduler steps), warm-up chained in front; a resumed run of
+another length than its checkpoint's schedule continues on a re-planned one (`Reannealed`), without a jump."""
 
 from __future__ import annotations
 
@@ -98,10 +94,8 @@ class Warmup(str, Enum):
 
 
 class Schedule:
-    """The run's learning-rate schedule: `lr_scheduler` (a partial taking the optimizer; None: a constant
-    LR after any warm-up), stepped every `frequency` `interval`s, after `warmup_length` scheduler steps of
-    `warmup`. Not a dataclass: Hydra's `instantiate` would read one passed as an argument as a config.
-    """
+    """`lr_scheduler` (a partial taking the optimizer; None: a constant LR) stepped every `frequency` `interval`s
+    after `warmup_length` steps of `warmup`. Not a dataclass: `instantiate` would read one as a config."""
 
     def __init__(self, lr_scheduler: SchedulerFactory | None = None, interval: Interval | str = Interval.epoch,
                  frequency: int = 1, warmup: Warmup | str = Warmup.none, warmup_length: int = 0,
@@ -140,8 +134,8 @@ class Schedule:
 
     def build(self, optimizer: Optimizer, optimizer_steps: float | None, steps_per_epoch: int = 1,
               resumed: ResumePoint | None = None) -> dict[str, Any] | None:
-        """Lightning's `lr_scheduler` entry for a run of `optimizer_steps` (None: a constant rate); re-planned
-        when it continues a checkpoint's schedule (`resumed`) sized to another length."""
+        """Lightning's `lr_scheduler` entry (None: a constant rate), re-planned when it continues a checkpoint's
+        schedule (`resumed`) sized to another length."""
         length = self.length(optimizer_steps, steps_per_epoch)
         scheduler = self.scheduler(optimizer, length)
         self.sized_to = length
@@ -162,8 +156,7 @@ class Schedule:
         self._sized(self.length(optimizer_steps, steps_per_epoch))
 
     def scheduler(self, optimizer: Optimizer, length: float | None) -> LRScheduler | None:
-        """The torch scheduler sized to `length` scheduler steps (None: unknown, inf: no limit), with the
-        warm-up chained in front; None when there is neither."""
+        """The torch scheduler sized to `length` scheduler steps, warm-up in front; None when there is neither."""
         lead, factory = self.warmup_steps, self._sized(length)
         main = None if factory is None else factory(optimizer)
         if main is not None:  # where it ends: a cosine's eta_min, a one-cycle's min_lr, else 0
@@ -178,8 +171,8 @@ class Schedule:
         return warm if main is None else SequentialLR(optimizer, [warm, main], milestones=[lead])
 
     def _sized(self, length: float | None) -> SchedulerFactory | None:
-        """`lr_scheduler` with its run-length arguments filled in and its milestones checked and shifted
-        behind the warm-up; the warm-up checked against `length`."""
+        """`lr_scheduler` with its run-length arguments filled in, its milestones checked and shifted behind
+        the warm-up, and the warm-up checked against `length`."""
         lead, factory = self.warmup_steps, self.lr_scheduler
         unit = "optimizer steps" if self.interval == Interval.step else "epochs"
         unit = unit if self.frequency == 1 else f"scheduler steps (one every {self.frequency} {unit})"

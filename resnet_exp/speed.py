@@ -5,7 +5,6 @@ benchmark tables). No Lightning and no Hydra: `plan()` takes plain values (or Di
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import platform
 import resource
@@ -18,8 +17,6 @@ import torch
 from torch import nn
 
 from resnet_exp.errors import require
-
-log = logging.getLogger(__name__)
 
 # torch.compile's modes (None: its default).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
