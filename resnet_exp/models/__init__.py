@@ -3,8 +3,8 @@
 from resnet_exp.models.blocks import DropPath, ResidualBlock, ZeroPadShortcut
 from resnet_exp.models.complexity import complexity
 from resnet_exp.models.factory import create_model, list_models, resolve
-from resnet_exp.models.options import ARCH_KEYS, ArchOptions, BlockOrder, BlockType, Init, Shortcut, Stem
-from resnet_exp.models.resnet import ArchSpec, ResNet, stage_shapes
+from resnet_exp.models.options import ARCH_KEYS, ArchOptions, ArchSpec, BlockOrder, BlockType, Init, Shortcut, Stem
+from resnet_exp.models.resnet import ResNet, stage_shapes
 
 __all__ = [
     "ARCH_KEYS", "ArchOptions", "ArchSpec", "BlockOrder", "BlockType", "DropPath", "Init", "ResNet", "ResidualBlock",

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from resnet_exp.models.options import BlockOrder
-from resnet_exp.models.resnet import ArchSpec, ResNet
+from resnet_exp.models.options import ArchSpec, BlockOrder
+from resnet_exp.models.resnet import ResNet
 
 log = logging.getLogger(__name__)
 FLOP_MODES = ("forward", "forward_backward", "train")

@@ -8,40 +8,41 @@ from dataclasses import dataclass
 from resnet_exp.errors import require
 from resnet_exp.models.options import BlockOrder, BlockType, Shortcut
 
-# He et al. 2015, Table 1: depth -> (block, units per stage); stages 64/128/256/512 wide inside.
-IMAGENET_DEPTHS: dict[int, tuple[BlockType, tuple[int, ...]]] = {
-    18: (BlockType.basic, (2, 2, 2, 2)),
-    34: (BlockType.basic, (3, 4, 6, 3)),
-    50: (BlockType.bottleneck, (3, 4, 6, 3)),
-    101: (BlockType.bottleneck, (3, 4, 23, 3)),
-    152: (BlockType.bottleneck, (3, 8, 36, 3)),
-    200: (BlockType.bottleneck, (3, 24, 36, 3)),
-}
+# He et al. 2015, Table 1: units per stage (basic blocks below 50 layers), stages 64/128/256/512 wide inside.
+IMAGENET_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3),
+                   200: (3, 24, 36, 3)}
 IMAGENET_INNER_WIDTHS = (64, 128, 256, 512)
-BOTTLENECK_EXPANSION = 4
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The stages of a net before the width multiplier."""
+
+    block: BlockType
+    blocks: tuple[int, ...]
+    widths: tuple[int, ...]
+    bottleneck_widths: tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class Family:
-    """Defaults of a family. CIFAR families: three equal stages of `block`; `resnet` takes its stages
-    from IMAGENET_DEPTHS; `custom` has none."""
+    """Defaults of a family. CIFAR families repeat the units of `stages` (one per stage) n times;
+    `resnet` takes its stages from IMAGENET_BLOCKS; `custom` has none."""
 
     default_depth: int | None
     shortcut: Shortcut
-    block: BlockType | None = None
-    widths: tuple[int, ...] = ()
-    bottleneck_widths: tuple[int, ...] = ()
+    stages: Layout | None = None
     depth_examples: str = ""
 
 
 FAMILIES: dict[str, Family] = {
     "resnet": Family(50, Shortcut.B),
     # He et al. 2015, Sec. 4.2: 6n+2 layers, widths 16/32/64, option A.
-    "cifar_resnet": Family(20, Shortcut.A, BlockType.basic, (16, 32, 64), (16, 32, 64),
+    "cifar_resnet": Family(20, Shortcut.A, Layout(BlockType.basic, (1, 1, 1), (16, 32, 64), (16, 32, 64)),
                            "20, 32, 44, 56, 110, 1202"),
     # He et al. 2016 (Identity Mappings): 9n+2 bottleneck nets, widths 64/128/256 (inner 16/32/64).
-    "cifar_resnet_bottleneck": Family(164, Shortcut.B, BlockType.bottleneck, (64, 128, 256), (16, 32, 64),
-                                      "29, 56, 110, 164, 1001"),
+    "cifar_resnet_bottleneck": Family(164, Shortcut.B, Layout(BlockType.bottleneck, (1, 1, 1), (64, 128, 256),
+                                                              (16, 32, 64)), "29, 56, 110, 164, 1001"),
     "custom": Family(None, Shortcut.B),
 }
 
@@ -57,7 +58,7 @@ class Preset:
 
 # Families are archs too (at their default depth), so `arch.depth` sweeps them.
 PRESETS: dict[str, Preset] = {f: Preset(f) for f in FAMILIES}
-PRESETS.update({f"resnet{d}": Preset("resnet", d) for d in IMAGENET_DEPTHS})
+PRESETS.update({f"resnet{d}": Preset("resnet", d) for d in IMAGENET_BLOCKS})
 PRESETS.update({f"resnet{d}": Preset("cifar_resnet", d) for d in (20, 32, 44, 56, 110, 1202)})
 PRESETS.update({f"resnet{d}": Preset("cifar_resnet_bottleneck", d) for d in (164, 1001)})
 PRESETS.update({f"{name}v2": Preset(p.family, p.depth, BlockOrder.pre)
@@ -84,29 +85,20 @@ def preset_depth(name: str) -> int | None:
     return p.depth if p.depth is not None else FAMILIES[p.family].default_depth
 
 
-@dataclass(frozen=True)
-class Layout:
-    """The stages of a family at one depth, before the width multiplier."""
-
-    block: BlockType
-    blocks: tuple[int, ...]
-    widths: tuple[int, ...]
-    bottleneck_widths: tuple[int, ...]
-
-
 def layout(family: str, depth: int) -> Layout:
     """The stages of `family` at `depth`; a one-line `depth=...` error for a depth it cannot have."""
-    fam = FAMILIES[family]
-    if family == "resnet":
-        require(depth in IMAGENET_DEPTHS, "depth", depth,
-                "family resnet has presets for " + ", ".join(map(str, IMAGENET_DEPTHS)))
-        block, blocks = IMAGENET_DEPTHS[depth]
+    stages = FAMILIES[family].stages
+    require(family != "custom", "depth", depth, "custom nets take widths and blocks lists, not depth")
+    require(isinstance(depth, int) and not isinstance(depth, bool), "depth", depth, "must be an integer")
+    if stages is None:  # resnet
+        require(depth in IMAGENET_BLOCKS, "depth", depth,
+                "family resnet has presets for " + ", ".join(map(str, IMAGENET_BLOCKS)))
         mids = IMAGENET_INNER_WIDTHS
-        widths = mids if block == BlockType.basic else tuple(BOTTLENECK_EXPANSION * m for m in mids)
-        return Layout(block, blocks, widths, mids)
-    require(fam.block is not None, "depth", depth, "custom nets take widths and blocks lists, not depth")
-    k = len(fam.widths) * convs_per_unit(fam.block)  # stages of n units, plus the stem conv and fc
+        if depth < 50:
+            return Layout(BlockType.basic, IMAGENET_BLOCKS[depth], mids, mids)
+        return Layout(BlockType.bottleneck, IMAGENET_BLOCKS[depth], tuple(4 * m for m in mids), mids)
+    k = len(stages.blocks) * convs_per_unit(stages.block)  # stages of n units, plus the stem conv and fc
     n, rest = divmod(depth - 2, k)
     require(rest == 0 and n >= 1, "depth", depth,
-            f"family {family} needs {k}n+2 with n >= 1, e.g. {fam.depth_examples}")
-    return Layout(fam.block, (n,) * len(fam.widths), fam.widths, fam.bottleneck_widths)
+            f"family {family} needs {k}n+2 with n >= 1, e.g. {FAMILIES[family].depth_examples}")
+    return Layout(stages.block, tuple(n * b for b in stages.blocks), stages.widths, stages.bottleneck_widths)

@@ -1,9 +1,10 @@
-"""The knobs of the zoo, torch-free, each once in `ArchOptions` for `create_model` and the `arch` config
-schema alike. The string-valued knobs are `str` enums (member name == value): Hydra overrides, members
-and plain strings are interchangeable."""
+"""The zoo's knobs, torch-free: `ArchOptions` for `create_model` and the `arch` config schema alike, and the
+`ArchSpec` that `resolve` settles them into. String knobs are `str` enums (member name == value): Hydra
+overrides, members and plain strings are interchangeable."""
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -99,12 +100,47 @@ class ArchOptions:
 ARCH_KEYS = tuple(f.name for f in fields(ArchOptions))
 CUSTOM_STEM_KEYS = tuple(f.name for f in fields(ArchOptions) if f.metadata.get("custom_stem"))
 _TYPES = typing.get_type_hints(ArchOptions)
-# The on/off knobs (stem=custom ones aside): they reach ArchSpec as given, None taking the default.
+# The on/off knobs (the stem=custom ones aside).
 SWITCHES = tuple(k for k in ARCH_KEYS if _TYPES[k] in (bool, bool | None) and k not in CUSTOM_STEM_KEYS)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def knobs(given: Mapping[str, Any]) -> dict[str, Any]:
-    """Every knob: its value in `given`, or its default where left out or None; one line for an unknown key."""
+    """Every knob: its value in `given`, or its default where left out or None. Checks what needs no arch,
+    each with a one-line error naming the key."""
     for key in given:
         require(key in ARCH_KEYS, key, given[key], f"unknown arch option; one of {', '.join(ARCH_KEYS)}")
-    return {f.name: f.default if given.get(f.name) is None else given[f.name] for f in fields(ArchOptions)}
+    knob = {f.name: f.default if given.get(f.name) is None else given[f.name] for f in fields(ArchOptions)}
+    width, drop_path, eps, momentum = knob["width"], knob["drop_path"], knob["norm_eps"], knob["norm_momentum"]
+    require(_is_number(width) and width > 0, "width", width, "must be a number > 0")
+    require(isinstance(drop_path, (int, float)) and 0.0 <= drop_path < 1.0, "drop_path", drop_path, "must be in [0, 1)")
+    require(_is_number(eps) and eps > 0, "norm_eps", eps, "must be a number > 0")
+    require(_is_number(momentum) and 0 <= momentum <= 1, "norm_momentum", momentum,
+            "must be in [0, 1] (PyTorch's convention: 1 - TF's decay)")
+    for key in SWITCHES:  # None only where the default is (projection_norm)
+        require(knob[key] is None or isinstance(knob[key], bool), key, knob[key],
+                "must be true or false" + (" or null (the block order's rule)" if key == "projection_norm" else ""))
+    return knob
+
+
+@dataclass(unsafe_hash=True)  # hashable: complexity caches FLOP counts per spec
+class ArchSpec(ArchOptions):
+    """The knobs as `resolve` settles them, plus the arch's name and family: enums parsed, lists one
+    tuple entry per stage, channel counts multiplied by `width`, the stem's kernel to pool all set and
+    `stem` never auto, `depth` the weighted layers on the longest path (convs of every unit, stem, fc)."""
+
+    name: str = ""
+    family: str = ""
+
+    @property
+    def min_input_size(self) -> int:
+        """The smallest image side the net sees whole: the stem kernel, and one pixel per position
+        of the last feature map (image / total stride >= 1)."""
+        return max(self.stem_kernel, self.stem_stride * (2 if self.stem_pool else 1) * math.prod(self.strides))
+
+    def describe_stem(self) -> str:
+        pool = " + 3x3/2 max-pool" if self.stem_pool else ""
+        return f"stem {self.stem_kernel}x{self.stem_kernel}/{self.stem_stride}{pool}"

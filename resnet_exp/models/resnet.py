@@ -1,77 +1,16 @@
-"""One configurable ResNet (stem, stages of residual units, head), its BatchNorm and its initial weights.
-
-Every variant of the zoo is an `ArchSpec` built by this one class. Module names match torchvision's
-ResNet (`conv1`, `bn1`, `maxpool`, `layer1..`, `fc`), so its weights load into `post` with `strict=True`.
-"""
+"""One configurable ResNet for every `ArchSpec` (stem, stages of residual units, head), its BatchNorm and
+initial weights. Module names match torchvision's, so its ResNet weights load into `post` with `strict=True`."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from resnet_exp.models.blocks import PREACT_ORDERS, ActLayer, NormLayer, ResidualBlock, make_act
-from resnet_exp.models.families import layout_depth
-from resnet_exp.models.options import BlockOrder, BlockType, Init, Shortcut
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """A fully resolved architecture (every channel count final); only `factory.resolve` makes one."""
-
-    name: str
-    family: str
-    block: BlockType
-    widths: tuple[int, ...]  # output channels of each stage
-    blocks: tuple[int, ...]  # residual units per stage
-    bottleneck_widths: tuple[int, ...]  # inner width of bottleneck units (== widths for basic)
-    strides: tuple[int, ...]  # stride of each stage's first unit
-    block_order: BlockOrder
-    shortcut: Shortcut
-    stride_in_1x1: bool
-    stem_kernel: int  # the stem as `stem` (auto, imagenet, cifar, custom) resolved it
-    stem_stride: int
-    stem_padding: int
-    stem_width: int
-    stem_pool: bool
-    stem_pool_padding: int
-    stem_norm: bool  # False: a bare stem conv (no BN-ReLU after it, whatever the order)
-    stem_bias: bool
-    projection_norm: bool | None  # None: a norm where the block order's branch ends in one
-    projection_bias: bool
-    zero_init_last: bool
-    drop_path: float
-    init: Init
-    norm_eps: float
-    norm_momentum: float
-    norm_scale: bool
-    norm_batch_stats: bool
-
-    @property
-    def depth(self) -> int:
-        """Weighted layers on the longest path: the convs of every unit, the stem conv and fc."""
-        return layout_depth(self.block, self.blocks)
-
-    @property
-    def min_input_size(self) -> int:
-        """The smallest image side the net sees whole: the stem kernel, and one pixel per position
-        of the last feature map (image / total stride >= 1)."""
-        total = self.stem_stride * (2 if self.stem_pool else 1)
-        for stride in self.strides:
-            total *= stride
-        return max(self.stem_kernel, total)
-
-    def describe_stem(self) -> str:
-        pool = " + 3x3/2 max-pool" if self.stem_pool else ""
-        return f"stem {self.stem_kernel}x{self.stem_kernel}/{self.stem_stride}{pool}"
-
-    def as_dict(self) -> dict[str, object]:
-        """Plain values (enums as strings), e.g. for logging."""
-        return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(self).items()}
+from resnet_exp.models.options import ArchSpec, BlockOrder, Init
 
 
 class RunningStatsBatchNorm2d(nn.BatchNorm2d):
