@@ -7,7 +7,7 @@ import sys
 
 from resnet_exp.errors import OneLineArgumentParser
 from resnet_exp.models.complexity import complexity
-from resnet_exp.models.factory import list_models, resolve
+from resnet_exp.models.families import list_models, resolve
 
 HEADER = ["name", "family", "depth", "block", "order", "params@32px/10cls", "params@224px/1000cls",
           "GFLOPs@32px", "GFLOPs@224px"]

@@ -7,7 +7,8 @@ import copy
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,26 +21,23 @@ log = logging.getLogger(__name__)
 FLOP_MODES = ("forward", "forward_backward", "train")
 
 
-def _flops(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[int, torch.Tensor]:
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        out = fn(x)
-    return counter.get_total_flops(), out
-
-
 def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def _short_net(spec: ArchSpec, num_classes: int, in_channels: int, **kw: Any) -> tuple[ResNet, list[tuple[str, int]]]:
+    """The net of `spec` on meta with at most two units per stage, and for each longer stage its second
+    unit's name with how many more units it stands for."""
+    with torch.device("meta"):
+        net = ResNet(dataclasses.replace(spec, blocks=tuple(min(n, 2) for n in spec.blocks)), num_classes,
+                     in_channels, **kw).eval()
+    return net, [(f"{name}.1", n - 2) for name, n in zip(net.stage_names, spec.blocks) if n > 2]
+
+
 def complexity(spec: ArchSpec, num_classes: int = 1000, in_channels: int = 3, size: int = 224) -> tuple[int, int]:
     """(parameters, FLOPs for one `size` x `size` image) of the full net described by `spec`."""
-    short = dataclasses.replace(spec, blocks=tuple(min(n, 2) for n in spec.blocks))
-    with torch.device("meta"):
-        model = ResNet(short, num_classes=num_classes, in_channels=in_channels)
-    params = _params(model)
-    for name, n in zip(model.stage_names, spec.blocks):
-        if n > 2:  # the second unit stands for units 2..n
-            params += (n - 2) * _params(getattr(model, name)[1])
+    net, more = _short_net(spec, num_classes, in_channels)
+    params = _params(net) + sum(k * _params(net.get_submodule(unit)) for unit, k in more)
     # Norms, activations and drop-path add no counted FLOPs: v2 aliases and block orders share
     # the count of their v1 arch, so it is computed once.
     conv_only = dataclasses.replace(spec, name="", block_order=BlockOrder.post, zero_init_last=False, drop_path=0.0)
@@ -48,18 +46,13 @@ def complexity(spec: ArchSpec, num_classes: int = 1000, in_channels: int = 3, si
 
 @functools.lru_cache(maxsize=256)
 def _conv_flops(spec: ArchSpec, num_classes: int, in_channels: int, size: int) -> int:
-    short = dataclasses.replace(spec, blocks=tuple(min(n, 2) for n in spec.blocks))
-    with torch.device("meta"):
-        # FlopCounterMode counts no norm FLOPs, and BN on meta is slow (decomposed op by op).
-        model = ResNet(short, num_classes, in_channels, norm_layer=lambda c: nn.Identity()).eval()
+    # FlopCounterMode counts no norm FLOPs, and BN on meta is slow (decomposed op by op).
+    net, more = _short_net(spec, num_classes, in_channels, norm_layer=lambda c: nn.Identity())
     # Forward outside the device context: its per-op dispatch overhead dominates otherwise.
-    flops, x = _flops(model.forward_stem, torch.empty(1, in_channels, size, size, device="meta"))
-    for name, n in zip(model.stage_names, spec.blocks):
-        for i, unit in enumerate(getattr(model, name)):
-            f, x = _flops(unit, x)
-            flops += (n - 1 if i == 1 else 1) * f
-    f, _ = _flops(lambda t: model.forward_head(model.final_act(model.norm(t))), x)
-    return flops + f
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.empty(1, in_channels, size, size, device="meta"))
+    per_module = counter.get_flop_counts()
+    return counter.get_total_flops() + sum(k * sum(per_module[f"ResNet.{unit}"].values()) for unit, k in more)
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> int | None:

@@ -57,9 +57,8 @@ class Init(str, Enum):
     torch = "torch"  # every layer as PyTorch initialises it
 
 
-def _custom_stem() -> Any:
-    """A knob of `stem=custom` only (any other stem refuses it); None = the default noted."""
-    return field(default=None, metadata={"custom_stem": True})
+# A knob of `stem=custom` only (any other stem refuses it); None takes the default noted.
+_CUSTOM_STEM = {"custom_stem": True}
 
 
 @dataclass
@@ -78,12 +77,12 @@ class ArchOptions:
     strides: list[int] | None = None
     width: float = 1.0  # multiplies every channel count (rounded, at least 1)
     stride_in_1x1: bool = False  # bottleneck stride on the first 1x1 (paper) instead of the 3x3
-    stem_kernel: int | None = _custom_stem()  # default 3
-    stem_stride: int | None = _custom_stem()  # default 1
-    stem_padding: int | None = _custom_stem()  # default kernel // 2
-    stem_width: int | None = _custom_stem()  # default: the first unit's (inner) width
-    stem_pool: bool | None = _custom_stem()  # a 3x3/2 max-pool after the stem conv
-    stem_pool_padding: int | None = _custom_stem()  # 1 (default, "same") or 0
+    stem_kernel: int | None = field(default=None, metadata=_CUSTOM_STEM)  # default 3
+    stem_stride: int | None = field(default=None, metadata=_CUSTOM_STEM)  # default 1
+    stem_padding: int | None = field(default=None, metadata=_CUSTOM_STEM)  # default kernel // 2
+    stem_width: int | None = field(default=None, metadata=_CUSTOM_STEM)  # default: the first unit's (inner) width
+    stem_pool: bool | None = field(default=None, metadata=_CUSTOM_STEM)  # a 3x3/2 max-pool after the stem conv
+    stem_pool_padding: int | None = field(default=None, metadata=_CUSTOM_STEM)  # 1 (default, "same") or 0
     stem_norm: bool = True  # any stem; false: a bare stem conv, no BN-ReLU after it
     stem_bias: bool = False
     projection_norm: bool | None = None  # None: where the block order's branch ends in a norm
