@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from resnet_exp.models.options import ArchSpec, BlockOrder
+from resnet_exp.models.options import ArchSpec
 from resnet_exp.models.resnet import ResNet
 
 log = logging.getLogger(__name__)
@@ -25,34 +24,27 @@ def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _short_net(spec: ArchSpec, num_classes: int, in_channels: int, **kw: Any) -> tuple[ResNet, list[tuple[str, int]]]:
-    """The net of `spec` on meta with at most two units per stage, and for each longer stage its second
-    unit's name with how many more units it stands for."""
-    with torch.device("meta"):
-        net = ResNet(dataclasses.replace(spec, blocks=tuple(min(n, 2) for n in spec.blocks)), num_classes,
-                     in_channels, **kw).eval()
-    return net, [(f"{name}.1", n - 2) for name, n in zip(net.stage_names, spec.blocks) if n > 2]
+def _counted(model: nn.Module, images: torch.Tensor, train: bool = False) -> FlopCounterMode:
+    """The FLOP counter of one forward pass of `model`, and in `train` of its backward pass too."""
+    with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(train):
+        logits = model(images)
+        if train:
+            labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
+            F.cross_entropy(logits, labels).backward()
+    return counter
 
 
 def complexity(spec: ArchSpec, num_classes: int = 1000, in_channels: int = 3, size: int = 224) -> tuple[int, int]:
     """(parameters, FLOPs for one `size` x `size` image) of the full net described by `spec`."""
-    net, more = _short_net(spec, num_classes, in_channels)
-    params = _params(net) + sum(k * _params(net.get_submodule(unit)) for unit, k in more)
-    # Norms, activations and drop-path add no counted FLOPs: v2 aliases and block orders share
-    # the count of their v1 arch, so it is computed once.
-    conv_only = dataclasses.replace(spec, name="", block_order=BlockOrder.post, zero_init_last=False, drop_path=0.0)
-    return params, _conv_flops(conv_only, num_classes, in_channels, size)
-
-
-@functools.lru_cache(maxsize=256)
-def _conv_flops(spec: ArchSpec, num_classes: int, in_channels: int, size: int) -> int:
-    # FlopCounterMode counts no norm FLOPs, and BN on meta is slow (decomposed op by op).
-    net, more = _short_net(spec, num_classes, in_channels, norm_layer=lambda c: nn.Identity())
+    with torch.device("meta"):  # at most two units per stage: the second stands for units 2..n
+        net = ResNet(dataclasses.replace(spec, blocks=tuple(min(n, 2) for n in spec.blocks)), num_classes,
+                     in_channels).eval()
     # Forward outside the device context: its per-op dispatch overhead dominates otherwise.
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        net(torch.empty(1, in_channels, size, size, device="meta"))
-    per_module = counter.get_flop_counts()
-    return counter.get_total_flops() + sum(k * sum(per_module[f"ResNet.{unit}"].values()) for unit, k in more)
+    counter = _counted(net, torch.empty(1, in_channels, size, size, device="meta"))
+    per_module = counter.get_flop_counts()  # "ResNet.layer1.1": the second unit of layer1
+    more = [(f"{name}.1", n - 2) for name, n in zip(net.stage_names, spec.blocks) if n > 2]
+    params = _params(net) + sum(k * _params(net.get_submodule(unit)) for unit, k in more)
+    return params, counter.get_total_flops() + sum(k * sum(per_module[f"ResNet.{unit}"].values()) for unit, k in more)
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> int | None:
@@ -63,16 +55,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> int 
         raise ValueError(f"mode={mode}: one of {', '.join(FLOP_MODES)}")
     try:
         meta = copy.deepcopy(model).to("meta").eval()
-        images = torch.empty(*input_shape, device="meta")
-        with FlopCounterMode(display=False) as counter:
-            if mode == "forward":
-                with torch.no_grad():
-                    meta(images)
-            else:
-                logits = meta(images)
-                labels = torch.zeros(input_shape[0], dtype=torch.long, device="meta")
-                nn.functional.cross_entropy(logits, labels).backward()
-        return int(counter.get_total_flops())
+        return int(_counted(meta, torch.empty(*input_shape, device="meta"), mode != "forward").get_total_flops())
     except Exception:  # an op without a meta kernel: report no FLOPs rather than fail
         log.warning("could not count FLOPs for mode %s", mode, exc_info=True)
         return None

@@ -1,6 +1,5 @@
-"""Names to `ArchSpec`, torch-free (the sweep report reads these tables too): a family turns a depth into
-stages; a named arch is a family, a depth and a block order (v2: `pre`); `resolve` checks a name and its knobs
-with one-line `ConfigError("<key>=<value>: <what is allowed>")`s (ValueErrors), which the config schema reuses."""
+"""Names to `ArchSpec`: a family turns a depth into stages, a named arch is a family, a depth and a block order
+(v2: `pre`); `resolve` checks a name and its knobs, raising one-line `ConfigError("<key>=<value>: <allowed>")`s."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from resnet_exp.models.options import CUSTOM_STEM_KEYS, ArchSpec, BlockOrder, Bl
 # He et al. 2015, Table 1: units per stage (basic blocks below 50 layers), stages 64/128/256/512 wide inside.
 IMAGENET_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3),
                    200: (3, 24, 36, 3)}
-IMAGENET_INNER_WIDTHS = (64, 128, 256, 512)
 
 
 @dataclass(frozen=True)
@@ -30,8 +28,7 @@ class Layout:
 
 @dataclass(frozen=True)
 class Family:
-    """Defaults of a family. CIFAR families repeat the units of `stages` (one per stage) n times;
-    `resnet` takes its stages from IMAGENET_BLOCKS; `custom` has none."""
+    """A family's defaults; CIFAR families repeat the unit of each of their `stages` n times."""
 
     default_depth: int | None
     shortcut: Shortcut
@@ -83,14 +80,9 @@ def list_models(pattern: str | None = None) -> list[str]:
     return [n for n in PRESETS if pattern is None or fnmatch(n, pattern)]
 
 
-def preset(name: str) -> Preset:
-    require(name in PRESETS, "name", name, "unknown arch; one of " + ", ".join(PRESETS))
-    return PRESETS[name]
-
-
 def preset_depth(name: str) -> int | None:
     """The depth of a named arch as built without `depth` or `blocks` (None for `custom`)."""
-    p = preset(name)
+    p = PRESETS[name]
     return p.depth if p.depth is not None else FAMILIES[p.family].default_depth
 
 
@@ -102,10 +94,9 @@ def layout(family: str, depth: int) -> Layout:
     if stages is None:  # resnet
         require(depth in IMAGENET_BLOCKS, "depth", depth,
                 "family resnet has presets for " + ", ".join(map(str, IMAGENET_BLOCKS)))
-        mids = IMAGENET_INNER_WIDTHS
-        if depth < 50:
-            return Layout(BlockType.basic, IMAGENET_BLOCKS[depth], mids, mids)
-        return Layout(BlockType.bottleneck, IMAGENET_BLOCKS[depth], tuple(4 * m for m in mids), mids)
+        mids, expansion = (64, 128, 256, 512), 1 if depth < 50 else 4
+        block = BlockType.basic if depth < 50 else BlockType.bottleneck
+        return Layout(block, IMAGENET_BLOCKS[depth], tuple(expansion * m for m in mids), mids)
     k = layout_depth(stages.block, stages.blocks) - 2  # the convs of one unit per stage; n units each
     n, rest = divmod(depth - 2, k)
     require(rest == 0 and n >= 1, "depth", depth,
@@ -128,8 +119,7 @@ def _int_list(key: str, value: Any, n: int) -> list[int] | None:
 
 
 def _stages(family: str, knob: dict[str, Any], depth: int | None, scale: Callable[[int], int]) -> dict[str, Any]:
-    """The stage fields of ArchSpec: the family's layout at `depth` (None: custom, which has none), each
-    list given taking the place of its own."""
+    """The stage fields of ArchSpec: the family's layout at `depth` (None: custom), overridden by the lists given."""
     base = layout(family, depth) if depth is not None else None
     # Units per stage given directly: a preset's depth yields to them, an explicit one conflicts.
     require(knob["depth"] is None or knob["blocks"] is None, "blocks", knob["blocks"], "give depth or blocks, not both")
@@ -155,36 +145,31 @@ def _stages(family: str, knob: dict[str, Any], depth: int | None, scale: Callabl
 
 def _stem(knob: dict[str, Any], family: str, input_size: int | None, default_width: int,
           scale: Callable[[int], int]) -> dict[str, Any]:
-    """The stem fields of ArchSpec."""
+    """The stem fields of ArchSpec: the stem's own values, or for stem=custom each custom knob given."""
     stem = parse_enum(Stem, "stem", knob["stem"])
-    if stem != Stem.custom:
-        for key in CUSTOM_STEM_KEYS:
-            require(knob[key] is None, key, knob[key], f"only used with stem=custom (stem={stem.value})")
+    for key in CUSTOM_STEM_KEYS:
+        require(stem == Stem.custom or knob[key] is None, key, knob[key],
+                f"only used with stem=custom (stem={stem.value})")
     if stem == Stem.auto:  # small images keep their resolution: a 7x7/2 stem + pool would leave 32 px at 1x1
         big = input_size > 64 if input_size is not None else not family.startswith("cifar")
         stem = Stem.imagenet if big else Stem.cifar
-    if stem == Stem.custom:
-        kernel = 3 if knob["stem_kernel"] is None else knob["stem_kernel"]
-        stride = 1 if knob["stem_stride"] is None else knob["stem_stride"]
-        pool = bool(knob["stem_pool"])
-        for key, v in (("stem_kernel", kernel), ("stem_stride", stride)):
-            require(isinstance(v, int) and v >= 1, key, v, "must be an integer >= 1")
-    else:
-        kernel, stride, pool = (7, 2, True) if stem == Stem.imagenet else (3, 1, False)
-    padding = kernel // 2 if knob["stem_padding"] is None else knob["stem_padding"]
-    require(isinstance(padding, int) and padding >= 0, "stem_padding", padding, "must be an integer >= 0")
-    pool_padding = 1 if knob["stem_pool_padding"] is None else knob["stem_pool_padding"]
+    kernel, stride, pool = (7, 2, True) if stem == Stem.imagenet else (3, 1, False)  # also custom's defaults
+    out = dict(stem=stem, stem_kernel=kernel, stem_stride=stride, stem_pool=pool, stem_pool_padding=1, stem_width=None)
+    out.update({key: knob[key] for key in CUSTOM_STEM_KEYS if knob[key] is not None})
+    out.setdefault("stem_padding", out["stem_kernel"] // 2)
+    for key, low in (("stem_kernel", 1), ("stem_stride", 1), ("stem_padding", 0)):
+        require(isinstance(out[key], int) and out[key] >= low, key, out[key], f"must be an integer >= {low}")
+    pool_padding, width = out["stem_pool_padding"], out["stem_width"]
     require(pool_padding in (0, 1), "stem_pool_padding", pool_padding, "must be 0 or 1 (3x3 max-pool)")
-    width = knob["stem_width"]
     require(width is None or (isinstance(width, int) and width >= 1), "stem_width", width, "must be an integer >= 1")
-    return dict(stem=stem, stem_kernel=kernel, stem_stride=stride, stem_padding=padding, stem_pool=pool,
-                stem_pool_padding=pool_padding, stem_width=default_width if width is None else scale(width))
+    return dict(out, stem_pool=bool(out["stem_pool"]), stem_width=default_width if width is None else scale(width))
 
 
 def resolve(name: str, input_size: int | None = None, **arch: Any) -> ArchSpec:
     """Validate `name` + knobs and return the resolved spec (no modules are built)."""
     knob = knobs(arch)
-    named = preset(name)
+    require(name in PRESETS, "name", name, "unknown arch; one of " + ", ".join(PRESETS))
+    named = PRESETS[name]
     require(input_size is None or (isinstance(input_size, int) and input_size > 0), "input_size", input_size,
             "must be a positive integer")
 

@@ -1,6 +1,5 @@
-"""The zoo's knobs, torch-free: `ArchOptions` for `create_model` and the `arch` config schema alike, and the
-`ArchSpec` that `resolve` settles them into. String knobs are `str` enums (member name == value): Hydra
-overrides, members and plain strings are interchangeable."""
+"""The zoo's knobs: `ArchOptions` for `create_model` and the `arch` config schema alike, and the `ArchSpec` that
+`resolve` makes of them. String knobs are `str` enums: members and plain strings are interchangeable."""
 
 from __future__ import annotations
 
@@ -63,8 +62,7 @@ _CUSTOM_STEM = {"custom_stem": True}
 
 @dataclass
 class ArchOptions:
-    """The knobs of the zoo besides the arch's name (README, Models); None takes the named arch's own
-    value or the family's default."""
+    """The knobs besides the arch's name (README, Models); None takes the named arch's or family's default."""
 
     depth: int | None = None  # 6n+2 (cifar_resnet), 9n+2 (cifar_resnet_bottleneck), 18/34/50/101/152/200 (resnet)
     block_order: BlockOrder | None = None  # None: post for the v1 names, pre for *v2
@@ -108,8 +106,7 @@ def _is_number(value: Any) -> bool:
 
 
 def knobs(given: Mapping[str, Any]) -> dict[str, Any]:
-    """Every knob: its value in `given`, or its default where left out or None. Checks what needs no arch,
-    each with a one-line error naming the key."""
+    """Every knob: its value in `given`, or its default where left out or None; checks that need no arch."""
     for key in given:
         require(key in ARCH_KEYS, key, given[key], f"unknown arch option; one of {', '.join(ARCH_KEYS)}")
     knob = {f.name: f.default if given.get(f.name) is None else given[f.name] for f in fields(ArchOptions)}
@@ -127,17 +124,15 @@ def knobs(given: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(unsafe_hash=True)  # hashable: complexity caches FLOP counts per spec
 class ArchSpec(ArchOptions):
-    """The knobs as `resolve` settles them, plus the arch's name and family: enums parsed, lists one
-    tuple entry per stage, channel counts multiplied by `width`, the stem's kernel to pool all set and
-    `stem` never auto, `depth` the weighted layers on the longest path (convs of every unit, stem, fc)."""
+    """The knobs as `resolve` settles them (enums parsed, tuples per stage, channels multiplied by `width`,
+    every stem value set, `depth` the weighted layers), plus the arch's name and family."""
 
     name: str = ""
     family: str = ""
 
     @property
     def min_input_size(self) -> int:
-        """The smallest image side the net sees whole: the stem kernel, and one pixel per position
-        of the last feature map (image / total stride >= 1)."""
+        """The smallest image side the net sees whole: the stem kernel, and image / total stride >= 1."""
         return max(self.stem_kernel, self.stem_stride * (2 if self.stem_pool else 1) * math.prod(self.strides))
 
     def describe_stem(self) -> str:

@@ -1,7 +1,5 @@
-"""ResNet v1/v2 and the block-order ablations, pure PyTorch: residual units (basic and bottleneck, one
-forward per block order as drawn in He et al. 2016, Fig. 4, shortcut options A/B/C), one configurable
-`ResNet` built from an `ArchSpec`, and `create_model`. Module names match torchvision's, so its ResNet
-weights load into `post` with `strict=True`; `bn{i}` belongs to `conv{i}`: after it, or before it in `pre`."""
+"""ResNet v1/v2 and the block-order ablations (He et al. 2016, Fig. 4), pure PyTorch: one configurable `ResNet`
+per `ArchSpec`. Module names match torchvision's, so its weights load into `post` with `strict=True`."""
 
 from __future__ import annotations
 
@@ -45,18 +43,16 @@ class ZeroPadShortcut(nn.Module):
             raise ValueError(f"shortcut=A: cannot shrink {in_ch} to {out_ch} channels; use B or C")
         self.extra, self.stride = out_ch - in_ch, stride
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.stride > 1:  # the output size of a 3x3/s conv with padding 1: ceil(n / s)
-            x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra)) if self.extra else x
+    def forward(self, x: Tensor) -> Tensor:  # subsampled to the size of a 3x3/s conv's output: ceil(n / s)
+        return F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.extra))
 
     def extra_repr(self) -> str:
         return f"extra_channels={self.extra}, stride={self.stride}"
 
 
 class ResidualBlock(nn.Module):
-    """One residual unit; `block` picks basic/bottleneck, `order` the BN/ReLU placement, `projection_norm`
-    (None: where the branch ends in a norm) and `projection_bias` shape the 1x1 projection shortcut."""
+    """One residual unit, basic or bottleneck, with one forward per block order; `bn{i}` belongs to `conv{i}`:
+    after it, or before it in `pre`. `projection_norm` None: a norm where the branch ends in one."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1, block: BlockType = BlockType.basic,
                  mid_ch: int | None = None, order: BlockOrder = BlockOrder.post, shortcut: Shortcut = Shortcut.B,
@@ -255,8 +251,7 @@ def create_model(name: str, num_classes: int = 1000, in_channels: int = 3, input
 
 
 def stage_shapes(model: ResNet, input_shape: Sequence[int] = (1, 3, 32, 32)) -> list[tuple[str, tuple[int, ...]]]:
-    """Output shape of the stem, each stage and the head for one zero input, in eval mode on the model's
-    device (on meta nothing is computed)."""
+    """Output shape of the stem, each stage and the head for a zero input, in eval mode on the model's device."""
     param = next(model.parameters(), None)
     x = torch.zeros(tuple(input_shape), device=param.device if param is not None else "cpu")
     steps = [("stem", model.forward_stem), *((n, getattr(model, n)) for n in model.stage_names),
