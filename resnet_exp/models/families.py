@@ -28,7 +28,7 @@ class Layout:
 
 @dataclass(frozen=True)
 class Family:
-    """A family's defaults; CIFAR families repeat the unit of each of their `stages` n times."""
+    """A family's defaults; CIFAR families repeat each unit of `stages` n times, resnet has IMAGENET_BLOCKS."""
 
     default_depth: int | None
     shortcut: Shortcut
@@ -66,10 +66,6 @@ PRESETS.update({f"{name}v2": Preset(p.family, p.depth, BlockOrder.pre)
                 for name, p in list(PRESETS.items()) if p.depth is not None})
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def layout_depth(block: BlockType | str, blocks: tuple[int, ...] | list[int]) -> int:
     """Weighted layers on the longest path: the convs of every unit, the stem conv and fc."""
     return (2 if BlockType(block) == BlockType.basic else 3) * sum(blocks) + 2
@@ -90,7 +86,7 @@ def layout(family: str, depth: int) -> Layout:
     """The stages of `family` at `depth`; a one-line `depth=...` error for a depth it cannot have."""
     stages = FAMILIES[family].stages
     require(family != "custom", "depth", depth, "custom nets take widths and blocks lists, not depth")
-    require(_is_int(depth), "depth", depth, "must be an integer")
+    require(type(depth) is int, "depth", depth, "must be an integer")  # not a bool
     if stages is None:  # resnet
         require(depth in IMAGENET_BLOCKS, "depth", depth,
                 "family resnet has presets for " + ", ".join(map(str, IMAGENET_BLOCKS)))
@@ -112,7 +108,7 @@ def _int_list(key: str, value: Any, n: int) -> list[int] | None:
             "must be a list of integers, one per stage")
     items = list(value)  # also takes omegaconf's ListConfig
     shown = "[" + ", ".join(map(str, items)) + "]"
-    require(bool(items) and all(_is_int(v) and v >= 1 for v in items), key, shown,
+    require(bool(items) and all(type(v) is int and v >= 1 for v in items), key, shown,
             "must be a non-empty list of integers >= 1")
     require(len(items) == n, key, shown, f"needs {n} entries, one per stage (as many as widths/blocks)")
     return items

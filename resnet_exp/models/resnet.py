@@ -149,10 +149,9 @@ class RunningStatsBatchNorm2d(nn.BatchNorm2d):
 
 def batch_norm(eps: float = 1e-5, momentum: float = 0.1, scale: bool = True, batch_stats: bool = True) -> NormLayer:
     """A `norm_layer` (channels -> module) building BatchNorms with these settings."""
-    cls = nn.BatchNorm2d if batch_stats else RunningStatsBatchNorm2d
 
     def make(channels: int) -> nn.Module:
-        norm = cls(channels, eps=eps, momentum=momentum)
+        norm = (nn.BatchNorm2d if batch_stats else RunningStatsBatchNorm2d)(channels, eps=eps, momentum=momentum)
         if not scale:  # TF-slim's batch_norm(scale=False): a learnable shift, no gamma
             norm.weight = None
         return norm
