@@ -7,22 +7,22 @@ import sys
 
 from resnet_exp.errors import OneLineArgumentParser
 from resnet_exp.models.complexity import complexity
-from resnet_exp.models.factory import list_models, resolve
+from resnet_exp.models.families import list_models, resolve
 
 HEADER = ["name", "family", "depth", "block", "order", "params@32px/10cls", "params@224px/1000cls",
           "GFLOPs@32px", "GFLOPs@224px"]
 
 
 def rows(pattern: str | None = None) -> list[list[str]]:
-    """One row per arch (custom nets have no default layout and are listed without numbers)."""
+    """One row per arch, built for 32 and 224 px inputs with stem="auto" (custom nets have no default
+    layout and are listed without numbers)."""
     out = []
     for name in list_models(pattern):
         if name == "custom":
             out.append([name, "custom", "-", "any", "-", "-", "-", "-", "-"])
             continue
-        spec = resolve(name)
-        # Built for 32 and 224 px inputs with stem="auto".
-        p32, f32 = complexity(resolve(name, input_size=32), num_classes=10, size=32)
+        spec = resolve(name, input_size=32)
+        p32, f32 = complexity(spec, num_classes=10, size=32)
         p224, f224 = complexity(resolve(name, input_size=224), num_classes=1000, size=224)
         out.append([name, spec.family, str(spec.depth), spec.block.value, spec.block_order.value,
                     f"{p32 / 1e6:.2f}M", f"{p224 / 1e6:.2f}M", f"{f32 / 1e9:.3f}", f"{f224 / 1e9:.2f}"])
@@ -40,10 +40,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     table = [HEADER] + rows(args.pattern)
     if args.markdown:
-        for i, r in enumerate(table):
-            print("| " + " | ".join(r) + " |")
-            if i == 0:
-                print("|" + "|".join("---" for _ in r) + "|")
+        lines = ["| " + " | ".join(r) + " |" for r in table]
+        print("\n".join([lines[0], "|" + "---|" * len(HEADER), *lines[1:]]))
         return
     widths = [max(len(r[i]) for r in table) for i in range(len(HEADER))]
     for r in table:

@@ -5,61 +5,46 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from resnet_exp.models.options import BlockOrder
-from resnet_exp.models.resnet import ArchSpec, ResNet
+from resnet_exp.models.options import ArchSpec
+from resnet_exp.models.resnet import ResNet
 
 log = logging.getLogger(__name__)
 FLOP_MODES = ("forward", "forward_backward", "train")
-
-
-def _flops(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[int, torch.Tensor]:
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        out = fn(x)
-    return counter.get_total_flops(), out
 
 
 def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def _counted(model: nn.Module, images: torch.Tensor, train: bool = False) -> FlopCounterMode:
+    """The FLOP counter of one forward pass of `model`, and in `train` of its backward pass too."""
+    with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(train):
+        logits = model(images)
+        if train:
+            labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
+            F.cross_entropy(logits, labels).backward()
+    return counter
+
+
 def complexity(spec: ArchSpec, num_classes: int = 1000, in_channels: int = 3, size: int = 224) -> tuple[int, int]:
     """(parameters, FLOPs for one `size` x `size` image) of the full net described by `spec`."""
-    short = dataclasses.replace(spec, blocks=tuple(min(n, 2) for n in spec.blocks))
-    with torch.device("meta"):
-        model = ResNet(short, num_classes=num_classes, in_channels=in_channels)
-    params = _params(model)
-    for name, n in zip(model.stage_names, spec.blocks):
-        if n > 2:  # the second unit stands for units 2..n
-            params += (n - 2) * _params(getattr(model, name)[1])
-    # Norms, activations and drop-path add no counted FLOPs: v2 aliases and block orders share
-    # the count of their v1 arch, so it is computed once.
-    conv_only = dataclasses.replace(spec, name="", block_order=BlockOrder.post, zero_init_last=False, drop_path=0.0)
-    return params, _conv_flops(conv_only, num_classes, in_channels, size)
-
-
-@functools.lru_cache(maxsize=256)
-def _conv_flops(spec: ArchSpec, num_classes: int, in_channels: int, size: int) -> int:
-    short = dataclasses.replace(spec, blocks=tuple(min(n, 2) for n in spec.blocks))
-    with torch.device("meta"):
-        # FlopCounterMode counts no norm FLOPs, and BN on meta is slow (decomposed op by op).
-        model = ResNet(short, num_classes, in_channels, norm_layer=lambda c: nn.Identity()).eval()
+    with torch.device("meta"):  # at most two units per stage: the second stands for units 2..n
+        net = ResNet(dataclasses.replace(spec, blocks=tuple(min(n, 2) for n in spec.blocks)), num_classes,
+                     in_channels).eval()
     # Forward outside the device context: its per-op dispatch overhead dominates otherwise.
-    flops, x = _flops(model.forward_stem, torch.empty(1, in_channels, size, size, device="meta"))
-    for name, n in zip(model.stage_names, spec.blocks):
-        for i, unit in enumerate(getattr(model, name)):
-            f, x = _flops(unit, x)
-            flops += (n - 1 if i == 1 else 1) * f
-    f, _ = _flops(lambda t: model.forward_head(model.final_act(model.norm(t))), x)
-    return flops + f
+    counter = _counted(net, torch.empty(1, in_channels, size, size, device="meta"))
+    per_module = counter.get_flop_counts()  # "ResNet.layer1.1": the second unit of layer1
+    more = [(f"{name}.1", n - 2) for name, n in zip(net.stage_names, spec.blocks) if n > 2]
+    params = _params(net) + sum(k * _params(net.get_submodule(unit)) for unit, k in more)
+    return params, counter.get_total_flops() + sum(k * sum(per_module[f"ResNet.{unit}"].values()) for unit, k in more)
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> int | None:
@@ -70,16 +55,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], mode: str) -> int 
         raise ValueError(f"mode={mode}: one of {', '.join(FLOP_MODES)}")
     try:
         meta = copy.deepcopy(model).to("meta").eval()
-        images = torch.empty(*input_shape, device="meta")
-        with FlopCounterMode(display=False) as counter:
-            if mode == "forward":
-                with torch.no_grad():
-                    meta(images)
-            else:
-                logits = meta(images)
-                labels = torch.zeros(input_shape[0], dtype=torch.long, device="meta")
-                nn.functional.cross_entropy(logits, labels).backward()
-        return int(counter.get_total_flops())
+        return int(_counted(meta, torch.empty(*input_shape, device="meta"), mode != "forward").get_total_flops())
     except Exception:  # an op without a meta kernel: report no FLOPs rather than fail
         log.warning("could not count FLOPs for mode %s", mode, exc_info=True)
         return None

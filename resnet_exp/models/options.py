@@ -1,9 +1,9 @@
-"""The knobs of the zoo, torch-free, each once in `ArchOptions` for `create_model` and the `arch` config
-schema alike. The string-valued knobs are `str` enums (member name == value): Hydra overrides, members
-and plain strings are interchangeable."""
+"""The zoo's knobs: `ArchOptions` for `create_model` and the `arch` config schema alike, and the `ArchSpec` that
+`resolve` makes of them. String knobs are `str` enums: members and plain strings are interchangeable."""
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -56,15 +56,13 @@ class Init(str, Enum):
     torch = "torch"  # every layer as PyTorch initialises it
 
 
-def _custom_stem() -> Any:
-    """A knob of `stem=custom` only (any other stem refuses it); None = the default noted."""
-    return field(default=None, metadata={"custom_stem": True})
+# A knob of `stem=custom` only (any other stem refuses it); None takes the default noted.
+_CUSTOM_STEM = {"custom_stem": True}
 
 
 @dataclass
 class ArchOptions:
-    """The knobs of the zoo besides the arch's name (README, Models); None takes the named arch's own
-    value or the family's default."""
+    """The knobs besides the arch's name (README, Models); None takes the named arch's or family's default."""
 
     depth: int | None = None  # 6n+2 (cifar_resnet), 9n+2 (cifar_resnet_bottleneck), 18/34/50/101/152/200 (resnet)
     block_order: BlockOrder | None = None  # None: post for the v1 names, pre for *v2
@@ -77,12 +75,12 @@ class ArchOptions:
     strides: list[int] | None = None
     width: float = 1.0  # multiplies every channel count (rounded, at least 1)
     stride_in_1x1: bool = False  # bottleneck stride on the first 1x1 (paper) instead of the 3x3
-    stem_kernel: int | None = _custom_stem()  # default 3
-    stem_stride: int | None = _custom_stem()  # default 1
-    stem_padding: int | None = _custom_stem()  # default kernel // 2
-    stem_width: int | None = _custom_stem()  # default: the first unit's (inner) width
-    stem_pool: bool | None = _custom_stem()  # a 3x3/2 max-pool after the stem conv
-    stem_pool_padding: int | None = _custom_stem()  # 1 (default, "same") or 0
+    stem_kernel: int | None = field(default=None, metadata=_CUSTOM_STEM)  # default 3
+    stem_stride: int | None = field(default=None, metadata=_CUSTOM_STEM)  # default 1
+    stem_padding: int | None = field(default=None, metadata=_CUSTOM_STEM)  # default kernel // 2
+    stem_width: int | None = field(default=None, metadata=_CUSTOM_STEM)  # default: the first unit's (inner) width
+    stem_pool: bool | None = field(default=None, metadata=_CUSTOM_STEM)  # a 3x3/2 max-pool after the stem conv
+    stem_pool_padding: int | None = field(default=None, metadata=_CUSTOM_STEM)  # 1 (default, "same") or 0
     stem_norm: bool = True  # any stem; false: a bare stem conv, no BN-ReLU after it
     stem_bias: bool = False
     projection_norm: bool | None = None  # None: where the block order's branch ends in a norm
@@ -99,12 +97,44 @@ class ArchOptions:
 ARCH_KEYS = tuple(f.name for f in fields(ArchOptions))
 CUSTOM_STEM_KEYS = tuple(f.name for f in fields(ArchOptions) if f.metadata.get("custom_stem"))
 _TYPES = typing.get_type_hints(ArchOptions)
-# The on/off knobs (stem=custom ones aside): they reach ArchSpec as given, None taking the default.
+# The on/off knobs (the stem=custom ones aside).
 SWITCHES = tuple(k for k in ARCH_KEYS if _TYPES[k] in (bool, bool | None) and k not in CUSTOM_STEM_KEYS)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def knobs(given: Mapping[str, Any]) -> dict[str, Any]:
-    """Every knob: its value in `given`, or its default where left out or None; one line for an unknown key."""
+    """Every knob: its value in `given`, or its default where left out or None; checks that need no arch."""
     for key in given:
         require(key in ARCH_KEYS, key, given[key], f"unknown arch option; one of {', '.join(ARCH_KEYS)}")
-    return {f.name: f.default if given.get(f.name) is None else given[f.name] for f in fields(ArchOptions)}
+    knob = {f.name: f.default if given.get(f.name) is None else given[f.name] for f in fields(ArchOptions)}
+    width, drop_path, eps, momentum = knob["width"], knob["drop_path"], knob["norm_eps"], knob["norm_momentum"]
+    require(_is_number(width) and width > 0, "width", width, "must be a number > 0")
+    require(isinstance(drop_path, (int, float)) and 0.0 <= drop_path < 1.0, "drop_path", drop_path, "must be in [0, 1)")
+    require(_is_number(eps) and eps > 0, "norm_eps", eps, "must be a number > 0")
+    require(_is_number(momentum) and 0 <= momentum <= 1, "norm_momentum", momentum,
+            "must be in [0, 1] (PyTorch's convention: 1 - TF's decay)")
+    for key in SWITCHES:  # None only where the default is (projection_norm)
+        require(knob[key] is None or isinstance(knob[key], bool), key, knob[key],
+                "must be true or false" + (" or null (the block order's rule)" if key == "projection_norm" else ""))
+    return knob
+
+
+@dataclass(unsafe_hash=True)  # hashable: complexity caches FLOP counts per spec
+class ArchSpec(ArchOptions):
+    """The knobs as `resolve` settles them (enums parsed, tuples per stage, channels multiplied by `width`,
+    every stem value set, `depth` the weighted layers), plus the arch's name and family."""
+
+    name: str = ""
+    family: str = ""
+
+    @property
+    def min_input_size(self) -> int:
+        """The smallest image side the net sees whole: the stem kernel, and image / total stride >= 1."""
+        return max(self.stem_kernel, self.stem_stride * (2 if self.stem_pool else 1) * math.prod(self.strides))
+
+    def describe_stem(self) -> str:
+        pool = " + 3x3/2 max-pool" if self.stem_pool else ""
+        return f"stem {self.stem_kernel}x{self.stem_kernel}/{self.stem_stride}{pool}"

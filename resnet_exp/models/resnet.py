@@ -1,77 +1,142 @@
-"""One configurable ResNet (stem, stages of residual units, head), its BatchNorm and its initial weights.
-
-Every variant of the zoo is an `ArchSpec` built by this one class. Module names match torchvision's
-ResNet (`conv1`, `bn1`, `maxpool`, `layer1..`, `fc`), so its weights load into `post` with `strict=True`.
-"""
+"""ResNet v1/v2 and the block-order ablations (He et al. 2016, Fig. 4), pure PyTorch: one configurable `ResNet`
+per `ArchSpec`. Module names match torchvision's, so its weights load into `post` with `strict=True`."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.ops import StochasticDepth
 
-from resnet_exp.models.blocks import PREACT_ORDERS, ActLayer, NormLayer, ResidualBlock, make_act
-from resnet_exp.models.families import layout_depth
-from resnet_exp.models.options import BlockOrder, BlockType, Init, Shortcut
+from resnet_exp.errors import require
+from resnet_exp.models.families import resolve
+from resnet_exp.models.options import ArchSpec, BlockOrder, BlockType, Init, Shortcut
+
+NormLayer = Callable[[int], nn.Module]
+ActLayer = Callable[..., nn.Module]
+
+# Orders whose residual branch ends in a norm: the projection gets one too (its output is added to
+# a normalised branch) and zero_init_last zeroes that norm's gamma. The others zero the last conv.
+BRANCH_ENDS_IN_NORM = (BlockOrder.post, BlockOrder.relu_before_add, BlockOrder.relu_only_pre,
+                       BlockOrder.relu_before_and_after_add)
+# Orders that activate the block input first; their projection sees the activated input (Fig. 4).
+PREACT_ORDERS = (BlockOrder.pre, BlockOrder.relu_only_pre)
 
 
-@dataclass(frozen=True)
-class ArchSpec:
-    """A fully resolved architecture (every channel count final); only `factory.resolve` makes one."""
+def make_act(act_layer: ActLayer, inplace: bool = True) -> nn.Module:
+    """Instantiate an activation, in place where the layer supports it."""
+    try:
+        return act_layer(inplace=inplace)
+    except TypeError:  # activations without an `inplace` argument (e.g. nn.GELU)
+        return act_layer()
 
-    name: str
-    family: str
-    block: BlockType
-    widths: tuple[int, ...]  # output channels of each stage
-    blocks: tuple[int, ...]  # residual units per stage
-    bottleneck_widths: tuple[int, ...]  # inner width of bottleneck units (== widths for basic)
-    strides: tuple[int, ...]  # stride of each stage's first unit
-    block_order: BlockOrder
-    shortcut: Shortcut
-    stride_in_1x1: bool
-    stem_kernel: int  # the stem as `stem` (auto, imagenet, cifar, custom) resolved it
-    stem_stride: int
-    stem_padding: int
-    stem_width: int
-    stem_pool: bool
-    stem_pool_padding: int
-    stem_norm: bool  # False: a bare stem conv (no BN-ReLU after it, whatever the order)
-    stem_bias: bool
-    projection_norm: bool | None  # None: a norm where the block order's branch ends in one
-    projection_bias: bool
-    zero_init_last: bool
-    drop_path: float
-    init: Init
-    norm_eps: float
-    norm_momentum: float
-    norm_scale: bool
-    norm_batch_stats: bool
+
+class ZeroPadShortcut(nn.Module):
+    """Option A: parameter-free; subsample by striding and append zero channels."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        if out_ch < in_ch:
+            raise ValueError(f"shortcut=A: cannot shrink {in_ch} to {out_ch} channels; use B or C")
+        self.extra, self.stride = out_ch - in_ch, stride
+
+    def forward(self, x: Tensor) -> Tensor:  # subsampled to the size of a 3x3/s conv's output: ceil(n / s)
+        return F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.extra))
+
+    def extra_repr(self) -> str:
+        return f"extra_channels={self.extra}, stride={self.stride}"
+
+
+class ResidualBlock(nn.Module):
+    """One residual unit, basic or bottleneck, with one forward per block order; `bn{i}` belongs to `conv{i}`:
+    after it, or before it in `pre`. `projection_norm` None: a norm where the branch ends in one."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, block: BlockType = BlockType.basic,
+                 mid_ch: int | None = None, order: BlockOrder = BlockOrder.post, shortcut: Shortcut = Shortcut.B,
+                 stride_in_1x1: bool = False, first_in_net: bool = False, drop_path: float = 0.0,
+                 norm_layer: NormLayer = nn.BatchNorm2d, act_layer: ActLayer = nn.ReLU,
+                 projection_norm: bool | None = None, projection_bias: bool = False) -> None:
+        super().__init__()
+        self.order, self.block = BlockOrder(order), BlockType(block)
+        mid_ch = mid_ch or out_ch
+        if self.block == BlockType.basic:  # (in, out, kernel, stride) of each conv of the branch
+            specs = [(in_ch, out_ch, 3, stride), (out_ch, out_ch, 3, 1)]
+        else:  # the stride on the first 1x1 (the paper) or on the 3x3 (torchvision's v1.5)
+            s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+            specs = [(in_ch, mid_ch, 1, s1), (mid_ch, mid_ch, 3, s3), (mid_ch, out_ch, 1, 1)]
+        pre = self.order == BlockOrder.pre  # bn{i} normalises the input of conv{i}, else its output
+        for i, (cin, cout, k, s) in enumerate(specs, 1):
+            setattr(self, f"conv{i}", nn.Conv2d(cin, cout, k, s, padding=k // 2, bias=False))
+            setattr(self, f"bn{i}", norm_layer(cin if pre else cout))
+        self.act = make_act(act_layer)
+        # relu_only_pre activates the block input itself, which the identity path still needs.
+        self.act_in = make_act(act_layer, inplace=False) if self.order == BlockOrder.relu_only_pre else None
+        reshape = stride != 1 or in_ch != out_ch
+        if Shortcut(shortcut) == Shortcut.C or (shortcut == Shortcut.B and reshape):  # a 1x1 projection (+ norm)
+            proj = nn.Conv2d(in_ch, out_ch, 1, stride, bias=projection_bias)
+            norm = self.order in BRANCH_ENDS_IN_NORM if projection_norm is None else projection_norm
+            self.downsample: nn.Module | None = nn.Sequential(proj, norm_layer(out_ch)) if norm else nn.Sequential(proj)
+        else:  # identity, or option A's zero padding where the shape changes
+            self.downsample = ZeroPadShortcut(in_ch, out_ch, stride) if reshape else None
+        # He et al. 2016: the first unit's pre-activation (right after the stem) feeds both paths.
+        self.shortcut_preact = self.order in PREACT_ORDERS and (
+            first_in_net or isinstance(self.downsample, nn.Sequential))
+        self.drop_path = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
+        self._unit: Callable[[ResidualBlock, Tensor], Tensor] = getattr(ResidualBlock, f"_{self.order.value}")
 
     @property
-    def depth(self) -> int:
-        """Weighted layers on the longest path: the convs of every unit, the stem conv and fc."""
-        return layout_depth(self.block, self.blocks)
+    def last_conv(self) -> nn.Conv2d:
+        return self.conv3 if self.block == BlockType.bottleneck else self.conv2
 
     @property
-    def min_input_size(self) -> int:
-        """The smallest image side the net sees whole: the stem kernel, and one pixel per position
-        of the last feature map (image / total stride >= 1)."""
-        total = self.stem_stride * (2 if self.stem_pool else 1)
-        for stride in self.strides:
-            total *= stride
-        return max(self.stem_kernel, total)
+    def last_bn(self) -> nn.Module:
+        return self.bn3 if self.block == BlockType.bottleneck else self.bn2
 
-    def describe_stem(self) -> str:
-        pool = " + 3x3/2 max-pool" if self.stem_pool else ""
-        return f"stem {self.stem_kernel}x{self.stem_kernel}/{self.stem_stride}{pool}"
+    def zero_init_last(self) -> None:
+        """Start as an identity mapping (Goyal et al. 2017): zero the branch's last layer."""
+        if self.order in BRANCH_ENDS_IN_NORM and getattr(self.last_bn, "weight", None) is not None:
+            nn.init.zeros_(self.last_bn.weight)
+        else:  # the last norm is absent or follows the addition: zeroing it would cut the path
+            nn.init.zeros_(self.last_conv.weight)
 
-    def as_dict(self) -> dict[str, object]:
-        """Plain values (enums as strings), e.g. for logging."""
-        return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(self).items()}
+    def forward(self, x: Tensor) -> Tensor:
+        return self._unit(self, x)  # the method named after its block order, below
+
+    def _shortcut(self, x: Tensor) -> Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+    def _convs(self, x: Tensor) -> Tensor:
+        """conv-BN-ReLU for every conv but the last, then the last conv (Fig. 4a-d)."""
+        x = self.act(self.bn1(self.conv1(x)))
+        if self.block == BlockType.bottleneck:
+            x = self.act(self.bn2(self.conv2(x)))
+        return self.last_conv(x)
+
+    def _post(self, x: Tensor) -> Tensor:  # (a) conv-BN-ReLU-conv-BN, add, ReLU
+        return self.act(self.drop_path(self.last_bn(self._convs(x))) + self._shortcut(x))
+
+    def _bn_after_add(self, x: Tensor) -> Tensor:  # (b) conv-BN-ReLU-conv, add, BN, ReLU
+        return self.act(self.last_bn(self.drop_path(self._convs(x)) + self._shortcut(x)))
+
+    def _relu_before_add(self, x: Tensor) -> Tensor:  # (c) conv-BN-ReLU-conv-BN-ReLU, add
+        return self.drop_path(self.act(self.last_bn(self._convs(x)))) + self._shortcut(x)
+
+    def _relu_before_and_after_add(self, x: Tensor) -> Tensor:  # (c), then ReLU after the addition
+        return self.act(self._relu_before_add(x))
+
+    def _relu_only_pre(self, x: Tensor) -> Tensor:  # (d) ReLU-conv-BN-ReLU-conv-BN, add
+        pre = self.act_in(x)
+        return self.drop_path(self.last_bn(self._convs(pre))) + self._shortcut(pre if self.shortcut_preact else x)
+
+    def _pre(self, x: Tensor) -> Tensor:  # (e) BN-ReLU-conv-BN-ReLU-conv, add
+        pre = self.act(self.bn1(x))
+        out = self.conv2(self.act(self.bn2(self.conv1(pre))))
+        if self.block == BlockType.bottleneck:
+            out = self.conv3(self.act(self.bn3(out)))
+        return self.drop_path(out) + self._shortcut(pre if self.shortcut_preact else x)
 
 
 class RunningStatsBatchNorm2d(nn.BatchNorm2d):
@@ -84,10 +149,9 @@ class RunningStatsBatchNorm2d(nn.BatchNorm2d):
 
 def batch_norm(eps: float = 1e-5, momentum: float = 0.1, scale: bool = True, batch_stats: bool = True) -> NormLayer:
     """A `norm_layer` (channels -> module) building BatchNorms with these settings."""
-    cls = nn.BatchNorm2d if batch_stats else RunningStatsBatchNorm2d
 
     def make(channels: int) -> nn.Module:
-        norm = cls(channels, eps=eps, momentum=momentum)
+        norm = (nn.BatchNorm2d if batch_stats else RunningStatsBatchNorm2d)(channels, eps=eps, momentum=momentum)
         if not scale:  # TF-slim's batch_norm(scale=False): a learnable shift, no gamma
             norm.weight = None
         return norm
@@ -96,10 +160,10 @@ def batch_norm(eps: float = 1e-5, momentum: float = 0.1, scale: bool = True, bat
 
 def init_weights(model: nn.Module, init: Init) -> None:
     """Set the starting weights of every conv, linear layer and norm of `model` by `init`."""
-    if Init(init) == Init.torch:
+    if init == Init.torch:
         return  # the layers keep what PyTorch gave them when they were built
     for m in model.modules():
-        if Init(init) == Init.xavier and isinstance(m, (nn.Conv2d, nn.Linear)):
+        if init == Init.xavier and isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -129,9 +193,9 @@ class ResNet(nn.Module):
         self.maxpool = nn.MaxPool2d(3, 2, spec.stem_pool_padding) if spec.stem_pool else nn.Identity()
 
         total, idx, in_ch = sum(spec.blocks), 0, spec.stem_width
-        self.stage_names: list[str] = []
-        for s, (out_ch, n, mid, stride) in enumerate(zip(spec.widths, spec.blocks, spec.bottleneck_widths,
-                                                         spec.strides), 1):
+        self.stage_names = [f"layer{s}" for s in range(1, len(spec.blocks) + 1)]
+        for name, out_ch, n, mid, stride in zip(self.stage_names, spec.widths, spec.blocks, spec.bottleneck_widths,
+                                                spec.strides):
             units = []
             for i in range(n):
                 units.append(ResidualBlock(
@@ -140,8 +204,7 @@ class ResNet(nn.Module):
                     norm_layer=norm_layer, act_layer=act_layer, projection_norm=spec.projection_norm,
                     projection_bias=spec.projection_bias))
                 in_ch, idx = out_ch, idx + 1
-            self.add_module(f"layer{s}", nn.Sequential(*units))
-            self.stage_names.append(f"layer{s}")
+            self.add_module(name, nn.Sequential(*units))
         self.num_features = in_ch
         # Pre-activation units leave the sum un-normalised: v2 adds BN-ReLU before pooling.
         self.norm = norm_layer(in_ch) if order == BlockOrder.pre else nn.Identity()
@@ -150,10 +213,8 @@ class ResNet(nn.Module):
         self.fc: nn.Module = nn.Linear(in_ch, num_classes) if num_classes > 0 else nn.Identity()
         if not self.conv1.weight.is_meta:  # a shape-only build (counting, listing) has nothing to fill
             init_weights(self, spec.init)
-            if spec.zero_init_last:
-                for m in self.modules():
-                    if isinstance(m, ResidualBlock):
-                        m.zero_init_last()
+            for unit in (m for m in self.modules() if spec.zero_init_last and isinstance(m, ResidualBlock)):
+                unit.zero_init_last()
 
     @property
     def depth(self) -> int:
@@ -178,22 +239,29 @@ class ResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+def create_model(name: str, num_classes: int = 1000, in_channels: int = 3, input_size: int | None = None,
+                 norm_layer: NormLayer | None = None, act_layer: ActLayer = nn.ReLU, **arch: Any) -> ResNet:
+    """Build a named arch with the knobs of `ArchOptions` (`conf/arch/*.yaml`'s keys); `input_size` (px) lets
+    `stem="auto"` choose, `norm_layer` replaces the BatchNorm. Bad input raises a one-line ConfigError."""
+    require(isinstance(num_classes, int) and num_classes >= 0, "num_classes", num_classes, "must be an integer >= 0")
+    require(isinstance(in_channels, int) and in_channels >= 1, "in_channels", in_channels, "must be an integer >= 1")
+    spec = resolve(name, input_size=input_size, **arch)
+    return ResNet(spec, num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, act_layer=act_layer)
+
+
 def stage_shapes(model: ResNet, input_shape: Sequence[int] = (1, 3, 32, 32)) -> list[tuple[str, tuple[int, ...]]]:
-    """Output shape of the stem, each stage and the head for one dummy input, in eval mode on the
-    model's device (on meta nothing is computed)."""
-    names = ["stem", *model.stage_names, "head"]
-    modules = [model.maxpool, *(getattr(model, n) for n in model.stage_names), model.fc]
-    shapes: list[tuple[str, tuple[int, ...]]] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out, n=n: shapes.append((n, tuple(out.shape))))
-             for n, m in zip(names, modules)]
+    """Output shape of the stem, each stage and the head for a zero input, in eval mode on the model's device."""
     param = next(model.parameters(), None)
-    was_training = model.training
+    x = torch.zeros(tuple(input_shape), device=param.device if param is not None else "cpu")
+    steps = [("stem", model.forward_stem), *((n, getattr(model, n)) for n in model.stage_names),
+             ("head", lambda t: model.forward_head(model.final_act(model.norm(t))))]
+    shapes, was_training = [], model.training
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(tuple(input_shape), device=param.device if param is not None else "cpu"))
+            for name, step in steps:
+                x = step(x)
+                shapes.append((name, tuple(x.shape)))
     finally:
         model.train(was_training)
-        for h in hooks:
-            h.remove()
     return shapes
