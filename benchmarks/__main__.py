@@ -85,21 +85,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def settings(section: str, a: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of the section's measuring function, as its JSON records them."""
     return {
-        "overhead": lambda: {"variants": a.overhead_variants, "steps": a.overhead_steps, "rounds": a.overhead_rounds,
-                             "arch": "resnet20", "width": 0.25, "batch_size": 4, "image_size": 8, "threads": a.threads},
-        "attribution": lambda: {"variants": a.attribution_variants, "steps": a.attribution_steps,
-                                "rounds": a.attribution_rounds, "threads": a.threads},
-        "compile_cpu": lambda: {"arch": "resnet20", "image_size": 32, "batch_size": 32, "burn_in": 3,
-                                "batches": a.compile_batches, "threads": a.threads},
-        "loader": lambda: {"size": 50000, "batch_size": 512, "batches": a.loader_batches, "workers": a.loader_workers,
-                           "threads": a.threads, "consumer": a.loader_consumer, "augment": a.loader_augment},
-        "gpu": lambda: {"archs": a.gpu_archs, "parts": a.gpu_parts, "batch_size": 512, "steps": a.gpu_steps,
-                        "epochs": 3},
-    }[section]()
-
-
-def jsonable(s: dict[str, Any]) -> dict[str, Any]:
-    return {k: [asdict(x) for x in v] if k == "variants" else v for k, v in s.items()}
+        "overhead": {"variants": a.overhead_variants, "steps": a.overhead_steps, "rounds": a.overhead_rounds,
+                     "arch": "resnet20", "width": 0.25, "batch_size": 4, "image_size": 8, "threads": a.threads},
+        "attribution": {"variants": a.attribution_variants, "steps": a.attribution_steps,
+                        "rounds": a.attribution_rounds, "threads": a.threads},
+        "compile_cpu": {"arch": "resnet20", "image_size": 32, "batch_size": 32, "burn_in": 3,
+                        "batches": a.compile_batches, "threads": a.threads},
+        "loader": {"size": 50000, "batch_size": 512, "batches": a.loader_batches, "workers": a.loader_workers,
+                   "threads": a.threads, "consumer": a.loader_consumer, "augment": a.loader_augment},
+        "gpu": {"archs": a.gpu_archs, "parts": a.gpu_parts, "batch_size": 512, "steps": a.gpu_steps, "epochs": 3},
+    }[section]
 
 
 def code_version() -> str | None:
@@ -122,25 +117,27 @@ def main(argv: list[str] | None = None) -> None:
     default = [s for s in MEASURE if s != "gpu" or torch.cuda.is_available()]
     for section in [] if args.render else args.sections or default:
         s = settings(section, args)
+        recorded = {k: [asdict(x) for x in v] if k == "variants" else v for k, v in s.items()}
         if args.dry_run:
-            print(f"{section}: {json.dumps(jsonable(s))}")
+            print(f"{section}: {json.dumps(recorded)}")
             continue
         if section == "gpu" and not torch.cuda.is_available():
             log("gpu: no CUDA device here; skipped (gpu.json, if any, is kept)")
             continue
         log(f"{section}: measuring")
         previous = args.results_dir / "gpu.json"  # the parts measured before on the same GPU are kept
-        kept = {"previous": json.loads(previous.read_text())["results"]} if section == "gpu" and previous.exists() \
-            else {}
+        if section == "gpu" and previous.exists():
+            s["previous"] = json.loads(previous.read_text())["results"]
         module, function = MEASURE[section]
-        results = getattr(importlib.import_module(module), function)(**s, **kept, log=log)
+        results = getattr(importlib.import_module(module), function)(**s, log=log)
         args.results_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(args.results_dir / f"{section}.json", {
             "section": section, "environment": {**environment(), "code": code_version()},
-            "command": " ".join(["python -m benchmarks", *map(shlex.quote, argv)]), "settings": jsonable(s),
+            "command": " ".join(["python -m benchmarks", *map(shlex.quote, argv)]), "settings": recorded,
             "results": results})
     if not args.dry_run:
-        log(f"wrote {render.write(args.results_dir, args.output)}")
+        args.output.write_text(render.render(args.results_dir))
+        log(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
-"""GPU section (CUDA): training throughput and MFU of the framework, a plain loop and torchvision's
-model (CIFAR layout, 32 px, fast path defaults); the step timer's cost, and its CUDA-event mean
-against a synchronize-per-batch host clock of the same batches (target: within 3%); the sync guard
-(no host sync outside logging steps); the speed switches one at a time and the ResNet-v2 timing
-table, both as `python -m resnet_exp.bench` runs."""
+"""GPU section (CUDA): training throughput and MFU of the framework, a plain loop and torchvision's model (CIFAR
+layout, 32 px, fast path defaults); the step timer's cost, and its CUDA-event mean against a synchronize-per-batch
+host clock of the same batches (target: within 3%); the sync guard (no host sync outside logging steps); the speed
+switches one at a time and the ResNet-v2 timing table, both as `python -m resnet_exp.bench` runs."""
 
 from __future__ import annotations
 
@@ -53,19 +52,16 @@ class SyncReference(Callback):
         self.ms.append((time.perf_counter() - self._start) * 1e3)
 
 
-def training_overrides(arch: str, batch: int, steps: int, epochs: int, accelerator: str = "gpu") -> list[str]:
-    return ["data=synthetic", "data.image_size=32", f"data.train_size={steps * batch}", "data.val_size=0",
-            f"data.test_size={batch}", "data.num_workers=0", f"data.batch_size={batch}", f"arch={arch}",
-            f"trainer.accelerator={accelerator}", "trainer.devices=1", f"trainer.max_epochs={epochs}",
-            "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "logger.wandb.mode=disabled",
-            "callbacks.model_summary=null", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
-            "+callbacks.epoch_clock._target_=benchmarks.harness.EpochClock"]
-
-
 def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: Callable[[str], None] = print,
                accelerator: str = "gpu") -> dict[str, Any]:
     """Every training figure of one arch (`accelerator="cpu"` runs the same code without a GPU)."""
-    ov, runs = training_overrides(arch, batch, steps, epochs, accelerator), itertools.count()
+    ov = ["data=synthetic", "data.image_size=32", f"data.train_size={steps * batch}", "data.val_size=0",
+          f"data.test_size={batch}", "data.num_workers=0", f"data.batch_size={batch}", f"arch={arch}",
+          f"trainer.accelerator={accelerator}", "trainer.devices=1", f"trainer.max_epochs={epochs}",
+          "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "logger.wandb.mode=disabled",
+          "callbacks.model_summary=null", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
+          "+callbacks.epoch_clock._target_=benchmarks.harness.EpochClock"]
+    runs = itertools.count()
 
     def fit(*extra: str) -> harness.Parts:
         return harness.framework_fit(harness.compose_run_config([*ov, *extra], work / f"{arch}_{next(runs)}"))
@@ -89,13 +85,12 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: 
         res["sync_guard"] = "passed"
     except RuntimeError as err:  # HostSyncError is one
         res["sync_guard"] = f"failed: {str(err).splitlines()[0][:200]}"
-    autocast = AUTOCAST.get(plan.precision)
     loader = main.datamodule.train_dataloader  # still attached to its trainer: the GPU loader on this device
 
     def plain_ms(model: nn.Module, optimizer: Callable[[nn.Module], torch.optim.Optimizer]) -> float:
         model = plan.prepare_model(model.to(device))
-        return harness.mean_step_ms(harness.plain_loop(model, optimizer(model), loader, epochs, device, autocast,
-                                                       plan.channels_last))
+        return harness.mean_step_ms(harness.plain_loop(model, optimizer(model), loader, epochs, device,
+                                                       AUTOCAST.get(plan.precision), plan.channels_last))
 
     cfg = harness.compose_run_config(ov, work / f"{arch}_plain")
     res["plain_ms"] = plain_ms(harness.run_model(cfg, main.datamodule), lambda m: harness.make_optimizer(cfg, m))

@@ -1,8 +1,7 @@
-"""Measuring tools of the sections: the framework's fit as `resnet_exp.run` builds it, plain PyTorch
-and bare Lightning loops over the same model and data, `python -m resnet_exp.bench` runs, clocks and
-paired statistics. A step time is wall time per training batch over whole epochs (one perf_counter
-per batch; on CUDA a synchronize at each epoch's start and end, so that the epoch's work is done
-when the clock stops)."""
+"""Measuring tools of the sections: the framework's fit as `resnet_exp.run` builds it, plain PyTorch and bare
+Lightning loops over the same model and data, `python -m resnet_exp.bench` runs, clocks and paired statistics.
+A step time is wall time per training batch over whole epochs (one perf_counter per batch; on CUDA a synchronize
+at each epoch's start and end, so that the epoch's work is done when the clock stops)."""
 
 from __future__ import annotations
 
@@ -48,15 +47,14 @@ class EpochClock(Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         synchronize(pl_module.device)
-        self._stamps = [time.perf_counter()]
+        self.epochs.append([time.perf_counter()])
 
     def on_train_batch_end(self, *args: Any) -> None:
-        self._stamps.append(time.perf_counter())
+        self.epochs[-1].append(time.perf_counter())
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         synchronize(pl_module.device)
-        self._stamps[-1] = time.perf_counter()  # the last batch's device work included
-        self.epochs.append(self._stamps)
+        self.epochs[-1][-1] = time.perf_counter()  # the last batch's device work included
         if self.output_file:
             write_loop_seconds(Path(self.output_file), self.epochs)
 
@@ -73,17 +71,16 @@ def mean_step_ms(epochs: Stamps, skip: int = 1) -> float:
 
 def summarize(per_round: Mapping[str, Mapping[str, Sequence[float]]],
               baselines: Sequence[str] = ("plain",)) -> dict[str, Any]:
-    """Per program and clock, the `median` over rounds; and `over[baseline]`: the median and range
-    over rounds of its difference from the baseline program *in the same round*, so that a round
-    in which the whole machine was slow counts for nobody."""
+    """Per program and clock, the `median` over rounds; and `over[baseline]`: the median and range over rounds
+    of its difference from the baseline program *in the same round*, so that a round in which the whole machine
+    was slow counts for nobody."""
     out: dict[str, Any] = {}
     for name, clocks in per_round.items():
-        entry: dict[str, Any] = {"median": {k: statistics.median(v) for k, v in clocks.items()}, "over": {}}
+        out[name] = {"median": {k: statistics.median(v) for k, v in clocks.items()}, "over": {}}
         for base in (b for b in baselines if b in per_round and b != name):
             diffs = {k: [a - b for a, b in zip(v, per_round[base][k])] for k, v in clocks.items()}
-            entry["over"][base] = {"median": {k: statistics.median(d) for k, d in diffs.items()},
-                                   "range": {k: [min(d), max(d)] for k, d in diffs.items()}}
-        out[name] = entry
+            out[name]["over"][base] = {"median": {k: statistics.median(d) for k, d in diffs.items()},
+                                       "range": {k: [min(d), max(d)] for k, d in diffs.items()}}
     return out
 
 
@@ -155,21 +152,19 @@ def plain_loop(model: nn.Module, optimizer: torch.optim.Optimizer, loader_fn: Ca
     out = []
     for _ in range(epochs):
         synchronize(device)
-        stamps = [time.perf_counter()]
+        out.append([time.perf_counter()])
         for images, labels in loader_fn():
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             if channels_last:
                 images = speed.channels_last_batch(images)
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                                enabled=autocast_dtype is not None):
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                 loss = criterion(model(images), labels)
             loss.backward()
             optimizer.step()
-            stamps.append(time.perf_counter())
+            out[-1].append(time.perf_counter())
         synchronize(device)
-        stamps[-1] = time.perf_counter()
-        out.append(stamps)
+        out[-1][-1] = time.perf_counter()
     return out
 
 
@@ -189,8 +184,8 @@ class BareClassifier(pl.LightningModule):
 
 
 def bare_fit(model: nn.Module, cfg: DictConfig, datamodule: Any, out: Path) -> Stamps:
-    """One epoch of `BareClassifier` in a CPU Trainer with logger, checkpoints, progress bar, model
-    summary and validation off."""
+    """One epoch of `BareClassifier` in a CPU Trainer with logger, checkpoints, progress bar, model summary and
+    validation off."""
     clock = EpochClock()
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
@@ -202,8 +197,8 @@ def bare_fit(model: nn.Module, cfg: DictConfig, datamodule: Any, out: Path) -> S
 
 def bench_runs(runs: Sequence[tuple[str, Sequence[str]]], threads: int | None = None,
                log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Each (label, arguments) as `python -m resnet_exp.bench <arguments>` in a fresh process: its
-    command and rows (with `-m`, every job's rows in job order)."""
+    """Each (label, arguments) as `python -m resnet_exp.bench <arguments>` in a fresh process: its command and
+    rows (with `-m`, every job's rows in job order)."""
     env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     out = []
     with tempfile.TemporaryDirectory(prefix="resnet_exp_bench_") as work:
@@ -214,8 +209,8 @@ def bench_runs(runs: Sequence[tuple[str, Sequence[str]]], threads: int | None = 
             proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-            files = sorted(folder.glob("*/bench.json"), key=lambda p: int(p.parent.name.split("-")[0])) if multirun else [
-                folder / "bench.json"]
+            files = (sorted(folder.glob("*/bench.json"), key=lambda p: int(p.parent.name.split("-")[0]))
+                     if multirun else [folder / "bench.json"])
             rows = [row for f in files for row in json.loads(f.read_text())["rows"]]
             out.append({"label": label, "rows": rows,
                         "command": " ".join(["python -m resnet_exp.bench", *map(shlex.quote, args)])})

@@ -1,8 +1,7 @@
-"""Loader throughput: images/s each loader path delivers on CIFAR-10-shaped uint8 data (random bytes)
-with an augmentation setting (`AUGMENTS`: standard = pad-4 crop + flip, the torchvision policies, or
-random erasing with MixUp/CutMix) and normalisation, as training sees them: the torch path with the
-training sampler (a seed per batch). The gpu path runs on CUDA when there is one, else on CPU tensors
-(then a correctness/overhead figure only)."""
+"""Loader throughput: images/s each loader path delivers on CIFAR-10-shaped uint8 data (random bytes) with an
+augmentation setting (`AUGMENTS`) and normalisation, as training sees them: the torch path with the training
+sampler (a seed per batch). The gpu path runs on CUDA when there is one, else on CPU tensors (then a
+correctness/overhead figure only)."""
 
 from __future__ import annotations
 
@@ -47,36 +46,31 @@ def delivered(loader: Iterable, batches: int, device: torch.device) -> float:
 
 
 def consumed(device: torch.device, batch_size: int, steps: int) -> float:
-    """Images/s a torchvision ResNet-18 train step consumes (10 classes; bf16 on CUDA; channels_last)."""
+    """Images/s a torchvision ResNet-18 train step consumes (10 classes; bf16 on CUDA; channels_last), timed as
+    `harness.plain_loop` times an epoch, after one warm-up epoch."""
     import torchvision
+
+    from benchmarks.harness import mean_step_ms, plain_loop
 
     model = torchvision.models.resnet18(num_classes=10).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     x = torch.randn(batch_size, 3, 32, 32, device=device).to(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch_size,), device=device)
-
-    def train_step() -> int:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return batch_size
-    return per_second(train_step, steps, device)
+    autocast = torch.bfloat16 if device.type == "cuda" else None
+    epochs = plain_loop(model, opt, lambda: [(x, y)] * steps, 2, device, autocast, channels_last=True)
+    return batch_size / (mean_step_ms(epochs) / 1e3)
 
 
 def loaders(images: torch.Tensor, labels: torch.Tensor, batch_size: int, workers: Sequence[int], augment: str,
             dev: torch.device) -> dict[str, Callable[[], Iterable]]:
     """Each loader path, made as training makes it, with the `augment` setting (`AUGMENTS`)."""
-    size = images.shape[0]
-    spec = SPECS["cifar10"]
-    crop_flip, policies = AUGMENTS[augment]
+    size, spec, (crop_flip, policies) = images.shape[0], SPECS["cifar10"], AUGMENTS[augment]
     normalizer, aug = Normalizer(spec.mean, spec.std), AugmentParams(4, True) if crop_flip else AugmentParams()
     batch = BatchPolicies(**policies, num_classes=10)
     made: dict[str, Callable[[], Iterable]] = {f"loader=torch, {n} workers": lambda n=n: ResumableLoader(
-        _UInt8Dataset(images, labels, torch.arange(size)), sampler=EpochSampler(size, batch_size), batch_size=batch_size,
-        drop_last=True, num_workers=n, collate_fn=BatchTransform(normalizer, aug, train=True, policies=batch),
-        pin_memory=dev.type == "cuda", persistent_workers=n > 0) for n in workers}
+        _UInt8Dataset(images, labels, torch.arange(size)), sampler=EpochSampler(size, batch_size),
+        batch_size=batch_size, drop_last=True, num_workers=n, pin_memory=dev.type == "cuda", persistent_workers=n > 0,
+        collate_fn=BatchTransform(normalizer, aug, train=True, policies=batch)) for n in workers}
     made[f"loader=gpu path on {dev.type}"] = lambda: GpuLoader(
         images.to(dev), labels.to(dev), None, batch_size, normalizer, aug, shuffle=True, drop_last=True, seed=0,
         policies=batch)
@@ -86,9 +80,8 @@ def loaders(images: torch.Tensor, labels: torch.Tensor, batch_size: int, workers
 def measure(size: int = 50000, batch_size: int = 512, batches: int = 40, workers: Sequence[int] = (0, 2),
             threads: int = 1, consumer: str = "none", device: str | None = None,
             augment: Sequence[str] = ("standard",), log: Callable[[str], None] = print) -> dict[str, Any]:
-    """A row (path, augment, images_per_s) per loader path and augmentation setting; with
-    `consumer="resnet18"` also the images/s a ResNet-18 train step consumes on the same device, and
-    the ratio of the gpu path (first setting) to it."""
+    """A row (path, augment, images_per_s) per loader path and augmentation setting; with `consumer="resnet18"`
+    also the images/s a ResNet-18 train step consumes on the same device, and the gpu path's (first setting) ratio."""
     torch.set_num_threads(threads)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(0)

@@ -1,10 +1,8 @@
-"""Framework overhead per training step: sections `overhead` (whole processes with N1 and N2 training
-batches, resnet20) and `attribution` (in one process, on a near-free model); benchmarks/render.py
-says how each figure is taken. A variant is data: a name, a program and `resnet_exp.run` overrides.
-Programs: `plain` (the textbook loop), `lightning` (a forward + loss LightningModule in a Trainer
-with its extras off), `framework` (all that `resnet_exp.run` builds); plain and lightning take the
-data, model and optimizer of the config that the overrides make. Adding a variant is one line in
-VARIANTS, e.g. the framework with Lightning's own class for the last checkpoint:
+"""Framework overhead per training step: sections `overhead` (whole processes with N1 and N2 training batches,
+resnet20) and `attribution` (in one process, on a near-free model); benchmarks/render.py says how each figure is
+taken. Programs: `plain` (the textbook loop), `lightning` (a forward + loss LightningModule in a Trainer with its
+extras off), `framework` (all that `resnet_exp.run` builds); plain and lightning take the data, model and
+optimizer of the config the overrides make. A variant is one line of VARIANTS (name, program, overrides), e.g.:
 
     Variant("framework-lightning-last-checkpoint", "framework",
             ("callbacks.last_checkpoint._target_=pytorch_lightning.callbacks.ModelCheckpoint",)),
@@ -121,16 +119,6 @@ def process_command(v: Variant, overrides: Sequence[str], out: Path) -> list[str
     return [sys.executable, "-m", "benchmarks.overhead", v.program, str(out), "--", *overrides]
 
 
-def time_process(cmd: Sequence[str], env: dict[str, str], loop_file: Path) -> dict[str, float]:
-    """Wall seconds of one process, and of its training loop as the process wrote it to `loop_file`."""
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return {"loop": json.loads(loop_file.read_text())["loop_s"], "wall": wall}
-
-
 def measure_overhead(variants: Sequence[Variant], steps: Sequence[int] = (20, 2020), rounds: int = 5,
                      arch: str = "resnet20", width: float = 0.25, batch_size: int = 4, image_size: int = 8,
                      threads: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -143,11 +131,17 @@ def measure_overhead(variants: Sequence[Variant], steps: Sequence[int] = (20, 20
         for r in range(rounds):
             for i, v in enumerate(harness.rotated(variants, r)):
                 times = {}
-                for n in (n1, n2):
+                for n in (n1, n2):  # wall seconds of the process, and of its training loop as it wrote them
                     out = Path(work) / f"{r}_{i}_{n}"
                     out.mkdir()
                     ov = [*base_overrides(n, arch, width, batch_size, image_size), *v.overrides]
-                    times[n] = time_process(process_command(v, ov, out), env, out / LOOP_FILE)
+                    cmd = process_command(v, ov, out)
+                    start = time.perf_counter()
+                    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                    wall = time.perf_counter() - start
+                    if proc.returncode != 0:
+                        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+                    times[n] = {"loop": json.loads((out / LOOP_FILE).read_text())["loop_s"], "wall": wall}
                 for key, values in per_round[v.name].items():
                     values.append((times[n2][key] - times[n1][key]) / (n2 - n1) * 1e3)
             log(f"  round {r + 1}/{rounds}: training loop ms/step " + ", ".join(

@@ -203,7 +203,3 @@ def render(results_dir: Path = RESULTS_DIR) -> str:
         blocks.append("\n".join([f"## {title}", "", *lines]).rstrip() + "\n")
     return "\n".join(blocks)
 
-
-def write(results_dir: Path = RESULTS_DIR, output: Path = OUTPUT) -> Path:
-    output.write_text(render(results_dir))
-    return output

@@ -1,14 +1,6 @@
-"""Inside a job of a search: its trial, and the Lightning callback that reports to it and prunes.
-
-The job finds its trial in its own Hydra config (`hydra.sweeper.trial`, `storage`, `study_name`,
-`pruner`, `monitor`, set by the sweeper), so it reaches the study from any process or machine.
-
-`TrialPruning` reports the monitored metric (`val/acc`) after every validation epoch. When the
-pruner says prune, it stops the fit at the end of that epoch (Lightning's `should_stop`, so the
-epoch's checkpoints are written) and marks the trial (`pruned_at_epoch`); the job then writes
-results.json with `status: pruned` and skips the test, and the sweeper tells Optuna PRUNED.
-Written here rather than taken from optuna-integration, whose callback is built for the `lightning`
-package's Trainer, not for `pytorch_lightning`'s, which this project uses.
+"""Inside a job of a search: its trial (from its own `hydra.sweeper` config, so from any process or machine), and
+the callback that reports `val/acc` to it and, when Optuna prunes, stops the fit at the end of that epoch. Not
+optuna-integration's callback, which is built for the `lightning` package's Trainer, not `pytorch_lightning`'s.
 """
 
 from __future__ import annotations
@@ -21,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytorch_lightning as pl
 
 from resnet_exp.search import PRUNED_AT_EPOCH
+from resnet_exp.search.study import make_pruner, make_storage, plain
 
 if TYPE_CHECKING:
     import optuna
@@ -42,8 +35,6 @@ class TrialLink:
         """The live trial, as the sweeper's process sees it (same database, same pruner)."""
         import optuna
 
-        from resnet_exp.search.study import make_pruner, make_storage
-
         storage = make_storage(self.storage)
         study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=make_pruner(self.pruner))
         trial_id = storage.get_trial_id_from_study_id_trial_number(
@@ -54,14 +45,10 @@ class TrialLink:
 
 def trial_of_job(sweeper: Any) -> TrialLink | None:
     """The trial of a job from its `hydra.sweeper` config, or None outside a search."""
-    from omegaconf import DictConfig, OmegaConf
-
     if sweeper is None or sweeper.get("trial") is None:
         return None
-    pruner = sweeper.get("pruner", "median")
     return TrialLink(storage=str(sweeper.storage), study_name=str(sweeper.study_name), number=int(sweeper.trial),
-                     pruner=OmegaConf.to_container(pruner, resolve=True) if isinstance(pruner, DictConfig) else pruner,
-                     monitor=str(sweeper.get("monitor") or "val/acc"))
+                     pruner=plain(sweeper.get("pruner", "median")), monitor=str(sweeper.get("monitor") or "val/acc"))
 
 
 class TrialPruning(pl.Callback):
@@ -91,13 +78,9 @@ class TrialPruning(pl.Callback):
             elif math.isfinite(float(value)):
                 self._trial.report(float(value), step=trainer.current_epoch)
                 prune = self._trial.should_prune()
-        prune = trainer.strategy.broadcast(prune)  # every rank stops, or none
-        if prune:
-            self._prune(trainer)
-
-    def _prune(self, trainer: pl.Trainer) -> None:
-        epoch = trainer.current_epoch + 1  # counted from 1, as the progress lines and summaries count
-        self.pruned_at_epoch = epoch
+        if not trainer.strategy.broadcast(prune):  # every rank stops, or none
+            return
+        self.pruned_at_epoch = epoch = trainer.current_epoch + 1  # from 1, as progress lines and summaries count
         trainer.should_stop = True
         if self._trial is not None:
             self._trial.set_user_attr(PRUNED_AT_EPOCH, epoch)

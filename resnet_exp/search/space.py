@@ -1,15 +1,6 @@
-"""Hydra's sweep syntax as an Optuna search space, and a trial's parameters as job overrides.
-
-    optimizer.lr: tag(log, interval(1e-4, 1.0))   -> FloatDistribution(1e-4, 1.0, log=True)
-    optimizer.weight_decay: interval(0, 1e-3)     -> FloatDistribution(0, 1e-3)
-    arch.block_order: choice(post, pre)           -> CategoricalDistribution(["post", "pre"])
-    data.batch_size: range(32, 257, 32)           -> IntDistribution(32, 256, step=32)
-    trainer.max_epochs: 4,8                       -> CategoricalDistribution([4, 8])
-
-The same keys as Hydra's Optuna sweeper plugin. `interval` is always a float range (Hydra reads its
-ends as floats); `range` gives integers when its ends and step are integers, and excludes its stop
-as Hydra's `range` does; `shuffle(...)` makes a choice. Every other override is fixed: each job gets it.
-"""
+"""Hydra's sweep syntax as an Optuna search space: `interval()` and `tag(log, interval())` are float ranges,
+`range()` an integer one when its ends and step are (its stop excluded, as in Hydra), `choice()`, `a,b` and
+`shuffle()` choices; every other override is fixed. And a trial's parameters as job overrides."""
 
 from __future__ import annotations
 
@@ -26,15 +17,16 @@ from resnet_exp.errors import UserError, first_line
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
+SYNTAX = "use interval(), tag(log, interval()), choice(), range() or a,b"
+
 
 @dataclass
 class SearchSpace:
-    """What a search varies and what every one of its jobs shares."""
+    """Distributions by config key, each key as typed (`+key` adds it), and the overrides every job gets."""
 
-    fixed: list[str] = field(default_factory=list)            # overrides of every job, as typed
-    distributions: dict[str, BaseDistribution] = field(default_factory=dict)  # by config key
-    elements: dict[str, str] = field(default_factory=dict)     # key -> as typed (`+key` adds it)
-    typed: dict[str, str] = field(default_factory=dict)        # key -> the override, for messages
+    fixed: list[str] = field(default_factory=list)
+    distributions: dict[str, BaseDistribution] = field(default_factory=dict)
+    elements: dict[str, str] = field(default_factory=dict)
 
     def overrides(self, params: Mapping[str, Any]) -> list[str]:
         """The overrides of a job whose trial chose `params`."""
@@ -43,17 +35,9 @@ class SearchSpace:
 
 def override_value(value: Any) -> str:
     """A parameter value as Hydra reads it back: floats exact, booleans and None in Hydra's words."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def _problem(typed: str, what: str) -> UserError:
-    return UserError(f"{typed}: {what}")
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def distribution(override: Override) -> BaseDistribution:
@@ -64,36 +48,34 @@ def distribution(override: Override) -> BaseDistribution:
     value = override.value()
     try:
         if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
-            raise _problem(typed, "glob() cannot be searched; use interval(), tag(log, interval()), choice(), "
-                                  "range() or a,b")
+            raise UserError(f"{typed}: glob() cannot be searched; {SYNTAX}")
         if override.is_choice_sweep() or (isinstance(value, RangeSweep) and value.shuffle):
             return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
         if isinstance(value, RangeSweep):
             values = list(override.sweep_iterator())
             if not values:
-                raise _problem(typed, "the range is empty; write range(start, stop[, step]) with start < stop")
+                raise UserError(f"{typed}: the range is empty; write range(start, stop[, step]) with start < stop")
             log = "log" in value.tags
             if all(isinstance(v, int) and not isinstance(v, bool) for v in (value.start, value.step)):
                 return IntDistribution(int(values[0]), int(values[-1]), step=int(value.step), log=log)
             if log:
-                raise _problem(typed, "a log scale takes no step; write tag(log, interval(low, high))")
+                raise UserError(f"{typed}: a log scale takes no step; write tag(log, interval(low, high))")
             return FloatDistribution(float(values[0]), float(values[0]) + value.step * (len(values) - 1),
                                      step=float(value.step))
         if isinstance(value, IntervalSweep):
             low, high, log = float(value.start), float(value.end), "log" in value.tags
             if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-                raise _problem(typed, "the low end is above the high end; write interval(low, high)")
+                raise UserError(f"{typed}: the low end is above the high end; write interval(low, high)")
             if log and low <= 0:
-                raise _problem(typed, "a log scale needs a low end above 0")
+                raise UserError(f"{typed}: a log scale needs a low end above 0")
             return FloatDistribution(low, high, log=log)
     except ValueError as exc:  # Optuna's own checks of the numbers
-        raise _problem(typed, first_line(str(exc))) from None
-    raise _problem(typed, "cannot be searched; use interval(), tag(log, interval()), choice(), range() or a,b")
+        raise UserError(f"{typed}: {first_line(str(exc))}") from None
+    raise UserError(f"{typed}: cannot be searched; {SYNTAX}")
 
 
 def search_space(params: Mapping[str, Any] | None, arguments: Sequence[str]) -> SearchSpace:
-    """The config's `hydra.sweeper.params`, then the command line's overrides (a key given in both
-    takes the command line's): sweep overrides are searched, the others fixed."""
+    """`hydra.sweeper.params`, then the command line (which wins): sweep overrides are searched, the others fixed."""
     lines = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
     space = SearchSpace()
     fixed: dict[str, str] = {}
@@ -104,27 +86,15 @@ def search_space(params: Mapping[str, Any] | None, arguments: Sequence[str]) -> 
         if override.is_sweep_override():
             space.distributions[key] = distribution(override)
             space.elements[key] = override.get_key_element()
-            space.typed[key] = override.input_line or key
         else:
             fixed[key] = f"{override.get_key_element()}={override.get_value_element_as_str()}"
     space.fixed = list(fixed.values())
     return space
 
 
-def probe_values(dist: BaseDistribution) -> list[Any]:
-    """Values that stand for a distribution when checking configs: every choice, or both ends."""
-    choices = getattr(dist, "choices", None)
-    if choices is not None:
-        return list(choices)
-    return [dist.low, dist.high] if dist.low != dist.high else [dist.low]
-
-
 def probe_jobs(space: SearchSpace) -> list[list[str]]:
-    """Job overrides that try every choice and both ends of every range, one key at a time (the
-    others at their first value): what can be checked of a search before it starts."""
-    values = {k: probe_values(d) for k, d in space.distributions.items()}
+    """Jobs trying every choice and both ends of every range, one key at a time (the others at their first value)."""
+    values = {k: list(d.choices) if hasattr(d, "choices") else sorted({d.low, d.high})
+              for k, d in space.distributions.items()}
     base = {k: v[0] for k, v in values.items()}
-    jobs = [space.overrides(base)]
-    for key, candidates in values.items():
-        jobs += [space.overrides({**base, key: v}) for v in candidates[1:]]
-    return jobs
+    return [space.overrides(base), *(space.overrides({**base, k: v}) for k, vs in values.items() for v in vs[1:])]
