@@ -1,28 +1,43 @@
-"""Tables of a sweep report: the rows of every job as summary.csv and summary.md in the sweep folder (after
-a search's study, read from the study.json its sweeper writes: no Optuna here), and `build_report`, which
-writes them, the seed statistics and the plots. No Hydra and no torch here."""
+"""Tables of a sweep report: summary.csv and summary.md, one row per job (after a search, led by the trials of
+the study.json its sweeper writes: no Optuna here), and the seed statistics of `stats.py` as groups.csv,
+comparisons.csv (numbers as in summary.csv) and summary.md sections (accuracies in %, their differences in
+percent points). `build_report` writes them all, and the plots."""
 
 from __future__ import annotations
 
 import io
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from resnet_exp.io import write_atomic
-from resnet_exp.report import COMPARISONS_CSV, GROUPS_CSV, SUMMARY_CSV, SUMMARY_MD
-from resnet_exp.report.groups import comparisons_markdown, groups_markdown, write_comparisons_csv, write_groups_csv
+from resnet_exp.report import COMPARISONS_CSV, GROUPS_CSV, SUMMARY_CSV, SUMMARY_MD, stats
 from resnet_exp.report.rows import COLUMNS, count_statuses, load_json, md_row, read_sweep, sweep_axes, write_csv
-from resnet_exp.report.stats import Design, Group, Pair, comparisons, design_of, group_rows, present_metrics
+from resnet_exp.report.stats import ACCURACY_METRICS, CONFIDENCE, Design, Group, Pair
 from resnet_exp.search import STUDY_FILE
 
 MD_HEADERS = {**{c: c.replace("_", " ") for c in COLUMNS}, "val_acc_best": "best val acc %", "test_acc": "test acc %",
               "step_median_ms": "median step ms", "images_per_s": "images/s", "tflop_per_s": "TFLOP/s", "mfu": "MFU %"}
 NUMERIC = ("depth", "params", "val_acc_best", "test_acc", "step_median_ms", "images_per_s", "tflop_per_s", "mfu",
            "wall_time_s")
+# How summary.md shows a column's value (any other column: as it is). params is an int: results.json's
+# type check leaves out any other value.
+MD_CELLS: dict[str, Callable[[Any], str]] = {
+    "val_acc_best": lambda v: f"{100 * v:.2f}", "test_acc": lambda v: f"{100 * v:.2f}",
+    "selected_on": lambda v: "**test** †" if v == "test" else str(v),
+    "params": lambda v: f"{v / 1e6:.2f}M" if v >= 1e5 else f"{v / 1e3:.1f}k" if v >= 1e3 else str(v),
+    "step_median_ms": lambda v: f"{v:.1f}" if v >= 100 else f"{v:.2f}",
+    "wall_time_s": lambda v: f"{v:.1f}" if v >= 100 else f"{v:.2f}",
+    "mfu": lambda v: f"{100 * v:.1f}", "tflop_per_s": lambda v: f"{v:.3g}",
+    "images_per_s": lambda v: f"{v:.0f}" if v >= 100 else f"{v:.1f}", "overrides": lambda v: f"`{v}`"}
+# Each metric of the statistics: its name in summary.md and the unit of its differences.
+WORDS = {"test/acc": ("test acc", "points"), "val/acc_best": ("best val acc", "points"),
+         "step_time/median_ms": ("median step ms", "ms"), "throughput/images_per_s": ("images/s", "images/s")}
+MINUS = "\u2212"
+PCT = round(100 * CONFIDENCE)
 
 
 @dataclass
@@ -47,14 +62,6 @@ def _number(value: Any, digits: int) -> str:
     return str(value) if isinstance(value, int) else f"{value:.{digits}g}"
 
 
-def _job(run_dir: Any, sweep_dir: Path) -> str:
-    """The trial's job folder: relative to this sweep, or the full path of another process's."""
-    if not isinstance(run_dir, str) or not run_dir:
-        return ""
-    path, here = Path(run_dir).resolve(), sweep_dir.resolve()
-    return path.relative_to(here).as_posix() if path.is_relative_to(here) else os.fspath(path)
-
-
 def study_markdown(study: Mapping[str, Any], sweep_dir: Path) -> str:
     """The section: study name and storage, trial counts, the best trial, the table of trials."""
     trials = [t for t in study["trials"] if isinstance(t, Mapping)]
@@ -72,33 +79,17 @@ def study_markdown(study: Mapping[str, Any], sweep_dir: Path) -> str:
         out.write("Best: none yet (no complete trial)\n\n")
     out.write("| trial | " + " | ".join(keys) + f" | {metric} | state | job |\n")
     out.write("|---:|" + "---:|" * len(keys) + "---:|---|---|\n")
+    here = sweep_dir.resolve()
     for t in sorted(trials, key=lambda t: t.get("number") if isinstance(t.get("number"), int) else -1):
-        params, state = t.get("params") or {}, str(t.get("state"))
+        params, state, run_dir = t.get("params") or {}, str(t.get("state")), t.get("run_dir")
         if state == "pruned" and isinstance(t.get("pruned_at_epoch"), int):
             state += f" (epoch {t['pruned_at_epoch']})"
+        # The trial's job folder: relative to this sweep, or the full path of another process's.
+        path = Path(run_dir).resolve() if isinstance(run_dir, str) and run_dir else None
+        job = "" if path is None else path.relative_to(here).as_posix() if path.is_relative_to(here) else os.fspath(path)
         out.write(md_row((t.get("number"), *(_number(params.get(k), 3) for k in keys), _number(t.get("value"), 4),
-                          state, _job(t.get("run_dir"), sweep_dir))))
+                          state, job)))
     return out.getvalue()
-
-
-def _md_cell(column: str, value: Any) -> str:
-    if value is None or value == "":
-        return ""
-    if column in ("val_acc_best", "test_acc"):
-        return f"{100 * value:.2f}"
-    if column == "selected_on" and value == "test":
-        return "**test** †"
-    if column == "params":  # an int: results.json's type check leaves out any other value
-        return f"{value / 1e6:.2f}M" if value >= 1e5 else f"{value / 1e3:.1f}k" if value >= 1e3 else str(int(value))
-    if column in ("step_median_ms", "wall_time_s"):
-        return f"{value:.1f}" if value >= 100 else f"{value:.2f}"
-    if column == "mfu":
-        return f"{100 * value:.1f}"
-    if column == "tflop_per_s":
-        return f"{value:.3g}"
-    if column == "images_per_s":
-        return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
-    return f"`{value}`" if column == "overrides" else str(value)
 
 
 def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[str] = ()) -> str:
@@ -124,10 +115,124 @@ def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[
     out.write("|" + "|".join("---:" if c in NUMERIC else "---" for c in columns) + "|\n")
     for row, own in zip(rows, lists):
         shown = dict(row, overrides=" ".join(o for o in own if o not in common))
-        out.write(md_row(_md_cell(c, shown.get(c)) for c in columns))
+        out.write(md_row("" if shown.get(c) in (None, "") else MD_CELLS.get(c, str)(shown[c]) for c in columns))
     if any(r.get("selected_on") == "test" for r in rows):
         out.write("\n† the best checkpoint was selected on the test split (data.val_on_test=true): "
                   "its test accuracy is optimistic, not a held-out figure.\n")
+    return out.getvalue()
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def write_groups_csv(path: Path, groups: Sequence[Group], design: Design, metrics: Sequence[tuple[str, str]]) -> None:
+    header = [*design.keys, "n", *(f"{name}_{s}" for name, _ in metrics for s in ("mean", "sd", "ci_low", "ci_high"))]
+    rows = []
+    for group in groups:
+        estimates = [group.estimate(key) for _, key in metrics]
+        rows.append([*group.config, len(group.completed), *(_num(v) for e in estimates
+                                                             for v in (e.mean, e.sd, e.low, e.high)),
+                     " ".join(str(s) for s in group.seeds if s is not None), len(group.left_out)])
+    write_csv(path, header + ["seeds", "left_out"], rows)
+
+
+def write_comparisons_csv(path: Path, pairs: Sequence[Pair], design: Design) -> None:
+    header = ["key", "a", "b", *design.keys, "metric", "n", "paired", "diff_mean", "ci_low", "ci_high",
+              "p_value", "n_a", "n_b"]
+    write_csv(path, header, [[p.key, p.a, p.b, *(p.held.get(k, "") for k in design.keys), p.metric, p.result.n,
+                              "true" if p.result.paired else "false", _num(p.result.diff_mean), _num(p.result.low),
+                              _num(p.result.high), _num(p.result.p_value), p.result.n_a, p.result.n_b]
+                             for p in pairs])
+
+
+def _fmt(metric: str, value: float, signed: bool = False, like: float | None = None) -> str:
+    """In the metric's unit; the decimals follow `like` (the mean a half-width belongs to)."""
+    scale = 100.0 if metric in ACCURACY_METRICS else 1.0
+    big = metric == "throughput/images_per_s" and abs(scale * (value if like is None else like)) >= 100
+    return f"{scale * value:{'+' if signed else ''}.{0 if big else 2}f}".replace("-", MINUS)
+
+
+def groups_markdown(groups: Sequence[Group], design: Design, metrics: Sequence[tuple[str, str]]) -> str:
+    """The "Groups" section: one row per configuration, each metric as mean ± CI half-width."""
+    out = io.StringIO()
+    out.write(f"## Groups\n\nOne row per configuration (the jobs that differ only in `seed`): mean ± half-width "
+              f"of the {PCT}% Student-t interval of the mean over its n completed jobs (no interval for "
+              "n = 1); accuracies in %.")
+    left_out = [job for g in groups for job in g.left_out]
+    if left_out:
+        out.write(f" Only completed jobs count: {len(left_out)} left out "
+                  f"({count_statuses(j['status'] for j in left_out)}), counted in the `left out` column.")
+    columns = [*design.keys, "n", *(WORDS[name][0] + (" %" if name in ACCURACY_METRICS else "") for name, _ in metrics)]
+    columns += ["left out"] if left_out else []
+    out.write("\n\n" + md_row(columns))
+    out.write("|" + "|".join("---" if i < len(design.keys) else "---:" for i in range(len(columns))) + "|\n")
+    for group in groups:
+        cells = [*group.config, str(len(group.completed))]
+        for name, key in metrics:
+            est = group.estimate(key)
+            cell = "" if est.mean is None else _fmt(name, est.mean)
+            cells.append(cell + ("" if est.half_width is None else f" ± {_fmt(name, est.half_width, like=est.mean)}"))
+        cells += [count_statuses(j["status"] for j in group.left_out)] if left_out else []
+        out.write(md_row(cells))
+    return out.getvalue()
+
+
+def describe(pair: Pair) -> dict[str, str]:
+    """A comparison in words: where the other keys are held, the test, the interval, the reading."""
+    r = pair.result
+    if r.excludes_zero is None:
+        reading = "no interval (an arm has a single job)"
+    else:
+        higher = pair.a if r.diff_mean > 0 else pair.b
+        reading = f"the interval excludes zero ({higher} higher)" if r.excludes_zero else "the interval includes zero"
+    return {"held": ", ".join(f"{k}={v}" for k, v in pair.held.items()),
+            "test": f"paired over {r.n} seed{'s' if r.n != 1 else ''}" if r.paired else f"Welch, {r.n_a} and {r.n_b} jobs",
+            "interval": "" if r.low is None or r.high is None
+            else f"{_fmt(pair.metric, r.low, True)} to {_fmt(pair.metric, r.high, True)}",
+            "p": "" if r.p_value is None else f"{r.p_value:.2g}", "reading": reading}
+
+
+def sentence(pair: Pair) -> str:
+    """`arch.block_order: post − pre = −0.31 points of test acc at arch.depth=8 (95% CI −0.74 to
+    +0.12, paired over 3 seeds, p = 0.21): the interval includes zero.`"""
+    words, (label, unit) = describe(pair), WORDS[pair.metric]
+    head = (f"{pair.key}: {pair.a} {MINUS} {pair.b} = {_fmt(pair.metric, pair.result.diff_mean, True)} {unit} of "
+            f"{label}" + (f" at {words['held']}" if pair.held else ""))
+    if not words["interval"]:
+        return f"{head} ({words['test']}): {words['reading']}."
+    p = f", p = {words['p']}" if words["p"] else ""
+    return f"{head} ({PCT}% CI {words['interval']}, {words['test']}{p}): {words['reading']}."
+
+
+def comparisons_markdown(pairs: Sequence[Pair]) -> str:
+    """The "Comparisons" section: the accuracy comparisons as a table with a reading in words, then
+    a sentence for each difference whose interval excludes zero."""
+    shown = [p for p in pairs if p.metric in ACCURACY_METRICS]
+    if not shown:
+        return "## Comparisons\n\nNo swept key other than `seed` has two values with results on both sides: " \
+               "nothing to compare.\n"
+    out = io.StringIO()
+    out.write(f"## Comparisons\n\na {MINUS} b for two values of one swept key, every other swept key held equal, "
+              f"in percent points of accuracy, with the {PCT}% interval of the mean difference: paired over the "
+              "seeds when both ran the same seeds, else Welch's t-test. Speed comparisons are in comparisons.csv.\n\n")
+    out.write(f"| key | a {MINUS} b | held | metric | test | difference | {PCT}% CI | p | reading |\n")
+    out.write("|---|---|---|---|---|---:|---:|---:|---|\n")
+    for p in shown:
+        words = describe(p)
+        out.write(md_row((p.key, f"{p.a} {MINUS} {p.b}", words["held"], WORDS[p.metric][0], words["test"],
+                          _fmt(p.metric, p.result.diff_mean, True), words["interval"], words["p"], words["reading"])))
+    excluding = [p for p in shown if p.result.excludes_zero]
+    without = sum(1 for p in shown if p.result.excludes_zero is None)
+    if excluding:
+        out.write(f"\nDifferences whose {PCT}% interval excludes zero:\n\n")
+        out.writelines(f"- {sentence(p)}\n" for p in excluding)
+    else:
+        out.write(f"\nNo difference's {PCT}% interval excludes zero.\n")
+    out.write(f"\n{len(shown)} comparisons, {len(excluding)} excluding zero"
+              + (f", {without} without an interval" if without else "")
+              + f". The p-values are not corrected for multiple comparisons: at {PCT}%, about 1 in "
+              f"{round(1 / (1 - CONFIDENCE))} intervals of equal arms excludes zero by chance.\n")
     return out.getvalue()
 
 
@@ -136,14 +241,19 @@ def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
     is data) the plots."""
     sweep_dir = Path(sweep_dir)
     rows = read_sweep(sweep_dir)
-    design = design_of(rows, sweep_dir)
-    groups = group_rows(rows, design)
-    metrics = present_metrics(groups)
-    report = Report(sweep_dir, rows, design, groups, comparisons(groups, design, metrics))
+    design = stats.design_of(rows, sweep_dir)
+    groups = stats.group_rows(rows, design)
+    metrics = stats.present_metrics(groups)
+    report = Report(sweep_dir, rows, design, groups, stats.comparisons(groups, design, metrics))
     write_csv(sweep_dir / SUMMARY_CSV, COLUMNS, [["" if r.get(c) is None else r.get(c) for c in COLUMNS] for r in rows])
-    md = "\n".join(part for part in (markdown(rows, sweep_dir, sweep_axes(sweep_dir)),
-                                      groups_markdown(groups, design, metrics),
-                                      comparisons_markdown(report.pairs, groups, design)) if part)
+    md = markdown(rows, sweep_dir, sweep_axes(sweep_dir)) + "\n"
+    # The statistics' tables when the sweep has seeds (or repeats) to take statistics over.
+    if design.seeded or any(len(g.completed) >= 2 for g in groups):
+        md += groups_markdown(groups, design, metrics) + "\n" + comparisons_markdown(report.pairs)
+    else:
+        md += ("## Groups and comparisons\n\nNo `seed=` axis: every configuration ran once, so there are "
+               "no intervals (groups.csv and comparisons.csv hold the single values). Add e.g. "
+               "`seed=1,2,3` to the sweep for means with 95% intervals and tests of the differences.\n")
     write_atomic(sweep_dir / SUMMARY_MD, lambda handle: handle.write(md))
     write_groups_csv(sweep_dir / GROUPS_CSV, groups, design, metrics)
     write_comparisons_csv(sweep_dir / COMPARISONS_CSV, report.pairs, design)
@@ -156,11 +266,6 @@ def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
     return report
 
 
-def public_rows(report: Report) -> list[dict[str, Any]]:
-    """The rows without the report's private keys (for tables elsewhere, e.g. wandb)."""
-    return [{c: r.get(c) for c in COLUMNS} for r in report.rows]
-
-
 def log_wandb_table(report: Report, project: str, entity: str | None, group: str, tags: list[str] | None = None) -> str:
     """One extra wandb run in the sweep's group holding the summary table and plots (online);
     returns its URL."""
@@ -169,7 +274,7 @@ def log_wandb_table(report: Report, project: str, entity: str | None, group: str
     run = wandb.init(project=project, entity=entity, group=group, tags=tags, job_type="sweep_report",
                      name=f"{group}-summary", dir=str(report.sweep_dir), mode="online", reinit="finish_previous")
     try:
-        table = wandb.Table(columns=list(COLUMNS), data=[[row[c] for c in COLUMNS] for row in public_rows(report)])
+        table = wandb.Table(columns=list(COLUMNS), data=[[row.get(c) for c in COLUMNS] for row in report.rows])
         images = {p.stem: wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}
         run.log({"sweep_summary": table, **images})
     finally:
