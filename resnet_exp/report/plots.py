@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure  # no pyplot: no global backend state, Agg canvas
+
 from resnet_exp.io import write_atomic
 from resnet_exp.report import ACCURACY_PNG, STEP_TIME_PNG, TIME_TO_ACCURACY_PNG
 from resnet_exp.report.rows import finite
@@ -23,15 +25,11 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # with the line style, tells
 def depth_keys(groups: Sequence[Group], design: Design) -> list[str]:
     """The swept keys that set the depth (`arch.depth`, `arch=resnet20,resnet56`): among the
     configurations with a completed job, each value has one depth, and the values more than one."""
-    found = []
-    for i, key in enumerate(design.keys):
-        depths: dict[str, set[int]] = {}
-        for g in groups:
-            if g.completed and g.depth() is not None:
-                depths.setdefault(g.config[i], set()).add(g.depth())
-        if depths and all(len(d) == 1 for d in depths.values()) and len(set().union(*depths.values())) > 1:
-            found.append(key)
-    return found
+    done = [(g.config, g.depth()) for g in groups if g.completed and g.depth() is not None]
+    if len({depth for _, depth in done}) < 2:
+        return []
+    return [key for i, key in enumerate(design.keys)
+            if all(len({d for c, d in done if c[i] == value}) == 1 for value in {c[i] for c, _ in done})]
 
 
 @dataclass
@@ -93,12 +91,6 @@ def time_curves(groups: Sequence[Group], design: Design) -> list[Curve]:
     return curves
 
 
-def _figure(size: tuple[float, float]) -> Any:
-    from matplotlib.figure import Figure  # no pyplot: no global backend state, Agg canvas
-
-    return Figure(figsize=size, dpi=110)
-
-
 def _save(fig: Any, path: Path) -> None:
     fig.tight_layout()
     write_atomic(path, lambda handle: fig.savefig(handle, format="png"), binary=True)
@@ -114,7 +106,7 @@ def _plot_depth(path: Path, quantity: str, panels: Sequence[tuple[str, DepthSeri
     panels = [p for p in panels if p[1].lines]
     if not panels:
         return False
-    fig = _figure((6.4 * len(panels), 4.4))
+    fig = Figure(figsize=(6.4 * len(panels), 4.4), dpi=110)
     for ax, (panel, series, scale, ylabel) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
         depths = sorted({d for pts in series.lines.values() for d, _ in pts})
         bars, single = _with_seeds([series]), len(depths) == 1
@@ -149,7 +141,7 @@ def _plot_depth(path: Path, quantity: str, panels: Sequence[tuple[str, DepthSeri
 def _plot_time_to_accuracy(path: Path, curves: Sequence[Curve], legend: str) -> bool:
     if not curves:
         return False
-    fig = _figure((7.2, 4.6))
+    fig = Figure(figsize=(7.2, 4.6), dpi=110)
     ax = fig.add_subplot()
     colours = {key: f"C{i % 10}" for i, key in enumerate(dict.fromkeys(c.colour_key for c in curves))}
     styles = {key: (LINE_STYLES[i % len(LINE_STYLES)], MARKERS[i % len(MARKERS)])
