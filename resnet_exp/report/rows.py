@@ -76,6 +76,11 @@ def md_row(cells: Iterable[object]) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |\n"
 
 
+def md_table(header: Sequence[object], align: str, rows: Iterable[Iterable[object]]) -> str:
+    """A Markdown table: the header, its alignment row (`l` or `r` for each column), the rows."""
+    return md_row(header) + "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|\n" + "".join(map(md_row, rows))
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A CSV file with a header row, written atomically."""
     def write(handle: Any) -> None:

@@ -5,7 +5,6 @@ percent points). `build_report` writes them all, and the plots."""
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +14,7 @@ from typing import Any
 
 from resnet_exp.io import write_atomic
 from resnet_exp.report import COMPARISONS_CSV, GROUPS_CSV, SUMMARY_CSV, SUMMARY_MD, stats
-from resnet_exp.report.rows import COLUMNS, count_statuses, load_json, md_row, read_sweep, sweep_axes, write_csv
+from resnet_exp.report.rows import COLUMNS, count_statuses, load_json, md_table, read_sweep, sweep_axes, write_csv
 from resnet_exp.report.stats import ACCURACY_METRICS, CONFIDENCE, Design, Group, Pair
 from resnet_exp.search import STUDY_FILE
 
@@ -65,21 +64,14 @@ def _number(value: Any, digits: int) -> str:
 def study_markdown(study: Mapping[str, Any], sweep_dir: Path) -> str:
     """The section: study name and storage, trial counts, the best trial, the table of trials."""
     trials = [t for t in study["trials"] if isinstance(t, Mapping)]
-    metric = study.get("metric") or "value"
+    metric, best = study.get("metric") or "value", study.get("best")
     keys = sorted({k for t in trials for k in (t.get("params") or {})})
-    out = io.StringIO()
-    out.write(f"## Study `{study.get('study_name')}`: {study.get('direction')} {metric}\n\n")
-    out.write(f"{len(trials)} trials: {count_statuses(str(t.get('state')) for t in trials)}; "
-              f"storage `{study.get('storage')}`\n\n")
-    best = study.get("best")
     if isinstance(best, Mapping):
         params = " ".join(f"{k}={_number(v, 3)}" for k, v in (best.get("params") or {}).items())
-        out.write(f"Best: trial {best.get('number')}, {metric} {_number(best.get('value'), 4)}, `{params}`\n\n")
+        best_line = f"Best: trial {best.get('number')}, {metric} {_number(best.get('value'), 4)}, `{params}`"
     else:
-        out.write("Best: none yet (no complete trial)\n\n")
-    out.write("| trial | " + " | ".join(keys) + f" | {metric} | state | job |\n")
-    out.write("|---:|" + "---:|" * len(keys) + "---:|---|---|\n")
-    here = sweep_dir.resolve()
+        best_line = "Best: none yet (no complete trial)"
+    here, table = sweep_dir.resolve(), []
     for t in sorted(trials, key=lambda t: t.get("number") if isinstance(t.get("number"), int) else -1):
         params, state, run_dir = t.get("params") or {}, str(t.get("state")), t.get("run_dir")
         if state == "pruned" and isinstance(t.get("pruned_at_epoch"), int):
@@ -87,9 +79,12 @@ def study_markdown(study: Mapping[str, Any], sweep_dir: Path) -> str:
         # The trial's job folder: relative to this sweep, or the full path of another process's.
         path = Path(run_dir).resolve() if isinstance(run_dir, str) and run_dir else None
         job = "" if path is None else path.relative_to(here).as_posix() if path.is_relative_to(here) else os.fspath(path)
-        out.write(md_row((t.get("number"), *(_number(params.get(k), 3) for k in keys), _number(t.get("value"), 4),
-                          state, job)))
-    return out.getvalue()
+        table.append((t.get("number"), *(_number(params.get(k), 3) for k in keys), _number(t.get("value"), 4),
+                      state, job))
+    return (f"## Study `{study.get('study_name')}`: {study.get('direction')} {metric}\n\n"
+            f"{len(trials)} trials: {count_statuses(str(t.get('state')) for t in trials)}; "
+            f"storage `{study.get('storage')}`\n\n{best_line}\n\n"
+            + md_table(["trial", *keys, metric, "state", "job"], "r" * (len(keys) + 2) + "ll", table))
 
 
 def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[str] = ()) -> str:
@@ -101,49 +96,26 @@ def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[
     # only if some job failed or was selected on the test split.
     optional = ("error", "mfu", "selected_on")
     columns = [c for c in COLUMNS if c not in optional or any(r.get(c) is not None for r in rows)]
-    out = io.StringIO()
-    out.write(f"# Sweep {sweep_dir.name}\n\n")
+    out = [f"# Sweep {sweep_dir.name}\n\n"]
     study = load_json(sweep_dir / STUDY_FILE)  # a search's
     if study is not None and isinstance(study.get("trials"), list):
-        out.write(study_markdown(study, sweep_dir) + "\n## Jobs of this sweep\n\n")
-    out.write(f"{len(rows)} jobs: {count_statuses(r['status'] for r in rows)}\n\n")
+        out.append(study_markdown(study, sweep_dir) + "\n## Jobs of this sweep\n\n")
+    out.append(f"{len(rows)} jobs: {count_statuses(r['status'] for r in rows)}\n\n")
     if axes:
-        out.write("Swept: " + ", ".join(f"`{a}`" for a in axes) + "\n\n")
+        out.append("Swept: " + ", ".join(f"`{a}`" for a in axes) + "\n\n")
     if common:
-        out.write(f"Overrides of every job: `{' '.join(common)}`; the table shows the others.\n\n")
-    out.write(md_row(MD_HEADERS[c] for c in columns))
-    out.write("|" + "|".join("---:" if c in NUMERIC else "---" for c in columns) + "|\n")
-    for row, own in zip(rows, lists):
-        shown = dict(row, overrides=" ".join(o for o in own if o not in common))
-        out.write(md_row("" if shown.get(c) in (None, "") else MD_CELLS.get(c, str)(shown[c]) for c in columns))
+        out.append(f"Overrides of every job: `{' '.join(common)}`; the table shows the others.\n\n")
+    shown = [dict(row, overrides=" ".join(o for o in own if o not in common)) for row, own in zip(rows, lists)]
+    out.append(md_table([MD_HEADERS[c] for c in columns], "".join("r" if c in NUMERIC else "l" for c in columns),
+                        (["" if r.get(c) in (None, "") else MD_CELLS.get(c, str)(r[c]) for c in columns] for r in shown)))
     if any(r.get("selected_on") == "test" for r in rows):
-        out.write("\n† the best checkpoint was selected on the test split (data.val_on_test=true): "
-                  "its test accuracy is optimistic, not a held-out figure.\n")
-    return out.getvalue()
+        out.append("\n† the best checkpoint was selected on the test split (data.val_on_test=true): "
+                   "its test accuracy is optimistic, not a held-out figure.\n")
+    return "".join(out)
 
 
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
-
-
-def write_groups_csv(path: Path, groups: Sequence[Group], design: Design, metrics: Sequence[tuple[str, str]]) -> None:
-    header = [*design.keys, "n", *(f"{name}_{s}" for name, _ in metrics for s in ("mean", "sd", "ci_low", "ci_high"))]
-    rows = []
-    for group in groups:
-        estimates = [group.estimate(key) for _, key in metrics]
-        rows.append([*group.config, len(group.completed), *(_num(v) for e in estimates
-                                                             for v in (e.mean, e.sd, e.low, e.high)),
-                     " ".join(str(s) for s in group.seeds if s is not None), len(group.left_out)])
-    write_csv(path, header + ["seeds", "left_out"], rows)
-
-
-def write_comparisons_csv(path: Path, pairs: Sequence[Pair], design: Design) -> None:
-    header = ["key", "a", "b", *design.keys, "metric", "n", "paired", "diff_mean", "ci_low", "ci_high",
-              "p_value", "n_a", "n_b"]
-    write_csv(path, header, [[p.key, p.a, p.b, *(p.held.get(k, "") for k in design.keys), p.metric, p.result.n,
-                              "true" if p.result.paired else "false", _num(p.result.diff_mean), _num(p.result.low),
-                              _num(p.result.high), _num(p.result.p_value), p.result.n_a, p.result.n_b]
-                             for p in pairs])
 
 
 def _fmt(metric: str, value: float, signed: bool = False, like: float | None = None) -> str:
@@ -153,87 +125,95 @@ def _fmt(metric: str, value: float, signed: bool = False, like: float | None = N
     return f"{scale * value:{'+' if signed else ''}.{0 if big else 2}f}".replace("-", MINUS)
 
 
-def groups_markdown(groups: Sequence[Group], design: Design, metrics: Sequence[tuple[str, str]]) -> str:
-    """The "Groups" section: one row per configuration, each metric as mean ± CI half-width."""
-    out = io.StringIO()
-    out.write(f"## Groups\n\nOne row per configuration (the jobs that differ only in `seed`): mean ± half-width "
-              f"of the {PCT}% Student-t interval of the mean over its n completed jobs (no interval for "
-              "n = 1); accuracies in %.")
+def statistics_markdown(report: Report, metrics: Sequence[tuple[str, str]]) -> str:
+    """The "Groups" section (one row per configuration, each metric as mean ± CI half-width) and the
+    "Comparisons" section; a note instead when every configuration ran once (nothing to take them over)."""
+    groups, keys = report.groups, report.design.keys
+    if not report.design.seeded and all(len(g.completed) < 2 for g in groups):
+        return ("## Groups and comparisons\n\nNo `seed=` axis: every configuration ran once, so there are "
+                "no intervals (groups.csv and comparisons.csv hold the single values). Add e.g. "
+                "`seed=1,2,3` to the sweep for means with 95% intervals and tests of the differences.\n")
     left_out = [job for g in groups for job in g.left_out]
-    if left_out:
-        out.write(f" Only completed jobs count: {len(left_out)} left out "
-                  f"({count_statuses(j['status'] for j in left_out)}), counted in the `left out` column.")
-    columns = [*design.keys, "n", *(WORDS[name][0] + (" %" if name in ACCURACY_METRICS else "") for name, _ in metrics)]
+    columns = [*keys, "n", *(WORDS[name][0] + (" %" if name in ACCURACY_METRICS else "") for name, _ in metrics)]
     columns += ["left out"] if left_out else []
-    out.write("\n\n" + md_row(columns))
-    out.write("|" + "|".join("---" if i < len(design.keys) else "---:" for i in range(len(columns))) + "|\n")
+    table = []
     for group in groups:
         cells = [*group.config, str(len(group.completed))]
         for name, key in metrics:
             est = group.estimate(key)
             cell = "" if est.mean is None else _fmt(name, est.mean)
             cells.append(cell + ("" if est.half_width is None else f" ± {_fmt(name, est.half_width, like=est.mean)}"))
-        cells += [count_statuses(j["status"] for j in group.left_out)] if left_out else []
-        out.write(md_row(cells))
-    return out.getvalue()
+        table.append(cells + ([count_statuses(j["status"] for j in group.left_out)] if left_out else []))
+    return (f"## Groups\n\nOne row per configuration (the jobs that differ only in `seed`): mean ± half-width "
+            f"of the {PCT}% Student-t interval of the mean over its n completed jobs (no interval for n = 1); "
+            "accuracies in %." + (f" Only completed jobs count: {len(left_out)} left out "
+                                  f"({count_statuses(j['status'] for j in left_out)}), counted in the `left out` "
+                                  "column." if left_out else "")
+            + "\n\n" + md_table(columns, "l" * len(keys) + "r" * (len(columns) - len(keys)), table)
+            + "\n" + comparisons_markdown(report.pairs))
 
 
 def describe(pair: Pair) -> dict[str, str]:
-    """A comparison in words: where the other keys are held, the test, the interval, the reading."""
-    r = pair.result
+    """A comparison in words: the other keys' values, the test, the difference with its interval and p,
+    the reading, and all of it as a sentence (`arch.block_order: post − pre = −0.31 points of test acc
+    at arch.depth=8 (95% CI −0.74 to +0.12, paired over 3 seeds, p = 0.21): the interval includes zero.`)."""
+    r, (label, unit) = pair.result, WORDS[pair.metric]
     if r.excludes_zero is None:
         reading = "no interval (an arm has a single job)"
     else:
         higher = pair.a if r.diff_mean > 0 else pair.b
         reading = f"the interval excludes zero ({higher} higher)" if r.excludes_zero else "the interval includes zero"
-    return {"held": ", ".join(f"{k}={v}" for k, v in pair.held.items()),
-            "test": f"paired over {r.n} seed{'s' if r.n != 1 else ''}" if r.paired else f"Welch, {r.n_a} and {r.n_b} jobs",
-            "interval": "" if r.low is None or r.high is None
-            else f"{_fmt(pair.metric, r.low, True)} to {_fmt(pair.metric, r.high, True)}",
-            "p": "" if r.p_value is None else f"{r.p_value:.2g}", "reading": reading}
-
-
-def sentence(pair: Pair) -> str:
-    """`arch.block_order: post − pre = −0.31 points of test acc at arch.depth=8 (95% CI −0.74 to
-    +0.12, paired over 3 seeds, p = 0.21): the interval includes zero.`"""
-    words, (label, unit) = describe(pair), WORDS[pair.metric]
-    head = (f"{pair.key}: {pair.a} {MINUS} {pair.b} = {_fmt(pair.metric, pair.result.diff_mean, True)} {unit} of "
-            f"{label}" + (f" at {words['held']}" if pair.held else ""))
-    if not words["interval"]:
-        return f"{head} ({words['test']}): {words['reading']}."
+    words = {"held": ", ".join(f"{k}={v}" for k, v in pair.held.items()), "diff": _fmt(pair.metric, r.diff_mean, True),
+             "test": f"paired over {r.n} seed{'s' if r.n != 1 else ''}" if r.paired else f"Welch, {r.n_a} and {r.n_b} jobs",
+             "interval": "" if r.low is None or r.high is None
+             else f"{_fmt(pair.metric, r.low, True)} to {_fmt(pair.metric, r.high, True)}",
+             "p": "" if r.p_value is None else f"{r.p_value:.2g}", "reading": reading}
+    head = (f"{pair.key}: {pair.a} {MINUS} {pair.b} = {words['diff']} {unit} of {label}"
+            + (f" at {words['held']}" if pair.held else ""))
     p = f", p = {words['p']}" if words["p"] else ""
-    return f"{head} ({PCT}% CI {words['interval']}, {words['test']}{p}): {words['reading']}."
+    words["sentence"] = (f"{head} ({PCT}% CI {words['interval']}, {words['test']}{p}): {reading}."
+                         if words["interval"] else f"{head} ({words['test']}): {reading}.")
+    return words
 
 
 def comparisons_markdown(pairs: Sequence[Pair]) -> str:
     """The "Comparisons" section: the accuracy comparisons as a table with a reading in words, then
     a sentence for each difference whose interval excludes zero."""
-    shown = [p for p in pairs if p.metric in ACCURACY_METRICS]
+    shown = [(p, describe(p)) for p in pairs if p.metric in ACCURACY_METRICS]
     if not shown:
         return "## Comparisons\n\nNo swept key other than `seed` has two values with results on both sides: " \
                "nothing to compare.\n"
-    out = io.StringIO()
-    out.write(f"## Comparisons\n\na {MINUS} b for two values of one swept key, every other swept key held equal, "
-              f"in percent points of accuracy, with the {PCT}% interval of the mean difference: paired over the "
-              "seeds when both ran the same seeds, else Welch's t-test. Speed comparisons are in comparisons.csv.\n\n")
-    out.write(f"| key | a {MINUS} b | held | metric | test | difference | {PCT}% CI | p | reading |\n")
-    out.write("|---|---|---|---|---|---:|---:|---:|---|\n")
-    for p in shown:
-        words = describe(p)
-        out.write(md_row((p.key, f"{p.a} {MINUS} {p.b}", words["held"], WORDS[p.metric][0], words["test"],
-                          _fmt(p.metric, p.result.diff_mean, True), words["interval"], words["p"], words["reading"])))
-    excluding = [p for p in shown if p.result.excludes_zero]
-    without = sum(1 for p in shown if p.result.excludes_zero is None)
-    if excluding:
-        out.write(f"\nDifferences whose {PCT}% interval excludes zero:\n\n")
-        out.writelines(f"- {sentence(p)}\n" for p in excluding)
-    else:
-        out.write(f"\nNo difference's {PCT}% interval excludes zero.\n")
-    out.write(f"\n{len(shown)} comparisons, {len(excluding)} excluding zero"
-              + (f", {without} without an interval" if without else "")
-              + f". The p-values are not corrected for multiple comparisons: at {PCT}%, about 1 in "
-              f"{round(1 / (1 - CONFIDENCE))} intervals of equal arms excludes zero by chance.\n")
-    return out.getvalue()
+    excluding = [w["sentence"] for p, w in shown if p.result.excludes_zero]
+    without = sum(1 for p, _ in shown if p.result.excludes_zero is None)
+    table = [(p.key, f"{p.a} {MINUS} {p.b}", w["held"], WORDS[p.metric][0], w["test"], w["diff"], w["interval"],
+              w["p"], w["reading"]) for p, w in shown]
+    return (f"## Comparisons\n\na {MINUS} b for two values of one swept key, every other swept key held equal, "
+            f"in percent points of accuracy, with the {PCT}% interval of the mean difference: paired over the "
+            "seeds when both ran the same seeds, else Welch's t-test. Speed comparisons are in comparisons.csv.\n\n"
+            + md_table(["key", f"a {MINUS} b", "held", "metric", "test", "difference", f"{PCT}% CI", "p", "reading"],
+                       "lllllrrrl", table)
+            + (f"\nDifferences whose {PCT}% interval excludes zero:\n\n" + "".join(f"- {s}\n" for s in excluding)
+               if excluding else f"\nNo difference's {PCT}% interval excludes zero.\n")
+            + f"\n{len(shown)} comparisons, {len(excluding)} excluding zero"
+            + (f", {without} without an interval" if without else "")
+            + f". The p-values are not corrected for multiple comparisons: at {PCT}%, about 1 in "
+            f"{round(1 / (1 - CONFIDENCE))} intervals of equal arms excludes zero by chance.\n")
+
+
+def write_statistics_csv(report: Report, metrics: Sequence[tuple[str, str]]) -> None:
+    """groups.csv (one row per configuration) and comparisons.csv (one row per comparison)."""
+    keys = report.design.keys
+    stat_names = [f"{name}_{s}" for name, _ in metrics for s in ("mean", "sd", "ci_low", "ci_high")]
+    estimates = [[g.estimate(key) for _, key in metrics] for g in report.groups]
+    write_csv(report.sweep_dir / GROUPS_CSV, [*keys, "n", *stat_names, "seeds", "left_out"], [
+        [*g.config, len(g.completed), *(_num(v) for e in group_estimates for v in (e.mean, e.sd, e.low, e.high)),
+         " ".join(str(s) for s in g.seeds if s is not None), len(g.left_out)]
+        for g, group_estimates in zip(report.groups, estimates)])
+    header = ["key", "a", "b", *keys, "metric", "n", "paired", "diff_mean", "ci_low", "ci_high", "p_value", "n_a", "n_b"]
+    write_csv(report.sweep_dir / COMPARISONS_CSV, header, [
+        [p.key, p.a, p.b, *(p.held.get(k, "") for k in keys), p.metric, p.result.n, str(p.result.paired).lower(),
+         *map(_num, (p.result.diff_mean, p.result.low, p.result.high, p.result.p_value)), p.result.n_a, p.result.n_b]
+        for p in report.pairs])
 
 
 def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
@@ -245,18 +225,10 @@ def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
     groups = stats.group_rows(rows, design)
     metrics = stats.present_metrics(groups)
     report = Report(sweep_dir, rows, design, groups, stats.comparisons(groups, design, metrics))
+    md = markdown(rows, sweep_dir, sweep_axes(sweep_dir)) + "\n" + statistics_markdown(report, metrics)
     write_csv(sweep_dir / SUMMARY_CSV, COLUMNS, [["" if r.get(c) is None else r.get(c) for c in COLUMNS] for r in rows])
-    md = markdown(rows, sweep_dir, sweep_axes(sweep_dir)) + "\n"
-    # The statistics' tables when the sweep has seeds (or repeats) to take statistics over.
-    if design.seeded or any(len(g.completed) >= 2 for g in groups):
-        md += groups_markdown(groups, design, metrics) + "\n" + comparisons_markdown(report.pairs)
-    else:
-        md += ("## Groups and comparisons\n\nNo `seed=` axis: every configuration ran once, so there are "
-               "no intervals (groups.csv and comparisons.csv hold the single values). Add e.g. "
-               "`seed=1,2,3` to the sweep for means with 95% intervals and tests of the differences.\n")
     write_atomic(sweep_dir / SUMMARY_MD, lambda handle: handle.write(md))
-    write_groups_csv(sweep_dir / GROUPS_CSV, groups, design, metrics)
-    write_comparisons_csv(sweep_dir / COMPARISONS_CSV, report.pairs, design)
+    write_statistics_csv(report, metrics)
     report.files += [sweep_dir / name for name in (SUMMARY_CSV, SUMMARY_MD, GROUPS_CSV, COMPARISONS_CSV)]
     if plots:
         from resnet_exp.report.plots import write_plots  # matplotlib only when plotting
