@@ -25,7 +25,8 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # with the line style, tells
 def depth_keys(groups: Sequence[Group], design: Design) -> list[str]:
     """The swept keys that set the depth (`arch.depth`, `arch=resnet20,resnet56`): among the
     configurations with a completed job, each value has one depth, and the values more than one."""
-    done = [(g.config, g.depth()) for g in groups if g.completed and g.depth() is not None]
+    depths = {g.config: {r["depth"] for r in g.completed if r.get("depth") is not None} for g in groups}
+    done = [(config, found.pop()) for config, found in depths.items() if len(found) == 1]
     if len({depth for _, depth in done}) < 2:
         return []
     return [key for i, key in enumerate(design.keys)

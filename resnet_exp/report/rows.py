@@ -53,9 +53,7 @@ def load_json(path: Path) -> dict[str, Any] | None:
 
 def _get(mapping: Any, dotted: str) -> Any:
     for key in dotted.split("."):
-        if not isinstance(mapping, Mapping):
-            return None
-        mapping = mapping.get(key)
+        mapping = mapping.get(key) if isinstance(mapping, Mapping) else None
     return mapping
 
 
@@ -83,11 +81,7 @@ def md_table(header: Sequence[object], align: str, rows: Iterable[Iterable[objec
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A CSV file with a header row, written atomically."""
-    def write(handle: Any) -> None:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    write_atomic(path, write)
+    write_atomic(path, lambda handle: csv.writer(handle, lineterminator="\n").writerows([header, *rows]))
 
 
 def find_jobs(sweep_dir: Path, depth: int = 1) -> list[Path]:
@@ -102,8 +96,7 @@ def find_jobs(sweep_dir: Path, depth: int = 1) -> list[Path]:
 
 
 def depth_of(arch: Mapping[str, Any], name: str | None) -> int | None:
-    """arch.depth if set; else from the units per stage (arch.blocks), or the named arch's depth
-    (resnet110, resnet50v2, a family at its default depth): the model zoo's own tables."""
+    """arch.depth if set; else from the units per stage (arch.blocks), or the named arch's depth (the zoo's)."""
     depth = arch.get("depth")
     if isinstance(depth, int) and not isinstance(depth, bool):
         return depth
@@ -141,18 +134,16 @@ def _log_error(job: Path) -> str | None:
     return None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def read_results_checked(job: Path) -> tuple[dict[str, Any] | None, list[str]]:
-    """A job's results.json with every value of the wrong type left out, and one problem per bad key
-    or file (None when there is no readable results.json)."""
+    """A job's results.json (None if none is readable) less every ill-typed value, and the problems found."""
+    def reject(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
     path = job / RESULTS_FILE
     if not path.is_file():
         return None, []
     try:
-        results = json.loads(path.read_text(), parse_constant=_reject_constant)
+        results = json.loads(path.read_text(), parse_constant=reject)
     except (OSError, ValueError) as exc:
         return None, [f"{RESULTS_FILE}: cannot parse: {str(exc).splitlines()[0]}"]
     if not isinstance(results, dict):
@@ -197,27 +188,21 @@ def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
     else:
         status = str(marker.get("status") or ("failed" if log_error else "interrupted"))
     return {
-        "job": job.relative_to(sweep_dir).as_posix(),
-        "status": status,
-        "overrides": " ".join(str(o) for o in overrides),
-        "arch": arch,
-        "depth": res.get("depth") or depth_of(arch_cfg, arch),
+        "job": job.relative_to(sweep_dir).as_posix(), "status": status, "overrides": " ".join(map(str, overrides)),
+        "arch": arch, "depth": res.get("depth") or depth_of(arch_cfg, arch),
         "block_order": res.get("block_order") or block_order_of(arch_cfg, arch),
         "data": res.get("data") or choices.get("data") or _get(config, "data.name") or typed.get("data"),
-        "params": res.get("params"),
-        "val_acc_best": finite(res.get("val/acc_best")),
-        "test_acc": finite(res.get("test/acc")),
-        "selected_on": res.get("selected_on"),
+        "params": res.get("params"), "val_acc_best": finite(res.get("val/acc_best")),
+        "test_acc": finite(res.get("test/acc")), "selected_on": res.get("selected_on"),
         "step_median_ms": finite(step_time.get("median_ms")),
         "images_per_s": finite(throughput.get("images_per_s", step_time.get("images_per_s"))),
-        "tflop_per_s": finite(throughput.get("tflop_per_s")),
-        "mfu": finite(throughput.get("mfu")),
+        "tflop_per_s": finite(throughput.get("tflop_per_s")), "mfu": finite(throughput.get("mfu")),
         "wall_time_s": finite(res.get("wall_time_s")),
         "error": unreadable or (res.get("error") if results is not None else marker.get("error") or log_error),
-        "_num": next((n for n in nums if isinstance(n, int)), None),
-        "_problems": problems,
-        "_overrides": [str(o) for o in overrides],
-        "_values": typed,  # each overridden key's value as typed (`arch.block_order` -> `pre`)
+        # Private: the job number, problems with its files, its overrides (as a list and each key's value
+        # as typed), its (train time, val/acc) points.
+        "_num": next((n for n in nums if isinstance(n, int)), None), "_problems": problems,
+        "_overrides": [str(o) for o in overrides], "_values": typed,
         "_time_to_accuracy": [p for p in points if None not in p],
     }
 
@@ -255,8 +240,8 @@ def is_sweep(override: str) -> bool:
 
 
 def sweep_axes(sweep_dir: Path) -> list[str]:
-    """What the sweep varies (`arch.block_order=post,pre`), from multirun.yaml: the recipe's
-    hydra.sweeper.params, then the command line's sweep overrides (which win over them)."""
+    """What the sweep varies (`arch.block_order=post,pre`): multirun.yaml's sweeper params, then (winning) its
+    command line's sweep overrides."""
     multirun = _load_yaml(sweep_dir / "multirun.yaml")
     params = _get(multirun, "hydra.sweeper.params")
     axes = {str(k): f"{k}={v}" for k, v in params.items()} if isinstance(params, Mapping) else {}

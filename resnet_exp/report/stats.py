@@ -99,8 +99,7 @@ def compare(a: Sequence[tuple[Any, float]], b: Sequence[tuple[Any, float]],
 
 @dataclass
 class Design:
-    """What a sweep varies: its non-seed swept keys in typed order, each key's values in the order
-    the jobs ran them, and whether it swept `seed`."""
+    """A sweep's non-seed swept keys (typed order), each key's values (run order), and whether it swept `seed`."""
 
     keys: list[str]
     values: dict[str, list[str]]
@@ -122,7 +121,7 @@ def design_of(rows: Sequence[Mapping[str, Any]], sweep_dir: Path | None = None) 
 
 @dataclass
 class Group:
-    """One configuration: its values of the design's keys, and its jobs (all, and completed)."""
+    """One configuration: its values of the design's keys, and its jobs."""
 
     config: tuple[str, ...]
     jobs: list[Mapping[str, Any]] = field(default_factory=list)
@@ -135,10 +134,6 @@ class Group:
     def left_out(self) -> list[Mapping[str, Any]]:
         return [r for r in self.jobs if r["status"] != "completed"]
 
-    @property
-    def seeds(self) -> list[str | None]:
-        return [r["_values"].get(SEED_KEY) for r in self.completed]
-
     def values(self, row_key: str) -> list[tuple[str | None, float]]:
         """(seed, value) of every completed job that has the metric."""
         return [(r["_values"].get(SEED_KEY), float(r[row_key])) for r in self.completed
@@ -146,11 +141,6 @@ class Group:
 
     def estimate(self, row_key: str) -> Estimate:
         return mean_interval([v for _, v in self.values(row_key)])
-
-    def depth(self) -> int | None:
-        """The depth of its completed jobs (of all its jobs if none completed), None if they differ."""
-        depths = {r.get("depth") for r in self.completed or self.jobs if r.get("depth") is not None}
-        return depths.pop() if len(depths) == 1 else None
 
 
 def group_rows(rows: Sequence[Mapping[str, Any]], design: Design) -> list[Group]:

@@ -15,7 +15,7 @@ from typing import Any
 from resnet_exp.io import write_atomic
 from resnet_exp.report import COMPARISONS_CSV, GROUPS_CSV, SUMMARY_CSV, SUMMARY_MD, stats
 from resnet_exp.report.rows import COLUMNS, count_statuses, load_json, md_table, read_sweep, sweep_axes, write_csv
-from resnet_exp.report.stats import ACCURACY_METRICS, CONFIDENCE, Design, Group, Pair
+from resnet_exp.report.stats import ACCURACY_METRICS, CONFIDENCE, SEED_KEY, Design, Group, Pair
 from resnet_exp.search import STUDY_FILE
 
 MD_HEADERS = {**{c: c.replace("_", " ") for c in COLUMNS}, "val_acc_best": "best val acc %", "test_acc": "test acc %",
@@ -207,7 +207,7 @@ def write_statistics_csv(report: Report, metrics: Sequence[tuple[str, str]]) -> 
     estimates = [[g.estimate(key) for _, key in metrics] for g in report.groups]
     write_csv(report.sweep_dir / GROUPS_CSV, [*keys, "n", *stat_names, "seeds", "left_out"], [
         [*g.config, len(g.completed), *(_num(v) for e in group_estimates for v in (e.mean, e.sd, e.low, e.high)),
-         " ".join(str(s) for s in g.seeds if s is not None), len(g.left_out)]
+         " ".join(r["_values"][SEED_KEY] for r in g.completed if SEED_KEY in r["_values"]), len(g.left_out)]
         for g, group_estimates in zip(report.groups, estimates)])
     header = ["key", "a", "b", *keys, "metric", "n", "paired", "diff_mean", "ci_low", "ci_high", "p_value", "n_a", "n_b"]
     write_csv(report.sweep_dir / COMPARISONS_CSV, header, [
