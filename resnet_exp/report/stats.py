@@ -1,7 +1,6 @@
 """Seed statistics of a sweep (scipy.stats): configurations (the jobs that differ only in `seed`), each
 metric's mean with a 95% Student-t interval, and comparisons of two values of one swept key with the others
-held equal. Only completed jobs count; the others are `left_out`.
-"""
+held equal. Only completed jobs count; the others are `left_out`."""
 
 from __future__ import annotations
 
@@ -38,22 +37,22 @@ class Estimate:
         return None if self.low is None or self.high is None else (self.high - self.low) / 2
 
 
-def _ttest(test: Any, *args: Any, confidence: float) -> tuple[Any, Any]:
-    """(result, interval) of a scipy.stats t-test. Samples without spread are legitimate: scipy warns
-    and answers inf or NaN (None in the report)."""
+def _ttest(test: str, *args: Any, confidence: float, **kwargs: Any) -> tuple[Any, Any]:
+    """(result, interval) of the t-test `scipy.stats.<test>`. Samples without spread are legitimate: scipy
+    warns and answers inf or NaN (None in the report)."""
+    from scipy import stats
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = test(*args)
+        result = getattr(stats, test)(*args, **kwargs)
         return result, result.confidence_interval(confidence)
 
 
 def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
     """Mean, sd (n - 1) and the Student-t interval of the mean (scipy's one-sample t-test)."""
-    from scipy import stats
-
     if len(values) < 2:
         return Estimate(len(values), statistics.fmean(values) if values else None)
-    _, interval = _ttest(stats.ttest_1samp, values, 0.0, confidence=confidence)
+    _, interval = _ttest("ttest_1samp", values, 0.0, confidence=confidence)
     return Estimate(len(values), statistics.fmean(values), statistics.stdev(values),
                     float(interval.low), float(interval.high))
 
@@ -81,8 +80,6 @@ def compare(a: Sequence[tuple[Any, float]], b: Sequence[tuple[Any, float]],
             confidence: float = CONFIDENCE) -> Comparison:
     """Compare arms of (seed, value): paired t-test over the seeds when both arms ran exactly the
     same seeds (each once), else Welch's t-test (Welch–Satterthwaite degrees of freedom)."""
-    from scipy import stats
-
     seeds_a, by_seed = [s for s, _ in a], dict(b)
     paired = None not in seeds_a and len(set(seeds_a)) == len(a) == len(b) and set(seeds_a) == set(by_seed)
     xs = [v for _, v in a]
@@ -91,8 +88,8 @@ def compare(a: Sequence[tuple[Any, float]], b: Sequence[tuple[Any, float]],
     n = len(xs) if paired else len(xs) + len(ys)
     if len(xs) < 2 or len(ys) < 2:
         return Comparison(paired, n, len(xs), len(ys), diff)
-    test = stats.ttest_rel if paired else lambda x, y: stats.ttest_ind(x, y, equal_var=False)
-    result, interval = _ttest(test, xs, ys, confidence=confidence)
+    result, interval = (_ttest("ttest_rel", xs, ys, confidence=confidence) if paired
+                        else _ttest("ttest_ind", xs, ys, confidence=confidence, equal_var=False))
     return Comparison(paired, n, len(xs), len(ys), diff, finite(float(interval.low)), finite(float(interval.high)),
                       finite(float(result.pvalue)), float(result.df))
 
