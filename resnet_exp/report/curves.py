@@ -1,6 +1,5 @@
 """One run's learning curves: `curves.png` in the run folder, from `csv/metrics.csv` and `step_times.csv`
-(torch-free; drawn as `plots.py` draws). Epochs count from 1; metrics.csv counts them from 0, as Lightning does.
-"""
+(torch-free; drawn as `plots.py` draws). Epochs count from 1; metrics.csv counts them from 0, as Lightning does."""
 
 from __future__ import annotations
 
@@ -83,7 +82,7 @@ def lr_lines(lr: dict[str, list[tuple[int, float]]]) -> list[tuple[str, list[tup
     return lines
 
 
-def _lines(ax: Any, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], xlabel: str,
+def _lines(ax: Any, title: str, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], xlabel: str,
            ylabel: str, scale: float = 1.0, empty: str = "not logged", held: bool = False) -> None:
     """One panel of lines; `held`: each value holds until the next point (a logged learning rate)."""
     from matplotlib.ticker import MaxNLocator
@@ -93,8 +92,7 @@ def _lines(ax: Any, lines: Sequence[tuple[str, Sequence[tuple[float, float]], st
         ax.plot([p[0] for p in points], [scale * p[1] for p in points], style,
                 marker="o" if len(points) <= 60 else None, markersize=3, label=label,
                 drawstyle="steps-post" if held else "default")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(True, alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole numbers
     if drawn:
@@ -104,8 +102,7 @@ def _lines(ax: Any, lines: Sequence[tuple[str, Sequence[tuple[float, float]], st
 
 
 def write_curves(run_dir: str | Path) -> Path | None:
-    """Draw `curves.png` into `run_dir` (titled from results.json, else the folder name); None
-    (nothing written) when the run logged no metrics."""
+    """Draw `curves.png` into `run_dir`; None (nothing written) when the run logged no metrics."""
     run_dir = Path(run_dir)
     curves = read_run(run_dir)
     if not curves.epochs and not curves.lr and not curves.step_ms:
@@ -118,22 +115,18 @@ def write_curves(run_dir: str | Path) -> Path | None:
 
     fig = Figure(figsize=(10, 7), dpi=100)
     (loss_ax, acc_ax), (lr_ax, time_ax) = fig.subplots(2, 2)
-    _lines(loss_ax, [("train", curves.series("train/loss_epoch"), "-"),
-                     ("validation", curves.series("val/loss"), "--")], "epoch", "loss")
-    loss_ax.set_title("Loss")
-    _lines(acc_ax, [("train", curves.series("train/acc"), "-"),
-                    ("validation", curves.series("val/acc"), "--")], "epoch", "accuracy (%)", 100.0)
-    acc_ax.set_title("Accuracy")
-    _lines(lr_ax, [(name, points, "-") for name, points in lr_lines(curves.lr)], "optimizer step",
-           "learning rate", empty="not logged: fewer steps than\ntrainer.log_every_n_steps", held=True)
-    lr_ax.set_title("Learning rate (at each logged step)")
+    _lines(loss_ax, "Loss", [("train", curves.series("train/loss_epoch"), "-"),
+                             ("validation", curves.series("val/loss"), "--")], "epoch", "loss")
+    _lines(acc_ax, "Accuracy", [("train", curves.series("train/acc"), "-"),
+                                ("validation", curves.series("val/acc"), "--")], "epoch", "accuracy (%)", 100.0)
+    _lines(lr_ax, "Learning rate (at each logged step)", [(name, points, "-") for name, points in lr_lines(curves.lr)],
+           "optimizer step", "learning rate", empty="not logged: fewer steps than\ntrainer.log_every_n_steps", held=True)
     if curves.step_ms:
         time_ax.hist(curves.step_ms, bins=min(50, max(5, len(curves.step_ms) // 5)))
     else:
         time_ax.text(0.5, 0.5, "no step times", ha="center", va="center", transform=time_ax.transAxes)
-    time_ax.set_xlabel("ms per training step")
-    time_ax.set_ylabel("steps")
-    time_ax.set_title(f"Step times ({len(curves.step_ms)} steps, warm-up left out)")
+    time_ax.set(xlabel="ms per training step", ylabel="steps",
+                title=f"Step times ({len(curves.step_ms)} steps, warm-up left out)")
     fig.suptitle(title)
     fig.tight_layout()
     write_atomic(run_dir / CURVES_PNG, lambda handle: fig.savefig(handle, format="png"), binary=True)

@@ -1,7 +1,6 @@
 """The PNG plots of a sweep report (README, "Sweeps and recipes"), their data from pure functions
 (`depth_series`, `time_curves`) over the configurations of `stats.py`; drawn on matplotlib's Agg canvas
-through `Figure` (no pyplot: no global backend state). A plot with no data is skipped.
-"""
+through `Figure` (no pyplot: no global backend state). A plot with no data is skipped."""
 
 from __future__ import annotations
 
@@ -60,8 +59,7 @@ def depth_series(rows: Sequence[Mapping[str, Any]], groups: Sequence[Group], des
 
 @dataclass
 class Curve:
-    """One configuration's validation accuracy over training time: the mean over its n jobs at each
-    validation they all reached, with the lowest and highest job there."""
+    """One configuration's val accuracy over training time: the mean, lowest and highest of its n jobs."""
 
     label: str
     n: int
@@ -80,7 +78,7 @@ def time_curves(groups: Sequence[Group], design: Design) -> list[Curve]:
         runs = [r["_time_to_accuracy"] for r in group.completed if r.get("_time_to_accuracy")]
         if not runs:
             continue
-        at = [[run[i] for run in runs] for i in range(min(map(len, runs)))]
+        at = list(zip(*runs))  # the validations every job reached
         accs = [[acc for _, acc in points] for points in at]
         values = dict(zip(design.keys, group.config))
         label = ", ".join(group.config) or ("the run" if len(runs) == 1 else f"all {len(runs)} runs")
@@ -97,10 +95,6 @@ def _save(fig: Any, path: Path) -> None:
     write_atomic(path, lambda handle: fig.savefig(handle, format="png"), binary=True)
 
 
-def _with_seeds(series: Sequence[DepthSeries]) -> bool:
-    return any(e.n > 1 for s in series for pts in s.lines.values() for _, e in pts)
-
-
 def _plot_depth(path: Path, quantity: str, panels: Sequence[tuple[str, DepthSeries, float, str]]) -> bool:
     """panels: (panel title, series, scale, y label); False (nothing written) if none has data. A panel
     of one depth stands its lines side by side as labelled categories: a one-value depth axis says nothing."""
@@ -110,7 +104,7 @@ def _plot_depth(path: Path, quantity: str, panels: Sequence[tuple[str, DepthSeri
     fig = Figure(figsize=(6.4 * len(panels), 4.4), dpi=110)
     for ax, (panel, series, scale, ylabel) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
         depths = sorted({d for pts in series.lines.values() for d, _ in pts})
-        bars, single = _with_seeds([series]), len(depths) == 1
+        bars, single = any(e.n > 1 for pts in series.lines.values() for _, e in pts), len(depths) == 1
         step = 0.012 * ((depths[-1] - depths[0]) or 1.0) if bars else 0.0  # lines side by side: bars stay apart
         for i, (label, pts) in enumerate(series.lines.items()):
             shift = (i - (len(series.lines) - 1) / 2) * step
@@ -118,21 +112,18 @@ def _plot_depth(path: Path, quantity: str, panels: Sequence[tuple[str, DepthSeri
             bar = {"yerr": [scale * (e.half_width or 0.0) for _, e in pts], "capsize": 3} if bars else {}
             (ax.errorbar if bars else ax.plot)(xs, [scale * e.mean for _, e in pts], color=f"C{i % 10}",
                                                marker="o", markersize=4, label=label, **bar)
-        ax.set_ylabel(ylabel)
+        ax.set(title=panel, ylabel=ylabel, xlabel=series.legend if single else "depth (layers)")
         if single:
             ax.set_xticks(range(len(series.lines)), list(series.lines))
             ax.set_xlim(-0.6, len(series.lines) - 0.4)
-            ax.set_xlabel(series.legend)
         else:
-            ax.set_xlabel("depth (layers)")
             if len(depths) <= 12:
                 ax.set_xticks(depths)
             ax.legend(title=series.legend, fontsize="small", title_fontsize="small")
         ax.grid(True, alpha=0.3)
-        ax.set_title(panel)
     depths = {d for p in panels for pts in p[1].lines.values() for d, _ in pts}
     title = f"{quantity} at depth {depths.pop()}" if len(depths) == 1 else f"{quantity} vs depth"
-    seeds = _with_seeds([p[1] for p in panels])
+    seeds = any(e.n > 1 for _, series, _, _ in panels for pts in series.lines.values() for _, e in pts)
     fig.suptitle(title + ("\nmean over seeds, bars = 95% interval of the mean" if seeds else " (one run per point)"),
                  fontsize="medium")
     _save(fig, path)
@@ -155,8 +146,7 @@ def _plot_time_to_accuracy(path: Path, curves: Sequence[Curve], legend: str) -> 
         if c.n > 1:
             ax.fill_between(c.times, [100 * v for v in c.low], [100 * v for v in c.high], color=colour,
                             alpha=0.15, linewidth=0)
-    ax.set_xlabel("training time (s, validation excluded)")
-    ax.set_ylabel("validation accuracy (%)")
+    ax.set(xlabel="training time (s, validation excluded)", ylabel="validation accuracy (%)")
     ax.set_title("Time to accuracy" + (": mean over seeds, band = lowest to highest seed" if seeds else ""),
                  fontsize="medium")
     ax.grid(True, alpha=0.3)
