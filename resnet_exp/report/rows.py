@@ -1,21 +1,19 @@
 """The rows of a sweep report, one per job folder (a run folder, or one holding only the sweep callback's
-`job_status.json`), what the sweep varies, and the writers of their tables."""
+`job_status.json`), and what the sweep varies."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from resnet_exp.errors import UserError, shortened
-from resnet_exp.io import RESULTS_FILE, is_run_dir, write_atomic
+from resnet_exp.io import RESULTS_FILE, is_run_dir
 from resnet_exp.models.families import PRESETS, layout, layout_depth, preset_depth
 from resnet_exp.report import JOB_STATUS_FILE
 
@@ -62,26 +60,6 @@ def finite(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def count_statuses(statuses: Iterable[str]) -> str:
-    """`2 completed, 1 failed`: each status with its count, by name."""
-    return ", ".join(f"{n} {status}" for status, n in sorted(Counter(statuses).items()))
-
-
-def md_row(cells: Iterable[object]) -> str:
-    """A Markdown table row, each cell's text kept in its cell."""
-    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |\n"
-
-
-def md_table(header: Sequence[object], align: str, rows: Iterable[Iterable[object]]) -> str:
-    """A Markdown table: the header, its alignment row (`l` or `r` for each column), the rows."""
-    return md_row(header) + "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|\n" + "".join(map(md_row, rows))
-
-
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A CSV file with a header row, written atomically."""
-    write_atomic(path, lambda handle: csv.writer(handle, lineterminator="\n").writerows([header, *rows]))
 
 
 def find_jobs(sweep_dir: Path, depth: int = 1) -> list[Path]:

@@ -5,16 +5,18 @@ percent points). `build_report` writes them all, and the plots."""
 
 from __future__ import annotations
 
+import csv
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from resnet_exp.io import write_atomic
 from resnet_exp.report import COMPARISONS_CSV, GROUPS_CSV, SUMMARY_CSV, SUMMARY_MD, stats
-from resnet_exp.report.rows import COLUMNS, count_statuses, load_json, md_table, read_sweep, sweep_axes, write_csv
+from resnet_exp.report.rows import COLUMNS, load_json, read_sweep, sweep_axes
 from resnet_exp.report.stats import ACCURACY_METRICS, CONFIDENCE, SEED_KEY, Design, Group, Pair
 from resnet_exp.search import STUDY_FILE
 
@@ -25,11 +27,10 @@ NUMERIC = ("depth", "params", "val_acc_best", "test_acc", "step_median_ms", "ima
 # How summary.md shows a column's value (any other column: as it is). params is an int: results.json's
 # type check leaves out any other value.
 MD_CELLS: dict[str, Callable[[Any], str]] = {
-    "val_acc_best": lambda v: f"{100 * v:.2f}", "test_acc": lambda v: f"{100 * v:.2f}",
+    **dict.fromkeys(("val_acc_best", "test_acc"), lambda v: f"{100 * v:.2f}"),
     "selected_on": lambda v: "**test** †" if v == "test" else str(v),
     "params": lambda v: f"{v / 1e6:.2f}M" if v >= 1e5 else f"{v / 1e3:.1f}k" if v >= 1e3 else str(v),
-    "step_median_ms": lambda v: f"{v:.1f}" if v >= 100 else f"{v:.2f}",
-    "wall_time_s": lambda v: f"{v:.1f}" if v >= 100 else f"{v:.2f}",
+    **dict.fromkeys(("step_median_ms", "wall_time_s"), lambda v: f"{v:.1f}" if v >= 100 else f"{v:.2f}"),
     "mfu": lambda v: f"{100 * v:.1f}", "tflop_per_s": lambda v: f"{v:.3g}",
     "images_per_s": lambda v: f"{v:.0f}" if v >= 100 else f"{v:.1f}", "overrides": lambda v: f"`{v}`"}
 # Each metric of the statistics: its name in summary.md and the unit of its differences.
@@ -53,6 +54,26 @@ class Report:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r["status"] == status)
+
+
+def count_statuses(statuses: Iterable[str]) -> str:
+    """`2 completed, 1 failed`: each status with its count, by name."""
+    return ", ".join(f"{n} {status}" for status, n in sorted(Counter(statuses).items()))
+
+
+def md_row(cells: Iterable[object]) -> str:
+    """A Markdown table row, each cell's text kept in its cell."""
+    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |\n"
+
+
+def md_table(header: Sequence[object], align: str, rows: Iterable[Iterable[object]]) -> str:
+    """A Markdown table: the header, its alignment row (`l` or `r` for each column), the rows."""
+    return md_row(header) + "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|\n" + "".join(map(md_row, rows))
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A CSV file with a header row, written atomically."""
+    write_atomic(path, lambda handle: csv.writer(handle, lineterminator="\n").writerows([header, *rows]))
 
 
 def _number(value: Any, digits: int) -> str:
