@@ -4,6 +4,7 @@ through `Figure` (no pyplot: no global backend state). A plot with no data is sk
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -159,9 +160,7 @@ def _plot_time_to_accuracy(path: Path, curves: Sequence[Curve], legend: str) -> 
 def write_plots(rows: Sequence[Mapping[str, Any]], groups: Sequence[Group], design: Design,
                 sweep_dir: Path) -> tuple[list[Path], list[str]]:
     """(written files, names of plots skipped for lack of data)."""
-    def series(row_key: str) -> DepthSeries:
-        return depth_series(rows, groups, design, row_key)
-
+    series = functools.partial(depth_series, rows, groups, design)
     drawn = {
         ACCURACY_PNG: _plot_depth(sweep_dir / ACCURACY_PNG, "Accuracy", [
             ("Test accuracy", series("test_acc"), 100.0, "test accuracy (%)"),

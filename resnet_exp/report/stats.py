@@ -167,8 +167,8 @@ class Pair:
 
 
 def comparisons(groups: Sequence[Group], design: Design, metrics: Sequence[tuple[str, str]]) -> list[Pair]:
-    """Each pair of values (typed order) of each key with two or more, at every setting of the
-    other keys where both arms have the metric; diff = a - b."""
+    """Each pair of values (typed order) of each key, at every setting of the others where both arms have the
+    metric; diff = a - b."""
     by_config = {g.config: g for g in groups}
     pairs = []
     for i, key in enumerate(design.keys):

@@ -23,8 +23,7 @@ def _block(title: str, rows: Sequence[tuple[str, Any]], *above: str) -> str:
 
 
 def log_to_files(text: str, name: str = "resnet_exp") -> None:
-    """`text` as an INFO record of logger `name`, written to the log files (the job's run.log) only:
-    for what the console shows in its own way (a printed block, a progress bar)."""
+    """`text` as an INFO record of logger `name` in the log files (run.log) only: the console shows it its own way."""
     record = logging.getLogger(name).makeRecord(name, logging.INFO, __file__, 0, text, None, None)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:

@@ -109,8 +109,7 @@ def study_markdown(study: Mapping[str, Any], sweep_dir: Path) -> str:
 
 
 def markdown(rows: Sequence[Mapping[str, Any]], sweep_dir: Path, axes: Sequence[str] = ()) -> str:
-    """summary.md: a search's study (every trial, the best), then a header (sweep axes, overrides
-    all jobs share) and one row per job."""
+    """summary.md: a search's study, then a header (sweep axes, shared overrides) and one row per job."""
     lists = [r.get("_overrides") or [] for r in rows]
     common = [o for o in lists[0] if all(o in other for other in lists[1:])] if len(lists) > 1 else []
     # MFU only where some job has it (a GPU with a known peak); the error and selected-on columns
@@ -198,8 +197,7 @@ def describe(pair: Pair) -> dict[str, str]:
 
 
 def comparisons_markdown(pairs: Sequence[Pair]) -> str:
-    """The "Comparisons" section: the accuracy comparisons as a table with a reading in words, then
-    a sentence for each difference whose interval excludes zero."""
+    """The accuracy comparisons as a table read in words, and a sentence for each one excluding zero."""
     shown = [(p, describe(p)) for p in pairs if p.metric in ACCURACY_METRICS]
     if not shown:
         return "## Comparisons\n\nNo swept key other than `seed` has two values with results on both sides: " \
@@ -238,8 +236,7 @@ def write_statistics_csv(report: Report, metrics: Sequence[tuple[str, str]]) -> 
 
 
 def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
-    """Read the sweep and write summary.csv, summary.md, groups.csv, comparisons.csv and (if there
-    is data) the plots."""
+    """Read the sweep; write summary.csv, summary.md, groups.csv, comparisons.csv and the plots with data."""
     sweep_dir = Path(sweep_dir)
     rows = read_sweep(sweep_dir)
     design = stats.design_of(rows, sweep_dir)
@@ -260,8 +257,7 @@ def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
 
 
 def log_wandb_table(report: Report, project: str, entity: str | None, group: str, tags: list[str] | None = None) -> str:
-    """One extra wandb run in the sweep's group holding the summary table and plots (online);
-    returns its URL."""
+    """One extra wandb run in the sweep's group holding the summary table and plots (online); its URL."""
     import wandb
 
     run = wandb.init(project=project, entity=entity, group=group, tags=tags, job_type="sweep_report",
