@@ -166,6 +166,7 @@ def test_bad_sweep_dir_is_one_line_exit_2(kind: str, tmp_path: Path, capsys: pyt
         (path / ".hydra" / "overrides.yaml").write_text("[]\n")
     elif kind == "bench":
         (path / "0" / ".hydra").mkdir(parents=True)
+        (path / "0" / ".hydra" / "overrides.yaml").write_text("[]\n")
         (path / "0" / "bench.json").write_text("{}")
     assert main([str(path)]) == 2
     out, err = capsys.readouterr()

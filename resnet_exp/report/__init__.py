@@ -1,7 +1,6 @@
 """Reports of runs and sweeps: `python -m resnet_exp.report <sweep dir | run dir>` (README, "Sweeps and
 recipes"). A sweep folder gets the files below, rebuilt after every job of a multirun by
-`app.hydra_callbacks.SweepReport`; a run folder gets curves.png. The file names are the package's own.
-"""
+`app.hydra_callbacks.SweepReport`; a run folder gets curves.png."""
 
 SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
 GROUPS_CSV, COMPARISONS_CSV = "groups.csv", "comparisons.csv"

@@ -1,6 +1,5 @@
 """One run's learning curves: `curves.png` in the run folder, from `csv/metrics.csv` and `step_times.csv`
-(torch-free; drawn as `plots.py` draws). Epochs count from 1; metrics.csv counts them from 0, as Lightning does.
-"""
+(torch-free; drawn as `plots.py` draws). Epochs count from 1; metrics.csv counts them from 0, as Lightning does."""
 
 from __future__ import annotations
 
@@ -8,6 +7,7 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from resnet_exp.io import RESULTS_FILE, write_atomic
 from resnet_exp.report import CURVES_PNG
@@ -27,6 +27,13 @@ def _float(text: object) -> float | None:
         return None
 
 
+def _csv_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 @dataclass
 class RunCurves:
     """Per-epoch metrics ({epoch: {key: value}}), LR points per parameter group (step, lr), step times in ms."""
@@ -41,31 +48,22 @@ class RunCurves:
 
     def best_val_epoch(self) -> tuple[int, float] | None:
         """(epoch counted from 1, val/acc) of the first epoch with the highest val/acc."""
-        points = self.series("val/acc")
-        return max(points, key=lambda p: (p[1], -p[0])) if points else None
+        return max(self.series("val/acc"), key=lambda p: (p[1], -p[0]), default=None)
 
 
 def read_run(run_dir: str | Path) -> RunCurves:
     """The curves of a run folder: Lightning's CSV rows merged per epoch (a row holds only what was
     logged together), and the step times of the timed (non-warm-up) steps, device time where measured."""
     run_dir, curves = Path(run_dir), RunCurves()
-    if (run_dir / METRICS_CSV).is_file():
-        with (run_dir / METRICS_CSV).open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                step, epoch = _float(row.get("step")), _float(row.get("epoch"))
-                for key, text in row.items():
-                    value = _float(text)
-                    if value is None or key in ("epoch", "step"):
-                        continue
-                    if key.startswith("lr-"):
-                        curves.lr.setdefault(key[3:], []).append((int(step or 0), value))
-                    elif epoch is not None and not key.endswith("_step"):
-                        curves.epochs.setdefault(int(epoch), {})[key] = value
-    if (run_dir / STEP_TIMES_CSV).is_file():
-        with (run_dir / STEP_TIMES_CSV).open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        curves.step_ms = [ms for r in rows if r.get("warmup") in ("0", "False", "false")
-                          for ms in [_float(r.get("device_ms")) or _float(r.get("host_ms"))] if ms is not None]
+    for row in _csv_rows(run_dir / METRICS_CSV):
+        step, epoch = _float(row.get("step")), _float(row.get("epoch"))
+        for key, value in ((k, _float(text)) for k, text in row.items() if k not in ("epoch", "step")):
+            if value is not None and key.startswith("lr-"):
+                curves.lr.setdefault(key[3:], []).append((int(step or 0), value))
+            elif value is not None and epoch is not None and not key.endswith("_step"):
+                curves.epochs.setdefault(int(epoch), {})[key] = value
+    curves.step_ms = [ms for r in _csv_rows(run_dir / STEP_TIMES_CSV) if r.get("warmup") in ("0", "False", "false")
+                      for ms in [_float(r.get("device_ms")) or _float(r.get("host_ms"))] if ms is not None]
     return curves
 
 
@@ -75,29 +73,26 @@ def lr_lines(lr: dict[str, list[tuple[int, float]]]) -> list[tuple[str, list[tup
     series = sorted(lr.items())
     if len(series) > 1 and all(points == series[0][1] for _, points in series):
         return [("all parameter groups", series[0][1])]
-    optimizers = {name.split("/")[0] for name, _ in series}
-    labels = []
+    several = len({name.split("/")[0] for name, _ in series}) > 1
+    lines = []
     for name, points in series:
         optimizer, _, group = name.partition("/")
         label = GROUP_LABELS.get(group, group) or optimizer
-        labels.append((label if len(optimizers) == 1 else f"{optimizer}: {label}", points))
-    return labels
+        lines.append((f"{optimizer}: {label}" if several else label, points))
+    return lines
 
 
-def _lines(ax, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], xlabel: str,
+def _lines(ax: Any, title: str, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], xlabel: str,
            ylabel: str, scale: float = 1.0, empty: str = "not logged", held: bool = False) -> None:
     """One panel of lines; `held`: each value holds until the next point (a logged learning rate)."""
     from matplotlib.ticker import MaxNLocator
 
-    drawn = False
-    for label, points, style in lines:
-        if points:
-            ax.plot([p[0] for p in points], [scale * p[1] for p in points], style,
-                    marker="o" if len(points) <= 60 else None, markersize=3, label=label,
-                    drawstyle="steps-post" if held else "default")
-            drawn = True
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    drawn = [(label, points, style) for label, points, style in lines if points]
+    for label, points, style in drawn:
+        ax.plot([p[0] for p in points], [scale * p[1] for p in points], style,
+                marker="o" if len(points) <= 60 else None, markersize=3, label=label,
+                drawstyle="steps-post" if held else "default")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(True, alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole numbers
     if drawn:
@@ -106,42 +101,33 @@ def _lines(ax, lines: Sequence[tuple[str, Sequence[tuple[float, float]], str]], 
         ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
 
 
-def run_title(run_dir: Path) -> str:
-    """`resnet20 (depth 20, pre) on cifar10: <run folder>` from results.json, else the folder name."""
-    results = load_json(run_dir / RESULTS_FILE)
-    if results is None:
-        return run_dir.name
-    net = f"{results.get('arch')} (depth {results.get('depth')}, {results.get('block_order')})"
-    return f"{net} on {results.get('data')}: {run_dir.name}"
-
-
-def write_curves(run_dir: str | Path, title: str | None = None) -> Path | None:
+def write_curves(run_dir: str | Path) -> Path | None:
     """Draw `curves.png` into `run_dir`; None (nothing written) when the run logged no metrics."""
     run_dir = Path(run_dir)
     curves = read_run(run_dir)
     if not curves.epochs and not curves.lr and not curves.step_ms:
         return None
+    results = load_json(run_dir / RESULTS_FILE)
+    title = run_dir.name if results is None else (
+        f"{results.get('arch')} (depth {results.get('depth')}, {results.get('block_order')}) "
+        f"on {results.get('data')}: {run_dir.name}")
     from matplotlib.figure import Figure  # no pyplot: no global backend state, Agg canvas
 
     fig = Figure(figsize=(10, 7), dpi=100)
     (loss_ax, acc_ax), (lr_ax, time_ax) = fig.subplots(2, 2)
-    _lines(loss_ax, [("train", curves.series("train/loss_epoch"), "-"),
-                     ("validation", curves.series("val/loss"), "--")], "epoch", "loss")
-    loss_ax.set_title("Loss")
-    _lines(acc_ax, [("train", curves.series("train/acc"), "-"),
-                    ("validation", curves.series("val/acc"), "--")], "epoch", "accuracy (%)", 100.0)
-    acc_ax.set_title("Accuracy")
-    _lines(lr_ax, [(name, points, "-") for name, points in lr_lines(curves.lr)], "optimizer step",
-           "learning rate", empty="not logged: fewer steps than\ntrainer.log_every_n_steps", held=True)
-    lr_ax.set_title("Learning rate (at each logged step)")
+    _lines(loss_ax, "Loss", [("train", curves.series("train/loss_epoch"), "-"),
+                             ("validation", curves.series("val/loss"), "--")], "epoch", "loss")
+    _lines(acc_ax, "Accuracy", [("train", curves.series("train/acc"), "-"),
+                                ("validation", curves.series("val/acc"), "--")], "epoch", "accuracy (%)", 100.0)
+    _lines(lr_ax, "Learning rate (at each logged step)", [(name, points, "-") for name, points in lr_lines(curves.lr)],
+           "optimizer step", "learning rate", empty="not logged: fewer steps than\ntrainer.log_every_n_steps", held=True)
     if curves.step_ms:
         time_ax.hist(curves.step_ms, bins=min(50, max(5, len(curves.step_ms) // 5)))
     else:
         time_ax.text(0.5, 0.5, "no step times", ha="center", va="center", transform=time_ax.transAxes)
-    time_ax.set_xlabel("ms per training step")
-    time_ax.set_ylabel("steps")
-    time_ax.set_title(f"Step times ({len(curves.step_ms)} steps, warm-up left out)")
-    fig.suptitle(title or run_title(run_dir))
+    time_ax.set(xlabel="ms per training step", ylabel="steps",
+                title=f"Step times ({len(curves.step_ms)} steps, warm-up left out)")
+    fig.suptitle(title)
     fig.tight_layout()
     write_atomic(run_dir / CURVES_PNG, lambda handle: fig.savefig(handle, format="png"), binary=True)
     return run_dir / CURVES_PNG

@@ -1,27 +1,23 @@
-"""The rows of a sweep report, one per job folder (one holding `.hydra/` or the sweep callback's
-`job_status.json`) from whatever the folder holds, what the sweep varies, and the writers of their tables.
-No Hydra and no torch here."""
+"""The rows of a sweep report, one per job folder (a run folder, or one holding only the sweep callback's
+`job_status.json`), and what the sweep varies."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from resnet_exp.errors import UserError, shortened
-from resnet_exp.io import RESULTS_FILE, is_run_dir, write_atomic
+from resnet_exp.io import RESULTS_FILE, is_run_dir
 from resnet_exp.models.families import PRESETS, layout, layout_depth, preset_depth
 from resnet_exp.report import JOB_STATUS_FILE
 
-# The public keys of a row, in table order (a row also holds private `_num`, `_problems`, `_overrides`
-# and `_time_to_accuracy`, the job's accuracy-vs-training-time points).
+# The public keys of a row, in table order (a row also holds private keys: see read_job).
 COLUMNS = ("job", "status", "overrides", "arch", "depth", "block_order", "data", "params",
            "val_acc_best", "test_acc", "selected_on", "step_median_ms", "images_per_s", "tflop_per_s", "mfu",
            "wall_time_s", "error")
@@ -55,9 +51,7 @@ def load_json(path: Path) -> dict[str, Any] | None:
 
 def _get(mapping: Any, dotted: str) -> Any:
     for key in dotted.split("."):
-        if not isinstance(mapping, Mapping):
-            return None
-        mapping = mapping.get(key)
+        mapping = mapping.get(key) if isinstance(mapping, Mapping) else None
     return mapping
 
 
@@ -68,55 +62,30 @@ def finite(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def count_statuses(statuses: Iterable[str]) -> str:
-    """`2 completed, 1 failed`: each status with its count, by name."""
-    return ", ".join(f"{n} {status}" for status, n in sorted(Counter(statuses).items()))
-
-
-def md_row(cells: Iterable[object]) -> str:
-    """A Markdown table row, each cell's text kept in its cell."""
-    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |\n"
-
-
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A CSV file with a header row, written atomically."""
-    def write(handle: Any) -> None:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    write_atomic(path, write)
-
-
-def find_jobs(sweep_dir: Path) -> list[Path]:
+def find_jobs(sweep_dir: Path, depth: int = 1) -> list[Path]:
     """Job folders under `sweep_dir` (not descending into a job, nor into hidden folders)."""
     jobs: list[Path] = []
-
-    def walk(folder: Path, depth: int) -> None:
-        for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if (child / ".hydra").is_dir() or (child / JOB_STATUS_FILE).is_file():
-                jobs.append(child)
-            elif depth < MAX_SCAN_DEPTH:
-                walk(child, depth + 1)
-
-    walk(sweep_dir, 1)
+    for child in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if is_run_dir(child) or (child / JOB_STATUS_FILE).is_file():
+            jobs.append(child)
+        elif depth < MAX_SCAN_DEPTH:
+            jobs += find_jobs(child, depth + 1)
     return jobs
 
 
 def depth_of(arch: Mapping[str, Any], name: str | None) -> int | None:
-    """arch.depth if set; else from the units per stage (arch.blocks), or the named arch's depth
-    (resnet110, resnet50v2, a family at its default depth): the model zoo's own tables."""
+    """arch.depth if set; else from the units per stage (arch.blocks), or the named arch's depth (the zoo's)."""
     depth = arch.get("depth")
     if isinstance(depth, int) and not isinstance(depth, bool):
         return depth
     name = str(name or arch.get("name") or "")
-    blocks = arch.get("blocks")
-    if isinstance(blocks, list) and blocks and all(isinstance(b, int) for b in blocks):
-        block = arch.get("block")  # else the block of the named arch's own layout
-        if not (isinstance(block, str) and block in ("basic", "bottleneck")):
-            default = preset_depth(name) if name in PRESETS else None
-            block = layout(PRESETS[name].family, default).block.value if default is not None else None
-        return layout_depth(block, blocks) if block else None
-    return preset_depth(name) if name in PRESETS else None
+    default = preset_depth(name) if name in PRESETS else None
+    blocks, block = arch.get("blocks"), arch.get("block")
+    if not (isinstance(blocks, list) and blocks and all(isinstance(b, int) for b in blocks)):
+        return default
+    if block not in ("basic", "bottleneck"):  # the block of the named arch's own layout
+        block = layout(PRESETS[name].family, default).block.value if default is not None else None
+    return layout_depth(block, blocks) if block else None
 
 
 def block_order_of(arch: Mapping[str, Any], name: str | None) -> str | None:
@@ -143,18 +112,16 @@ def _log_error(job: Path) -> str | None:
     return None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def read_results_checked(job: Path) -> tuple[dict[str, Any] | None, list[str]]:
-    """A job's results.json with every value of the wrong type left out, and one problem per bad key
-    or file (None when there is no readable results.json)."""
+    """A job's results.json (None if none is readable) less every ill-typed value, and the problems found."""
+    def reject(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
     path = job / RESULTS_FILE
     if not path.is_file():
         return None, []
     try:
-        results = json.loads(path.read_text(), parse_constant=_reject_constant)
+        results = json.loads(path.read_text(), parse_constant=reject)
     except (OSError, ValueError) as exc:
         return None, [f"{RESULTS_FILE}: cannot parse: {str(exc).splitlines()[0]}"]
     if not isinstance(results, dict):
@@ -171,61 +138,49 @@ def read_results_checked(job: Path) -> tuple[dict[str, Any] | None, list[str]]:
 def read_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
     """One row of the report (see COLUMNS), from whatever the job folder holds."""
     results, problems = read_results_checked(job)
-    unreadable = problems[0] if results is None and problems else None
-    marker = load_json(job / JOB_STATUS_FILE)
+    res, marker = results or {}, load_json(job / JOB_STATUS_FILE)
+    log_error = None if results is not None or marker is not None else _log_error(job)
+    marker = marker or {}
     config = _load_yaml(job / ".hydra" / "config.yaml") or {}
     hydra = _load_yaml(job / ".hydra" / "hydra.yaml") or {}
-    overrides = (results or {}).get("overrides")
-    if not isinstance(overrides, list):
-        overrides = _load_yaml(job / ".hydra" / "overrides.yaml")
-    if not isinstance(overrides, list):
-        overrides = (marker or {}).get("overrides") or []
+    overrides = next((o for o in (res.get("overrides"), _load_yaml(job / ".hydra" / "overrides.yaml"),
+                                  marker.get("overrides")) if isinstance(o, list)), [])
     choices = _get(hydra, "hydra.runtime.choices") or {}
     # A folder that lost its .hydra/ still has the overrides (job_status.json): arch=, arch.*=, data=.
     typed = dict(str(o).lstrip("+~").partition("=")[::2] for o in overrides)
     arch_cfg = config.get("arch") if isinstance(config.get("arch"), Mapping) else {}
     if not arch_cfg:
         arch_cfg = {k[5:]: (int(v) if v.isdigit() else v) for k, v in typed.items() if k.startswith("arch.")}
-    res = results or {}
     arch = res.get("arch") or choices.get("arch") or arch_cfg.get("name") or typed.get("arch")
-    depth = res.get("depth") if finite(res.get("depth")) is not None else depth_of(arch_cfg, arch)
-    step_time = res.get("step_time") if isinstance(res.get("step_time"), Mapping) else {}
-    throughput = res.get("throughput") if isinstance(res.get("throughput"), Mapping) else {}
-    tta = res.get("time_to_accuracy") if isinstance(res.get("time_to_accuracy"), list) else []
-    points = [(finite(p.get("train_time_s")), finite(p.get("val/acc"))) for p in tta if isinstance(p, Mapping)]
+    # read_results_checked left out every value of the wrong type.
+    step_time, throughput = res.get("step_time") or {}, res.get("throughput") or {}
+    points = [(finite(p.get("train_time_s")), finite(p.get("val/acc")))
+              for p in res.get("time_to_accuracy") or [] if isinstance(p, Mapping)]
     found = re.match(r"\d+", job.name)
-    nums = (_get(hydra, "hydra.job.num"), (marker or {}).get("job_num"), int(found.group()) if found else None)
-    log_error = None if results is not None or marker is not None else _log_error(job)
+    nums = (_get(hydra, "hydra.job.num"), marker.get("job_num"), int(found.group()) if found else None)
+    unreadable = problems[0] if results is None and problems else None
     if unreadable is not None:
         status = "unreadable"
     elif results is not None:
         status = str(results.get("status") or "completed")
-    elif marker is not None and marker.get("status"):
-        status = str(marker["status"])
     else:
-        status = "failed" if log_error else "interrupted"
+        status = str(marker.get("status") or ("failed" if log_error else "interrupted"))
     return {
-        "job": job.relative_to(sweep_dir).as_posix(),
-        "status": status,
-        "overrides": " ".join(str(o) for o in overrides),
-        "arch": arch,
-        "depth": int(depth) if depth is not None else None,
+        "job": job.relative_to(sweep_dir).as_posix(), "status": status, "overrides": " ".join(map(str, overrides)),
+        "arch": arch, "depth": res.get("depth") or depth_of(arch_cfg, arch),
         "block_order": res.get("block_order") or block_order_of(arch_cfg, arch),
         "data": res.get("data") or choices.get("data") or _get(config, "data.name") or typed.get("data"),
-        "params": res.get("params"),
-        "val_acc_best": finite(res.get("val/acc_best")),
-        "test_acc": finite(res.get("test/acc")),
-        "selected_on": res.get("selected_on"),
+        "params": res.get("params"), "val_acc_best": finite(res.get("val/acc_best")),
+        "test_acc": finite(res.get("test/acc")), "selected_on": res.get("selected_on"),
         "step_median_ms": finite(step_time.get("median_ms")),
         "images_per_s": finite(throughput.get("images_per_s", step_time.get("images_per_s"))),
-        "tflop_per_s": finite(throughput.get("tflop_per_s")),
-        "mfu": finite(throughput.get("mfu")),
+        "tflop_per_s": finite(throughput.get("tflop_per_s")), "mfu": finite(throughput.get("mfu")),
         "wall_time_s": finite(res.get("wall_time_s")),
-        "error": unreadable or (res.get("error") if results is not None
-                                else (marker or {}).get("error") or log_error),
-        "_num": next((n for n in nums if isinstance(n, int)), None),
-        "_problems": problems,
-        "_overrides": [str(o) for o in overrides],
+        "error": unreadable or (res.get("error") if results is not None else marker.get("error") or log_error),
+        # Private: the job number, problems with its files, its overrides (as a list and each key's value
+        # as typed), its (train time, val/acc) points.
+        "_num": next((n for n in nums if isinstance(n, int)), None), "_problems": problems,
+        "_overrides": [str(o) for o in overrides], "_values": typed,
         "_time_to_accuracy": [p for p in points if None not in p],
     }
 
@@ -252,28 +207,19 @@ def read_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def is_sweep(override: str) -> bool:
-    """`key=a,b` or `key=range(...)`/`choice(...)`/`glob(...)`: a comma outside brackets and quotes."""
-    _, _, value = override.partition("=")
-    if value.startswith(("range(", "choice(", "glob(", "interval(", "tag(")):
-        return True
-    depth, quote = 0, ""
-    for ch in value:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[({":
-            depth += 1
-        elif ch in "])}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            return True
-    return False
+    """`key=a,b`, `key=range(...)`, `key=interval(...)`...: a sweep override, as Hydra's parser reads it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        return OverridesParser.create().parse_overrides([override])[0].is_sweep_override()
+    except OverrideParseException:
+        return False
 
 
 def sweep_axes(sweep_dir: Path) -> list[str]:
-    """What the sweep varies (`arch.block_order=post,pre`), from multirun.yaml: the recipe's
-    hydra.sweeper.params, then the command line's sweep overrides (which win over them)."""
+    """What the sweep varies (`arch.block_order=post,pre`): multirun.yaml's sweeper params, then (winning) its
+    command line's sweep overrides."""
     multirun = _load_yaml(sweep_dir / "multirun.yaml")
     params = _get(multirun, "hydra.sweeper.params")
     axes = {str(k): f"{k}={v}" for k, v in params.items()} if isinstance(params, Mapping) else {}

@@ -1,11 +1,10 @@
-"""Seed statistics of a sweep (scipy.stats'): configurations (the jobs that differ only in `seed`), each
+"""Seed statistics of a sweep (scipy.stats): configurations (the jobs that differ only in `seed`), each
 metric's mean with a 95% Student-t interval, and comparisons of two values of one swept key with the others
-held equal. Only completed jobs count; the others are `left_out`.
-"""
+held equal. Only completed jobs count; the others are `left_out`."""
 
 from __future__ import annotations
 
-import math
+import itertools
 import statistics
 import warnings
 from collections.abc import Mapping, Sequence
@@ -38,15 +37,24 @@ class Estimate:
         return None if self.low is None or self.high is None else (self.high - self.low) / 2
 
 
-def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
-    """Mean, sd (n - 1) and the Student-t interval of the mean: mean ± t(1 - alpha/2, n - 1) sd/sqrt(n)."""
+def _ttest(test: str, *args: Any, confidence: float, **kwargs: Any) -> tuple[Any, Any]:
+    """(result, interval) of the t-test `scipy.stats.<test>`. Samples without spread are legitimate: scipy
+    warns and answers inf or NaN (None in the report)."""
     from scipy import stats
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = getattr(stats, test)(*args, **kwargs)
+        return result, result.confidence_interval(confidence)
+
+
+def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
+    """Mean, sd (n - 1) and the Student-t interval of the mean (scipy's one-sample t-test)."""
     if len(values) < 2:
         return Estimate(len(values), statistics.fmean(values) if values else None)
-    n, mean, sd = len(values), statistics.fmean(values), statistics.stdev(values)
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
-    return Estimate(n, mean, sd, mean - half, mean + half)
+    _, interval = _ttest("ttest_1samp", values, 0.0, confidence=confidence)
+    return Estimate(len(values), statistics.fmean(values), statistics.stdev(values),
+                    float(interval.low), float(interval.high))
 
 
 @dataclass(frozen=True)
@@ -72,42 +80,23 @@ def compare(a: Sequence[tuple[Any, float]], b: Sequence[tuple[Any, float]],
             confidence: float = CONFIDENCE) -> Comparison:
     """Compare arms of (seed, value): paired t-test over the seeds when both arms ran exactly the
     same seeds (each once), else Welch's t-test (Welch–Satterthwaite degrees of freedom)."""
-    from scipy import stats
-
-    seeds_a, seeds_b = [s for s, _ in a], [s for s, _ in b]
-    paired = (None not in seeds_a and len(set(seeds_a)) == len(seeds_a) == len(seeds_b)
-              and set(seeds_a) == set(seeds_b))
+    seeds_a, by_seed = [s for s, _ in a], dict(b)
+    paired = None not in seeds_a and len(set(seeds_a)) == len(a) == len(b) and set(seeds_a) == set(by_seed)
     xs = [v for _, v in a]
-    by_seed = dict(b)
     ys = [by_seed[s] for s in seeds_a] if paired else [v for _, v in b]
     diff = statistics.fmean(x - y for x, y in zip(xs, ys)) if paired else statistics.fmean(xs) - statistics.fmean(ys)
     n = len(xs) if paired else len(xs) + len(ys)
     if len(xs) < 2 or len(ys) < 2:
         return Comparison(paired, n, len(xs), len(ys), diff)
-    # Arms without spread (identical values) are legitimate: scipy warns and answers inf or NaN (None here).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_rel(xs, ys) if paired else stats.ttest_ind(xs, ys, equal_var=False)
-        interval = result.confidence_interval(confidence)
+    result, interval = (_ttest("ttest_rel", xs, ys, confidence=confidence) if paired
+                        else _ttest("ttest_ind", xs, ys, confidence=confidence, equal_var=False))
     return Comparison(paired, n, len(xs), len(ys), diff, finite(float(interval.low)), finite(float(interval.high)),
                       finite(float(result.pvalue)), float(result.df))
 
 
-# ---------------------------------------------------------------------------- grouping
-def _split(override: str) -> tuple[str, str]:
-    key, _, value = str(override).lstrip("+~").partition("=")
-    return key, value
-
-
-def job_values(row: Mapping[str, Any]) -> dict[str, str]:
-    """The job's value of every key it overrides, as typed (`arch.block_order` -> `pre`)."""
-    return dict(_split(o) for o in row.get("_overrides") or [])
-
-
 @dataclass
 class Design:
-    """What a sweep varies: its non-seed swept keys in typed order, each key's values in the order
-    the jobs ran them, and whether it swept `seed`."""
+    """A sweep's non-seed swept keys (typed order), each key's values (run order), and whether it swept `seed`."""
 
     keys: list[str]
     values: dict[str, list[str]]
@@ -116,24 +105,20 @@ class Design:
 
 def design_of(rows: Sequence[Mapping[str, Any]], sweep_dir: Path | None = None) -> Design:
     """From multirun.yaml's sweep axes (a recipe's axis that the command line set to one value is
-    none); a folder without them: the keys whose values differ between jobs."""
+    none); a folder without them: the keys whose values differ between jobs (or that some job lacks)."""
     axes = sweep_axes(sweep_dir) if sweep_dir is not None else []
-    keys = [_split(axis)[0] for axis in axes if is_sweep(axis)]
-    per_job = [job_values(r) for r in rows]
+    keys = [axis.lstrip("+~").partition("=")[0] for axis in axes if is_sweep(axis)]
+    per_job = [r["_values"] for r in rows]
     if not keys:
-        seen: dict[str, set[str]] = {}
-        for values in per_job:
-            for key, value in values.items():
-                seen.setdefault(key, set()).add(value)
-        keys = [k for k, v in seen.items() if len(v) > 1 or any(k not in j for j in per_job)]
-    values: dict[str, list[str]] = {k: list(dict.fromkeys(job[k] for job in per_job if k in job)) for k in keys}
+        keys = [k for k in dict.fromkeys(k for job in per_job for k in job) if len({j.get(k) for j in per_job}) > 1]
     plain = [k for k in keys if k != SEED_KEY]
-    return Design(plain, {k: values[k] for k in plain}, SEED_KEY in keys)
+    return Design(plain, {k: list(dict.fromkeys(job[k] for job in per_job if k in job)) for k in plain},
+                  SEED_KEY in keys)
 
 
 @dataclass
 class Group:
-    """One configuration: its values of the design's keys, and its jobs (all, and completed)."""
+    """One configuration: its values of the design's keys, and its jobs."""
 
     config: tuple[str, ...]
     jobs: list[Mapping[str, Any]] = field(default_factory=list)
@@ -146,29 +131,20 @@ class Group:
     def left_out(self) -> list[Mapping[str, Any]]:
         return [r for r in self.jobs if r["status"] != "completed"]
 
-    @property
-    def seeds(self) -> list[str | None]:
-        return [job_values(r).get(SEED_KEY) for r in self.completed]
-
     def values(self, row_key: str) -> list[tuple[str | None, float]]:
         """(seed, value) of every completed job that has the metric."""
-        return [(job_values(r).get(SEED_KEY), float(r[row_key])) for r in self.completed
+        return [(r["_values"].get(SEED_KEY), float(r[row_key])) for r in self.completed
                 if finite(r.get(row_key)) is not None]
 
     def estimate(self, row_key: str) -> Estimate:
         return mean_interval([v for _, v in self.values(row_key)])
-
-    def depth(self) -> int | None:
-        """The depth of its completed jobs (of all its jobs if none completed), None if they differ."""
-        depths = {r.get("depth") for r in self.completed or self.jobs if r.get("depth") is not None}
-        return depths.pop() if len(depths) == 1 else None
 
 
 def group_rows(rows: Sequence[Mapping[str, Any]], design: Design) -> list[Group]:
     """The configurations in the order their first job ran."""
     groups: dict[tuple[str, ...], Group] = {}
     for row in rows:
-        config = tuple(job_values(row).get(k, "") for k in design.keys)
+        config = tuple(row["_values"].get(k, "") for k in design.keys)
         groups.setdefault(config, Group(config)).jobs.append(row)
     return list(groups.values())
 
@@ -178,7 +154,6 @@ def present_metrics(groups: Sequence[Group]) -> list[tuple[str, str]]:
     return [(name, key) for name, key in METRICS if any(g.values(key) for g in groups)]
 
 
-# ---------------------------------------------------------------------------- comparisons
 @dataclass(frozen=True)
 class Pair:
     """One comparison: key's value a against b, the other keys held at `held`, on one metric."""
@@ -192,23 +167,19 @@ class Pair:
 
 
 def comparisons(groups: Sequence[Group], design: Design, metrics: Sequence[tuple[str, str]]) -> list[Pair]:
-    """Each pair of values (typed order) of each key with two or more, at every setting of the
-    other keys where both arms have the metric; diff = a - b."""
+    """Each pair of values (typed order) of each key, at every setting of the others where both arms have the
+    metric; diff = a - b."""
     by_config = {g.config: g for g in groups}
     pairs = []
     for i, key in enumerate(design.keys):
-        values = design.values[key]
+        others = design.keys[:i] + design.keys[i + 1:]
         held_settings = list(dict.fromkeys(g.config[:i] + g.config[i + 1:] for g in groups))
-        for ia, a in enumerate(values):
-            for b in values[ia + 1:]:
-                for held in held_settings:
-                    arm_a = by_config.get(held[:i] + (a,) + held[i:])
-                    arm_b = by_config.get(held[:i] + (b,) + held[i:])
-                    if arm_a is None or arm_b is None:
-                        continue
-                    held_map = dict(zip(design.keys[:i] + design.keys[i + 1:], held))
-                    for name, row_key in metrics:
-                        va, vb = arm_a.values(row_key), arm_b.values(row_key)
-                        if va and vb:
-                            pairs.append(Pair(key, a, b, held_map, name, compare(va, vb)))
+        for (a, b), held in itertools.product(itertools.combinations(design.values[key], 2), held_settings):
+            arm_a, arm_b = (by_config.get(held[:i] + (value,) + held[i:]) for value in (a, b))
+            if arm_a is None or arm_b is None:
+                continue
+            for name, row_key in metrics:
+                va, vb = arm_a.values(row_key), arm_b.values(row_key)
+                if va and vb:
+                    pairs.append(Pair(key, a, b, dict(zip(others, held)), name, compare(va, vb)))
     return pairs

@@ -15,16 +15,15 @@ from resnet_exp.report.curves import read_run
 RULE_WIDTH = 62
 
 
-def _block(title: str, rows: Sequence[tuple[str, str]], *above: str) -> str:
-    """The block: a rule with its title, `above` (a table), one line per (label, value), a rule."""
+def _block(title: str, rows: Sequence[tuple[str, Any]], *above: str) -> str:
+    """The block: a rule with its title, `above` (a table), one line per (label, value) with a value, a rule."""
     head = f"── {title} "
-    lines = [f"{label:<17} {value}" for label, value in rows]
+    lines = [f"{label:<17} {value}" for label, value in rows if value]
     return "\n".join([head + "─" * max(3, RULE_WIDTH - len(head)), *above, *lines, "─" * RULE_WIDTH])
 
 
 def log_to_files(text: str, name: str = "resnet_exp") -> None:
-    """`text` as an INFO record of logger `name`, written to the log files (the job's run.log) only:
-    for what the console shows in its own way (a printed block, a progress bar)."""
+    """`text` as an INFO record of logger `name` in the log files (run.log) only: the console shows it its own way."""
     record = logging.getLogger(name).makeRecord(name, logging.INFO, __file__, 0, text, None, None)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
@@ -33,12 +32,10 @@ def log_to_files(text: str, name: str = "resnet_exp") -> None:
 
 def format_duration(seconds: float) -> str:
     """4s, 6m41s, 1h02m."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
+    minutes, seconds = divmod(max(0, int(round(seconds))), 60)
+    if minutes == 0:
         return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def shown_path(path: str | Path) -> str:
@@ -55,43 +52,33 @@ def _pct(value: Any) -> str:
 
 
 def _test_row(results: Mapping[str, Any]) -> tuple[str, str]:
-    loss = results.get("test/loss")
+    loss, top5 = results.get("test/loss"), results.get("test/acc_top5")
     text = _pct(results.get("test/acc"))
-    if isinstance(loss, (int, float)):
-        text += f"   (loss {loss:.4f})"
-    if isinstance(results.get("test/acc_top5"), (int, float)):
-        text += f"   top-5 {_pct(results['test/acc_top5'])}"
+    text += f"   (loss {loss:.4f})" if isinstance(loss, (int, float)) else ""
+    text += f"   top-5 {_pct(top5)}" if isinstance(top5, (int, float)) else ""
     return "test accuracy", text
 
 
 def run_summary(results: Mapping[str, Any], run_dir: str | Path, offline_wandb_runs: Sequence[str | Path] = ()) -> str:
     """The block at the end of a training run (`results` as written to results.json)."""
-    run_dir = Path(run_dir)
-    rows = [_test_row(results)]
-    if results.get("status") == "pruned":  # a search stopped it early; it was never tested
-        rows = [("search trial", f"{results.get('trial')}: pruned after epoch {results.get('pruned_at_epoch')}, "
-                                 "not tested")]
-    elif results.get("trial") is not None:
-        rows.append(("search trial", str(results["trial"])))
-    best = read_run(run_dir).best_val_epoch()
-    epochs = results.get("epochs")
-    if results.get("val/acc_best") is not None:
-        at = f"   at epoch {best[0]} of {epochs}" if best else ""
-        rows.append(("best validation", _pct(results["val/acc_best"]) + at))
-    training = [f"{epochs} epochs", f"{results.get('steps')} steps"]
-    if isinstance(results.get("wall_time_s"), (int, float)):
-        training.append(f"{format_duration(results['wall_time_s'])} wall (fit + test)")
+    run_dir, epochs, wall = Path(run_dir), results.get("epochs"), results.get("wall_time_s")
+    best, trial = read_run(run_dir).best_val_epoch(), results.get("trial")
     images_per_s = (results.get("step_time") or {}).get("images_per_s")
-    if images_per_s:
-        training.append(f"{images_per_s:.0f} img/s")
-    rows.append(("training", ", ".join(training)))
-    rows.append(("run folder", shown_path(run_dir)))
-    if results.get("best_checkpoint"):
-        rows.append(("best checkpoint", shown_path(run_dir / results["best_checkpoint"])))
-    if (run_dir / CURVES_PNG).is_file():
-        rows.append(("curves", shown_path(run_dir / CURVES_PNG)))
-    if offline_wandb_runs:  # a resumed run's segments in order: one command uploads its whole history
-        rows.append(("wandb (offline)", "wandb sync " + " ".join(shown_path(d) for d in offline_wandb_runs)))
+    training = [f"{epochs} epochs", f"{results.get('steps')} steps"]
+    training += [f"{format_duration(wall)} wall (fit + test)"] if isinstance(wall, (int, float)) else []
+    training += [f"{images_per_s:.0f} img/s"] if images_per_s else []
+    pruned = results.get("status") == "pruned"  # a search stopped it early; it was never tested
+    rows = [("search trial", f"{trial}: pruned after epoch {results.get('pruned_at_epoch')}, not tested")
+            if pruned else _test_row(results),
+            ("search trial", None if pruned or trial is None else str(trial)),
+            ("best validation", results.get("val/acc_best") is not None and _pct(results["val/acc_best"])
+             + (f"   at epoch {best[0]} of {epochs}" if best else "")),
+            ("training", ", ".join(training)),
+            ("run folder", shown_path(run_dir)),
+            ("best checkpoint", results.get("best_checkpoint") and shown_path(run_dir / results["best_checkpoint"])),
+            ("curves", (run_dir / CURVES_PNG).is_file() and shown_path(run_dir / CURVES_PNG)),
+            # A resumed run's segments in order: one command uploads its whole history.
+            ("wandb (offline)", offline_wandb_runs and "wandb sync " + " ".join(map(shown_path, offline_wandb_runs)))]
     return _block("run summary", rows)
 
 
