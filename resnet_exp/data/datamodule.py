@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from resnet_exp.data.policies import BatchPolicies
 from resnet_exp.data.resumable import EpochSampler, ResumableLoader
 from resnet_exp.data.specs import SPECS, channel_stats, make_synthetic, synthetic_spec
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer, resize_uint8
-from resnet_exp.data.workers import WorkerInit, capped_workers
+from resnet_exp.data.workers import capped_workers, init_worker
 from resnet_exp.errors import in_group, parse_enum, require
 
 log = logging.getLogger(__name__)
@@ -162,7 +164,7 @@ class ImageDataModule(pl.LightningDataModule):
                               collate_fn=BatchTransform(self.normalizer, aug, train=train, policies=policies),
                               pin_memory=self.pin_memory and self._device().type == "cuda",
                               persistent_workers=self.persistent_workers and workers > 0,
-                              worker_init_fn=WorkerInit(rank) if workers > 0 else None)
+                              worker_init_fn=partial(init_worker, parent=os.getpid(), rank=rank) if workers else None)
         if not train:
             return DataLoader(dataset, **loader_options)
         sampler = EpochSampler(len(dataset), batch_size, seed, rank, world, drop_last=True, epoch_fn=epoch_fn)

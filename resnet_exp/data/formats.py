@@ -1,8 +1,7 @@
-"""Readers of the original on-disk formats on top of torchvision's (layouts, md5s, gzip, the idx
-reader), adding a CIFAR reader that builds numpy arrays only (torchvision's `pickle.load` of a tampered
-file could run code) and checks that turn every bad file into a one-line `DataError` naming it.
-A dataset in `OFFICIAL` must have the official counts and every file its published md5.
-"""
+"""Readers of the original on-disk formats on top of torchvision's (layouts, md5s, gzip, the idx reader), adding
+a CIFAR reader that builds numpy arrays only (torchvision's `pickle.load` of a tampered file could run code) and
+checks that turn every bad file into a one-line `DataError` naming it. A dataset in `OFFICIAL` must have the
+official counts and every file its published md5."""
 
 from __future__ import annotations
 

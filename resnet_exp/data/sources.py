@@ -1,7 +1,6 @@
 """Where a dataset comes from: `data_dir`, the system copy (Fashion-MNIST), else torchvision's download
 (a file appears under its final name only complete and verified); and the cache of its decoded arrays,
-`<data_dir>/<name>.uint8.pt`, loaded memory-mapped with `weights_only=True`, rebuilt when a source changes.
-"""
+`<data_dir>/<name>.uint8.pt`, loaded memory-mapped with `weights_only=True`, rebuilt when a source changes."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Facts about each dataset: shape, counts, class names, and the normalisation statistics: per channel,
 over every pixel of the official train split, in [0, 1] units, population std (the widely copied CIFAR-10
 std 0.2023/0.1994/0.2010 is the mean of per-image stds). `tests/test_data_real.py` recomputes Fashion-MNIST's.
-Also the synthetic stand-in dataset, generated: same arguments, same bytes, on every machine.
-"""
+Also the synthetic stand-in dataset, generated: same arguments, same bytes, on every machine."""
 
 from __future__ import annotations
 
@@ -66,12 +65,10 @@ SPECS = {
 }
 
 
-def synthetic_spec(options: SyntheticOptions) -> DatasetSpec:
+def synthetic_spec(o: SyntheticOptions) -> DatasetSpec:
     """The spec of a synthetic dataset with these options."""
-    o = options
     return DatasetSpec("synthetic", o.num_classes, o.in_channels, o.image_size, o.train_size, o.test_size,
-                       tuple(f"class_{i}" for i in range(o.num_classes)), None, None,
-                       crop_padding=max(1, o.image_size // 8), flip=True)
+                       tuple(f"class_{i}" for i in range(o.num_classes)), None, None, max(1, o.image_size // 8))
 
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
