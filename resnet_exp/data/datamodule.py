@@ -52,11 +52,10 @@ class ImageDataModule(pl.LightningDataModule):
                  num_workers: int = 4, val_size: int = 5000, val_on_test: bool = False, augment: str = "standard",
                  random_erasing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
                  normalize: str = "dataset", crop_padding: int | None = None, hflip: bool | None = None,
-                 resize: int | None = None,
-                 download: bool = True, loader: str = "auto", split_seed: int = 0, pin_memory: bool = True,
-                 persistent_workers: bool = True, num_classes: int | None = None, in_channels: int | None = None,
-                 image_size: int | None = None, train_size: int | None = None, test_size: int | None = None,
-                 noise: float | None = None, seed: int | None = None):
+                 resize: int | None = None, download: bool = True, loader: str = "auto", split_seed: int = 0,
+                 pin_memory: bool = True, persistent_workers: bool = True, num_classes: int | None = None,
+                 in_channels: int | None = None, image_size: int | None = None, train_size: int | None = None,
+                 test_size: int | None = None, noise: float | None = None, seed: int | None = None):
         super().__init__()
         with in_group("data"):  # the rules are data/options.py's (the config schema's too)
             dataset = parse_enum(options.DatasetName, "name", name)

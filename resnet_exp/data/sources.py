@@ -170,8 +170,7 @@ def write_cache(path: Path, arrays: Arrays, files: list[Path]) -> None:
     except (OSError, RuntimeError) as exc:
         log.warning("could not write the cache %s: %s", path, exc)
     finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+        Path(tmp_name).unlink(missing_ok=True)  # gone after the rename; else a partial file
 
 
 def _located(name: str, data_dir: Path | str) -> tuple[Path, list[Path], Source | None]:
