@@ -22,14 +22,11 @@ class FetchClock:
     total_s: float = 0.0
 
     def timed(self, batches: Iterable[Any]) -> Iterator[Any]:
-        iterator = iter(batches)
-        while True:
-            start = time.perf_counter()
-            batch = next(iterator, None)  # no batch is None
-            if batch is None:
-                return
+        start = time.perf_counter()
+        for batch in batches:  # each wait: from asking for the next batch until it is there
             self.total_s += time.perf_counter() - start
             yield batch
+            start = time.perf_counter()
 
 
 class EpochSampler(DistributedSampler):
