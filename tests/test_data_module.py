@@ -10,8 +10,7 @@ import torch
 from resnet_exp.data import ImageDataModule
 from resnet_exp.data.datamodule import split_indices
 from resnet_exp.data.gpu_loader import GpuLoader
-from resnet_exp.data.specs import SPECS, channel_stats
-from resnet_exp.data.synthetic import make_synthetic
+from resnet_exp.data.specs import SPECS, channel_stats, make_synthetic
 from resnet_exp.data.transforms import AugmentParams, BatchTransform, Normalizer, crop_flip
 from resnet_exp.errors import ConfigError, DataError
 from tests.helpers.data_files import write_cifar10
@@ -106,7 +105,7 @@ def test_val_size_zero(tmp_path):
 
 def test_channel_stats_and_normalizer():
     x = np.random.default_rng(0).integers(0, 256, (50, 3, 8, 8)).astype(np.uint8)
-    mean, std = channel_stats(x, chunk=7)
+    mean, std = channel_stats(x)
     ref = x.astype(np.float64) / 255
     np.testing.assert_allclose(mean, ref.mean(axis=(0, 2, 3)), rtol=1e-9)
     np.testing.assert_allclose(std, ref.std(axis=(0, 2, 3)), rtol=1e-9)

@@ -1,8 +1,7 @@
-"""Readers of the original on-disk formats on top of torchvision's (layouts, md5s, gzip, the idx
-reader), adding a CIFAR reader that builds numpy arrays only (torchvision's `pickle.load` of a tampered
-file could run code) and checks that turn every bad file into a one-line `DataError` naming it.
-A dataset in `OFFICIAL` must have the official counts and every file its published md5.
-"""
+"""Readers of the original on-disk formats on top of torchvision's (layouts, md5s, gzip, the idx reader), adding
+a CIFAR reader that builds numpy arrays only (torchvision's `pickle.load` of a tampered file could run code) and
+checks that turn every bad file into a one-line `DataError` naming it. A dataset in `OFFICIAL` must have the
+official counts and every file its published md5."""
 
 from __future__ import annotations
 
@@ -13,30 +12,16 @@ import struct
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.datasets.mnist import read_image_file, read_label_file
-from torchvision.datasets.utils import calculate_md5, extract_archive
+from torchvision.datasets.utils import extract_archive
 
-from resnet_exp.data.specs import SPECS
+from resnet_exp.data.specs import SPECS, Arrays
 from resnet_exp.errors import DataError, first_line
-
-
-@dataclass
-class Arrays:
-    """A decoded dataset: uint8 images (N, C, H, W) and int64 labels, official train and test."""
-
-    train_x: np.ndarray
-    train_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-    class_names: list[str]
-
 
 CIFAR = {"cifar10": CIFAR10, "cifar100": CIFAR100}  # torchvision's: folder, archive, URL, md5s
 CIFAR_LABEL_KEY = {"cifar10": "labels", "cifar100": "fine_labels"}
@@ -65,8 +50,8 @@ OFFICIAL: dict[str, dict[str, str]] = {
 }
 
 
-def _check_md5(md5_of: Callable[[], str], expected: str | None, where: str) -> None:
-    if expected is not None and (got := md5_of()) != expected:
+def _check_md5(data: bytes, expected: str | None, where: str) -> None:
+    if expected is not None and (got := hashlib.md5(data, usedforsecurity=False).hexdigest()) != expected:
         raise DataError(f"{where}: checksum mismatch (md5 {got}, expected {expected}); the file is corrupt "
                         f"or not the original: delete it and provide the original again")
 
@@ -148,27 +133,26 @@ def _cifar_batch(name: str, entry: dict, where: str, expected: int | None) -> tu
     return images, labels
 
 
-def _read_cifar(name: str, get: Callable[[str], bytes], where: Callable[[str], str]) -> Arrays:
+def _read_cifar(name: str, files: dict[str, bytes], where: str) -> Arrays:
+    """Decode the CIFAR files (name -> bytes); `where` + a file's name is how errors name it."""
     cls = CIFAR[name]
 
     def load(fname: str) -> dict:
-        raw = get(fname)
-        _check_md5(lambda: hashlib.md5(raw, usedforsecurity=False).hexdigest(),
-                   OFFICIAL.get(name, {}).get(fname), where(fname))
-        return _unpickle(raw, where(fname))
+        _check_md5(files[fname], OFFICIAL.get(name, {}).get(fname), where + fname)
+        return _unpickle(files[fname], where + fname)
 
     meta_file, names_key = cls.meta["filename"], cls.meta["key"]
     meta = load(meta_file)
     if names_key not in meta:
-        raise DataError(f"{where(meta_file)}: CIFAR meta file lacks '{names_key}' (has {sorted(meta)})")
+        raise DataError(f"{where}{meta_file}: CIFAR meta file lacks '{names_key}' (has {sorted(meta)})")
     names = [n.decode("latin1") if isinstance(n, bytes) else str(n) for n in meta[names_key]]
     if tuple(names) != SPECS[name].class_names:
-        raise DataError(f"{where(meta_file)}: class names {names[:3]}... do not match the dataset's "
+        raise DataError(f"{where}{meta_file}: class names {names[:3]}... do not match the dataset's "
                         f"({list(SPECS[name].class_names[:3])}...)")
     splits = []
-    for split, files in (("train", cls.train_list), ("test", cls.test_list)):
-        expected = _expected_count(name, split, len(files))
-        parts = [_cifar_batch(name, load(f), where(f), expected) for f, _ in files]
+    for split, batches in (("train", cls.train_list), ("test", cls.test_list)):
+        expected = _expected_count(name, split, len(batches))
+        parts = [_cifar_batch(name, load(f), where + f, expected) for f, _ in batches]
         splits += [np.ascontiguousarray(np.concatenate([x for x, _ in parts])), np.concatenate([y for _, y in parts])]
     return Arrays(*splits, names)
 
@@ -182,37 +166,31 @@ def _read_bytes(path: Path, shown: Path | None = None) -> bytes:
 
 def read_cifar_folder(name: str, folder: Path) -> Arrays:
     """Read the extracted `cifar-10-batches-py/` or `cifar-100-python/` folder."""
-    return _read_cifar(name, lambda fname: _read_bytes(folder / fname), lambda fname: str(folder / fname))
+    return _read_cifar(name, {f: _read_bytes(folder / f) for f in cifar_files(name)}, f"{folder}/")
 
 
 def read_cifar_archive(name: str, archive: Path) -> Arrays:
     """Read `cifar-10-python.tar.gz` / `cifar-100-python.tar.gz` in memory, without extracting it."""
     folder = CIFAR[name].base_folder
-    wanted = {f"{folder}/{f}" for f in cifar_files(name)}
-    found: dict[str, bytes] = {}
+    wanted, found = {f"{folder}/{f}": f for f in cifar_files(name)}, {}
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
-                key = member.name.removeprefix("./")
-                if key in wanted and member.isfile():
+                if (fname := wanted.get(member.name.removeprefix("./"))) and member.isfile():
                     handle = tar.extractfile(member)
-                    found[key] = handle.read() if handle else b""
+                    found[fname] = handle.read() if handle else b""
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise DataError(f"{archive}: corrupt or truncated archive ({type(exc).__name__}: "
                         f"{first_line(exc)}); delete it and provide the original again") from None
-
-    def get(fname: str) -> bytes:
-        if f"{folder}/{fname}" not in found:
-            raise DataError(f"{archive}: the archive lacks {folder}/{fname}; delete it and provide the original again")
-        return found[f"{folder}/{fname}"]
-    return _read_cifar(name, get, lambda fname: f"{archive}:{folder}/{fname}")
+    if missing := [f for f in wanted.values() if f not in found]:
+        raise DataError(f"{archive}: the archive lacks {folder}/{missing[0]}; delete it and provide the original again")
+    return _read_cifar(name, found, f"{archive}:{folder}/")
 
 
 # --- idx (Fashion-MNIST) -----------------------------------------------------------------------
 
-def _check_idx_header(raw: Path, ndim: int, shown: Path) -> None:
+def _check_idx(data: bytes, ndim: int, shown: Path) -> None:
     """Refuse what torchvision's reader only asserts on: a wrong magic, a file cut short or too long."""
-    data = _read_bytes(raw, shown)
     head, size = data[:4 + 4 * ndim], len(data)
     if len(head) < 4 + 4 * ndim:
         raise DataError(f"{shown}: truncated idx file ({size} bytes, no complete header)")
@@ -237,15 +215,15 @@ def read_idx(path: Path, ndim: int, md5: str | None = None) -> np.ndarray:
             except (OSError, EOFError, zlib.error) as exc:
                 raise DataError(f"{path}: cannot read, truncated or corrupt gzip ({type(exc).__name__}: "
                                 f"{first_line(exc)})") from None
-        _check_idx_header(raw, ndim, path)
-        _check_md5(lambda: calculate_md5(raw), md5, str(path))
+        data = _read_bytes(raw, path)
+        _check_idx(data, ndim, path)
+        _check_md5(data, md5, str(path))
         return (read_image_file if ndim == 3 else read_label_file)(str(raw)).numpy()
 
 
 def read_fashion_mnist(paths: dict[str, Path]) -> Arrays:
     """Read the four Fashion-MNIST idx files; `paths` maps train_x/train_y/test_x/test_y to files."""
-    name, splits = "fashion_mnist", []
-    md5 = OFFICIAL.get(name, {})
+    name, splits, md5 = "fashion_mnist", [], OFFICIAL.get("fashion_mnist", {})
     for split in ("train", "test"):
         xpath, ypath = paths[f"{split}_x"], paths[f"{split}_y"]
         x = read_idx(xpath, 3, md5.get(IDX_FILES[f"{split}_x"]))[:, None]

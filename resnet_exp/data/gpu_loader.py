@@ -1,6 +1,5 @@
 """Batches made on the accelerator: the whole uint8 dataset lives on the device and each batch is gathered,
-cropped, flipped and normalised there (as airbench does); order, shards, resume and seeds are `EpochSampler`'s.
-"""
+cropped, flipped and normalised there (as airbench does); order, shards, resume and seeds are `EpochSampler`'s."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import torch
 
 from resnet_exp.data.policies import BatchPolicies, seeded
 from resnet_exp.data.resumable import EpochSampler, FetchClock
-from resnet_exp.data.transforms import AugmentParams, Normalizer, augment, sample_params
+from resnet_exp.data.transforms import AugmentParams, Normalizer, augment
 
 
 class GpuLoader:
@@ -22,12 +21,10 @@ class GpuLoader:
                  shuffle: bool = False, drop_last: bool = False, seed: int = 0, rank: int = 0,
                  world_size: int = 1, epoch_fn: Callable[[], int] | None = None,
                  progress_fn: Callable[[], int] | None = None, policies: BatchPolicies | None = None) -> None:
-        self.images, self.labels = images, labels
-        self.policies = policies if policies is not None else BatchPolicies()
-        device = images.device
-        self.indices = (torch.arange(images.shape[0], device=device) if indices is None
-                        else indices.to(device=device, dtype=torch.long))
+        self.images, self.labels, self.policies = images, labels, policies or BatchPolicies()
         self.batch_size, self.normalizer, self.aug = batch_size, normalizer, aug
+        self.indices = (torch.arange(images.shape[0], device=images.device) if indices is None
+                        else indices.to(device=images.device, dtype=torch.long))
         self.order = EpochSampler(self.indices.numel(), batch_size, seed, rank, world_size, drop_last, shuffle,
                                   epoch_fn, progress_fn)
         self.fetch_clock = FetchClock()
@@ -51,12 +48,11 @@ class GpuLoader:
         aug_gen = torch.Generator(device=device).manual_seed(order.rank_seed(epoch))
         skip = order.skip(epoch)
         order.epoch += 1  # without a trainer, each pass is the next epoch
-        for i in range(skip):  # draw what the skipped batches drew: the rest stays the same
-            if self.aug.active:
-                sample_params(min(self.batch_size, shard.numel() - i * self.batch_size), self.aug, device, aug_gen)
-        for i in range(skip, len(self)):
+        for i in range(len(self)):
             idx = shard[i * self.batch_size:(i + 1) * self.batch_size]
             x = augment(self.images[idx], self.aug, generator=aug_gen)
+            if i < skip:  # a batch trained before the checkpoint: its draws are made, so the rest stay the same
+                continue
             # Made inside the seeded block, handed out after it: the training step must not draw from its seed.
             with seeded(order.batch_seed(epoch, i) if self.policies.active else None):
                 batch = self.policies(x, self.labels[idx], self.normalizer)

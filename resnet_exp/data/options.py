@@ -8,47 +8,28 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from resnet_exp.errors import require
 
 
-class DatasetName(str, Enum):
-    cifar10 = "cifar10"
-    cifar100 = "cifar100"
-    fashion_mnist = "fashion_mnist"
-    synthetic = "synthetic"
+def _choices(name: str, values: str) -> Any:
+    """A str Enum whose members are named as their values (`Loader.gpu == "gpu"`)."""
+    return Enum(name, [(v, v) for v in values.split()], type=str, module=__name__)
 
 
-class Augment(str, Enum):
-    """Training augmentation preset; evaluation never augments."""
-
-    standard = "standard"  # random crop from a zero-padded image (+ horizontal flip unless Fashion-MNIST)
-    none = "none"
-    # `standard`, then one torchvision v2 policy per image (policies.py)
-    trivialaugment = "trivialaugment"
-    randaugment = "randaugment"
-    autoaugment = "autoaugment"
-
-
-class Normalize(str, Enum):
-    """How uint8 pixels become floats."""
-
-    dataset = "dataset"  # (x/255 - mean) / std with the dataset's train-split statistics
-    unit = "unit"  # x/255, in [0, 1] (Keras tutorials, seed 003)
-    centered = "centered"  # x/255 - 0.5, in [-0.5, 0.5] (seed 004)
-    symmetric = "symmetric"  # (x/255 - 0.5) / 0.5, in [-1, 1] (seed 002)
-
-
-# (mean, std) in units of 255 per channel, or None for the dataset's own statistics.
+DatasetName = _choices("DatasetName", "cifar10 cifar100 fashion_mnist synthetic")
+# Training augmentation: `standard` crops a zero-padded image (and flips it, unless Fashion-MNIST); each
+# torchvision v2 policy (policies.py) comes after `standard`. Evaluation never augments.
+Augment = _choices("Augment", "standard none trivialaugment randaugment autoaugment")
+# How uint8 pixels become floats: `(x/255 - mean) / std` with NORMALIZE_STATS.
+Normalize = _choices("Normalize", "dataset unit centered symmetric")
+# (mean, std) per channel, in [0, 1] units: dataset = the train split's statistics (None), unit = x/255 in
+# [0, 1], centered = x/255 - 0.5 in [-0.5, 0.5], symmetric = (x/255 - 0.5) / 0.5 in [-1, 1].
 NORMALIZE_STATS = {"dataset": None, "unit": (0.0, 1.0), "centered": (0.5, 1.0), "symmetric": (0.5, 0.5)}
-
-
-class Loader(str, Enum):
-    """How batches are made: `gpu` keeps the uint8 dataset on the device, `torch` uses DataLoader workers."""
-
-    auto = "auto"  # gpu when the trainer's root device is CUDA, else torch
-    torch = "torch"
-    gpu = "gpu"
+# How batches are made: `gpu` keeps the uint8 dataset on the device, `torch` uses DataLoader workers,
+# `auto` is gpu when the trainer's root device is CUDA, else torch.
+Loader = _choices("Loader", "auto torch gpu")
 
 
 def check_loading(*, data_dir: object, batch_size: int, eval_batch_size: int | None, num_workers: int,
@@ -90,8 +71,8 @@ class SyntheticOptions:
         require(2 <= self.num_classes <= 1000, "num_classes", self.num_classes, "must be between 2 and 1000")
         require(self.in_channels in (1, 3), "in_channels", self.in_channels, "must be 1 or 3")
         require(8 <= self.image_size <= 512, "image_size", self.image_size, "must be between 8 and 512")
-        require(self.train_size > 0, "train_size", self.train_size, "must be > 0")
-        require(self.test_size > 0, "test_size", self.test_size, "must be > 0")
+        for key in ("train_size", "test_size"):
+            require(getattr(self, key) > 0, key, getattr(self, key), "must be > 0")
         require(self.noise >= 0, "noise", self.noise, "must be >= 0")
 
 
@@ -100,12 +81,10 @@ SYNTHETIC_KEYS = tuple(f.name for f in dataclasses.fields(SyntheticOptions))
 
 
 def synthetic_options(name: DatasetName, given: Mapping[str, object]) -> SyntheticOptions | None:
-    """The synthetic dataset's options (keys given as None take the defaults); None for a real
-    dataset, which takes none of these keys."""
+    """The synthetic dataset's options (keys given as None take the defaults); None for a real dataset,
+    which takes none of these keys."""
     set_keys = [k for k in SYNTHETIC_KEYS if given.get(k) is not None]
     for key in set_keys:
         require(name == DatasetName.synthetic, key, given[key],
                 f"only the synthetic dataset takes this key, not {name.value}")
-    if name != DatasetName.synthetic:
-        return None
-    return SyntheticOptions(**{k: given[k] for k in set_keys})
+    return SyntheticOptions(**{k: given[k] for k in set_keys}) if name == DatasetName.synthetic else None

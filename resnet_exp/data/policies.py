@@ -1,7 +1,6 @@
 """Training augmentations beyond crop and flip, torchvision v2's own: a policy per uint8 image, random
 erasing, MixUp or CutMix. They draw from torch's global CPU generator, which the loaders seed per batch
-(`seeded`), so a batch is the same in any worker process and after a resume.
-"""
+(`seeded`), so a batch is the same in any worker process and after a resume."""
 
 from __future__ import annotations
 
@@ -29,18 +28,6 @@ def seeded(seed: int | None) -> Iterator[None]:
         yield
 
 
-def erase(x: torch.Tensor, eraser: v2.RandomErasing) -> torch.Tensor:
-    """`x` (B, C, H, W, float) with v2.RandomErasing's box set to 0 in each image it picks, in place
-    (a slice fill per image: no host-to-device copy of the value, so no sync on a GPU)."""
-    for k in range(x.shape[0]):
-        if torch.rand(1) >= eraser.p:  # the draw RandomErasing.forward makes
-            continue
-        box = eraser.make_params([x[k]])
-        if box["v"] is not None:  # None: no box fitted in ten tries, the image stays whole
-            x[k, :, box["i"]:box["i"] + box["h"], box["j"]:box["j"] + box["w"]] = 0.0
-    return x
-
-
 class BatchPolicies:
     """What a training batch gets after crop and flip: `(uint8 images, int64 labels)` in,
     `(normalised float images, labels or soft targets)` out. With nothing on, it only normalises."""
@@ -52,19 +39,20 @@ class BatchPolicies:
         mixers = [mix(alpha=alpha, num_classes=num_classes)
                   for mix, alpha in ((v2.MixUp, mixup_alpha), (v2.CutMix, cutmix_alpha)) if alpha > 0]
         self.mixer = v2.RandomChoice(mixers) if len(mixers) == 2 else (mixers[0] if mixers else None)
-
-    @property
-    def active(self) -> bool:
-        """Whether anything random happens (the loaders seed only then)."""
-        return self.policy is not None or self.eraser is not None or self.mixer is not None
+        # Whether anything random happens (the loaders seed only then).
+        self.active = any(t is not None for t in (self.policy, self.eraser, self.mixer))
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor,
                  normalizer: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.policy is not None:
             x = torch.stack([self.policy(image) for image in x])  # per image: a batch would share one draw
         x = normalizer(x)
-        if self.eraser is not None:
-            x = erase(x, self.eraser)
+        if self.eraser is not None:  # v2.RandomErasing's box per image, set to 0 in place by a slice fill
+            for k in range(x.shape[0]):  # (no host-to-device copy of the value, so no sync on a GPU)
+                if torch.rand(1) < self.eraser.p:  # the draw RandomErasing.forward makes
+                    box = self.eraser.make_params([x[k]])
+                    if box["v"] is not None:  # None: no box fitted in ten tries, the image stays whole
+                        x[k, :, box["i"]:box["i"] + box["h"], box["j"]:box["j"] + box["w"]] = 0.0
         if self.mixer is not None:
             x, y = self.mixer(x, y)
         return x, y

@@ -1,13 +1,12 @@
 """What both training loaders share: the epoch's order, its DDP shards, exact resume, seeds, fetch timing.
-
-A checkpoint holds the loader's `state_dict()` (epoch, batches processed); after `load_state_dict()`
-the next pass over that epoch skips those batches, as the uninterrupted run would have gone on.
-"""
+A checkpoint holds the loader's `state_dict()` (epoch, batches processed); after `load_state_dict()` the next
+pass over that epoch skips those batches, as the uninterrupted run would have gone on."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,26 +15,18 @@ from torch.utils.data import DataLoader, DistributedSampler
 SEED_MODULUS = 2 ** 63
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """Seed of epoch `epoch`'s permutation: the same on every rank."""
-    return (seed * 100003 + epoch) % SEED_MODULUS
-
-
+@dataclass
 class FetchClock:
     """Host seconds spent waiting for batches (inside the loader's `next()`), summed."""
 
-    def __init__(self) -> None:
-        self.total_s = 0.0
+    total_s: float = 0.0
 
     def timed(self, batches: Iterable[Any]) -> Iterator[Any]:
-        iterator = iter(batches)
-        while True:
-            start = time.perf_counter()
-            batch = next(iterator, None)  # no batch is None
-            if batch is None:
-                return
+        start = time.perf_counter()
+        for batch in batches:  # each wait: from asking for the next batch until it is there
             self.total_s += time.perf_counter() - start
             yield batch
+            start = time.perf_counter()
 
 
 class EpochSampler(DistributedSampler):
@@ -61,10 +52,14 @@ class EpochSampler(DistributedSampler):
     def current_epoch(self) -> int:
         return self.epoch_fn() if self.epoch_fn is not None else self.epoch
 
+    def epoch_seed(self, epoch: int) -> int:
+        """Seed of `epoch`'s permutation: the same on every rank."""
+        return (self.seed * 100003 + epoch) % SEED_MODULUS
+
     def shard(self, epoch: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """Positions (into the `size` items) this rank visits in `epoch`, in order."""
         if self.shuffle:
-            gen = torch.Generator(device=device).manual_seed(epoch_seed(self.seed, epoch))
+            gen = torch.Generator(device=device).manual_seed(self.epoch_seed(epoch))
             order = torch.randperm(self.size, generator=gen, device=device)
         else:
             order = torch.arange(self.size, device=device)
@@ -72,7 +67,7 @@ class EpochSampler(DistributedSampler):
 
     def rank_seed(self, epoch: int) -> int:
         """Seed of this rank's augmentation stream in `epoch`."""
-        return epoch_seed(self.seed, epoch) * 1009 + self.rank + 1
+        return self.epoch_seed(epoch) * 1009 + self.rank + 1
 
     def batch_seed(self, epoch: int, batch: int) -> int:
         """Seed of one training batch's augmentation: differs per epoch, rank and batch."""
@@ -86,8 +81,7 @@ class EpochSampler(DistributedSampler):
         self._pending = {"epoch": int(state.get("epoch", -1)), "batches": int(state.get("batches", 0))}
 
     def skip(self, epoch: int) -> int:
-        """Batches of `epoch` processed before the checkpoint (0 once used, for another epoch, or when
-        the checkpoint was taken at the very end of the epoch)."""
+        """Batches of `epoch` trained before the checkpoint; 0 once used, for another epoch, or at its end."""
         pending, self._pending = self._pending, None
         if pending is None or pending["epoch"] != epoch or pending["batches"] >= self.num_batches():
             return 0

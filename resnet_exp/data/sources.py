@@ -1,7 +1,6 @@
 """Where a dataset comes from: `data_dir`, the system copy (Fashion-MNIST), else torchvision's download
 (a file appears under its final name only complete and verified); and the cache of its decoded arrays,
-`<data_dir>/<name>.uint8.pt`, loaded memory-mapped with `weights_only=True`, rebuilt when a source changes.
-"""
+`<data_dir>/<name>.uint8.pt`, loaded memory-mapped with `weights_only=True`, rebuilt when a source changes."""
 
 from __future__ import annotations
 
@@ -21,7 +20,8 @@ from torchvision.datasets import FashionMNIST
 from torchvision.datasets.utils import check_integrity, download_url
 
 from resnet_exp.data import formats
-from resnet_exp.data.formats import CIFAR, IDX_FILES, Arrays
+from resnet_exp.data.formats import CIFAR, IDX_FILES
+from resnet_exp.data.specs import Arrays
 from resnet_exp.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
@@ -61,20 +61,6 @@ def ensure_writable(folder: Path) -> None:
         raise DataError(f"data.data_dir={folder}: not writable; choose a writable data.data_dir")
 
 
-def _cifar_candidates(name: str, data_dir: Path) -> tuple[list[Path], Source | None]:
-    folder, archive = data_dir / CIFAR[name].base_folder, data_dir / CIFAR[name].filename
-    files = [folder / f for f in formats.cifar_files(name)]
-    if folder.is_dir() and all(f.is_file() for f in files):
-        return [folder, archive], Source(str(folder), files, lambda: formats.read_cifar_folder(name, folder))
-    if archive.is_file():
-        return [folder, archive], Source(str(archive), [archive], lambda: formats.read_cifar_archive(name, archive))
-    if folder.is_dir() and any(f.exists() for f in files):
-        missing = next(f for f in files if not f.is_file())
-        raise DataError(f"{folder}: incomplete, {missing.name} is missing; put the whole folder or "
-                        f"{archive.name} there")
-    return [folder, archive], None
-
-
 def _idx_in(folder: Path) -> dict[str, Path] | None:
     """The four idx files in `folder` (each `.gz` or raw), or None unless all are there."""
     found = {key: next((c for c in (folder / f"{base}.gz", folder / base) if c.is_file()), None)
@@ -84,14 +70,23 @@ def _idx_in(folder: Path) -> dict[str, Path] | None:
 
 def find_local(name: str, data_dir: Path) -> tuple[list[Path], Source | None]:
     """The first complete local copy, and every path looked at."""
-    if name in CIFAR:
-        return _cifar_candidates(name, data_dir)
+    if name in CIFAR:  # the extracted folder, then the archive
+        folder, archive = data_dir / CIFAR[name].base_folder, data_dir / CIFAR[name].filename
+        files = [folder / f for f in formats.cifar_files(name)]
+        if all(f.is_file() for f in files):
+            return [folder, archive], Source(str(folder), files, lambda: formats.read_cifar_folder(name, folder))
+        if archive.is_file():
+            return [folder, archive], Source(str(archive), [archive], lambda: formats.read_cifar_archive(name, archive))
+        if any(f.exists() for f in files):
+            missing = next(f for f in files if not f.is_file())
+            raise DataError(f"{folder}: incomplete, {missing.name} is missing; put the whole folder or "
+                            f"{archive.name} there")
+        return [folder, archive], None
     # Fashion-MNIST: its own layouts, torchvision's, then the system copy.
     folders = [data_dir, data_dir / "fashion-mnist", data_dir / "FashionMNIST" / "raw", SYSTEM_FASHION_MNIST]
     for folder in folders:
         if found := _idx_in(folder):
-            return folders, Source(str(folder), list(found.values()),
-                                   lambda found=found: formats.read_fashion_mnist(found))
+            return folders, Source(str(folder), list(found.values()), lambda: formats.read_fashion_mnist(found))
     return folders, None
 
 
@@ -114,18 +109,6 @@ def download(url: str, dest: Path, md5: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _remedies(name: str, data_dir: Path) -> str:
-    if name in CIFAR:
-        put = f"put {CIFAR[name].filename} (or the extracted {CIFAR[name].base_folder}/) in {data_dir}"
-        other = f"copy {data_dir} from a machine where the download works"
-    else:
-        put = f"put the four Fashion-MNIST idx files (train/t10k-images/labels, .gz or raw) in {data_dir}"
-        other = "install the Debian/Ubuntu package dataset-fashion-mnist"
-    urls = [url for url, _, _ in DOWNLOADS[name]]
-    return (f"Remedies: (1) {put} or set data.data_dir; (2) run with network access and data.download=true "
-            f"(downloads {urls[0]}{' ...' if len(urls) > 1 else ''}); (3) {other}.")
-
-
 def _download_or_fail(name: str, data_dir: Path, looked: list[Path], download_ok: bool) -> Source:
     """A fresh download, else one DataError saying where we looked, why the download failed, the remedies."""
     failure = "download not attempted (data.download=false)"
@@ -135,20 +118,21 @@ def _download_or_fail(name: str, data_dir: Path, looked: list[Path], download_ok
             for url, fname, md5 in DOWNLOADS[name]:
                 if not (data_dir / fname).is_file():
                     download(url, data_dir / fname, md5)
-            _, source = find_local(name, data_dir)
-            assert source is not None
-            return source
+            return find_local(name, data_dir)[1]
         except DataError as exc:
             failure = str(exc)
             if not existed and data_dir.is_dir() and not any(data_dir.iterdir()):
                 data_dir.rmdir()  # leave no trace of a failed attempt
-    where = ", ".join(str(p) for p in looked)
-    raise DataError(f"{name}: no copy of the dataset found. Looked in: {where}. {failure}. "
-                    f"{_remedies(name, data_dir)}")
-
-
-def cache_path(name: str, data_dir: Path) -> Path:
-    return data_dir / f"{name}.uint8.pt"
+    if name in CIFAR:
+        put = f"put {CIFAR[name].filename} (or the extracted {CIFAR[name].base_folder}/) in {data_dir}"
+        other = f"copy {data_dir} from a machine where the download works"
+    else:
+        put = f"put the four Fashion-MNIST idx files (train/t10k-images/labels, .gz or raw) in {data_dir}"
+        other = "install the Debian/Ubuntu package dataset-fashion-mnist"
+    urls = [url for url, _, _ in DOWNLOADS[name]]
+    raise DataError(f"{name}: no copy of the dataset found. Looked in: {', '.join(map(str, looked))}. {failure}. "
+                    f"Remedies: (1) {put} or set data.data_dir; (2) run with network access and data.download=true "
+                    f"(downloads {urls[0]}{' ...' if len(urls) > 1 else ''}); (3) {other}.")
 
 
 def _fingerprint(files: list[Path]) -> list[list]:
@@ -186,19 +170,22 @@ def write_cache(path: Path, arrays: Arrays, files: list[Path]) -> None:
     except (OSError, RuntimeError) as exc:
         log.warning("could not write the cache %s: %s", path, exc)
     finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+        Path(tmp_name).unlink(missing_ok=True)  # gone after the rename; else a partial file
+
+
+def _located(name: str, data_dir: Path | str) -> tuple[Path, list[Path], Source | None]:
+    """The data_dir checked and expanded, the paths looked at, and the first complete local copy."""
+    data_dir = Path(data_dir).expanduser()
+    check_data_dir(data_dir)
+    return data_dir, *find_local(name, data_dir)
 
 
 def load(name: str, data_dir: Path | str, download_ok: bool = True) -> Arrays:
     """Find, decode, validate and cache a real dataset; the decoded arrays."""
-    data_dir = Path(data_dir).expanduser()
-    check_data_dir(data_dir)
-    path = cache_path(name, data_dir)
-    looked, source = find_local(name, data_dir)
+    data_dir, looked, source = _located(name, data_dir)
+    path = data_dir / f"{name}.uint8.pt"
     # Without a source (originals removed after caching) any valid cache is enough.
-    arrays = read_cache(name, path, source.files if source else None)
-    if arrays is not None:
+    if (arrays := read_cache(name, path, source.files if source else None)) is not None:
         return arrays
     source = source or _download_or_fail(name, data_dir, looked, download_ok)
     start = time.perf_counter()
@@ -216,21 +203,15 @@ def load(name: str, data_dir: Path | str, download_ok: bool = True) -> Arrays:
 
 def ensure_available(name: str, data_dir: Path | str, download_ok: bool = True) -> None:
     """Raise `load`'s one-line DataError unless it will find a local copy or a cache (else download now)."""
-    data_dir = Path(data_dir).expanduser()
-    check_data_dir(data_dir)
-    looked, source = find_local(name, data_dir)
-    if source is None and not cache_path(name, data_dir).is_file():
+    data_dir, looked, source = _located(name, data_dir)
+    if source is None and not (data_dir / f"{name}.uint8.pt").is_file():
         _download_or_fail(name, data_dir, looked, download_ok)
 
 
 def is_ready(name: str, data_dir: Path | str) -> bool:
     """Cheap check that `load` would be served from an up-to-date, valid cache (a mapped read)."""
-    data_dir = Path(data_dir).expanduser()
-    path = cache_path(name, data_dir)
-    if not path.is_file():
-        return False
     try:
-        _, source = find_local(name, data_dir)
-        return read_cache(name, path, source.files if source else None, quiet=True) is not None
+        data_dir, _, source = _located(name, data_dir)
     except DataError:
         return False
+    return read_cache(name, data_dir / f"{name}.uint8.pt", source.files if source else None, quiet=True) is not None

@@ -1,6 +1,5 @@
-"""Augmentation and normalisation as batch operations on uint8 NCHW tensors, used by both loader paths
-(the torch path in its workers, the gpu path on the device), so both make the same distribution of images.
-"""
+"""Augmentation and normalisation as batch operations on uint8 NCHW tensors, shared by both loader paths
+(the torch path in its workers, the gpu path on the device), so both make the same distribution of images."""
 
 from __future__ import annotations
 
@@ -25,17 +24,6 @@ class AugmentParams:
         return self.padding > 0 or self.flip
 
 
-def sample_params(batch: int, aug: AugmentParams, device: torch.device | str = "cpu",
-                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-image crop offsets dy, dx in [0, 2*padding] and flip flags."""
-    offsets = torch.randint(0, 2 * aug.padding + 1, (2, batch), device=device, generator=generator)
-    if aug.flip:
-        flip = torch.randint(0, 2, (batch,), device=device, generator=generator).bool()
-    else:
-        flip = torch.zeros(batch, dtype=torch.bool, device=device)
-    return offsets[0], offsets[1], flip
-
-
 def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, padding: int) -> torch.Tensor:
     """Crop each image of `x` (B, C, H, W) at (dy, dx) out of its zero-padded version, then flip some."""
     b, c, h, w = x.shape
@@ -50,10 +38,15 @@ def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.T
 
 
 def augment(x: torch.Tensor, aug: AugmentParams, generator: torch.Generator | None = None) -> torch.Tensor:
-    """`standard` on a batch (`x` itself when `aug` does nothing)."""
+    """`standard` on a batch: crop offsets in [0, 2*padding] and flips drawn per image (`x` if `aug` is off)."""
     if not aug.active:
         return x
-    dy, dx, flip = sample_params(x.shape[0], aug, x.device, generator)
+    b, device = x.shape[0], x.device
+    dy, dx = torch.randint(0, 2 * aug.padding + 1, (2, b), device=device, generator=generator)
+    if aug.flip:
+        flip = torch.randint(0, 2, (b,), device=device, generator=generator).bool()
+    else:
+        flip = torch.zeros(b, dtype=torch.bool, device=device)
     return crop_flip(x, dy, dx, flip, aug.padding)
 
 
@@ -61,18 +54,17 @@ class Normalizer:
     """uint8 -> float32 `(x / 255 - mean) / std` per channel, with the constants cached per device."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
+        self.mean, self.std = tuple(map(float, mean)), tuple(map(float, std))
         self._cache: dict = {}
 
     def __getstate__(self):  # picklable for worker processes; the device cache is rebuilt there
-        return {"mean": self.mean, "std": self.std, "_cache": {}}
+        return {**self.__dict__, "_cache": {}}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.device not in self._cache:
-            scale = torch.tensor([1 / (255 * s) for s in self.std], device=x.device).view(1, -1, 1, 1)
-            shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=x.device).view(1, -1, 1, 1)
-            self._cache[x.device] = (scale, shift)
+            scale = [1 / (255 * s) for s in self.std]
+            shift = [-m / s for m, s in zip(self.mean, self.std)]
+            self._cache[x.device] = [torch.tensor(v, device=x.device).view(1, -1, 1, 1) for v in (scale, shift)]
         scale, shift = self._cache[x.device]
         return x.float().mul_(scale).add_(shift)
 
@@ -89,18 +81,16 @@ class BatchTransform:
         x, y, *seed = batch
         # A seeded batch (training, EpochSampler) draws crop, flip and policies from its seed, in any
         # process and after any resume; otherwise the process's global generator draws.
-        draws = self.aug.active or self.policies.active
-        with seeded(seed[0] if seed and draws else None):
+        with seeded(seed[0] if seed and (self.aug.active or self.policies.active) else None):
             return self.policies(augment(x, self.aug), y, self.normalizer)
 
 
 def resize_uint8(x: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
     """Resize a uint8 NCHW tensor to size x size (bilinear, antialiased), in chunks to bound memory."""
-    if x.shape[-1] == size and x.shape[-2] == size:
+    if x.shape[-2:] == (size, size):
         return x
-    out = torch.empty((x.shape[0], x.shape[1], size, size), dtype=torch.uint8, device=x.device)
+    out = torch.empty((*x.shape[:2], size, size), dtype=torch.uint8, device=x.device)
     for start in range(0, x.shape[0], chunk):
-        block = F.interpolate(x[start:start + chunk].float(), size=(size, size), mode="bilinear", antialias=True,
-                              align_corners=False)
+        block = F.interpolate(x[start:start + chunk].float(), size=(size, size), mode="bilinear", antialias=True)
         out[start:start + chunk] = block.round_().clamp_(0, 255).to(torch.uint8)
     return out

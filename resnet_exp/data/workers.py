@@ -22,35 +22,21 @@ def capped_workers(requested: int, key: str = "data.num_workers") -> int:
     line): far more workers than cores would start that many copies of the process and bring in the OOM killer."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     cap = WORKERS_PER_CORE * cores
-    if requested <= cap:
-        return requested
-    log.warning("%s=%d: more DataLoader workers than this process can use; starting %d instead "
-                "(%d per core, %d cores usable)", key, requested, cap, WORKERS_PER_CORE, cores)
-    return cap
+    if requested > cap:
+        log.warning("%s=%d: more DataLoader workers than this process can use; starting %d instead "
+                    "(%d per core, %d cores usable)", key, requested, cap, WORKERS_PER_CORE, cores)
+    return min(requested, cap)
 
 
-def die_with_parent(parent: int) -> None:
-    """Have the kernel SIGKILL this process when the thread that started it ends (Linux only), and
-    exit now if `parent` is already gone."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
-        log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
-        return
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-class WorkerInit:
-    """`worker_init_fn` of the project's DataLoaders: the worker dies with its parent, and is seeded as
-    Lightning seeds workers (which it does only for loaders without a worker_init_fn of their own)."""
-
-    def __init__(self, rank: int = 0) -> None:
-        self.rank = rank
-        self.parent = os.getpid()
-
-    def __call__(self, worker_id: int) -> None:
-        die_with_parent(self.parent)
-        if int(os.environ.get("PL_SEED_WORKERS", 0)):
-            pl_worker_init_function(worker_id, rank=self.rank)
+def init_worker(worker_id: int, parent: int, rank: int = 0) -> None:
+    """`worker_init_fn` of the project's DataLoaders (bound with functools.partial): the kernel SIGKILLs the
+    worker when `parent` ends (Linux), and it is seeded as Lightning seeds workers (which Lightning does only
+    for loaders without a worker_init_fn of their own)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        elif os.getppid() != parent:  # already gone
+            os._exit(1)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):
+        pl_worker_init_function(worker_id, rank=rank)
