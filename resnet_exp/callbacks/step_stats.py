@@ -48,6 +48,12 @@ class StepRow:
         return 0.0 if math.isnan(self.data_wait_ms) else self.data_wait_ms
 
 
+def finite_mean(values: Sequence[float]) -> float:
+    """The mean of the values that are not NaN (NaN if none)."""
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
 def describe(values: Sequence[float]) -> dict[str, float | None]:
     """mean, std (population), min, median, p90, p99, max of `values` in ms (None when empty)."""
     if len(values) == 0:

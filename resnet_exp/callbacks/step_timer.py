@@ -1,9 +1,9 @@
-"""StepTimer: per-batch training step times you can trust, without slowing the run down.
+"""StepTimer: per-batch training step times without a sync per step.
 
 Device time comes from two CUDA events per batch, read lazily (`Event.query()` every `resolve_every_n_steps`
-batches, one wait at epoch end): no sync per step; without CUDA it is host time. Warm-up batches stay in the
-record (`step_times.csv`, written at each epoch end) with `warmup=1`, out of every statistic. The columns and
-statistics: `step_stats`; results.json's `step_time` block is read back from the file (`results`).
+batches, one wait at epoch end); without CUDA it is host time. The record is `step_times.csv` (appended at each
+epoch end; warm-up batches are in it with `warmup=1`, out of every statistic). wandb gets one step-series point
+per `resolve_every_n_steps` batches (a logger call costs ~1 ms).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,16 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from resnet_exp.callbacks.lightning_shims import compile_count
-from resnet_exp.callbacks.probes import fetch_clock, first_tensor
-from resnet_exp.callbacks.step_logging import log_epoch, log_step_series, log_summary
-from resnet_exp.callbacks.step_stats import StepRow, append_csv, continue_csv, step_time_block
+from resnet_exp.callbacks.probes import first_found
+from resnet_exp.callbacks.step_stats import StepRow, append_csv, continue_csv, finite_mean, step_stats, step_time_block
 from resnet_exp.io import rounded
 from resnet_exp.speed import peak_memory_mb
 
 log = logging.getLogger(__name__)
 
 CSV_FILE = "step_times.csv"
+PREFIX = "step_time/"
+SERIES_KEYS = ("device_ms", "host_ms", "data_wait_ms", "between_ms")
 
 
 @dataclass(slots=True)
@@ -51,6 +53,12 @@ def uses_cuda(device: torch.device) -> bool:
 def device_label(device: torch.device) -> str:
     """The device as results.json names it, e.g. `cuda:0 (NVIDIA H100 80GB HBM3)` or `cpu`."""
     return f"{device} ({torch.cuda.get_device_name(device)})" if uses_cuda(device) else str(device)
+
+
+def wandb_loggers(trainer: pl.Trainer) -> list[Any]:
+    from pytorch_lightning.loggers import WandbLogger
+
+    return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
 
 
 class StepTimer(Callback):
@@ -76,7 +84,6 @@ class StepTimer(Callback):
         self._resumed_at_step = 0  # from a checkpoint: the fit continues step_times.csv
         self._reset()
 
-    # ------------------------------------------------------------------ state
     def _reset(self) -> None:
         self.rows: list[StepRow] = []  # every batch of the fit (a resumed fit's earlier ones too)
         self._cuda = False
@@ -96,6 +103,7 @@ class StepTimer(Callback):
         self._steps_done = 0
         self._is_writer = True
 
+    # Device access, replaced in tests by a fake GPU.
     def _new_event(self) -> Any:
         return torch.cuda.Event(enable_timing=True)
 
@@ -111,9 +119,7 @@ class StepTimer(Callback):
 
     def csv_path(self, trainer: pl.Trainer) -> Path | None:
         """Where this timer's record goes for `trainer` (None without a file)."""
-        if not self.csv_file:
-            return None
-        return Path(self.output_dir or trainer.default_root_dir) / self.csv_file
+        return Path(self.output_dir or trainer.default_root_dir) / self.csv_file if self.csv_file else None
 
     def state_dict(self) -> dict[str, Any]:
         return {"steps_done": self._steps_done}
@@ -121,7 +127,6 @@ class StepTimer(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resumed_at_step = int(state_dict.get("steps_done", 0))
 
-    # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._reset()
         self._device = pl_module.device
@@ -137,7 +142,8 @@ class StepTimer(Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_first_row = len(self.rows)
         self._reset_peak_mem()
-        self._clock = fetch_clock(trainer)  # the loaders stay the same for the whole epoch
+        # The loaders stay the same for the whole epoch.
+        self._clock = first_found(trainer.train_dataloader, lambda loader: getattr(loader, "fetch_clock", None))
         self._mark_batch_end()
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
@@ -149,7 +155,7 @@ class StepTimer(Callback):
             fetched = self._clock.total_s
             wait_ms = (fetched - self._fetched_s) * 1e3 if self._fetched_s is not None else math.nan
             self._fetched_s = fetched
-        first = first_tensor(batch)
+        first = first_found(batch, lambda x: x if isinstance(x, torch.Tensor) else None)
         batch_size = int(first.shape[0]) if first is not None and first.ndim else 0
         warm = self._batches_in_fit < self.warmup_steps
         if first is not None:
@@ -209,7 +215,9 @@ class StepTimer(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._close_epoch(trainer)  # an epoch cut short by max_steps / early stopping
         if self._is_writer:
-            log_summary(trainer, self.summary())
+            plain = {f"{PREFIX}{k}": v for k, v in self.summary().items() if isinstance(v, (int, float, str))}
+            for logger in wandb_loggers(trainer):
+                logger.experiment.summary.update(plain)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         try:
@@ -218,7 +226,6 @@ class StepTimer(Callback):
         except Exception:  # a failed CUDA context cannot be read any more
             log.debug("step timer: could not save the step times after a failure", exc_info=True)
 
-    # ------------------------------------------------------------------ internals
     def _resolve(self, block: bool) -> None:
         """Read the CUDA events of finished batches, oldest first (the stream runs in order). `block`: wait
         once for the newest batch, so that every pending one is finished."""
@@ -235,12 +242,14 @@ class StepTimer(Callback):
         return len(self.rows) - len(self._pending)
 
     def _flush_step_series(self, trainer: pl.Trainer) -> None:
-        """Send the rows resolved since the last flush to wandb as one point."""
+        """Send the rows resolved since the last flush to wandb as one point: their means, at the last step."""
         upto = self._resolved_upto()
         window = self.rows[self._logged_rows:upto]
         self._logged_rows = upto
-        if self.log_steps and self._is_writer:
-            log_step_series(trainer, window)
+        if self.log_steps and self._is_writer and window:
+            metrics = {f"{PREFIX}{key}": finite_mean([getattr(r, key) for r in window]) for key in SERIES_KEYS}
+            for logger in wandb_loggers(trainer):
+                logger.log_metrics(metrics, step=window[-1].step)
 
     def _write_csv(self) -> None:
         if self._csv_path is None:
@@ -259,11 +268,23 @@ class StepTimer(Callback):
         self._flush_step_series(trainer)
         self._write_csv()
         if self._is_writer:
-            log_epoch(trainer, rows, self.log_histogram)
+            self._log_epoch(trainer, rows)
 
-    # ------------------------------------------------------------------ results
+    def _log_epoch(self, trainer: pl.Trainer, rows: Sequence[StepRow]) -> None:
+        """The statistics of one epoch's `rows` to every logger (with `log_histogram`, its step times to wandb)."""
+        metrics = {f"{PREFIX}{k}": float(v) for k, v in step_stats(rows).items() if k != "steps" and v is not None}
+        metrics["epoch"] = int(rows[0].epoch)  # counted from 0 in metrics.csv, as Lightning writes it
+        step = max(trainer.global_step - 1, 0)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+        device_ms = [r.device_ms for r in rows if not r.warmup]
+        if self.log_histogram and device_ms:
+            for logger in wandb_loggers(trainer):
+                import wandb
+
+                logger.experiment.log({f"{PREFIX}hist_ms": wandb.Histogram(device_ms), "trainer/global_step": step})
+
     def summary(self) -> dict[str, Any]:
         """`step_time_block` over the rows this process timed (and those a resumed fit continued)."""
         return step_time_block(self.rows, device=device_label(self._device), cuda=self._cuda,
                                warmup=self.warmup_settings(), csv_file=self.csv_file if self._csv_path else None)
-
