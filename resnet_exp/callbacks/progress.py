@@ -21,6 +21,7 @@ log = logging.getLogger("resnet_exp.progress")
 
 STEP_KEYS = ("train/loss_step",)
 VALIDATION_KEYS = ("val/loss", "val/acc", "val/acc_best")
+STYLES = ("auto", "rich", "plain")
 
 
 def epoch_label(trainer: pl.Trainer) -> str:
@@ -29,17 +30,12 @@ def epoch_label(trainer: pl.Trainer) -> str:
     return f"epoch {trainer.current_epoch + 1}" + (f"/{trainer.max_epochs}" if limited else "")
 
 
-def validation_line(trainer: pl.Trainer, elapsed_s: float) -> str:
+def validation_line(trainer: pl.Trainer, since: float) -> str:
     """`epoch 3 validated: val/loss ...  (1m02s elapsed)`: read once per validation, so no step pays."""
     metrics = trainer.callback_metrics
     shown = [f"{key} {float(metrics[key]):.4f}" for key in VALIDATION_KEYS if key in metrics]
     return (f"epoch {trainer.current_epoch + 1} validated: {'  '.join(shown)}  "
-            f"({format_duration(elapsed_s)} elapsed)")
-
-
-def batch_was_logged(trainer: pl.Trainer) -> bool:
-    """In `on_train_batch_end`: whether the loggers wrote this batch, i.e. its logged values are new."""
-    return logging_due(trainer, trainer.global_step - 1)
+            f"({format_duration(time.perf_counter() - since)} elapsed)")
 
 
 class SyncFreeRichProgressBar(RichProgressBar):
@@ -58,7 +54,7 @@ class SyncFreeRichProgressBar(RichProgressBar):
         self._interval = 1.0 / refresh_rate if refresh_rate else float("inf")
         self._shown: dict[str, Any] = {}
         self._drawn_at = self._read_at = -float("inf")
-        self._in_train_batch = self._read_now = False
+        self._keep_shown = False  # in a batch whose metrics are not read: get_metrics returns the last ones
         self._fit_start = time.perf_counter()
 
     def _describe_epoch(self, trainer: pl.Trainer) -> None:
@@ -76,37 +72,33 @@ class SyncFreeRichProgressBar(RichProgressBar):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
         if not trainer.sanity_checking and trainer.is_global_zero:
-            log_to_files(validation_line(trainer, time.perf_counter() - self._fit_start), log.name)
-
-    def metrics_due(self, trainer: pl.Trainer) -> bool:
-        """True in `on_train_batch_end` of a batch whose metrics may be read (no sync added)."""
-        if self.metrics_every_n_steps is not None:
-            return trainer.global_step % self.metrics_every_n_steps == 0
-        return batch_was_logged(trainer)
+            log_to_files(validation_line(trainer, self._fit_start), log.name)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
         if self.is_disabled:
             return
         now = time.perf_counter()
-        read = self.metrics_due(trainer) and now - self._read_at >= self._interval
+        every = self.metrics_every_n_steps
+        due = trainer.global_step % every == 0 if every else logging_due(trainer, trainer.global_step - 1)
+        read = due and now - self._read_at >= self._interval
         last = batch_idx + 1 >= self.total_train_batches
         if not (read or last or now - self._drawn_at >= self._interval):
             return
         self._drawn_at = now
         if read:
             self._read_at = now
-        self._in_train_batch, self._read_now = True, read
+        self._keep_shown = not read
         new_bar = self.train_progress_bar_id is None  # Lightning adds one when resuming mid-epoch
         try:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         finally:
-            self._in_train_batch = self._read_now = False
+            self._keep_shown = False
         if new_bar:
             self._describe_epoch(trainer)
 
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-        if self._in_train_batch and not self._read_now:
+        if self._keep_shown:
             return self._shown
         shown = super().get_metrics(trainer, pl_module)
         shown.pop("v_num", None)
@@ -116,9 +108,6 @@ class SyncFreeRichProgressBar(RichProgressBar):
                 shown[key] = float(value)
         self._shown = shown
         return shown
-
-
-STYLES = ("auto", "rich", "plain")
 
 
 class LogProgress(ProgressBar):
@@ -154,44 +143,33 @@ class LogProgress(ProgressBar):
                            batch: Any, batch_idx: int) -> None:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
         self._images += int(images.shape[0])  # a shape: known on the host, no sync
-        if batch_was_logged(trainer):  # the module logged its step loss (ImageClassifier.training_step)
+        if logging_due(trainer, trainer.global_step - 1):  # the module logged its step loss: read it now
             value = trainer.callback_metrics.get("train/loss_step")
             if value is not None:
                 self._loss = float(value)
         now = time.perf_counter()
-        steps = trainer.global_step - self._last_step
-        due = ((self.every_n_steps is not None and steps >= self.every_n_steps)
-               or (self.every_n_seconds is not None and now - self._last_time >= self.every_n_seconds))
-        if due and self._enabled and trainer.is_global_zero:
-            self._write_line(trainer, now)
-        if due:
-            self._last_time, self._last_step, self._images = now, trainer.global_step, 0
-
-    def _write_line(self, trainer: pl.Trainer, now: float) -> None:
-        total = trainer.estimated_stepping_batches
         step = trainer.global_step
-        rate = self._images / max(now - self._last_time, 1e-9)
-        done = step - self._fit_start_step
-        parts = [epoch_label(trainer),
-                 f"step {step}/{total if math.isfinite(total) else '?'}",
-                 f"loss {self._loss:.4f}" if self._loss is not None else "loss -",
-                 f"{rate:.0f} img/s"]
-        if done > 0 and math.isfinite(total):
-            parts.append(f"ETA {format_duration((now - self._fit_start) / done * (total - step))}")
-        log.info("  ".join(parts))
+        if not ((self.every_n_steps is not None and step - self._last_step >= self.every_n_steps)
+                or (self.every_n_seconds is not None and now - self._last_time >= self.every_n_seconds)):
+            return
+        if self._enabled and trainer.is_global_zero:
+            total = trainer.estimated_stepping_batches
+            done = step - self._fit_start_step
+            parts = [epoch_label(trainer), f"step {step}/{total if math.isfinite(total) else '?'}",
+                     f"loss {self._loss:.4f}" if self._loss is not None else "loss -",
+                     f"{self._images / max(now - self._last_time, 1e-9):.0f} img/s"]
+            if done > 0 and math.isfinite(total):
+                parts.append(f"ETA {format_duration((now - self._fit_start) / done * (total - step))}")
+            log.info("  ".join(parts))
+        self._last_time, self._last_step, self._images = now, step, 0
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not self._enabled or not trainer.is_global_zero:
-            return
-        log.info(validation_line(trainer, time.perf_counter() - self._fit_start))
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
+        if not trainer.sanity_checking and self._enabled and trainer.is_global_zero:
+            log.info(validation_line(trainer, self._fit_start))
 
 
 def progress_bar(rich: Callable[[], ProgressBar], plain: Callable[[], ProgressBar], style: str = "auto",
-                 is_terminal: Callable[[], bool] = stdout_is_terminal) -> ProgressBar:
+                 is_terminal: Callable[[], bool] = lambda: sys.stdout.isatty()) -> ProgressBar:
     """The progress display for this process: `rich` in a terminal, `plain` log lines otherwise (style=auto),
     or the one named. `rich` and `plain` are factories (Hydra partials)."""
     if style not in STYLES:

@@ -51,16 +51,6 @@ def stopped_early(trainer: pl.Trainer) -> dict[str, Any] | None:
     return None
 
 
-def training_progress(trainer: pl.Trainer, run_dir: Path) -> dict[str, int]:
-    """Epochs completed and optimizer steps taken. Under ddp_spawn the fit ran in other processes and this
-    trainer never advanced; the last checkpoint knows."""
-    last = run_dir / LAST_CHECKPOINT
-    if trainer.global_step == 0 and last.is_file():
-        saved = load_header(last)
-        return {"epochs": saved["epoch"] + 1, "steps": saved["global_step"]}
-    return {"epochs": trainer.current_epoch, "steps": trainer.global_step}
-
-
 def _significant(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else float(f"{value:.{digits}g}")
 
@@ -79,10 +69,8 @@ def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: 
 def selected_checkpoint(trainer: pl.Trainer) -> str | None:
     """The best checkpoint of the first checkpoint callback that selects on a metric (`monitor`); None when
     none selected one (no such callback, or no validation): the last weights are tested."""
-    for callback in trainer.checkpoint_callbacks:
-        if getattr(callback, "monitor", None) and getattr(callback, "best_model_path", ""):
-            return callback.best_model_path
-    return None
+    return next((cb.best_model_path for cb in trainer.checkpoint_callbacks
+                 if getattr(cb, "monitor", None) and getattr(cb, "best_model_path", "")), None)
 
 
 def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
@@ -93,8 +81,14 @@ def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
 
 
 def fit_records(trainer: pl.Trainer, run_dir: Path, plan: SpeedPlan, train_flops: int | None) -> dict[str, Any]:
-    """results.json's `epochs`, `steps`, `step_time`, `throughput` and `time_to_accuracy` of a finished fit."""
+    """results.json's `epochs`, `steps`, `step_time`, `throughput` and `time_to_accuracy` of a finished fit.
+    Under ddp_spawn the fit ran in other processes and this trainer never advanced: the last checkpoint
+    knows the epochs and steps."""
+    progress = {"epochs": trainer.current_epoch, "steps": trainer.global_step}
+    if trainer.global_step == 0 and (run_dir / LAST_CHECKPOINT).is_file():
+        saved = load_header(run_dir / LAST_CHECKPOINT)
+        progress = {"epochs": saved["epoch"] + 1, "steps": saved["global_step"]}
     step_time = step_time_summary(trainer)
-    return {**training_progress(trainer, run_dir), "step_time": step_time,
+    return {**progress, "step_time": step_time,
             "throughput": throughput(step_time, train_flops, plan, trainer.strategy.root_device),
             "time_to_accuracy": time_to_accuracy_points(trainer)}

@@ -12,8 +12,6 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +30,6 @@ log = logging.getLogger(__name__)
 CSV_FILE = "step_times.csv"
 PREFIX = "step_time/"
 SERIES_KEYS = ("device_ms", "host_ms", "data_wait_ms", "between_ms")
-
-
-@dataclass(slots=True)
-class OpenBatch:
-    """A batch between its start and end hooks, then until its device time is read."""
-
-    row: StepRow
-    started: float  # host clock at the batch start
-    compiles: int  # graphs torch.compile had compiled at the batch start
-    start_event: Any = None  # CUDA events (None without CUDA)
-    end_event: Any = None
 
 
 def uses_cuda(device: torch.device) -> bool:
@@ -88,8 +75,11 @@ class StepTimer(Callback):
         self.rows: list[StepRow] = []  # every batch of the fit (a resumed fit's earlier ones too)
         self._cuda = False
         self._device = torch.device("cpu")
-        self._pending: deque[OpenBatch] = deque()  # ended batches whose CUDA events are unread
-        self._open: OpenBatch | None = None
+        self._open: StepRow | None = None  # the batch between its start and end hooks
+        self._started = 0.0  # its host clock at the start,
+        self._compiles = 0  # the graphs torch.compile had compiled then,
+        self._start_event: Any = None  # and its CUDA start event
+        self._pending: deque[tuple[StepRow, Any, Any]] = deque()  # ended batches with unread CUDA events
         self._seen_shapes: set[tuple[Any, ...]] = set()
         self._batches_in_fit = 0
         self._last_end: float | None = None
@@ -150,39 +140,31 @@ class StepTimer(Callback):
                              batch_idx: int) -> None:
         now = time.perf_counter()
         between_ms = (now - self._last_end) * 1e3 if self._last_end is not None else math.nan
-        wait_ms = math.nan
-        if self._clock is not None:
-            fetched = self._clock.total_s
-            wait_ms = (fetched - self._fetched_s) * 1e3 if self._fetched_s is not None else math.nan
-            self._fetched_s = fetched
+        wait_ms = (self._clock.total_s - self._fetched_s) * 1e3 if self._fetched_s is not None else math.nan
         first = first_found(batch, lambda x: x if isinstance(x, torch.Tensor) else None)
-        batch_size = int(first.shape[0]) if first is not None and first.ndim else 0
         warm = self._batches_in_fit < self.warmup_steps
-        if first is not None:
-            shape = (tuple(first.shape), first.dtype)
-            if shape not in self._seen_shapes:
-                self._seen_shapes.add(shape)
-                warm = warm or self.warmup_on_new_shape
-        row = StepRow(trainer.current_epoch, trainer.global_step, batch_size, math.nan, wait_ms, warm,
-                      between_ms=between_ms, gap_held="+".join(self._gap_held))
-        start_event = None
-        if self._cuda:
-            start_event = self._new_event()
-            start_event.record()
-        self._open = OpenBatch(row, time.perf_counter(), compile_count(), start_event)
+        if first is not None and (shape := (tuple(first.shape), first.dtype)) not in self._seen_shapes:
+            self._seen_shapes.add(shape)
+            warm = warm or self.warmup_on_new_shape
+        batch_size = int(first.shape[0]) if first is not None and first.ndim else 0
+        self._open = StepRow(trainer.current_epoch, trainer.global_step, batch_size, math.nan, wait_ms, warm,
+                             between_ms=between_ms, gap_held="+".join(self._gap_held))
+        self._start_event = self._new_event() if self._cuda else None
+        if self._start_event is not None:
+            self._start_event.record()
+        self._started, self._compiles = time.perf_counter(), compile_count()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        batch_, self._open = self._open, None
-        if batch_ is None:
+        row, self._open = self._open, None
+        if row is None:
             return
         if self._cuda:
-            batch_.end_event = self._new_event()
-            batch_.end_event.record()
-            self._pending.append(batch_)
-        row = batch_.row
-        row.host_ms = (time.perf_counter() - batch_.started) * 1e3
-        if self.warmup_on_compile and compile_count() != batch_.compiles:
+            end_event = self._new_event()
+            end_event.record()
+            self._pending.append((row, self._start_event, end_event))
+        row.host_ms = (time.perf_counter() - self._started) * 1e3
+        if self.warmup_on_compile and compile_count() != self._compiles:
             row.warmup = True
         if not self._cuda:
             row.device_ms = row.host_ms
@@ -210,10 +192,31 @@ class StepTimer(Callback):
             self._gap_held.append("checkpoint")  # a save between two batches: label that gap
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._close_epoch(trainer)
+        """Read the epoch's device times, append its rows to the CSV and log its statistics."""
+        if self._epoch_first_row >= len(self.rows):
+            return
+        self._resolve(block=True)
+        rows = self.rows[self._epoch_first_row:]
+        self._epoch_first_row = len(self.rows)
+        rows[-1].peak_mem_mb = rounded(self._peak_mem_mb(), 1)
+        self._flush_step_series(trainer)
+        self._write_csv()
+        if not self._is_writer:
+            return
+        metrics = {f"{PREFIX}{k}": float(v) for k, v in step_stats(rows).items() if k != "steps" and v is not None}
+        metrics["epoch"] = int(rows[0].epoch)  # counted from 0 in metrics.csv, as Lightning writes it
+        step = max(trainer.global_step - 1, 0)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+        device_ms = [r.device_ms for r in rows if not r.warmup]
+        if self.log_histogram and device_ms:
+            for logger in wandb_loggers(trainer):
+                import wandb
+
+                logger.experiment.log({f"{PREFIX}hist_ms": wandb.Histogram(device_ms), "trainer/global_step": step})
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._close_epoch(trainer)  # an epoch cut short by max_steps / early stopping
+        self.on_train_epoch_end(trainer, pl_module)  # an epoch cut short by max_steps / early stopping
         if self._is_writer:
             plain = {f"{PREFIX}{k}": v for k, v in self.summary().items() if isinstance(v, (int, float, str))}
             for logger in wandb_loggers(trainer):
@@ -230,20 +233,14 @@ class StepTimer(Callback):
         """Read the CUDA events of finished batches, oldest first (the stream runs in order). `block`: wait
         once for the newest batch, so that every pending one is finished."""
         if block and self._pending:
-            self._pending[-1].end_event.synchronize()
-        while self._pending:
-            done = self._pending[0]
-            if not (block or done.end_event.query()):
-                break
-            done.row.device_ms = done.start_event.elapsed_time(done.end_event)
-            self._pending.popleft()
-
-    def _resolved_upto(self) -> int:
-        return len(self.rows) - len(self._pending)
+            self._pending[-1][2].synchronize()
+        while self._pending and (block or self._pending[0][2].query()):
+            row, start_event, end_event = self._pending.popleft()
+            row.device_ms = start_event.elapsed_time(end_event)
 
     def _flush_step_series(self, trainer: pl.Trainer) -> None:
         """Send the rows resolved since the last flush to wandb as one point: their means, at the last step."""
-        upto = self._resolved_upto()
+        upto = len(self.rows) - len(self._pending)
         window = self.rows[self._logged_rows:upto]
         self._logged_rows = upto
         if self.log_steps and self._is_writer and window:
@@ -252,37 +249,10 @@ class StepTimer(Callback):
                 logger.log_metrics(metrics, step=window[-1].step)
 
     def _write_csv(self) -> None:
-        if self._csv_path is None:
-            return
-        upto = self._resolved_upto()
-        append_csv(self._csv_path, self.rows[self._written_rows:upto])
-        self._written_rows = upto
-
-    def _close_epoch(self, trainer: pl.Trainer) -> None:
-        if self._epoch_first_row >= len(self.rows):
-            return
-        self._resolve(block=True)
-        rows = self.rows[self._epoch_first_row:]
-        self._epoch_first_row = len(self.rows)
-        rows[-1].peak_mem_mb = rounded(self._peak_mem_mb(), 1)
-        self._flush_step_series(trainer)
-        self._write_csv()
-        if self._is_writer:
-            self._log_epoch(trainer, rows)
-
-    def _log_epoch(self, trainer: pl.Trainer, rows: Sequence[StepRow]) -> None:
-        """The statistics of one epoch's `rows` to every logger (with `log_histogram`, its step times to wandb)."""
-        metrics = {f"{PREFIX}{k}": float(v) for k, v in step_stats(rows).items() if k != "steps" and v is not None}
-        metrics["epoch"] = int(rows[0].epoch)  # counted from 0 in metrics.csv, as Lightning writes it
-        step = max(trainer.global_step - 1, 0)
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=step)
-        device_ms = [r.device_ms for r in rows if not r.warmup]
-        if self.log_histogram and device_ms:
-            for logger in wandb_loggers(trainer):
-                import wandb
-
-                logger.experiment.log({f"{PREFIX}hist_ms": wandb.Histogram(device_ms), "trainer/global_step": step})
+        upto = len(self.rows) - len(self._pending)
+        if self._csv_path is not None:
+            append_csv(self._csv_path, self.rows[self._written_rows:upto])
+            self._written_rows = upto
 
     def summary(self) -> dict[str, Any]:
         """`step_time_block` over the rows this process timed (and those a resumed fit continued)."""
