@@ -1,6 +1,5 @@
-"""Stopping a fit on SIGTERM (a batch scheduler's time limit, `kill`) so that it can be continued.
-
-Lightning's loops raise `SIGTERMException` (a `SystemExit` without a code: exit 0) after the running batch;
+"""Stopping a fit on SIGTERM (a batch scheduler's time limit, `kill`) so that it can be continued: Lightning's
+loops raise `SIGTERMException` (a `SystemExit` without a code: exit 0) after the running batch;
 `CheckpointOnSigterm` saves the resume checkpoint then, and `stop_on_sigterm` turns the stop into `Terminated`.
 """
 

@@ -1,6 +1,5 @@
-"""The record of StepTimer, its CSV file (step_times.csv) and the statistics over it; the README's "Step
-times" says what each column and statistic means. Pure bookkeeping: no Lightning, no CUDA.
-"""
+"""StepTimer's record (step_times.csv) and the statistics over it, as the README's "Step times" describes
+them; pure bookkeeping: no Lightning, no CUDA."""
 
 from __future__ import annotations
 
@@ -99,18 +98,11 @@ def step_time_block(rows: Sequence[StepRow], *, device: str, cuda: bool, warmup:
             "per_epoch": [{"epoch": e, **step_stats([r for r in rows if r.epoch == e])} for e in epochs]}
 
 
-# ---------------------------------------------------------------------------- step_times.csv
 def continue_csv(path: Path, steps_done: int) -> list[StepRow]:
     """For a resumed fit: keep the rows of the `steps_done` steps the checkpoint covers (later ones are redone),
     rewrite the CSV atomically with them and return them; else start a fresh CSV holding only its header."""
     rows = [r for r in read_csv(path) if r.step < steps_done] if steps_done and path.is_file() else []
-
-    def write(handle: Any) -> None:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows(r.as_csv() for r in rows)
-
-    write_atomic(path, write)
+    write_atomic(path, lambda handle: csv.writer(handle).writerows([CSV_COLUMNS, *(r.as_csv() for r in rows)]))
     return rows
 
 
