@@ -27,11 +27,9 @@ def _with_paths(state: dict[str, Any], dirpath: str | None, path_of: Callable[[s
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """Lightning's callback, except: `{epoch}` in a file name counts from 1 (`best-epoch008.ckpt` is the 8th
-    epoch); the saved state holds paths relative to the checkpoint folder, so a moved or copied run folder ranks
-    its own files (or starts the ranking afresh without them); no warning that a checkpoint folder inside the
-    run folder "exists and is not empty"; `state_key` (built from the arguments for about a dozen hook calls
-    per batch) is computed once."""
+    """Lightning's callback with `{epoch}` counted from 1 in file names, paths relative to the checkpoint folder
+    in its state (a moved run folder ranks its own files), no "exists and is not empty" warning for the run's
+    own folder, and `state_key` (built for about a dozen hook calls per batch) computed once."""
 
     @functools.cached_property
     def state_key(self) -> str:  # type: ignore[override]

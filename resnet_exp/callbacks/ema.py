@@ -10,9 +10,8 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 
 class EMAWeightAveraging(LightningEMA):
-    """Lightning's EMAWeightAveraging, except that testing a checkpoint keeps its averaged weights: Lightning
-    calls `on_load_checkpoint` when testing too, and after a fit in the same process this callback would load
-    the checkpoint's trained weights, not those that selected it."""
+    """Lightning's EMAWeightAveraging, except that testing a checkpoint (which calls `on_load_checkpoint` too)
+    keeps its averaged weights, those that selected it, instead of loading its trained ones."""
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:

@@ -1,6 +1,5 @@
-"""Progress displays: a rich bar in a terminal, plain log lines everywhere else (`progress_bar` picks). Both
-read logged values only on the steps the loggers write (`trainer.log_every_n_steps`): no GPU sync per step.
-"""
+"""Progress displays, reading logged values only on logging steps (no GPU sync per step): a rich bar in a
+terminal, plain log lines elsewhere."""
 
 from __future__ import annotations
 
@@ -39,10 +38,8 @@ def validation_line(trainer: pl.Trainer, since: float) -> str:
 
 
 class SyncFreeRichProgressBar(RichProgressBar):
-    """Lightning's rich bar at no measurable cost per step: it draws at most `refresh_rate` times a second (and
-    at an epoch's last batch), reads the logged metrics only on logging steps (or every `metrics_every_n_steps`),
-    shows the step loss (`STEP_KEYS`, logged without prog_bar) and epochs from 1 without `v_num`, and writes a
-    line per validation to the log files (run.log) only."""
+    """Lightning's rich bar, drawn at most `refresh_rate` times a second, reading metrics on logging steps only (or
+    every `metrics_every_n_steps`), with the step loss, epochs from 1, no `v_num`, validations in run.log."""
 
     def __init__(self, metrics_every_n_steps: int | None = None, refresh_rate: int = 4, **kwargs: Any) -> None:
         if metrics_every_n_steps is not None and metrics_every_n_steps < 1:
@@ -111,9 +108,8 @@ class SyncFreeRichProgressBar(RichProgressBar):
 
 
 class LogProgress(ProgressBar):
-    """For a stdout that is no terminal: one log line every `every_n_steps` steps or `every_n_seconds` seconds
-    (None: not by that), `epoch 2/8  step 430/1712  loss 0.4213  318 img/s  ETA 6m41s`, and one per validation.
-    The loss shown is the last one logged."""
+    """A log line every `every_n_steps` steps or `every_n_seconds` seconds (None: not by that), `epoch 2/8  step
+    430/1712  loss 0.4213  318 img/s  ETA 6m41s` (the last loss logged), and one per validation."""
 
     def __init__(self, every_n_steps: int | None = 50, every_n_seconds: float | None = 30.0) -> None:
         super().__init__()
@@ -170,8 +166,7 @@ class LogProgress(ProgressBar):
 
 def progress_bar(rich: Callable[[], ProgressBar], plain: Callable[[], ProgressBar], style: str = "auto",
                  is_terminal: Callable[[], bool] = lambda: sys.stdout.isatty()) -> ProgressBar:
-    """The progress display for this process: `rich` in a terminal, `plain` log lines otherwise (style=auto),
-    or the one named. `rich` and `plain` are factories (Hydra partials)."""
+    """`rich()` in a terminal, else `plain()` (style=auto), or the one named (factories: Hydra partials)."""
     if style not in STYLES:
         raise ValueError(f"style={style}: must be one of {', '.join(STYLES)}")
     chosen = style if style != "auto" else ("rich" if is_terminal() else "plain")

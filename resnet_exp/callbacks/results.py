@@ -23,8 +23,7 @@ def _callback(trainer: pl.Trainer, kind: type[pl.Callback]) -> Any:
 
 
 def step_time_summary(trainer: pl.Trainer) -> dict[str, Any] | None:
-    """The `step_time` block over the rows of the trainer's StepTimer record (step_times.csv); None without a
-    timer, a file, or a timed batch."""
+    """The `step_time` block over the rows of the StepTimer's step_times.csv; None without them."""
     timer = _callback(trainer, StepTimer)
     path = timer.csv_path(trainer) if timer is not None else None
     rows = read_csv(path) if path is not None and path.is_file() else []
@@ -42,8 +41,7 @@ def time_to_accuracy_points(trainer: pl.Trainer) -> list[dict[str, Any]] | None:
 
 
 def stopped_early(trainer: pl.Trainer) -> dict[str, Any] | None:
-    """The `stopped_early` block: the epoch (0-based) in which an EarlyStopping callback ended the fit, its
-    reason and message; None when none did (or none was on)."""
+    """The epoch (0-based), reason and message of an EarlyStopping callback that ended the fit, else None."""
     for callback in trainer.early_stopping_callbacks:
         if callback.stopping_reason != EarlyStoppingReason.NOT_STOPPED:
             return {"epoch": callback.stopped_epoch, "reason": callback.stopping_reason.name.lower(),
@@ -67,8 +65,7 @@ def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: 
 
 
 def selected_checkpoint(trainer: pl.Trainer) -> str | None:
-    """The best checkpoint of the first checkpoint callback that selects on a metric (`monitor`); None when
-    none selected one (no such callback, or no validation): the last weights are tested."""
+    """The best checkpoint of the first checkpoint callback with a `monitor`; None: the last weights are tested."""
     return next((cb.best_model_path for cb in trainer.checkpoint_callbacks
                  if getattr(cb, "monitor", None) and getattr(cb, "best_model_path", "")), None)
 
@@ -81,9 +78,8 @@ def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
 
 
 def fit_records(trainer: pl.Trainer, run_dir: Path, plan: SpeedPlan, train_flops: int | None) -> dict[str, Any]:
-    """results.json's `epochs`, `steps`, `step_time`, `throughput` and `time_to_accuracy` of a finished fit.
-    Under ddp_spawn the fit ran in other processes and this trainer never advanced: the last checkpoint
-    knows the epochs and steps."""
+    """results.json's `epochs`, `steps`, `step_time`, `throughput` and `time_to_accuracy` of a finished fit (under
+    ddp_spawn this trainer never advanced: the last checkpoint knows the epochs and steps)."""
     progress = {"epochs": trainer.current_epoch, "steps": trainer.global_step}
     if trainer.global_step == 0 and (run_dir / LAST_CHECKPOINT).is_file():
         saved = load_header(run_dir / LAST_CHECKPOINT)

@@ -90,8 +90,7 @@ def step_stats(rows: Sequence[StepRow]) -> dict[str, Any]:
 
 def step_time_block(rows: Sequence[StepRow], *, device: str, cuda: bool, warmup: Mapping[str, Any],
                     csv_file: str | None) -> dict[str, Any]:
-    """The `step_time` block of results.json: statistics over all `rows` of a fit, and per epoch. `cuda`: device
-    times come from CUDA events and peak memory from the CUDA allocator."""
+    """results.json's `step_time` block: statistics over all `rows` of a fit, and per epoch."""
     epochs = sorted({r.epoch for r in rows})
     return {"timer": "cuda_events" if cuda else "host", "device": device, **step_stats(rows),
             "peak_mem": "cuda_max_allocated" if cuda else "host_max_rss", "warmup": dict(warmup), "csv": csv_file,
@@ -99,8 +98,7 @@ def step_time_block(rows: Sequence[StepRow], *, device: str, cuda: bool, warmup:
 
 
 def continue_csv(path: Path, steps_done: int) -> list[StepRow]:
-    """For a resumed fit: keep the rows of the `steps_done` steps the checkpoint covers (later ones are redone),
-    rewrite the CSV atomically with them and return them; else start a fresh CSV holding only its header."""
+    """Rewrite the CSV with only the rows of the `steps_done` steps a resumed fit keeps, and return them."""
     rows = [r for r in read_csv(path) if r.step < steps_done] if steps_done and path.is_file() else []
     write_atomic(path, lambda handle: csv.writer(handle).writerows([CSV_COLUMNS, *(r.as_csv() for r in rows)]))
     return rows

@@ -1,10 +1,6 @@
-"""StepTimer: per-batch training step times without a sync per step.
-
-Device time comes from two CUDA events per batch, read lazily (`Event.query()` every `resolve_every_n_steps`
-batches, one wait at epoch end); without CUDA it is host time. The record is `step_times.csv` (appended at each
-epoch end; warm-up batches are in it with `warmup=1`, out of every statistic). wandb gets one step-series point
-per `resolve_every_n_steps` batches (a logger call costs ~1 ms).
-"""
+"""StepTimer: per-batch training step times without a sync per step. Device time comes from two CUDA events
+per batch, read lazily (`Event.query()` every `resolve_every_n_steps` batches, one wait at epoch end), else it
+is host time; the record is `step_times.csv`, where warm-up batches are marked (`warmup=1`)."""
 
 from __future__ import annotations
 
@@ -230,8 +226,7 @@ class StepTimer(Callback):
             log.debug("step timer: could not save the step times after a failure", exc_info=True)
 
     def _resolve(self, block: bool) -> None:
-        """Read the CUDA events of finished batches, oldest first (the stream runs in order). `block`: wait
-        once for the newest batch, so that every pending one is finished."""
+        """Read the CUDA events of finished batches, oldest first; `block`: wait for the newest one first."""
         if block and self._pending:
             self._pending[-1][2].synchronize()
         while self._pending and (block or self._pending[0][2].query()):
@@ -239,7 +234,7 @@ class StepTimer(Callback):
             row.device_ms = start_event.elapsed_time(end_event)
 
     def _flush_step_series(self, trainer: pl.Trainer) -> None:
-        """Send the rows resolved since the last flush to wandb as one point: their means, at the last step."""
+        """The means of the rows resolved since the last flush, as one wandb point (a logger call costs ~1 ms)."""
         upto = len(self.rows) - len(self._pending)
         window = self.rows[self._logged_rows:upto]
         self._logged_rows = upto

@@ -1,10 +1,8 @@
-"""SyncGuard: fail a fit that reads a device value on the host during a training step (a stream synchronize).
+"""SyncGuard: fail a fit that reads a device value on the host in a training step that is not a logging step.
 
-Armed from a batch's start until the next batch, validation, the epoch or fit end, except on the steps the
-loggers write: `.item()`, `.tolist()`, `.numpy()`, `.cpu()`, `bool()`, `float()`, `int()`, `index()`,
-`np.asarray()` of a tensor on the model's device, or `torch.tensor(<Python value>, device=<that device>)`,
-raise `HostSyncError`. Host tensors of the data pipeline are exempt. Works on CPU; on CUDA the guard also sets
-`torch.cuda.set_sync_debug_mode("error")` while armed.
+Armed from a batch's start until the next batch, validation, the epoch or fit end: `READERS` of a tensor on the
+model's device and `torch.tensor(<Python value>, device=<that device>)` raise `HostSyncError`, except in the
+data pipeline; on CUDA, `torch.cuda.set_sync_debug_mode("error")` is set while armed too.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""TimeToAccuracy: accuracy against cumulative training wall time (validation excluded), one point per
-validation in `time_to_accuracy.csv` (continued on resume; results.json's `time_to_accuracy` is read from it);
-RunClock: the run's wall time over all its resumed segments.
-"""
+"""TimeToAccuracy: validation metrics against training wall time, in `time_to_accuracy.csv`; RunClock: the run's
+wall time over all its resumed segments."""
 
 from __future__ import annotations
 
@@ -23,9 +21,8 @@ TTA_COLUMNS = ("epoch", "step", "train_time_s", "val/acc", "val/loss")
 
 
 class TimeToAccuracy(Callback):
-    """Training wall time at the end of each validation (not the sanity check), with its metrics. On CUDA the
-    clock synchronizes once when a validation starts, so that queued training work counts as training.
-    `output_dir` defaults to the trainer's `default_root_dir`."""
+    """Training wall time (validation excluded) and the metrics at the end of each validation; the clock
+    synchronizes once when a validation starts, so that queued training work counts as training."""
 
     def __init__(self, output_dir: str | None = None, file: str = TTA_FILE) -> None:
         super().__init__()
@@ -104,9 +101,8 @@ def read_points(path: Path | None) -> list[dict[str, Any]]:
 
 
 class RunClock(Callback):
-    """Wall time of the run (fit and test) over all its segments: a resumed run starts from the `carried_s`
-    of its checkpoint, and every checkpoint holds the total so far (what a killed segment spent after its last
-    checkpoint is redone and counted then). Monotonic, so ddp_spawn's ranks share the launcher's clock."""
+    """Wall time of fit and test over all segments: each checkpoint holds the total so far, a resumed run starts
+    from it (`carried_s`). Monotonic, so ddp_spawn's ranks share the launcher's clock."""
 
     def __init__(self, carried_s: float = 0.0) -> None:
         super().__init__()
@@ -115,7 +111,7 @@ class RunClock(Callback):
 
     @staticmethod
     def carried_from(checkpoint: Mapping[str, Any] | None) -> float:
-        """The wall time a checkpoint's dict holds (0 without one, or for a checkpoint without it)."""
+        """The wall time a checkpoint's dict holds (0 without it)."""
         return float((checkpoint or {}).get(WALL_TIME_KEY) or 0.0)
 
     def start(self) -> None:
