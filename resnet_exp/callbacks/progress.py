@@ -18,7 +18,7 @@ from resnet_exp.report.summary import format_duration, log_to_files
 
 log = logging.getLogger("resnet_exp.progress")
 
-STEP_KEYS = ("train/loss_step",)
+STEP_LOSS = "train/loss_step"  # logged without prog_bar: the bar adds it
 VALIDATION_KEYS = ("val/loss", "val/acc", "val/acc_best")
 STYLES = ("auto", "rich", "plain")
 
@@ -99,10 +99,9 @@ class SyncFreeRichProgressBar(RichProgressBar):
             return self._shown
         shown = super().get_metrics(trainer, pl_module)
         shown.pop("v_num", None)
-        for key in STEP_KEYS:
-            value = trainer.callback_metrics.get(key)
-            if value is not None and trainer.training:
-                shown[key] = float(value)
+        value = trainer.callback_metrics.get(STEP_LOSS)
+        if value is not None and trainer.training:
+            shown[STEP_LOSS] = float(value)
         self._shown = shown
         return shown
 
@@ -140,7 +139,7 @@ class LogProgress(ProgressBar):
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
         self._images += int(images.shape[0])  # a shape: known on the host, no sync
         if logging_due(trainer, trainer.global_step - 1):  # the module logged its step loss: read it now
-            value = trainer.callback_metrics.get("train/loss_step")
+            value = trainer.callback_metrics.get(STEP_LOSS)
             if value is not None:
                 self._loss = float(value)
         now = time.perf_counter()

@@ -72,9 +72,7 @@ def selected_checkpoint(trainer: pl.Trainer) -> str | None:
 
 def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
     """Which split picked the checkpoint that was tested: val, test, or None (the last weights)."""
-    if not best:
-        return None
-    return "test" if datamodule.val_size == 0 and datamodule.val_on_test else "val"
+    return ("test" if datamodule.val_size == 0 and datamodule.val_on_test else "val") if best else None
 
 
 def fit_records(trainer: pl.Trainer, run_dir: Path, plan: SpeedPlan, train_flops: int | None) -> dict[str, Any]:

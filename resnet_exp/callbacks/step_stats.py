@@ -39,13 +39,6 @@ class StepRow:
         return (self.epoch, self.step, self.batch_size, rounded(self.device_ms), rounded(self.host_ms),
                 rounded(self.data_wait_ms), int(self.warmup), rounded(self.between_ms), peak, self.gap_held)
 
-    def loop_gap_ms(self) -> float:
-        """The gap before this batch as the statistics count it: between_ms, or only the data wait when
-        the gap held a validation or checkpoint save (or was not measured)."""
-        if not self.gap_held and not math.isnan(self.between_ms):
-            return self.between_ms
-        return 0.0 if math.isnan(self.data_wait_ms) else self.data_wait_ms
-
 
 def finite_mean(values: Sequence[float]) -> float:
     """The mean of the values that are not NaN (NaN if none)."""
@@ -69,7 +62,9 @@ def step_stats(rows: Sequence[StepRow]) -> dict[str, Any]:
     device = [r.device_ms for r in timed]
     host = sum(r.host_ms for r in timed)
     wait = sum(r.data_wait_ms for r in timed if not math.isnan(r.data_wait_ms))
-    between = sum(r.loop_gap_ms() for r in timed)
+    # A gap that held a validation or checkpoint save (or was not measured) counts only its data wait.
+    between = sum(r.between_ms if not (r.gap_held or math.isnan(r.between_ms)) else
+                  0.0 if math.isnan(r.data_wait_ms) else r.data_wait_ms for r in timed)
     images = sum(r.batch_size for r in timed)
     loop = host + between
     return {

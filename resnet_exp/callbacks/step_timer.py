@@ -14,6 +14,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import WandbLogger
 
 from resnet_exp.callbacks.lightning_shims import compile_count
 from resnet_exp.callbacks.probes import first_found
@@ -39,8 +40,6 @@ def device_label(device: torch.device) -> str:
 
 
 def wandb_loggers(trainer: pl.Trainer) -> list[Any]:
-    from pytorch_lightning.loggers import WandbLogger
-
     return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
 
 
@@ -87,7 +86,6 @@ class StepTimer(Callback):
         self._written_rows = 0  # rows already in the CSV
         self._csv_path: Path | None = None
         self._steps_done = 0
-        self._is_writer = True
 
     # Device access, replaced in tests by a fake GPU.
     def _new_event(self) -> Any:
@@ -117,9 +115,8 @@ class StepTimer(Callback):
         self._reset()
         self._device = pl_module.device
         self._cuda = uses_cuda(self._device)
-        self._is_writer = trainer.is_global_zero
         path = self.csv_path(trainer)
-        if path is not None and self._is_writer:
+        if path is not None and trainer.is_global_zero:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._csv_path = path
             self.rows = continue_csv(path, self._resumed_at_step)
@@ -197,7 +194,7 @@ class StepTimer(Callback):
         rows[-1].peak_mem_mb = rounded(self._peak_mem_mb(), 1)
         self._flush_step_series(trainer)
         self._write_csv()
-        if not self._is_writer:
+        if not trainer.is_global_zero:
             return
         metrics = {f"{PREFIX}{k}": float(v) for k, v in step_stats(rows).items() if k != "steps" and v is not None}
         metrics["epoch"] = int(rows[0].epoch)  # counted from 0 in metrics.csv, as Lightning writes it
@@ -213,7 +210,7 @@ class StepTimer(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.on_train_epoch_end(trainer, pl_module)  # an epoch cut short by max_steps / early stopping
-        if self._is_writer:
+        if trainer.is_global_zero:
             plain = {f"{PREFIX}{k}": v for k, v in self.summary().items() if isinstance(v, (int, float, str))}
             for logger in wandb_loggers(trainer):
                 logger.experiment.summary.update(plain)
@@ -238,7 +235,7 @@ class StepTimer(Callback):
         upto = len(self.rows) - len(self._pending)
         window = self.rows[self._logged_rows:upto]
         self._logged_rows = upto
-        if self.log_steps and self._is_writer and window:
+        if self.log_steps and trainer.is_global_zero and window:
             metrics = {f"{PREFIX}{key}": finite_mean([getattr(r, key) for r in window]) for key in SERIES_KEYS}
             for logger in wandb_loggers(trainer):
                 logger.log_metrics(metrics, step=window[-1].step)

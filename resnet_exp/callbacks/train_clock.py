@@ -51,7 +51,8 @@ class TimeToAccuracy(Callback):
         self._total_s = self.points[-1]["train_time_s"] if self.points else 0.0
         self._since = None
         if self._path is not None:
-            write_atomic(self._path, lambda handle: _writer(handle, header=True).writerows(self.points))
+            rows = [TTA_COLUMNS, *([p[c] for c in TTA_COLUMNS] for p in self.points)]  # None: an empty cell
+            write_atomic(self._path, lambda handle: csv.writer(handle).writerows(rows))
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Start the clock, or keep it running."""
@@ -72,7 +73,7 @@ class TimeToAccuracy(Callback):
         self.points.append(point)
         if self._path is not None:
             with self._path.open("a", newline="") as handle:
-                _writer(handle).writerow(point)
+                csv.writer(handle).writerow([point[c] for c in TTA_COLUMNS])
         self.on_train_epoch_start(trainer, pl_module)  # training goes on
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -81,13 +82,6 @@ class TimeToAccuracy(Callback):
             synchronize(pl_module.device)
             self._total_s += time.perf_counter() - self._since
             self._since = None
-
-
-def _writer(handle: Any, header: bool = False) -> csv.DictWriter:
-    writer = csv.DictWriter(handle, TTA_COLUMNS)  # None is written as an empty cell
-    if header:
-        writer.writeheader()
-    return writer
 
 
 def read_points(path: Path | None) -> list[dict[str, Any]]:
