@@ -8,6 +8,7 @@ data pipeline; on CUDA, `torch.cuda.set_sync_debug_mode("error")` is set while a
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -91,11 +92,10 @@ class SyncGuard(Callback):
         """Raise HostSyncError for `what` unless the data pipeline read it; the guard is off meanwhile."""
         self._busy = True
         try:
-            caller = frame = sys._getframe(1)  # the guarded wrapper
-            while frame is not None:  # only when a read happened: the walk costs nothing otherwise
-                if any(p in frame.f_code.co_filename.replace("\\", "/") for p in EXEMPT_PATHS):
-                    return
-                frame = frame.f_back
+            caller = sys._getframe(1)  # the guarded wrapper; the stack is walked only when a read happened
+            files = (frame.f_code.co_filename.replace("\\", "/") for frame, _ in traceback.walk_stack(caller))
+            if any(path in file for file in files for path in EXEMPT_PATHS):
+                return
             message = (f"{what} during training step {self._step} (not a logging step) at "
                        f"{caller.f_code.co_filename}:{caller.f_lineno}: a host read of a device value, i.e. a "
                        "host-device sync per step")
