@@ -11,7 +11,7 @@ import torch
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 
 from resnet_exp.callbacks.step_stats import read_csv, step_time_block
-from resnet_exp.callbacks.step_timer import StepTimer, device_label, uses_cuda
+from resnet_exp.callbacks.step_timer import StepTimer, device_label
 from resnet_exp.callbacks.train_clock import TimeToAccuracy, read_points
 from resnet_exp.data import ImageDataModule
 from resnet_exp.io import LAST_CHECKPOINT, load_header
@@ -30,8 +30,8 @@ def step_time_summary(trainer: pl.Trainer) -> dict[str, Any] | None:
     if not rows:
         return None
     device = trainer.strategy.root_device
-    return step_time_block(rows, device=device_label(device), cuda=uses_cuda(device), warmup=timer.warmup_settings(),
-                           csv_file=timer.csv_file)
+    return step_time_block(rows, device=device_label(device), cuda=device.type == "cuda",
+                           warmup=timer.warmup_settings(), csv_file=timer.csv_file)
 
 
 def time_to_accuracy_points(trainer: pl.Trainer) -> list[dict[str, Any]] | None:

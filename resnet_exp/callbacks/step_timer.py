@@ -29,14 +29,9 @@ PREFIX = "step_time/"
 SERIES_KEYS = ("device_ms", "host_ms", "data_wait_ms", "between_ms")
 
 
-def uses_cuda(device: torch.device) -> bool:
-    """Whether batches on `device` are timed with CUDA events."""
-    return device.type == "cuda" and torch.cuda.is_available()
-
-
 def device_label(device: torch.device) -> str:
     """The device as results.json names it, e.g. `cuda:0 (NVIDIA H100 80GB HBM3)` or `cpu`."""
-    return f"{device} ({torch.cuda.get_device_name(device)})" if uses_cuda(device) else str(device)
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def wandb_loggers(trainer: pl.Trainer) -> list[Any]:
@@ -114,7 +109,7 @@ class StepTimer(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._reset()
         self._device = pl_module.device
-        self._cuda = uses_cuda(self._device)
+        self._cuda = self._device.type == "cuda"  # batches are timed with CUDA events
         path = self.csv_path(trainer)
         if path is not None and trainer.is_global_zero:
             path.parent.mkdir(parents=True, exist_ok=True)
