@@ -75,8 +75,7 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temp file next to it, then renames it into place: a killed process leaves
-    the previous file or the new one, never half of one."""
+    """Writes each checkpoint to a temp file next to it, then renames it into place: a kill leaves no half file."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
                         storage_options: Any | None = None) -> None:

@@ -1,5 +1,4 @@
-"""Progress displays, reading logged values only on logging steps (no GPU sync per step): a rich bar in a
-terminal, plain log lines elsewhere."""
+"""Progress displays that read logged values on logging steps only: a rich bar in a terminal, else log lines."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What the callbacks contribute to results.json, each read back from its record in the run folder: the same
-in-process and when the fit ran in other processes (ddp_spawn)."""
+"""What the callbacks add to results.json, read back from their records in the run folder (also under ddp_spawn)."""
 
 from __future__ import annotations
 
@@ -55,8 +54,7 @@ def _significant(value: float | None, digits: int = 6) -> float | None:
 
 def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: SpeedPlan,
                device: torch.device) -> dict[str, Any]:
-    """images/s (the step timer's: timed batches over their host time plus data wait), achieved TFLOP/s
-    (images/s x training FLOPs per image) and, on a GPU with a known peak, MFU."""
+    """The step timer's images/s, achieved TFLOP/s (images/s x training FLOPs per image) and MFU (known peaks)."""
     images_per_s = (step_time or {}).get("images_per_s")
     tflops = images_per_s * train_flops / 1e12 if images_per_s and train_flops else None
     peak = peak_tflops(device, plan.precision, plan.tf32)

@@ -1,5 +1,4 @@
-"""StepTimer's record (step_times.csv) and the statistics over it, as the README's "Step times" describes
-them; pure bookkeeping: no Lightning, no CUDA."""
+"""StepTimer's record (step_times.csv) and its statistics (README: "Step times"); no Lightning, no CUDA."""
 
 from __future__ import annotations
 

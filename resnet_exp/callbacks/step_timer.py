@@ -39,8 +39,7 @@ def wandb_loggers(trainer: pl.Trainer) -> list[Any]:
 
 
 class StepTimer(Callback):
-    """Times every training batch. The arguments are described in conf/callbacks/default.yaml (`step_timer`);
-    `output_dir` defaults to the trainer's `default_root_dir`."""
+    """Times every training batch; the arguments are described in conf/callbacks/default.yaml (`step_timer`)."""
 
     def __init__(self, output_dir: str | None = None, warmup_steps: int = 3, warmup_on_new_shape: bool = True,
                  warmup_on_compile: bool = True, resolve_every_n_steps: int = 50,

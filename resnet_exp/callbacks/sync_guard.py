@@ -1,5 +1,4 @@
 """SyncGuard: fail a fit that reads a device value on the host in a training step that is not a logging step.
-
 Armed from a batch's start until the next batch, validation, the epoch or fit end: `READERS` of a tensor on the
 model's device and `torch.tensor(<Python value>, device=<that device>)` raise `HostSyncError`, except in the
 data pipeline; on CUDA, `torch.cuda.set_sync_debug_mode("error")` is set while armed too.

@@ -1,5 +1,4 @@
-"""TimeToAccuracy: validation metrics against training wall time, in `time_to_accuracy.csv`; RunClock: the run's
-wall time over all its resumed segments."""
+"""TimeToAccuracy: validation metrics against training wall time; RunClock: wall time over resumed segments."""
 
 from __future__ import annotations
 
