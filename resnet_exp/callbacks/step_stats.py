@@ -50,8 +50,7 @@ def describe(values: Sequence[float]) -> dict[str, float | None]:
     if len(values) == 0:
         return {key: None for key in STAT_KEYS}
     a = np.asarray(values, dtype=np.float64)
-    p50, p90, p99 = np.percentile(a, [50, 90, 99])
-    stats = (a.mean(), a.std(), a.min(), p50, p90, p99, a.max())
+    stats = (a.mean(), a.std(), *np.percentile(a, [0, 50, 90, 99, 100]))  # in the order of STAT_KEYS
     return {key: rounded(v) for key, v in zip(STAT_KEYS, stats)}
 
 

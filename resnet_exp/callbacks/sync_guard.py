@@ -105,14 +105,12 @@ class SyncGuard(Callback):
 
     def _guarded(self, reader: bool, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         """`Tensor.<name>` (a `reader`) or `torch.<name>` (a factory), checked while the guard is armed."""
-        guard = self
-
         def guarded(data: Any, *args: Any, **kwargs: Any) -> Any:
-            if guard._armed and not guard._busy:
+            if self._armed and not self._busy:
                 device = data.device if reader else kwargs.get("device")
                 if (device is not None and (reader or not isinstance(data, torch.Tensor))
-                        and guard._on_device(torch.device(device))):
-                    guard._trip(f"Tensor.{name}()" if reader else f"torch.{name}(<Python value>, device={device})")
+                        and self._on_device(torch.device(device))):
+                    self._trip(f"Tensor.{name}()" if reader else f"torch.{name}(<Python value>, device={device})")
             return original(data, *args, **kwargs)
 
         guarded.__name__ = name

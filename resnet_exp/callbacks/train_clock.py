@@ -60,7 +60,7 @@ class TimeToAccuracy(Callback):
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self.on_train_end(trainer, pl_module)
+            self.on_train_end(trainer, pl_module)  # pause the clock
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
