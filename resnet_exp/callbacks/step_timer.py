@@ -57,7 +57,7 @@ class StepTimer(Callback):
         self.csv_file = csv_file
         self.log_steps = log_steps
         self.log_histogram = log_histogram
-        self._resumed_at_step = 0  # from a checkpoint: the fit continues step_times.csv
+        self._resumed_at_step = 0  # the checkpoint's global step: the fit continues step_times.csv
         self._reset()
 
     def _reset(self) -> None:
@@ -79,7 +79,6 @@ class StepTimer(Callback):
         self._logged_rows = 0  # rows already sent as the per-step series
         self._written_rows = 0  # rows already in the CSV
         self._csv_path: Path | None = None
-        self._steps_done = 0
 
     # Device access, replaced in tests by a fake GPU.
     def _new_event(self) -> Any:
@@ -99,11 +98,8 @@ class StepTimer(Callback):
         """Where this timer's record goes for `trainer` (None without a file)."""
         return Path(self.output_dir or trainer.default_root_dir) / self.csv_file if self.csv_file else None
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"steps_done": self._steps_done}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._resumed_at_step = int(state_dict.get("steps_done", 0))
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        self._resumed_at_step = int(checkpoint.get("global_step", 0))
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._reset()
@@ -156,7 +152,6 @@ class StepTimer(Callback):
         if not self._cuda:
             row.device_ms = row.host_ms
         self.rows.append(row)
-        self._steps_done = trainer.global_step
         self._batches_in_fit += 1
         if self._batches_in_fit % self.resolve_every_n_steps == 0:
             self._resolve(block=False)
