@@ -51,11 +51,10 @@ class SyncGuard(Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        self._arm(False)
         self._step = trainer.global_step
-        if not logging_due(trainer, self._step):
-            self.guarded_steps += 1
-            self._arm(True)
+        guarded = not logging_due(trainer, self._step)
+        self.guarded_steps += guarded
+        self._arm(guarded)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
