@@ -47,10 +47,8 @@ def finite_mean(values: Sequence[float]) -> float:
 
 def describe(values: Sequence[float]) -> dict[str, float | None]:
     """mean, std (population), min, median, p90, p99, max of `values` in ms (None when empty)."""
-    if len(values) == 0:
-        return {key: None for key in STAT_KEYS}
     a = np.asarray(values, dtype=np.float64)
-    stats = (a.mean(), a.std(), *np.percentile(a, [0, 50, 90, 99, 100]))  # in the order of STAT_KEYS
+    stats = (a.mean(), a.std(), *np.percentile(a, [0, 50, 90, 99, 100])) if a.size else [None] * len(STAT_KEYS)
     return {key: rounded(v) for key, v in zip(STAT_KEYS, stats)}
 
 
