@@ -42,7 +42,7 @@ def test_default_fit_has_no_host_sync_in_training_steps(tmp_path: Path) -> None:
     assert results["status"] == "completed" and steps == 20  # 2 epochs x 10 batches
     assert guard.violations == []
     assert guard.guarded_steps == steps - 4  # every step but the logging ones (4, 9, 14, 19)
-    assert torch.Tensor.item.__qualname__ != "SyncGuard._reader.<locals>.guarded"  # patches removed
+    assert torch.Tensor.item.__qualname__ != "SyncGuard._guarded.<locals>.guarded"  # patches removed
 
 
 class ItemModule(ImageClassifier):

@@ -1,11 +1,11 @@
-"""Lightning's ModelCheckpoint with less work per training batch and paths relative to its folder, and
-checkpoint files written atomically."""
+"""Lightning's ModelCheckpoint with paths relative to its folder, and checkpoint files written atomically."""
 
 from __future__ import annotations
 
 import functools
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +16,20 @@ from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpo
 
 from resnet_exp.io import write_atomic
 
-# The paths in ModelCheckpoint's state (besides `dirpath` itself and the keys of best_k_models).
+# The paths in ModelCheckpoint's state besides `dirpath` and the keys of best_k_models.
 PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
 
 
-def _name_in(folder: str | None, path: str) -> str:
-    """`path` as a name relative to `folder` when it lies there, else unchanged."""
-    if path and folder and Path(path).parent == Path(folder):
-        return Path(path).name
-    return path
+def _with_paths(state: dict[str, Any], dirpath: str | None, path_of: Callable[[str], str]) -> dict[str, Any]:
+    """`state` with `dirpath`, and every other path in it mapped by `path_of`."""
+    return {**state, "dirpath": dirpath, **{key: path_of(state.get(key) or "") for key in PATH_KEYS},
+            "best_k_models": {path_of(path): score for path, score in state.get("best_k_models", {}).items()}}
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """Lightning's callback with four differences:
-
-    - `{epoch}` in a file name counts from 1 (`best-epoch008.ckpt` is the 8th epoch), as every output does;
-    - paths relative to the checkpoint folder in the saved state, so a moved or copied run folder tests and
-      ranks its own files (when they are not there, the ranking starts afresh);
-    - no warning that a checkpoint folder inside the run folder "exists and is not empty": it is the run's own;
-    - `state_key`, which names every hook call for the profiler (about a dozen per batch), is computed once:
-      Lightning rebuilds it from the arguments, which never change, each time.
-    """
+    """Lightning's callback with `{epoch}` counted from 1 in file names, paths relative to the checkpoint folder
+    in its state (a moved run folder ranks its own files), no "exists and is not empty" warning for the run's
+    own folder, and `state_key` (built for about a dozen hook calls per batch) computed once."""
 
     @functools.cached_property
     def state_key(self) -> str:  # type: ignore[override]
@@ -44,24 +37,19 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        folder = state.get("dirpath")
-        state.update({key: _name_in(folder, state.get(key) or "") for key in PATH_KEYS})
-        state["best_k_models"] = {_name_in(folder, path): score for path, score in state["best_k_models"].items()}
-        state["dirpath"] = "."
-        return state
+        folder = Path(state["dirpath"]) if state.get("dirpath") else None
+        return _with_paths(state, ".", lambda path: Path(path).name if path and Path(path).parent == folder else path)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved_dir = state_dict.get("dirpath")
+        saved_dir = Path(state_dict.get("dirpath") or "")
 
         def here(path: str) -> str:
             # A name (this class's state) or a path in the folder it was saved in (Lightning's own).
-            if path and (not Path(path).is_absolute() or Path(path).parent == Path(saved_dir or "")):
+            if path and (not Path(path).is_absolute() or Path(path).parent == saved_dir):
                 return str(Path(self.dirpath or ".") / Path(path).name)
             return path
 
-        state = {**state_dict, "dirpath": self.dirpath,
-                 **{key: here(state_dict.get(key) or "") for key in PATH_KEYS},
-                 "best_k_models": {here(path): score for path, score in state_dict.get("best_k_models", {}).items()}}
+        state = _with_paths(state_dict, self.dirpath, here)
         named = [state[key] for key in PATH_KEYS if state[key]] + list(state["best_k_models"])
         if all(Path(path).is_file() for path in named):
             super().load_state_dict(state)
@@ -79,7 +67,6 @@ class ModelCheckpoint(LightningModelCheckpoint):
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             super().setup(trainer, pl_module, stage)
 
-
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         with warnings.catch_warnings():
             if trainer.limit_val_batches == 0:  # no validation: no val/acc to select on, by the user's choice
@@ -88,8 +75,7 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temp file next to it, then rename it into place: a process killed at any
-    moment leaves the previous file or the new one, never half of one."""
+    """Writes each checkpoint to a temp file next to it, then renames it into place: a kill leaves no half file."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
                         storage_options: Any | None = None) -> None:

@@ -10,11 +10,9 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 
 class EMAWeightAveraging(LightningEMA):
-    """Lightning's EMAWeightAveraging, except that testing a checkpoint keeps its averaged weights: Lightning
-    calls `on_load_checkpoint` when testing too, and after a fit in the same process this callback would load
-    the checkpoint's trained weights, not those that selected it."""
+    """Lightning's EMAWeightAveraging, except that testing a checkpoint keeps the averaged weights that chose it."""
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
-        if trainer.state.fn == TrainerFn.FITTING:  # a resume: both weights come back
+        if trainer.state.fn == TrainerFn.FITTING:  # a resume (test calls this too): both weights come back
             super().on_load_checkpoint(trainer, pl_module, checkpoint)

@@ -1,9 +1,6 @@
-"""The only places the project touches internals of Lightning, torchmetrics or torch (tests check that).
-
-Each is kept because no public API does the job, or because the probe (`python -m benchmarks.attribution`)
-measured it worth at least 20 us per training step. tests/test_lightning_shims.py checks every internal used
-here and names the installed version when one stops working (pytorch-lightning is pinned below 2.7).
-"""
+"""The only places the project touches internals of Lightning, torchmetrics or torch (tests check that, and
+name the installed version when one stops working): each does what no public API does, or measured worth at
+least 20 us per training step (`python -m benchmarks.attribution`)."""
 
 from __future__ import annotations
 

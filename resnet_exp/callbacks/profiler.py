@@ -10,8 +10,7 @@ _NOTHING = contextlib.nullcontext()  # holds no state: one instance serves every
 
 
 class NoProfiler(PassThroughProfiler):
-    """Records nothing, as Lightning's default does, without its generator-based context manager (a few us
-    for each of ~50 hook calls per step). A profiler in the config (`+trainer.profiler=simple`) replaces it."""
+    """Records nothing, without the generator-based context manager of Lightning's (a few us per hook call)."""
 
     def profile(self, action_name: str) -> contextlib.AbstractContextManager:  # type: ignore[override]
         return _NOTHING

@@ -1,5 +1,4 @@
-"""What the callbacks contribute to results.json, each read back from its record in the run folder: the same
-in-process and when the fit ran in other processes (ddp_spawn)."""
+"""What the callbacks add to results.json, read back from their records in the run folder (also under ddp_spawn)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import torch
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 
 from resnet_exp.callbacks.step_stats import read_csv, step_time_block
-from resnet_exp.callbacks.step_timer import StepTimer, device_label, uses_cuda
+from resnet_exp.callbacks.step_timer import StepTimer, device_label
 from resnet_exp.callbacks.train_clock import TimeToAccuracy, read_points
 from resnet_exp.data import ImageDataModule
 from resnet_exp.io import LAST_CHECKPOINT, load_header
@@ -23,16 +22,15 @@ def _callback(trainer: pl.Trainer, kind: type[pl.Callback]) -> Any:
 
 
 def step_time_summary(trainer: pl.Trainer) -> dict[str, Any] | None:
-    """The `step_time` block over the rows of the trainer's StepTimer record (step_times.csv); None without a
-    timer, a file, or a timed batch."""
+    """The `step_time` block over the rows of the StepTimer's step_times.csv; None without them."""
     timer = _callback(trainer, StepTimer)
     path = timer.csv_path(trainer) if timer is not None else None
     rows = read_csv(path) if path is not None and path.is_file() else []
     if not rows:
         return None
     device = trainer.strategy.root_device
-    return step_time_block(rows, device=device_label(device), cuda=uses_cuda(device), warmup=timer.warmup_settings(),
-                           csv_file=timer.csv_file)
+    return step_time_block(rows, device=device_label(device), cuda=device.type == "cuda",
+                           warmup=timer.warmup_settings(), csv_file=timer.csv_file)
 
 
 def time_to_accuracy_points(trainer: pl.Trainer) -> list[dict[str, Any]] | None:
@@ -42,23 +40,12 @@ def time_to_accuracy_points(trainer: pl.Trainer) -> list[dict[str, Any]] | None:
 
 
 def stopped_early(trainer: pl.Trainer) -> dict[str, Any] | None:
-    """The `stopped_early` block: the epoch (0-based) in which an EarlyStopping callback ended the fit, its
-    reason and message; None when none did (or none was on)."""
+    """The epoch (0-based), reason and message of an EarlyStopping callback that ended the fit, else None."""
     for callback in trainer.early_stopping_callbacks:
         if callback.stopping_reason != EarlyStoppingReason.NOT_STOPPED:
             return {"epoch": callback.stopped_epoch, "reason": callback.stopping_reason.name.lower(),
                     "message": callback.stopping_reason_message}
     return None
-
-
-def training_progress(trainer: pl.Trainer, run_dir: Path) -> dict[str, int]:
-    """Epochs completed and optimizer steps taken. Under ddp_spawn the fit ran in other processes and this
-    trainer never advanced; the last checkpoint knows."""
-    last = run_dir / LAST_CHECKPOINT
-    if trainer.global_step == 0 and last.is_file():
-        saved = load_header(last)
-        return {"epochs": saved["epoch"] + 1, "steps": saved["global_step"]}
-    return {"epochs": trainer.current_epoch, "steps": trainer.global_step}
 
 
 def _significant(value: float | None, digits: int = 6) -> float | None:
@@ -67,8 +54,7 @@ def _significant(value: float | None, digits: int = 6) -> float | None:
 
 def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: SpeedPlan,
                device: torch.device) -> dict[str, Any]:
-    """images/s (the step timer's: timed batches over their host time plus data wait), achieved TFLOP/s
-    (images/s x training FLOPs per image) and, on a GPU with a known peak, MFU."""
+    """The step timer's images/s, achieved TFLOP/s (images/s x training FLOPs per image) and MFU (known peaks)."""
     images_per_s = (step_time or {}).get("images_per_s")
     tflops = images_per_s * train_flops / 1e12 if images_per_s and train_flops else None
     peak = peak_tflops(device, plan.precision, plan.tf32)
@@ -77,24 +63,24 @@ def throughput(step_time: dict[str, Any] | None, train_flops: int | None, plan: 
 
 
 def selected_checkpoint(trainer: pl.Trainer) -> str | None:
-    """The best checkpoint of the first checkpoint callback that selects on a metric (`monitor`); None when
-    none selected one (no such callback, or no validation): the last weights are tested."""
-    for callback in trainer.checkpoint_callbacks:
-        if getattr(callback, "monitor", None) and getattr(callback, "best_model_path", ""):
-            return callback.best_model_path
-    return None
+    """The best checkpoint of the first checkpoint callback with a `monitor`; None: the last weights are tested."""
+    return next((cb.best_model_path for cb in trainer.checkpoint_callbacks
+                 if getattr(cb, "monitor", None) and getattr(cb, "best_model_path", "")), None)
 
 
 def selected_on(datamodule: ImageDataModule, best: str | None) -> str | None:
     """Which split picked the checkpoint that was tested: val, test, or None (the last weights)."""
-    if not best:
-        return None
-    return "test" if datamodule.val_size == 0 and datamodule.val_on_test else "val"
+    return ("test" if datamodule.val_size == 0 and datamodule.val_on_test else "val") if best else None
 
 
 def fit_records(trainer: pl.Trainer, run_dir: Path, plan: SpeedPlan, train_flops: int | None) -> dict[str, Any]:
-    """results.json's `epochs`, `steps`, `step_time`, `throughput` and `time_to_accuracy` of a finished fit."""
+    """results.json's `epochs`, `steps`, `step_time`, `throughput` and `time_to_accuracy` of a finished fit (under
+    ddp_spawn this trainer never advanced: the last checkpoint knows the epochs and steps)."""
+    progress = {"epochs": trainer.current_epoch, "steps": trainer.global_step}
+    if trainer.global_step == 0 and (run_dir / LAST_CHECKPOINT).is_file():
+        saved = load_header(run_dir / LAST_CHECKPOINT)
+        progress = {"epochs": saved["epoch"] + 1, "steps": saved["global_step"]}
     step_time = step_time_summary(trainer)
-    return {**training_progress(trainer, run_dir), "step_time": step_time,
+    return {**progress, "step_time": step_time,
             "throughput": throughput(step_time, train_flops, plan, trainer.strategy.root_device),
             "time_to_accuracy": time_to_accuracy_points(trainer)}

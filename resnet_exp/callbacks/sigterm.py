@@ -1,6 +1,5 @@
-"""Stopping a fit on SIGTERM (a batch scheduler's time limit, `kill`) so that it can be continued.
-
-Lightning's loops raise `SIGTERMException` (a `SystemExit` without a code: exit 0) after the running batch;
+"""Stopping a fit on SIGTERM (a batch scheduler's time limit, `kill`) so that it can be continued: Lightning's
+loops raise `SIGTERMException` (a `SystemExit` without a code: exit 0) after the running batch;
 `CheckpointOnSigterm` saves the resume checkpoint then, and `stop_on_sigterm` turns the stop into `Terminated`.
 """
 
@@ -22,9 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class CheckpointOnSigterm(Callback):
-    """Save the fit's state to `path` (the run's `checkpoints/last.ckpt`) when a SIGTERM stops it, so that
-    `resume=` continues from the batch it interrupted; a signal after Lightning's last check of a fit is saved
-    at the end of training."""
+    """Save the fit's state to `path` (`checkpoints/last.ckpt`) when a SIGTERM stops it, or at the end of training
+    when it came after Lightning's last check."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -1,6 +1,4 @@
-"""The record of StepTimer, its CSV file (step_times.csv) and the statistics over it; the README's "Step
-times" says what each column and statistic means. Pure bookkeeping: no Lightning, no CUDA.
-"""
+"""StepTimer's record (step_times.csv) and its statistics (README: "Step times"); no Lightning, no CUDA."""
 
 from __future__ import annotations
 
@@ -40,21 +38,17 @@ class StepRow:
         return (self.epoch, self.step, self.batch_size, rounded(self.device_ms), rounded(self.host_ms),
                 rounded(self.data_wait_ms), int(self.warmup), rounded(self.between_ms), peak, self.gap_held)
 
-    def loop_gap_ms(self) -> float:
-        """The gap before this batch as the statistics count it: between_ms, or only the data wait when
-        the gap held a validation or checkpoint save (or was not measured)."""
-        if not self.gap_held and not math.isnan(self.between_ms):
-            return self.between_ms
-        return 0.0 if math.isnan(self.data_wait_ms) else self.data_wait_ms
+
+def finite_mean(values: Sequence[float]) -> float:
+    """The mean of the values that are not NaN (NaN if none)."""
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
 
 
 def describe(values: Sequence[float]) -> dict[str, float | None]:
     """mean, std (population), min, median, p90, p99, max of `values` in ms (None when empty)."""
-    if len(values) == 0:
-        return {key: None for key in STAT_KEYS}
     a = np.asarray(values, dtype=np.float64)
-    p50, p90, p99 = np.percentile(a, [50, 90, 99])
-    stats = (a.mean(), a.std(), a.min(), p50, p90, p99, a.max())
+    stats = (a.mean(), a.std(), *np.percentile(a, [0, 50, 90, 99, 100])) if a.size else [None] * len(STAT_KEYS)
     return {key: rounded(v) for key, v in zip(STAT_KEYS, stats)}
 
 
@@ -64,7 +58,9 @@ def step_stats(rows: Sequence[StepRow]) -> dict[str, Any]:
     device = [r.device_ms for r in timed]
     host = sum(r.host_ms for r in timed)
     wait = sum(r.data_wait_ms for r in timed if not math.isnan(r.data_wait_ms))
-    between = sum(r.loop_gap_ms() for r in timed)
+    # A gap that held a validation or checkpoint save (or was not measured) counts only its data wait.
+    between = sum(r.between_ms if not (r.gap_held or math.isnan(r.between_ms)) else
+                  0.0 if math.isnan(r.data_wait_ms) else r.data_wait_ms for r in timed)
     images = sum(r.batch_size for r in timed)
     loop = host + between
     return {
@@ -85,26 +81,17 @@ def step_stats(rows: Sequence[StepRow]) -> dict[str, Any]:
 
 def step_time_block(rows: Sequence[StepRow], *, device: str, cuda: bool, warmup: Mapping[str, Any],
                     csv_file: str | None) -> dict[str, Any]:
-    """The `step_time` block of results.json: statistics over all `rows` of a fit, and per epoch. `cuda`: device
-    times come from CUDA events and peak memory from the CUDA allocator."""
+    """results.json's `step_time` block: statistics over all `rows` of a fit, and per epoch."""
     epochs = sorted({r.epoch for r in rows})
     return {"timer": "cuda_events" if cuda else "host", "device": device, **step_stats(rows),
             "peak_mem": "cuda_max_allocated" if cuda else "host_max_rss", "warmup": dict(warmup), "csv": csv_file,
             "per_epoch": [{"epoch": e, **step_stats([r for r in rows if r.epoch == e])} for e in epochs]}
 
 
-# ---------------------------------------------------------------------------- step_times.csv
 def continue_csv(path: Path, steps_done: int) -> list[StepRow]:
-    """For a resumed fit: keep the rows of the `steps_done` steps the checkpoint covers (later ones are redone),
-    rewrite the CSV atomically with them and return them; else start a fresh CSV holding only its header."""
+    """Rewrite the CSV with only the rows of the `steps_done` steps a resumed fit keeps, and return them."""
     rows = [r for r in read_csv(path) if r.step < steps_done] if steps_done and path.is_file() else []
-
-    def write(handle: Any) -> None:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows(r.as_csv() for r in rows)
-
-    write_atomic(path, write)
+    write_atomic(path, lambda handle: csv.writer(handle).writerows([CSV_COLUMNS, *(r.as_csv() for r in rows)]))
     return rows
 
 

@@ -1,15 +1,13 @@
-"""SyncGuard: fail a fit that reads a device value on the host during a training step (a stream synchronize).
-
-Armed from a batch's start until the next batch, validation, the epoch or fit end, except on the steps the
-loggers write: `.item()`, `.tolist()`, `.numpy()`, `.cpu()`, `bool()`, `float()`, `int()`, `index()`,
-`np.asarray()` of a tensor on the model's device, or `torch.tensor(<Python value>, device=<that device>)`,
-raise `HostSyncError`. Host tensors of the data pipeline are exempt. Works on CPU; on CUDA the guard also sets
-`torch.cuda.set_sync_debug_mode("error")` while armed.
+"""SyncGuard: fail a fit that reads a device value on the host in a training step that is not a logging step.
+Armed from a batch's start until the next batch, validation, the epoch or fit end: `READERS` of a tensor on the
+model's device and `torch.tensor(<Python value>, device=<that device>)` raise `HostSyncError`, except in the
+data pipeline; on CUDA, `torch.cuda.set_sync_debug_mode("error")` is set while armed too.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -42,70 +40,47 @@ class SyncGuard(Callback):
         self._busy = False  # inside a guarded call: nested calls are the same read
         self._originals: dict[tuple[Any, str], Callable[..., Any]] = {}  # (torch.Tensor or torch, name) -> original
 
-    # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._device = pl_module.device
-        self._install()
+        if self._originals:
+            return
+        for owner, names in ((torch.Tensor, READERS), (torch, FACTORIES)):
+            for name in names:
+                self._originals[(owner, name)] = original = getattr(owner, name)
+                setattr(owner, name, self._guarded(owner is torch.Tensor, name, original))
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        self._disarm()
         self._step = trainer.global_step
-        if not logging_due(trainer, self._step):
-            self.guarded_steps += 1
-            self._arm()
+        guarded = not logging_due(trainer, self._step)
+        self.guarded_steps += guarded
+        self._arm(guarded)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         # Callbacks listed before the guard start the next step before it does: off already if that
         # step is a logging step (Lightning's LearningRateMonitor reads the rates then).
         if logging_due(trainer, trainer.global_step):
-            self._disarm()
+            self._arm(False)
 
-    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._disarm()
+    def _disarm(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._arm(False)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._disarm()
+    on_validation_start = on_train_epoch_end = on_train_end = _disarm
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._disarm()
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._uninstall()
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._uninstall()
-
-    # ------------------------------------------------------------------ arming
-    def _cuda(self) -> bool:
-        return self._device is not None and self._device.type == "cuda"
-
-    def _arm(self) -> None:
-        self._armed = True
-        if self._cuda():
-            torch.cuda.set_sync_debug_mode("error")
-
-    def _disarm(self) -> None:
-        if self._armed and self._cuda():
-            torch.cuda.set_sync_debug_mode("default")
-        self._armed = False
-
-    def _install(self) -> None:
-        if self._originals:
-            return
-        for owner, names, guarded in ((torch.Tensor, READERS, self._reader), (torch, FACTORIES, self._factory)):
-            for name in names:
-                self._originals[(owner, name)] = original = getattr(owner, name)
-                setattr(owner, name, guarded(name, original))
-
-    def _uninstall(self) -> None:
-        self._disarm()
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *exception: BaseException) -> None:
+        self._arm(False)
         for (owner, name), original in self._originals.items():
             setattr(owner, name, original)
         self._originals = {}
 
-    # ------------------------------------------------------------------ checks
+    on_exception = on_fit_end
+
+    def _arm(self, on: bool) -> None:
+        if on != self._armed and self._device is not None and self._device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("error" if on else "default")
+        self._armed = on
+
     def _on_device(self, device: torch.device) -> bool:
         own = self._device
         return (own is not None and device.type == own.type
@@ -115,11 +90,10 @@ class SyncGuard(Callback):
         """Raise HostSyncError for `what` unless the data pipeline read it; the guard is off meanwhile."""
         self._busy = True
         try:
-            caller = frame = sys._getframe(1)  # the guarded wrapper
-            while frame is not None:  # only when a read happened: the walk costs nothing otherwise
-                if any(p in frame.f_code.co_filename.replace("\\", "/") for p in EXEMPT_PATHS):
-                    return
-                frame = frame.f_back
+            caller = sys._getframe(1)  # the guarded wrapper; the stack is walked only when a read happened
+            files = (frame.f_code.co_filename.replace("\\", "/") for frame, _ in traceback.walk_stack(caller))
+            if any(path in file for file in files for path in EXEMPT_PATHS):
+                return
             message = (f"{what} during training step {self._step} (not a logging step) at "
                        f"{caller.f_code.co_filename}:{caller.f_lineno}: a host read of a device value, i.e. a "
                        "host-device sync per step")
@@ -128,25 +102,14 @@ class SyncGuard(Callback):
         finally:
             self._busy = False
 
-    def _reader(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        guard = self
-
-        def guarded(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            if guard._armed and not guard._busy and guard._on_device(tensor.device):
-                guard._trip(f"Tensor.{name}()")
-            return original(tensor, *args, **kwargs)
-
-        guarded.__name__ = name
-        return guarded
-
-    def _factory(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        guard = self
-
+    def _guarded(self, reader: bool, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        """`Tensor.<name>` (a `reader`) or `torch.<name>` (a factory), checked while the guard is armed."""
         def guarded(data: Any, *args: Any, **kwargs: Any) -> Any:
-            device = kwargs.get("device")
-            if (guard._armed and not guard._busy and device is not None and not isinstance(data, torch.Tensor)
-                    and guard._on_device(torch.device(device))):
-                guard._trip(f"torch.{name}(<Python value>, device={device})")
+            if self._armed and not self._busy:
+                device = data.device if reader else kwargs.get("device")
+                if (device is not None and (reader or not isinstance(data, torch.Tensor))
+                        and self._on_device(torch.device(device))):
+                    self._trip(f"Tensor.{name}()" if reader else f"torch.{name}(<Python value>, device={device})")
             return original(data, *args, **kwargs)
 
         guarded.__name__ = name

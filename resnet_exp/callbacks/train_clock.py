@@ -1,33 +1,27 @@
-"""TimeToAccuracy: accuracy against cumulative training wall time (validation excluded), one point per
-validation in `time_to_accuracy.csv` (continued on resume; results.json's `time_to_accuracy` is read from it);
-RunClock: the run's wall time over all its resumed segments.
-"""
+"""TimeToAccuracy: validation metrics against training wall time; RunClock: wall time over resumed segments."""
 
 from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.callbacks import Callback
 
 from resnet_exp.io import rounded, write_atomic
 from resnet_exp.speed import synchronize
 
 TTA_FILE = "time_to_accuracy.csv"
-# The checkpoint key of the run's wall time so far (RunClock).
-WALL_TIME_KEY = "run_wall_time_s"
+WALL_TIME_KEY = "run_wall_time_s"  # the checkpoint key of the run's wall time so far (RunClock)
 TTA_COLUMNS = ("epoch", "step", "train_time_s", "val/acc", "val/loss")
 
 
 class TimeToAccuracy(Callback):
-    """Training wall time at the end of each validation (not the sanity check), with its metrics. On CUDA the
-    clock synchronizes once when a validation starts, so that queued training work counts as training.
-    `output_dir` defaults to the trainer's `default_root_dir`."""
+    """Training wall time (validation excluded) and the metrics at the end of each validation; the clock
+    synchronizes once when a validation starts, so that queued training work counts as training."""
 
     def __init__(self, output_dir: str | None = None, file: str = TTA_FILE) -> None:
         super().__init__()
@@ -45,7 +39,6 @@ class TimeToAccuracy(Callback):
     def path(self, trainer: pl.Trainer) -> Path:
         return Path(self.output_dir or trainer.default_root_dir) / self.file
 
-    # ------------------------------------------------------------------ hooks
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         self._resumed_at_step = int(checkpoint.get("global_step", 0))
 
@@ -53,62 +46,41 @@ class TimeToAccuracy(Callback):
         """A new fit: keep the file's points of the steps the checkpoint covers (resume)."""
         self._path = self.path(trainer) if trainer.is_global_zero else None
         steps = self._resumed_at_step
-        kept = [p for p in read_points(self._path) if p["step"] <= steps] if self._path and steps else []
-        self.points, self._since = kept, None
-        self._total_s = kept[-1]["train_time_s"] if kept else 0.0
+        self.points = [p for p in read_points(self._path) if p["step"] <= steps] if self._path and steps else []
+        self._total_s = self.points[-1]["train_time_s"] if self.points else 0.0
+        self._since = None
         if self._path is not None:
-            write_points(self._path, kept)
+            rows = [TTA_COLUMNS, *([p[c] for c in TTA_COLUMNS] for p in self.points)]  # None: an empty cell
+            write_atomic(self._path, lambda handle: csv.writer(handle).writerows(rows))
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._run()
+        """Start the clock, or keep it running."""
+        if self._since is None:
+            self._since = time.perf_counter()
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._pause(pl_module.device)
+            self.on_train_end(trainer, pl_module)  # pause the clock
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        self._record(trainer.current_epoch, trainer.global_step, trainer.callback_metrics)
-        self._run()
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._pause(pl_module.device)
-
-    # ------------------------------------------------------------------ the clock
-    def _run(self) -> None:
-        if self._since is None:
-            self._since = time.perf_counter()
-
-    def _pause(self, device: torch.device) -> None:
-        if self._since is not None:
-            synchronize(device)
-            self._total_s += time.perf_counter() - self._since
-            self._since = None
-
-    def _record(self, epoch: int, step: int, metrics: Mapping[str, Any]) -> None:
-        point = {"epoch": epoch, "step": step, "train_time_s": rounded(self._total_s, 4)}
-        for key in TTA_COLUMNS[3:]:
-            value = metrics.get(key)
-            point[key] = rounded(float(value), 6) if value is not None else None
+        metrics = trainer.callback_metrics
+        point = {"epoch": trainer.current_epoch, "step": trainer.global_step,
+                 "train_time_s": rounded(self._total_s, 4),
+                 **{key: None if (v := metrics.get(key)) is None else rounded(float(v), 6) for key in TTA_COLUMNS[3:]}}
         self.points.append(point)
         if self._path is not None:
             with self._path.open("a", newline="") as handle:
-                csv.writer(handle).writerow(_cells(point))
+                csv.writer(handle).writerow([point[c] for c in TTA_COLUMNS])
+        self.on_train_epoch_start(trainer, pl_module)  # training goes on
 
-
-def _cells(point: Mapping[str, Any]) -> list[Any]:
-    return ["" if point.get(c) is None else point[c] for c in TTA_COLUMNS]
-
-
-def write_points(path: Path, points: Sequence[Mapping[str, Any]]) -> None:
-    """A time_to_accuracy.csv holding `points` (atomically: a kill leaves the old file or this one)."""
-    def write(handle: Any) -> None:
-        writer = csv.writer(handle)
-        writer.writerow(TTA_COLUMNS)
-        writer.writerows(_cells(p) for p in points)
-
-    write_atomic(path, write)
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Pause the clock (after the device finished the queued training work)."""
+        if self._since is not None:
+            synchronize(pl_module.device)
+            self._total_s += time.perf_counter() - self._since
+            self._since = None
 
 
 def read_points(path: Path | None) -> list[dict[str, Any]]:
@@ -122,10 +94,8 @@ def read_points(path: Path | None) -> list[dict[str, Any]]:
 
 
 class RunClock(Callback):
-    """Wall time of the run (fit and test) over all its segments: a resumed run starts from the `carried_s`
-    of its checkpoint, and every checkpoint holds the total so far (what a killed segment spent after its last
-    checkpoint is redone and counted then). Monotonic, so ddp_spawn's ranks share the launcher's clock.
-    """
+    """Wall time of fit and test over all segments: each checkpoint holds the total so far, a resumed run starts
+    from it (`carried_s`). Monotonic, so ddp_spawn's ranks share the launcher's clock."""
 
     def __init__(self, carried_s: float = 0.0) -> None:
         super().__init__()
@@ -134,7 +104,7 @@ class RunClock(Callback):
 
     @staticmethod
     def carried_from(checkpoint: Mapping[str, Any] | None) -> float:
-        """The wall time a checkpoint's dict holds (0 without one, or for a checkpoint without it)."""
+        """The wall time a checkpoint's dict holds (0 without it)."""
         return float((checkpoint or {}).get(WALL_TIME_KEY) or 0.0)
 
     def start(self) -> None:
