@@ -19,26 +19,29 @@ from resnet_exp.schedules import check_run_length
 # The config tree; absolute, so every entry point finds it however it is started.
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Modules with a `register(cs)` that stores their schemas under the `schema/` group.
-SCHEMA_MODULES = ("resnet_exp.config.arch", "resnet_exp.config.data", "resnet_exp.config.training",
-                  "resnet_exp.config.speed", "resnet_exp.config.bench", "resnet_exp.config.callbacks")
+SCHEMA_MODULES = ("arch", "data", "training", "speed", "bench", "callbacks")
 # Groups whose composed node must build the dataclass of its schema.
 VALIDATED_GROUPS = ("arch", "data", "module", "optimizer", "scheduler", "trainer", "speed")
+SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
 
 
 def register_schemas() -> None:
     """Store every schema in Hydra's ConfigStore and add our resolvers (call before composing)."""
     register_resolvers()
-    cs = ConfigStore.instance()
     for name in SCHEMA_MODULES:
-        importlib.import_module(name).register(cs)
+        importlib.import_module(f"resnet_exp.config.{name}").register(ConfigStore.instance())
 
 
 def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
     """Run each group's range checks; raise a one-line ConfigError naming the first bad key."""
-    if "seed" in cfg:
-        check_seed(cfg.seed)
-    if "task_name" in cfg:
-        check_task_name(cfg.task_name)
+    seed = cfg.seed if "seed" in cfg else 0
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"seed={seed}: must be a whole number in [0, {SEED_MAX}]")
+    # The runs are in <paths.log_dir>/<task_name>/: a path here (../../x) would put them elsewhere.
+    name = str(cfg.task_name) if "task_name" in cfg else "train"
+    if not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ConfigError(f"task_name={name}: must be one folder name (no / and not . or ..); it names "
+                          "the folder under paths.log_dir that holds the runs")
     for group in groups:
         node = cfg.get(group)
         if not isinstance(node, DictConfig):
@@ -49,8 +52,11 @@ def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
         if isinstance(node, DictConfig):
             check_node(node, key)
     check_early_stopping_sees_its_metric(cfg)
-    if "scheduler" in groups and "trainer" in groups:
-        check_schedule_has_a_length(cfg)
+    # A schedule sized to the run (cosine `T_max`, one-cycle `total_steps` left null) needs a run of set
+    # length: refused here, before a run folder exists, rather than when the fit starts.
+    unlimited = "trainer" in groups and cfg.trainer.get("max_epochs") == -1 and cfg.trainer.get("max_steps", -1) == -1
+    if unlimited and "scheduler" in groups:
+        check_run_length(cfg.scheduler.get("lr_scheduler") or {}, math.inf)
     wandb_cfg = OmegaConf.select(cfg, "logger.wandb", default=None)
     if isinstance(wandb_cfg, DictConfig) and wandb_cfg.get("mode") != "disabled":
         from resnet_exp.loggers import check_wandb_environment  # imports wandb: only when it is used
@@ -71,19 +77,8 @@ def check_node(node: DictConfig, key: str) -> None:
     check_finite(OmegaConf.to_container(node, resolve=True), key)
 
 
-def check_schedule_has_a_length(cfg: DictConfig) -> None:
-    """A schedule sized to the run (cosine `T_max`, one-cycle `total_steps` left null) needs a run
-    of set length; refused here, before a run folder exists, rather than when the fit starts."""
-    if cfg.trainer.get("max_epochs") == -1 and cfg.trainer.get("max_steps", -1) == -1:
-        check_run_length(cfg.scheduler.get("lr_scheduler") or {}, math.inf)
-
-
-SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
-
-
 def check_finite(value: object, key: str) -> None:
-    """No NaN or infinity anywhere in a group: every number of a config means a finite amount
-    (a learning rate of inf passes `lr > 0`)."""
+    """No NaN or infinity anywhere in a group (a learning rate of inf passes `lr > 0`)."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{key}={value}: must be a finite number")
     if isinstance(value, dict):
@@ -92,20 +87,6 @@ def check_finite(value: object, key: str) -> None:
     elif isinstance(value, list):
         for item in value:
             check_finite(item, key)
-
-
-def check_task_name(name: object) -> None:
-    """One folder name: the run folder is <paths.log_dir>/<task_name>/..., and a path here would put
-    it somewhere else (task_name=../../x)."""
-    text = str(name)
-    if not text.strip() or text in (".", "..") or "/" in text or "\\" in text or "\0" in text:
-        raise ConfigError(f"task_name={name}: must be one folder name (no / and not . or ..); it names "
-                          "the folder under paths.log_dir that holds the runs")
-
-
-def check_seed(seed: object) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise ConfigError(f"seed={seed}: must be a whole number in [0, {SEED_MAX}]")
 
 
 def _name_the_typed_key(node: DictConfig, group: str, message: str) -> str:

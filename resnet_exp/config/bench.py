@@ -1,4 +1,4 @@
-"""Schema of the `bench` node of conf/bench.yaml (`python -m resnet_exp.bench`)."""
+"""Schema of the `bench` node of conf/bench.yaml (`python -m resnet_exp.bench`), which explains each key."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ class BenchDevice(str, Enum):
 class BenchPrecision(str, Enum):
     auto = "auto"  # bf16 autocast on a CUDA GPU that supports it, else fp32
     fp32 = "fp32"
-    bf16 = "bf16"  # autocast to bfloat16
-    fp16 = "fp16"  # autocast to float16
+    bf16 = "bf16"
+    fp16 = "fp16"
 
 
 class BenchTimer(str, Enum):
@@ -45,26 +45,20 @@ class BenchConfig:
     batches: int = 100  # timed batches (per mode)
     device: BenchDevice = BenchDevice.auto
     precision: BenchPrecision = BenchPrecision.auto
-    # null: on with CUDA (as `trainer.benchmark` in training runs).
-    cudnn_benchmark: bool | None = None
+    cudnn_benchmark: bool | None = None  # null: on with CUDA (as `trainer.benchmark` in training runs)
     timer: BenchTimer = BenchTimer.events
-    # FLOPs per batch from torch.utils.flop_counter (TFLOP/s and MFU columns); off for speed.
-    count_flops: bool = True
-    # Peak dense TFLOP/s of the device for MFU; null: looked up from the device name when known.
-    peak_tflops: float | None = None
+    count_flops: bool = True  # FLOPs per batch (TFLOP/s and MFU columns); off for speed
+    peak_tflops: float | None = None  # the device's peak for MFU; null: looked up from its name when known
     seed: int = 0
 
     def __post_init__(self) -> None:
-        require(self.batch_size > 0, "batch_size", self.batch_size, "must be > 0")
-        require(self.image_size > 0, "image_size", self.image_size, "must be > 0")
-        require(self.in_channels > 0, "in_channels", self.in_channels, "must be > 0")
-        require(self.num_classes > 0, "num_classes", self.num_classes, "must be > 0")
-        require(len(self.mode) > 0, "mode", list(self.mode), "name at least one of "
-                + ", ".join(m.value for m in BenchMode))
+        for key in ("batch_size", "image_size", "in_channels", "num_classes"):
+            require(getattr(self, key) > 0, key, getattr(self, key), "must be > 0")
+        require(len(self.mode) > 0, "mode", list(self.mode), "name at least one of " + ", ".join(BenchMode))
         require(self.burn_in >= 0, "burn_in", self.burn_in, "must be >= 0")
         require(self.batches > 0, "batches", self.batches, "must be > 0")
-        require(self.peak_tflops is None or self.peak_tflops > 0, "peak_tflops", self.peak_tflops,
-                "must be > 0 or null")
+        peak = self.peak_tflops
+        require(peak is None or peak > 0, "peak_tflops", peak, "must be > 0 or null")
 
 
 def register(cs: ConfigStore) -> None:

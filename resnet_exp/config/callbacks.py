@@ -1,6 +1,5 @@
-"""Schemas of the optional Lightning callbacks (`callbacks/ema`, `callbacks/early_stopping`), off
-unless chosen: the options in conf/callbacks/<name>/ extend these dataclasses, and `validate`
-checks their ranges when one is on. The callbacks are Lightning's own."""
+"""Schemas of the optional callbacks (`callbacks/ema`, `callbacks/early_stopping`), off unless chosen: the
+options in conf/callbacks/<name>/ extend these dataclasses, and `validate` checks them when one is on."""
 
 from __future__ import annotations
 
@@ -11,17 +10,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.errors import ConfigError, require
 
+# The optional callback configs `validate` checks when they are on, by key.
+OPTIONAL_CALLBACKS = ("callbacks.ema", "callbacks.early_stopping")
+
 
 @dataclass
 class EMAConfig:
-    """An exponential moving average of the weights and buffers: after each update
-    `ema = decay * ema + (1 - decay) * weights` (the first update copies the weights)."""
+    """A moving average of the weights and buffers, `ema = decay * ema + (1 - decay) * weights` (first: a copy)."""
 
     _target_: str = "resnet_exp.callbacks.ema.EMAWeightAveraging"
     decay: float = 0.999
     update_every_n_steps: int = 1
-    # null: from the first optimizer step
-    update_starting_at_step: int | None = None
+    update_starting_at_step: int | None = None  # null: from the first optimizer step
 
     def __post_init__(self) -> None:
         require(0.0 < self.decay < 1.0, "decay", self.decay, "must be in (0, 1)")
@@ -47,13 +47,9 @@ class EarlyStoppingConfig:
         require(self.min_delta >= 0, "min_delta", self.min_delta, "must be >= 0")
 
 
-# The optional callback configs `validate` checks when they are on, by key.
-OPTIONAL_CALLBACKS = ("callbacks.ema", "callbacks.early_stopping")
-
-
 def check_early_stopping_sees_its_metric(cfg: DictConfig) -> None:
-    """Early stopping on a validation metric in a run that never validates would fail after the
-    first epoch (Lightning: metric not available); refused before the run starts."""
+    """Refuse early stopping on a validation metric in a run that never validates (Lightning would fail
+    after the first epoch: metric not available)."""
     node = OmegaConf.select(cfg, "callbacks.early_stopping", default=None)
     if not isinstance(node, DictConfig) or not str(node.get("monitor")).startswith("val/"):
         return
