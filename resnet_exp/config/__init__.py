@@ -11,7 +11,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from resnet_exp.config.callbacks import OPTIONAL_CALLBACKS, check_early_stopping_sees_its_metric
 from resnet_exp.config.resolvers import register_resolvers
 from resnet_exp.errors import ConfigError
 from resnet_exp.schedules import check_run_length
@@ -19,9 +18,11 @@ from resnet_exp.schedules import check_run_length
 # The config tree; absolute, so every entry point finds it however it is started.
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Modules with a `register(cs)` that stores their schemas under the `schema/` group.
-SCHEMA_MODULES = ("arch", "data", "training", "speed", "bench", "callbacks")
+SCHEMA_MODULES = ("arch", "data", "training", "speed")
 # Groups whose composed node must build the dataclass of its schema.
 VALIDATED_GROUPS = ("arch", "data", "module", "optimizer", "scheduler", "trainer", "speed")
+# The optional callbacks (off: null or absent) whose configs `validate` checks when they are on, after `groups`.
+OPTIONAL_CALLBACKS = ("callbacks.ema", "callbacks.early_stopping")
 SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
 
 
@@ -42,15 +43,12 @@ def validate(cfg: DictConfig, groups: tuple = VALIDATED_GROUPS) -> None:
     if not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0"):
         raise ConfigError(f"task_name={name}: must be one folder name (no / and not . or ..); it names "
                           "the folder under paths.log_dir that holds the runs")
-    for group in groups:
-        node = cfg.get(group)
-        if not isinstance(node, DictConfig):
-            raise ConfigError(f"{group}: no option chosen; pick one with {group}=NAME")
-        check_node(node, group)
-    for key in OPTIONAL_CALLBACKS:  # off (null or absent) unless chosen
+    for key in (*groups, *OPTIONAL_CALLBACKS):
         node = OmegaConf.select(cfg, key, default=None)
         if isinstance(node, DictConfig):
             check_node(node, key)
+        elif key in groups:
+            raise ConfigError(f"{key}: no option chosen; pick one with {key}=NAME")
     check_early_stopping_sees_its_metric(cfg)
     # A schedule sized to the run (cosine `T_max`, one-cycle `total_steps` left null) needs a run of set
     # length: refused here, before a run folder exists, rather than when the fit starts.
@@ -87,6 +85,22 @@ def check_finite(value: object, key: str) -> None:
     elif isinstance(value, list):
         for item in value:
             check_finite(item, key)
+
+
+def check_early_stopping_sees_its_metric(cfg: DictConfig) -> None:
+    """Refuse early stopping on a validation metric in a run that never validates (it would fail at epoch 1)."""
+    node = OmegaConf.select(cfg, "callbacks.early_stopping", default=None)
+    if not isinstance(node, DictConfig) or not str(node.get("monitor")).startswith("val/"):
+        return
+    data, trainer = cfg.get("data") or {}, cfg.get("trainer") or {}
+    if trainer.get("limit_val_batches") == 0:
+        reason = "trainer.limit_val_batches=0"
+    elif data.get("val_size") == 0 and not data.get("val_on_test"):
+        reason = "data.val_size=0 without data.val_on_test=true"
+    else:
+        return
+    raise ConfigError(f"callbacks.early_stopping.monitor={node.monitor}: the run never validates ({reason}); "
+                      "validate, or turn early stopping off with callbacks/early_stopping=null")
 
 
 def _name_the_typed_key(node: DictConfig, group: str, message: str) -> str:

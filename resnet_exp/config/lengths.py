@@ -1,10 +1,6 @@
-"""How much a run trains, validates and tests: the trainer's batch limits and time limit.
-
-Lightning reads `limit_{train,val,test}_batches` as a whole number of batches (an int, or a float such as 2.0)
-or as a fraction of the loader (a float in [0, 1]): `1` is one batch, `1.0` all of them. A limit that trains
-or tests nothing is refused before a run folder exists (`limit_val_batches=0` means no validation: the last
-weights are tested), and a fraction that leaves less than one batch once the data is known (`limited_batches`).
-"""
+"""The trainer's batch and time limits. Lightning reads `limit_*_batches` as a whole number of batches (an int,
+or a float such as 2.0) or as a fraction of the loader (a float in [0, 1]): `1` is one batch, `1.0` all of them.
+A limit that trains or tests nothing, or a fraction that leaves no batch of the data, is refused before the run."""
 
 from __future__ import annotations
 

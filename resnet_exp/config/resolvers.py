@@ -67,31 +67,20 @@ def sweep_name() -> str | None:
     return f"{hc.job.name}-{hc.sweeper.get('study_name') or Path(hc.sweep.dir).name}"
 
 
-def sweep_tag() -> str | None:
-    """`sweep=<sweep name>` in a multirun, so every run of a sweep is found by one tag; else None
-    (the wandb logger drops a null tag)."""
-    name = sweep_name()
-    return None if name is None else f"sweep={name}"
-
-
 def seed_group() -> str | None:
     """The wandb group of a job: in a multirun that sweeps `seed`, `<sweep name>-<the job's other swept values>`
     (run-2026-12-05_10-00-00-8-pre), so that jobs differing only in seed share a group and the dashboard shows
     their mean and spread; in any other multirun the sweep name; None in a single run."""
-    name = sweep_name()
-    axes = sweep_axes()
+    name, axes = sweep_name(), sweep_axes()
     if name is None or "seed" not in axes:
         return name
     return _as_name([name, *_task_values(lambda key: key in axes and key != "seed")], 128)  # wandb's longest
 
 
 def launch_dir() -> str:
-    """The folder the command was started in: Hydra's `runtime.cwd` inside a job, the working directory before
-    any job exists (a multirun's sweep folder is resolved then, when `${hydra:runtime.cwd}` still raises).
-    Jobs never change the working directory (`hydra.job.chdir: false`), so both are the same folder."""
-    if HydraConfig.initialized():
-        return str(HydraConfig.get().runtime.cwd)
-    return os.getcwd()
+    """The folder the command was started in: Hydra's `runtime.cwd` inside a job, the working directory (the same
+    folder: `hydra.job.chdir: false`) before any job exists, when a multirun's sweep folder is resolved."""
+    return str(HydraConfig.get().runtime.cwd) if HydraConfig.initialized() else os.getcwd()
 
 
 def existing_wandb_id(output_dir: str | None) -> str | None:
@@ -102,38 +91,12 @@ def existing_wandb_id(output_dir: str | None) -> str | None:
     return runs[-1].name.rsplit("-", 1)[1] if runs else None
 
 
-def unique_suffix() -> str:
-    """Six random hex digits that tell apart folders of runs started in the same second (registered with
-    caching like Hydra's `now`, so a run's folder is the same every time `hydra.run.dir` is read)."""
-    return secrets.token_hex(3)
-
-
 def ddp_strategy() -> str:
     """`ddp` for a single run and for SLURM jobs (SLURM starts one task per rank); `ddp_spawn` in
     other multiruns, where `ddp` would re-run the whole sweep for each rank."""
     hc = HydraConfig.get()
     on_slurm = "SlurmLauncher" in str(hc.launcher.get("_target_", ""))
     return "ddp_spawn" if hc.mode == RunMode.MULTIRUN and not on_slurm else "ddp"
-
-
-def int_or(value: object, default: int) -> int:
-    """`value` if it is a whole number (e.g. trainer.devices=4), else `default` (e.g. for auto)."""
-    return int(value) if str(value).isdigit() else default
-
-
-def cpu_workers(at_most: int) -> int:
-    """DataLoader workers: `at_most`, but no more than the cores this process may use."""
-    return max(0, min(int(at_most), len(os.sched_getaffinity(0))))
-
-
-def scaled_steps(total: object, fraction: float) -> int:
-    """`fraction` of `total` steps, rounded down (recipe milestones that follow trainer.max_steps)."""
-    return int(int(total) * float(fraction))
-
-
-def if_at_least(value: object, threshold: int, then: object, otherwise: object) -> object:
-    """`then` if `value` >= `threshold` (e.g. a warm-up only for deep nets), else `otherwise`."""
-    return then if value is not None and int(value) >= int(threshold) else otherwise
 
 
 def app_config_groups() -> str:
@@ -146,15 +109,31 @@ def app_config_groups() -> str:
     choices = runtime.choices
     lines = []
     for group in sorted(g for g in choices if not g.startswith("hydra")) + ["hydra/launcher"]:
-        options = sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
-        if group == "hydra/launcher":
-            options.insert(0, "basic")  # Hydra's own: jobs one after the other in this process
+        # basic: Hydra's own launcher, jobs one after the other in this process
+        options = ["basic"] * (group == "hydra/launcher") + sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
         default = choices.get(group)
         lines.append(f"{group}: {', '.join(options)}" + (f"  (default: {default})" if default else ""))
     return "\n".join(lines)
 
 
 def register_resolvers() -> None:
-    for resolver in (scaled_steps, if_at_least, run_name, sweep_name, sweep_tag, seed_group, launch_dir,
-                     existing_wandb_id, unique_suffix, ddp_strategy, int_or, cpu_workers, app_config_groups):
-        OmegaConf.register_new_resolver(resolver.__name__, resolver, use_cache=resolver is unique_suffix, replace=True)
+    for resolver in (run_name, sweep_name, seed_group, launch_dir, existing_wandb_id, ddp_strategy, app_config_groups):
+        OmegaConf.register_new_resolver(resolver.__name__, resolver, replace=True)
+    small = {
+        # `sweep=<sweep name>` in a multirun, so every run of a sweep is found by one tag; else None (dropped)
+        "sweep_tag": lambda: None if sweep_name() is None else f"sweep={sweep_name()}",
+        # `value` if it is a whole number (e.g. trainer.devices=4), else `default` (e.g. for auto)
+        "int_or": lambda value, default: int(value) if str(value).isdigit() else default,
+        # DataLoader workers: `at_most`, but no more than the cores this process may use
+        "cpu_workers": lambda at_most: max(0, min(int(at_most), len(os.sched_getaffinity(0)))),
+        # `fraction` of `total` steps, rounded down (recipe milestones that follow trainer.max_steps)
+        "scaled_steps": lambda total, fraction: int(int(total) * float(fraction)),
+        # `then` if `value` >= `threshold` (e.g. a warm-up only for deep nets), else `otherwise`
+        "if_at_least": lambda value, threshold, then, otherwise: (
+            then if value is not None and int(value) >= int(threshold) else otherwise),
+    }
+    for name, resolver in small.items():
+        OmegaConf.register_new_resolver(name, resolver, replace=True)
+    # Six random hex digits that tell apart folders of runs started in the same second; cached like Hydra's
+    # `now`, so a run's folder is the same every time `hydra.run.dir` is read.
+    OmegaConf.register_new_resolver("unique_suffix", lambda: secrets.token_hex(3), use_cache=True, replace=True)

@@ -1,5 +1,6 @@
-"""Schemas of the training groups (module, optimizer, scheduler, trainer), which their YAML options extend:
-Hydra rejects unknown keys and wrong types while composing, `__post_init__` checks ranges in `validate`."""
+"""Schemas of the training groups (module, optimizer, scheduler, trainer, and the optional callbacks, off unless
+chosen), which their YAML options extend: Hydra rejects unknown keys and wrong types while composing,
+`__post_init__` checks ranges in `validate`."""
 
 from __future__ import annotations
 
@@ -124,9 +125,8 @@ class OneCycleLR:
 
 @dataclass
 class ScheduleConfig:
-    """How often the LR scheduler steps, the scheduler itself (None: constant LR), and a warm-up in front of it,
-    as one `resnet_exp.schedules.Schedule` that the module sizes to the run. Lengths and milestones count
-    scheduler steps (epochs, or optimizer steps with interval=step) from the start of the run."""
+    """How often the LR scheduler steps, the scheduler itself (None: constant LR), and a warm-up in front of it;
+    lengths count scheduler steps (epochs, or optimizer steps with interval=step) from the start of the run."""
 
     _target_: str = "resnet_exp.schedules.Schedule"
     interval: Interval = Interval.epoch
@@ -156,6 +156,39 @@ class MultiStepScheduleConfig(ScheduleConfig):
 class OneCycleScheduleConfig(ScheduleConfig):
     interval: Interval = Interval.step
     lr_scheduler: OneCycleLR = MISSING
+
+
+@dataclass
+class EMAConfig:
+    """A moving average of the weights and buffers, `ema = decay * ema + (1 - decay) * weights` (first: a copy)."""
+
+    _target_: str = "resnet_exp.callbacks.ema.EMAWeightAveraging"
+    decay: float = 0.999
+    update_every_n_steps: int = 1
+    update_starting_at_step: int | None = None  # null: from the first optimizer step
+
+    def __post_init__(self) -> None:
+        require(0.0 < self.decay < 1.0, "decay", self.decay, "must be in (0, 1)")
+        require(self.update_every_n_steps >= 1, "update_every_n_steps", self.update_every_n_steps, "must be >= 1")
+        require(self.update_starting_at_step is None or self.update_starting_at_step >= 0, "update_starting_at_step",
+                self.update_starting_at_step, "must be >= 0 or null (= from the first step)")
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """Stop when `monitor` has not improved by more than `min_delta` for `patience` validations."""
+
+    _target_: str = "pytorch_lightning.callbacks.EarlyStopping"
+    monitor: str = "val/acc"
+    mode: str = "max"
+    patience: int = 3
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(self.mode in ("min", "max"), "mode", self.mode, "must be min or max")
+        require(self.patience >= 0, "patience", self.patience,
+                "must be >= 0 (validations without improvement before the run stops)")
+        require(self.min_delta >= 0, "min_delta", self.min_delta, "must be >= 0")
 
 
 @dataclass
@@ -195,11 +228,10 @@ class TrainerConfig:
     barebones: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_epochs is not None:
-            require(self.max_epochs >= 1 or self.max_epochs == -1, "max_epochs", self.max_epochs,
+        for key in ("max_epochs", "max_steps"):  # max_epochs=None: Lightning's default
+            value = getattr(self, key)
+            require(value is None or value >= 1 or value == -1, key, value,
                     "must be >= 1, or -1 for no limit (0 would train nothing)")
-        require(self.max_steps >= 1 or self.max_steps == -1, "max_steps", self.max_steps,
-                "must be >= 1, or -1 for no limit (0 would train nothing)")
         clip = self.gradient_clip_val  # Lightning ignores a negative value silently
         require(clip is None or clip >= 0, "gradient_clip_val", clip, "must be >= 0 (0 or null: no clipping)")
         accumulate = self.accumulate_grad_batches
@@ -212,12 +244,11 @@ class TrainerConfig:
 
 
 def register(cs: ConfigStore) -> None:
-    cs.store(group="schema/module", name="classifier", node=ClassifierConfig)
-    cs.store(group="schema/optimizer", name="sgd", node=SGDConfig)
-    cs.store(group="schema/optimizer", name="adam", node=AdamConfig)
-    cs.store(group="schema/optimizer", name="adamw", node=AdamWConfig)
-    cs.store(group="schema/scheduler", name="cosine", node=CosineScheduleConfig)
-    cs.store(group="schema/scheduler", name="multistep", node=MultiStepScheduleConfig)
-    cs.store(group="schema/scheduler", name="onecycle", node=OneCycleScheduleConfig)
-    cs.store(group="schema/scheduler", name="none", node=ScheduleConfig)
-    cs.store(group="schema/trainer", name="lightning", node=TrainerConfig)
+    for group, name, node in (
+            ("module", "classifier", ClassifierConfig), ("optimizer", "sgd", SGDConfig),
+            ("optimizer", "adam", AdamConfig), ("optimizer", "adamw", AdamWConfig),
+            ("scheduler", "cosine", CosineScheduleConfig), ("scheduler", "multistep", MultiStepScheduleConfig),
+            ("scheduler", "onecycle", OneCycleScheduleConfig), ("scheduler", "none", ScheduleConfig),
+            ("trainer", "lightning", TrainerConfig), ("callbacks", "ema", EMAConfig),
+            ("callbacks", "early_stopping", EarlyStoppingConfig)):
+        cs.store(group=f"schema/{group}", name=name, node=node)
