@@ -135,7 +135,7 @@ def benchmark(model: nn.Module, *, arch: str, block_order: str, device: torch.de
 def bench(cfg: DictConfig) -> None:
     with RunFolder() as folder:  # nothing is written until the timings exist
         validate(cfg, groups=("arch", "bench", "speed"))
-        b = OmegaConf.to_container(cfg.bench, resolve=True, enum_to_str=True)  # the enums' names are their values
+        b = OmegaConf.to_container(cfg.bench, resolve=True, enum_to_str=True)  # enums' names are their values
         if b["device"] == "auto":
             b["device"] = "cuda" if torch.cuda.is_available() else "cpu"
         elif b["device"] == "cuda" and not torch.cuda.is_available():

@@ -24,28 +24,15 @@ class SpeedConfig:
         check_compile_mode(self.compile_mode)
 
 
-class BenchMode(str, Enum):
-    forward = "forward"  # eval mode, no autograd: inference
-    forward_backward = "forward_backward"  # train mode, loss and gradients, no optimizer step
-    train = "train"  # forward, backward and an SGD step: one training step
+def _choices(name: str, *values: str) -> type[Enum]:
+    """A str Enum of `values`, each member named by its value (`python -m resnet_exp.bench` relies on that)."""
+    return Enum(name, {value: value for value in values}, type=str, module=__name__)
 
 
-class BenchDevice(str, Enum):
-    auto = "auto"  # cuda if available, else cpu
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class BenchPrecision(str, Enum):
-    auto = "auto"  # bf16 autocast on a CUDA GPU that supports it, else fp32
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class BenchTimer(str, Enum):
-    events = "events"  # CUDA events around each batch, read after the last one (no sync per batch)
-    sync = "sync"  # torch.cuda.synchronize() before and after each batch, host clock
+BenchMode = _choices("BenchMode", "forward", "forward_backward", "train")
+BenchDevice = _choices("BenchDevice", "auto", "cpu", "cuda")
+BenchPrecision = _choices("BenchPrecision", "auto", "fp32", "bf16", "fp16")
+BenchTimer = _choices("BenchTimer", "events", "sync")
 
 
 @dataclass
@@ -54,12 +41,16 @@ class BenchConfig:
     image_size: int = 224
     in_channels: int = 3
     num_classes: int = 1000
+    # forward: inference (eval mode, no autograd); forward_backward: loss and gradients in train mode, no
+    # optimizer step; train: forward, backward and an SGD step, one training step.
     mode: list[BenchMode] = field(default_factory=lambda: [BenchMode.forward, BenchMode.train])
     burn_in: int = 10  # untimed batches first (per mode)
     batches: int = 100  # timed batches (per mode)
-    device: BenchDevice = BenchDevice.auto
-    precision: BenchPrecision = BenchPrecision.auto
+    device: BenchDevice = BenchDevice.auto  # auto: cuda if available, else cpu
+    precision: BenchPrecision = BenchPrecision.auto  # auto: bf16 autocast on a CUDA GPU that supports it, else fp32
     cudnn_benchmark: bool | None = None  # null: on with CUDA (as `trainer.benchmark` in training runs)
+    # events: CUDA events around each batch, read after the last one (no sync per batch); sync: a synchronize
+    # before and after each batch, host clock.
     timer: BenchTimer = BenchTimer.events
     count_flops: bool = True  # FLOPs per batch (TFLOP/s and MFU columns); off for speed
     peak_tflops: float | None = None  # the device's peak for MFU; null: looked up from its name when known
