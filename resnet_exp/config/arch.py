@@ -1,10 +1,5 @@
-"""Schema of the `arch` group: the zoo's knobs (`resnet_exp.models.ArchOptions`), typed for Hydra.
-
-`ArchConfig` extends `ArchOptions`, so a knob added there is a config key too. Every
-`conf/arch/*.yaml` extends `ArchConfig`: unknown keys, wrong types and bad enum values fail at
-composition; `__post_init__` (run by `OmegaConf.to_object`) calls the model zoo's own checks, so the
-command line and the Python API accept exactly the same settings.
-"""
+"""Schema of the `arch` group: the zoo's knobs (`resnet_exp.models.ArchOptions`, so a knob added there is a
+config key too), checked by the zoo's own rules, so the command line and the Python API accept the same."""
 
 from __future__ import annotations
 
@@ -25,17 +20,13 @@ class _Target:
     name: str = MISSING  # see `python -m resnet_exp.models`
 
 
-# Bases in this order put `_target_` and `name` first in the composed config (a dataclass lists
-# the fields of its last base first).
+# Bases in this order put `_target_` and `name` first (a dataclass lists the fields of its last base first).
 @dataclass
 class ArchConfig(ArchOptions, _Target):
-    """The `arch` node: which arch (`name`) and its knobs."""
-
     def __post_init__(self) -> None:
         knobs = {f.name: getattr(self, f.name) for f in dataclasses.fields(ArchOptions)}
         resolve(self.name, **knobs)  # raises ConfigError("<key>=<value>: <allowed>"), a ValueError
 
 
 def register(cs: ConfigStore) -> None:
-    """Store the schema that every `conf/arch/*.yaml` names in its defaults list."""
     cs.store(group="schema/arch", name="resnet", node=ArchConfig)

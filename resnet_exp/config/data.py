@@ -1,12 +1,6 @@
-"""Schema of the `data` group: which dataset, where its files are, how it is split, augmented, loaded.
-
-The YAML options in conf/data/ extend these dataclasses (`/schema/data/image@_here_` or
-`/schema/data/synthetic@_here_`), so Hydra rejects unknown keys, wrong types and bad enum values
-while composing; `__post_init__` checks ranges when the config is validated (`OmegaConf.to_object`)
-with the data layer's own rules (`resnet_exp.data.options`, which `ImageDataModule` applies too).
-Checks that need the dataset itself (e.g. `val_size` larger than the train split) are made by
-`resnet_exp.data.ImageDataModule`.
-"""
+"""Schema of the `data` group (which dataset, where its files are, how it is split, augmented, loaded; README
+"Data"), checked by the data layer's own rules (`resnet_exp.data.options`, which `ImageDataModule` applies
+too, along with the checks that need the dataset itself, such as `val_size` larger than the train split)."""
 
 from __future__ import annotations
 
@@ -15,17 +9,8 @@ from dataclasses import dataclass
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, SI
 
-from resnet_exp.data.options import (
-    SYNTHETIC,
-    SYNTHETIC_KEYS,
-    Augment,
-    DatasetName,
-    Loader,
-    Normalize,
-    SyntheticOptions,
-    check_batch_augment,
-    check_loading,
-)
+from resnet_exp.data import options
+from resnet_exp.data.options import SYNTHETIC, Augment, DatasetName, Loader, Normalize
 from resnet_exp.errors import require
 
 
@@ -33,55 +18,39 @@ from resnet_exp.errors import require
 class DataConfig:
     _target_: str = "resnet_exp.data.ImageDataModule"
     name: DatasetName = MISSING
-    # Where the original files (or archives) are looked for, downloaded to, and cached.
-    data_dir: str = "${paths.data_dir}"
+    data_dir: str = "${paths.data_dir}"  # where the files (or archives) are looked for, downloaded to, cached
     batch_size: int = 128
-    # Batch size for validation and test; null = batch_size.
-    eval_batch_size: int | None = None
-    # DataLoader worker processes (loader=torch only).
-    # At most 4, and no more than this machine's cores (${cpu_workers:N} = min(N, cores)).
-    num_workers: int = SI("${cpu_workers:4}")
-    # Images held out from the official train split for validation (fixed by split_seed); 0 = none.
-    val_size: int = 5000
-    # With val_size=0: validate on the official test split (off by default: test stays untouched).
-    val_on_test: bool = False
-    # standard | none | trivialaugment | randaugment | autoaugment (the policies come after standard)
-    augment: Augment = Augment.standard
-    # Probability per training image of a random box set to 0 after normalisation; 0 = off.
-    random_erasing: float = 0.0
-    # MixUp / CutMix per training batch with lambda ~ Beta(alpha, alpha); 0 = off; both > 0: one of
-    # them per batch, each with probability 1/2. Targets become soft (summing to 1).
-    mixup_alpha: float = 0.0
+    eval_batch_size: int | None = None  # validation and test; null = batch_size
+    num_workers: int = SI("${cpu_workers:4}")  # loader=torch: at most 4, and no more than this machine's cores
+    val_size: int = 5000  # train images held out for validation (fixed by split_seed); 0 = none
+    val_on_test: bool = False  # with val_size=0: validate on the official test split
+    augment: Augment = Augment.standard  # the policies (trivialaugment, ...) come after standard
+    random_erasing: float = 0.0  # probability per training image of an erased box; 0 = off
+    mixup_alpha: float = 0.0  # MixUp / CutMix per training batch, lambda ~ Beta(alpha, alpha); 0 = off
     cutmix_alpha: float = 0.0
     normalize: Normalize = Normalize.dataset
-    # Zero padding of the random crop; null = the dataset's default (4 px at 32 px, scaled with resize).
-    crop_padding: int | None = None
-    # Random horizontal flip in `standard`; null = the dataset's default (on, off for Fashion-MNIST).
-    hflip: bool | None = None
-    # Resize every image to this many pixels (square, bilinear, antialiased) before augmentation.
-    resize: int | None = None
-    # Try the official mirror when no local copy is found.
-    download: bool = True
+    crop_padding: int | None = None  # of the random crop; null = the dataset's (4 px at 32 px, scaled with resize)
+    hflip: bool | None = None  # random flip in `standard`; null = the dataset's default (off for Fashion-MNIST)
+    resize: int | None = None  # every image to this many pixels (square, bilinear, antialiased) before augmenting
+    download: bool = True  # try the official mirror when no local copy is found
     loader: Loader = Loader.auto
-    # Seed of the train/validation holdout, independent of the global seed.
-    split_seed: int = 0
-    # loader=torch: pin host memory when training on CUDA; keep workers alive between epochs.
-    pin_memory: bool = True
-    persistent_workers: bool = True
+    split_seed: int = 0  # of the train/validation holdout, independent of the global seed
+    pin_memory: bool = True  # loader=torch, training on CUDA
+    persistent_workers: bool = True  # loader=torch: workers alive between epochs
 
     def __post_init__(self) -> None:
-        check_loading(data_dir=self.data_dir, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
-                      num_workers=self.num_workers, val_size=self.val_size, crop_padding=self.crop_padding,
-                      resize=self.resize)
-        check_batch_augment(random_erasing=self.random_erasing, mixup_alpha=self.mixup_alpha,
-                            cutmix_alpha=self.cutmix_alpha)
+        options.check_loading(data_dir=self.data_dir, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
+                              num_workers=self.num_workers, val_size=self.val_size, crop_padding=self.crop_padding,
+                              resize=self.resize)
+        options.check_batch_augment(random_erasing=self.random_erasing, mixup_alpha=self.mixup_alpha,
+                                    cutmix_alpha=self.cutmix_alpha)
 
 
 @dataclass
 class SyntheticDataConfig(DataConfig):
     name: DatasetName = DatasetName.synthetic
     val_size: int = 500
-    # The generated dataset's own keys (defaults and meaning: resnet_exp.data.options.SyntheticOptions).
+    # The generated dataset's own keys: resnet_exp.data.options.SyntheticOptions.
     num_classes: int = SYNTHETIC.num_classes
     in_channels: int = SYNTHETIC.in_channels
     image_size: int = SYNTHETIC.image_size
@@ -93,9 +62,9 @@ class SyntheticDataConfig(DataConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(self.name == DatasetName.synthetic, "name", getattr(self.name, "value", self.name),
-                 "must be synthetic with the synthetic schema")
-        SyntheticOptions(**{k: getattr(self, k) for k in SYNTHETIC_KEYS})  # raises on a bad value
+        name = getattr(self.name, "value", self.name)
+        require(self.name == DatasetName.synthetic, "name", name, "must be synthetic with the synthetic schema")
+        options.SyntheticOptions(**{k: getattr(self, k) for k in options.SYNTHETIC_KEYS})  # raises on a bad value
 
 
 def register(cs: ConfigStore) -> None:

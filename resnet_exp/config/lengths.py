@@ -1,14 +1,6 @@
-"""How much a run trains, validates and tests: the trainer's batch limits and time limit.
-
-Lightning reads `limit_{train,val,test}_batches` as a whole number of batches (an int, or a float
-such as 2.0) or as a fraction of the loader (a float in [0, 1]), so `1` is one batch and `1.0` all
-of them. A limit that runs nothing is refused here, before a run folder exists:
-- `limit_train_batches=0` (0 steps, or a scheduler sized to an empty run) and
-  `limit_test_batches=0` (nothing to put in results.json) are refused;
-- `limit_val_batches=0` means no validation: the last weights are tested, `selected_on` is null;
-- a fraction that leaves less than one batch of the actual data is refused once the data is known
-  (`limited_batches`, called while the run is built), naming the smallest fraction that works.
-"""
+"""The trainer's batch and time limits. Lightning reads `limit_*_batches` as a whole number of batches (an int,
+or a float such as 2.0) or as a fraction of the loader (a float in [0, 1]): `1` is one batch, `1.0` all of them.
+A limit that trains or tests nothing, or a fraction that leaves no batch of the data, is refused before the run."""
 
 from __future__ import annotations
 
@@ -18,10 +10,10 @@ from typing import Any
 
 from resnet_exp.errors import ConfigError, require
 
+# What 0 would do (None: 0 is allowed), and the split, by limit key.
 BATCH_LIMITS = {"limit_train_batches": "train nothing", "limit_val_batches": None,
                 "limit_test_batches": "test nothing (a run ends with its test)"}
-SPLIT_OF_LIMIT = {"limit_train_batches": "training", "limit_val_batches": "validation",
-                  "limit_test_batches": "test"}
+SPLIT_OF_LIMIT = {"limit_train_batches": "training", "limit_val_batches": "validation", "limit_test_batches": "test"}
 ALLOWED = "must be a whole number of batches (>= 1) or a fraction of them in (0.0, 1.0]"
 
 
@@ -44,8 +36,7 @@ def check_batch_limit(key: str, value: Any) -> None:
 
 
 def check_positive_interval(key: str, value: Any) -> None:
-    """`val_check_interval` / `check_val_every_n_epoch`: a number of them must be above 0
-    (Lightning divides by it); None and Lightning's time strings are left to Lightning."""
+    """`val_check_interval` / `check_val_every_n_epoch`: a number must be > 0 (Lightning divides by it)."""
     if _is_number(value):
         require(value > 0, key, value, "must be > 0 (or null)")
 
@@ -62,33 +53,27 @@ def check_max_time(value: Any) -> None:
 
 
 def limited_batches(key: str, limit: Any, available: int) -> int:
-    """The batches Lightning runs of a loader with `available` of them under `trainer.<key>=limit`;
-    a fraction that leaves none is a one-line ConfigError naming the smallest that works."""
+    """The batches Lightning runs of a loader with `available` of them under `trainer.<key>=limit`; a
+    fraction that leaves none is a one-line ConfigError naming the smallest that works."""
     if limit is None or available == 0:
         return available
     if isinstance(limit, float) and limit <= 1:
         batches = int(available * limit)
         if batches == 0 and limit > 0:
             least = math.ceil(1000 / available) / 1000
-            raise ConfigError(f"trainer.{key}={limit}: less than one of the {available} {SPLIT_OF_LIMIT[key]} "
-                              f"batches; use at least trainer.{key}={least:g}, or a number of batches "
-                              f"such as trainer.{key}=1")
+            raise ConfigError(f"trainer.{key}={limit}: less than one of the {available} {SPLIT_OF_LIMIT[key]} batches; "
+                              f"use at least trainer.{key}={least:g}, or a number of batches such as trainer.{key}=1")
         return batches
     return min(available, int(limit))
 
 
 def check_run_lengths(limits: Mapping[str, Any], available: Mapping[str, int], max_epochs: int, max_steps: int,
                       accumulate: int, schedule: Any | None) -> None:
-    """Before the run starts, with the data known: every split in `available` (batches per epoch
-    and process, by limit key) runs at least one batch, and the schedule (`Schedule.check`) fits the
-    run's optimizer steps, counted as `trainer.estimated_stepping_batches` counts them."""
+    """With the data known: every split in `available` (batches per epoch and process, by limit key) runs a
+    batch, and the schedule fits the run's optimizer steps (as `trainer.estimated_stepping_batches` counts)."""
     batches = {key: limited_batches(key, limits.get(key), count) for key, count in available.items()}
     if schedule is None or "limit_train_batches" not in batches:
         return
     per_epoch = math.ceil(batches["limit_train_batches"] / accumulate)
-    if max_epochs == -1:
-        total: float = math.inf if max_steps == -1 else max_steps
-    else:
-        total = per_epoch * max(max_epochs, 1)
-        total = min(total, max_steps) if max_steps != -1 else total
-    schedule.check(total, per_epoch)
+    epochs_total = math.inf if max_epochs == -1 else per_epoch * max(max_epochs, 1)
+    schedule.check(min(epochs_total, math.inf if max_steps == -1 else max_steps), per_epoch)

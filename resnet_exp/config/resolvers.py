@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -13,11 +14,9 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 # Overrides that say where or how a run happens, not what it is: left out of run names.
-NAME_SKIP_PREFIXES = (
-    "hydra.", "logger.", "paths.", "callbacks.", "data.data_dir", "data.num_workers",
-    "data.loader", "trainer.devices", "trainer.accelerator", "trainer.num_nodes",
-    "trainer.strategy", "resume", "ckpt_path", "init_weights",
-)
+NAME_SKIP_PREFIXES = ("hydra.", "logger.", "paths.", "callbacks.", "data.data_dir", "data.num_workers", "data.loader",
+                      "trainer.devices", "trainer.accelerator", "trainer.num_nodes", "trainer.strategy", "resume",
+                      "ckpt_path", "init_weights")
 
 
 def sweep_axes() -> set[str]:
@@ -40,20 +39,23 @@ def short_value(value: str) -> str:
     return f"{float(value):.3g}"
 
 
-def run_name() -> str:
-    """The job's overrides as a short name: `arch=resnet34 arch.block_order=pre` -> resnet34-pre.
+def _task_values(keep: Callable[[str], bool]) -> list[str]:
+    """The values of the job's overrides whose key `keep` accepts, in order."""
+    pairs = (override.lstrip("+~").partition("=") for override in HydraConfig.get().overrides.task)
+    return [value for key, _, value in pairs if keep(key)]
 
-    In a multirun only the swept keys count, so jobs are told apart by what differs. Floats are
-    cut to 3 significant digits (a search's 0.08923418089348906 -> 0.0892).
-    """
+
+def _as_name(parts: list[str], length: int) -> str:
+    """`parts` joined by "-" as a folder-safe name (other characters become "_") of at most `length`."""
+    return re.sub(r"[^A-Za-z0-9._,+=-]+", "_", "-".join(parts)).strip("_")[:length]
+
+
+def run_name() -> str:
+    """The job's overrides as a short name (`arch=resnet34 arch.block_order=pre` -> resnet34-pre); in a multirun
+    only the swept keys count, so jobs are told apart by what differs. Floats are cut by `short_value`."""
     axes = sweep_axes()
-    values = []
-    for override in HydraConfig.get().overrides.task:
-        key, _, value = override.lstrip("+~").partition("=")
-        if (key in axes) if axes else not key.startswith(NAME_SKIP_PREFIXES):
-            values.append(short_value(value))
-    name = re.sub(r"[^A-Za-z0-9._,+=-]+", "_", "-".join(values)).strip("_")
-    return name[:120] or "default"
+    values = _task_values(lambda key: key in axes if axes else not key.startswith(NAME_SKIP_PREFIXES))
+    return _as_name([short_value(v) for v in values], 120) or "default"
 
 
 def sweep_name() -> str | None:
@@ -65,39 +67,20 @@ def sweep_name() -> str | None:
     return f"{hc.job.name}-{hc.sweeper.get('study_name') or Path(hc.sweep.dir).name}"
 
 
-def sweep_tag() -> str | None:
-    """`sweep=<sweep name>` in a multirun, so every run of a sweep is found by one tag; else None
-    (the wandb logger drops a null tag)."""
-    name = sweep_name()
-    return None if name is None else f"sweep={name}"
-
-
 def seed_group() -> str | None:
-    """The wandb group of a job. A multirun that sweeps `seed`: `<sweep name>-<the job's other swept
-    values>` (run-2026-12-05_10-00-00-8-pre), so the jobs that differ only in seed share a group and
-    the dashboard's grouping shows their mean and spread. Any other multirun: the sweep name (one
-    group per sweep). A single run: None."""
-    name = sweep_name()
-    axes = sweep_axes()
+    """The wandb group of a job: in a multirun that sweeps `seed`, `<sweep name>-<the job's other swept values>`
+    (run-2026-12-05_10-00-00-8-pre), so that jobs differing only in seed share a group and the dashboard shows
+    their mean and spread; in any other multirun the sweep name; None in a single run."""
+    name, axes = sweep_name(), sweep_axes()
     if name is None or "seed" not in axes:
         return name
-    values = []
-    for override in HydraConfig.get().overrides.task:
-        key, _, value = override.lstrip("+~").partition("=")
-        if key in axes and key != "seed":
-            values.append(value)
-    group = re.sub(r"[^A-Za-z0-9._,+=-]+", "_", "-".join([name, *values])).strip("_")
-    return group[:128]  # wandb's longest group name
+    return _as_name([name, *_task_values(lambda key: key in axes and key != "seed")], 128)  # wandb's longest
 
 
 def launch_dir() -> str:
-    """The folder the command was started in: Hydra's `runtime.cwd` inside a job, the process's
-    working directory before any job exists (a multirun's sweep folder is resolved then, when
-    `${hydra:runtime.cwd}` still raises). Hydra never changes the working directory here
-    (`hydra.job.chdir: false`), so both are the same folder."""
-    if HydraConfig.initialized():
-        return str(HydraConfig.get().runtime.cwd)
-    return os.getcwd()
+    """The folder the command was started in: Hydra's `runtime.cwd` inside a job, the working directory (the same
+    folder: `hydra.job.chdir: false`) before any job exists, when a multirun's sweep folder is resolved."""
+    return str(HydraConfig.get().runtime.cwd) if HydraConfig.initialized() else os.getcwd()
 
 
 def existing_wandb_id(output_dir: str | None) -> str | None:
@@ -108,14 +91,6 @@ def existing_wandb_id(output_dir: str | None) -> str | None:
     return runs[-1].name.rsplit("-", 1)[1] if runs else None
 
 
-def unique_suffix() -> str:
-    """Six random hex digits that tell apart folders of runs started in the same second.
-
-    Registered with caching like Hydra's `now`: one value per composed config, so a run's
-    folder is the same every time `hydra.run.dir` is read."""
-    return secrets.token_hex(3)
-
-
 def ddp_strategy() -> str:
     """`ddp` for a single run and for SLURM jobs (SLURM starts one task per rank); `ddp_spawn` in
     other multiruns, where `ddp` would re-run the whole sweep for each rank."""
@@ -124,30 +99,9 @@ def ddp_strategy() -> str:
     return "ddp_spawn" if hc.mode == RunMode.MULTIRUN and not on_slurm else "ddp"
 
 
-def int_or(value: object, default: int) -> int:
-    """`value` if it is a whole number (e.g. trainer.devices=4), else `default` (e.g. for auto)."""
-    return int(value) if str(value).isdigit() else default
-
-
-def cpu_workers(at_most: int) -> int:
-    """DataLoader workers: `at_most`, but no more than the cores this process may use."""
-    return max(0, min(int(at_most), len(os.sched_getaffinity(0))))
-
-
-def scaled_steps(total: object, fraction: float) -> int:
-    """`fraction` of `total` steps, rounded down (recipe milestones that follow trainer.max_steps)."""
-    return int(int(total) * float(fraction))
-
-
-def if_at_least(value: object, threshold: int, then: object, otherwise: object) -> object:
-    """`then` if `value` >= `threshold` (e.g. a warm-up only for deep nets), else `otherwise`."""
-    return then if value is not None and int(value) >= int(threshold) else otherwise
-
-
 def app_config_groups() -> str:
-    """The config groups a user can choose from in this entry point, for `--help`: those the
-    primary config's defaults list chooses (so not the `schema/*` groups the YAML files extend, nor
-    another entry point's groups), with their options in conf/ and the default, plus
+    """For `--help`: the config groups the entry point's primary config chooses (not the `schema/*` groups
+    the YAML files extend, nor another entry point's), with their options in conf/ and the default, plus
     hydra/launcher."""
     runtime = HydraConfig.get().runtime
     # The primary config's own folder (conf/), as Hydra found it.
@@ -155,25 +109,31 @@ def app_config_groups() -> str:
     choices = runtime.choices
     lines = []
     for group in sorted(g for g in choices if not g.startswith("hydra")) + ["hydra/launcher"]:
-        options = sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
-        if group == "hydra/launcher":
-            options.insert(0, "basic")  # Hydra's own: jobs one after the other in this process
+        # basic: Hydra's own launcher, jobs one after the other in this process
+        options = ["basic"] * (group == "hydra/launcher") + sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
         default = choices.get(group)
         lines.append(f"{group}: {', '.join(options)}" + (f"  (default: {default})" if default else ""))
     return "\n".join(lines)
 
 
 def register_resolvers() -> None:
-    OmegaConf.register_new_resolver("scaled_steps", scaled_steps, replace=True)
-    OmegaConf.register_new_resolver("if_at_least", if_at_least, replace=True)
-    OmegaConf.register_new_resolver("run_name", run_name, replace=True)
-    OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
-    OmegaConf.register_new_resolver("sweep_tag", sweep_tag, replace=True)
-    OmegaConf.register_new_resolver("seed_group", seed_group, replace=True)
-    OmegaConf.register_new_resolver("launch_dir", launch_dir, replace=True)
-    OmegaConf.register_new_resolver("existing_wandb_id", existing_wandb_id, replace=True)
-    OmegaConf.register_new_resolver("unique_suffix", unique_suffix, use_cache=True, replace=True)
-    OmegaConf.register_new_resolver("ddp_strategy", ddp_strategy, replace=True)
-    OmegaConf.register_new_resolver("int_or", int_or, replace=True)
-    OmegaConf.register_new_resolver("cpu_workers", cpu_workers, replace=True)
-    OmegaConf.register_new_resolver("app_config_groups", app_config_groups, replace=True)
+    for resolver in (run_name, sweep_name, seed_group, launch_dir, existing_wandb_id, ddp_strategy, app_config_groups):
+        OmegaConf.register_new_resolver(resolver.__name__, resolver, replace=True)
+    small = {
+        # `sweep=<sweep name>` in a multirun, so every run of a sweep is found by one tag; else None (dropped)
+        "sweep_tag": lambda: None if sweep_name() is None else f"sweep={sweep_name()}",
+        # `value` if it is a whole number (e.g. trainer.devices=4), else `default` (e.g. for auto)
+        "int_or": lambda value, default: int(value) if str(value).isdigit() else default,
+        # DataLoader workers: `at_most`, but no more than the cores this process may use
+        "cpu_workers": lambda at_most: max(0, min(int(at_most), len(os.sched_getaffinity(0)))),
+        # `fraction` of `total` steps, rounded down (recipe milestones that follow trainer.max_steps)
+        "scaled_steps": lambda total, fraction: int(int(total) * float(fraction)),
+        # `then` if `value` >= `threshold` (e.g. a warm-up only for deep nets), else `otherwise`
+        "if_at_least": lambda value, threshold, then, otherwise: (
+            then if value is not None and int(value) >= int(threshold) else otherwise),
+    }
+    for name, resolver in small.items():
+        OmegaConf.register_new_resolver(name, resolver, replace=True)
+    # Six random hex digits that tell apart folders of runs started in the same second; cached like Hydra's
+    # `now`, so a run's folder is the same every time `hydra.run.dir` is read.
+    OmegaConf.register_new_resolver("unique_suffix", lambda: secrets.token_hex(3), use_cache=True, replace=True)

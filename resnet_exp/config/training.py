@@ -1,8 +1,6 @@
-"""Schemas for the training groups: module, optimizer, scheduler, trainer.
-
-Each YAML option of these groups starts from one of these dataclasses, so Hydra rejects unknown
-keys and wrong types while composing; `__post_init__` checks ranges when `validate` runs.
-"""
+"""Schemas of the training groups (module, optimizer, scheduler, trainer, and the optional callbacks, off unless
+chosen), which their YAML options extend: Hydra rejects unknown keys and wrong types while composing,
+`__post_init__` checks ranges in `validate`."""
 
 from __future__ import annotations
 
@@ -26,17 +24,14 @@ class ClassifierConfig:
     tta: TTA = TTA.none
 
     def __post_init__(self) -> None:
-        require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", self.label_smoothing,
-                "must be in [0, 1)")
+        require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", self.label_smoothing, "must be in [0, 1)")
 
 
 @dataclass
 class OptimizerConfig:
     _target_: str = MISSING
-    # The module calls the partial with its parameter groups.
-    _partial_: bool = True
-    # Plain lists in the optimizer state, so checkpoints load with weights_only=True.
-    _convert_: str = "all"
+    _partial_: bool = True  # the module calls the partial with its parameter groups
+    _convert_: str = "all"  # plain lists in the optimizer state, so checkpoints load with weights_only=True
     lr: float = MISSING
     weight_decay: float = 0.0
 
@@ -55,7 +50,6 @@ class SGDConfig(OptimizerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(0 <= self.momentum < 1, "momentum", self.momentum, "must be in [0, 1)")
-        # torch raises inside fit otherwise
         require(not self.nesterov or (self.momentum > 0 and self.dampening == 0), "nesterov",
                 "true", f"needs momentum > 0 and dampening = 0 (momentum={self.momentum}, "
                 f"dampening={self.dampening}); set optimizer.momentum or optimizer.nesterov=false")
@@ -70,8 +64,8 @@ class AdamConfig(OptimizerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas",
-                list(self.betas), "must be two numbers in [0, 1)")
+        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", list(self.betas),
+                "must be two numbers in [0, 1)")
         require(self.eps > 0, "eps", self.eps, "must be > 0")
 
 
@@ -85,9 +79,7 @@ class AdamWConfig(AdamConfig):
 class CosineAnnealingLR:
     _target_: str = "torch.optim.lr_scheduler.CosineAnnealingLR"
     _partial_: bool = True
-    # Scheduler steps from the start of the run to the end of the decay; null: the whole run
-    # (after warm-up) in the schedule's unit (epochs, or optimizer steps with interval=step).
-    T_max: int | None = None
+    T_max: int | None = None  # scheduler steps from the start of the run to the end of the decay; null: the run
     eta_min: float = 0.0
 
     def __post_init__(self) -> None:
@@ -115,9 +107,7 @@ class OneCycleLR:
     _target_: str = "torch.optim.lr_scheduler.OneCycleLR"
     _partial_: bool = True
     max_lr: float = MISSING
-    # null: the whole run after any warm-up (the trainer's estimated optimizer steps), filled in
-    # when the schedule is built.
-    total_steps: int | None = None
+    total_steps: int | None = None  # null: the whole run after any warm-up, filled in when the schedule is built
     pct_start: float = 0.25
     anneal_strategy: str = "cos"
     div_factor: float = 25.0
@@ -126,8 +116,8 @@ class OneCycleLR:
 
     def __post_init__(self) -> None:
         require(self.max_lr > 0, "lr_scheduler.max_lr", self.max_lr, "must be > 0")
-        require(self.total_steps is None or self.total_steps > 0, "lr_scheduler.total_steps",
-                self.total_steps, "must be > 0 or null (= the whole run)")
+        require(self.total_steps is None or self.total_steps > 0, "lr_scheduler.total_steps", self.total_steps,
+                "must be > 0 or null (= the whole run)")
         require(0 < self.pct_start < 1, "lr_scheduler.pct_start", self.pct_start, "must be in (0, 1)")
         require(self.anneal_strategy in ("cos", "linear"), "lr_scheduler.anneal_strategy",
                 self.anneal_strategy, "must be cos or linear")
@@ -135,10 +125,8 @@ class OneCycleLR:
 
 @dataclass
 class ScheduleConfig:
-    """How often the LR scheduler steps, the scheduler itself (None: constant LR), and a warm-up
-    in front of it. Lengths and milestones count scheduler steps (epochs, or optimizer steps with
-    interval=step) from the start of the run. Validated, then instantiated as one
-    `resnet_exp.schedules.Schedule` that the module sizes to the run."""
+    """How often the LR scheduler steps, the scheduler itself (None: constant LR), and a warm-up in front of it;
+    lengths count scheduler steps (epochs, or optimizer steps with interval=step) from the start of the run."""
 
     _target_: str = "resnet_exp.schedules.Schedule"
     interval: Interval = Interval.epoch
@@ -168,6 +156,39 @@ class MultiStepScheduleConfig(ScheduleConfig):
 class OneCycleScheduleConfig(ScheduleConfig):
     interval: Interval = Interval.step
     lr_scheduler: OneCycleLR = MISSING
+
+
+@dataclass
+class EMAConfig:
+    """A moving average of the weights and buffers, `ema = decay * ema + (1 - decay) * weights` (first: a copy)."""
+
+    _target_: str = "resnet_exp.callbacks.ema.EMAWeightAveraging"
+    decay: float = 0.999
+    update_every_n_steps: int = 1
+    update_starting_at_step: int | None = None  # null: from the first optimizer step
+
+    def __post_init__(self) -> None:
+        require(0.0 < self.decay < 1.0, "decay", self.decay, "must be in (0, 1)")
+        require(self.update_every_n_steps >= 1, "update_every_n_steps", self.update_every_n_steps, "must be >= 1")
+        require(self.update_starting_at_step is None or self.update_starting_at_step >= 0, "update_starting_at_step",
+                self.update_starting_at_step, "must be >= 0 or null (= from the first step)")
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """Stop when `monitor` has not improved by more than `min_delta` for `patience` validations."""
+
+    _target_: str = "pytorch_lightning.callbacks.EarlyStopping"
+    monitor: str = "val/acc"
+    mode: str = "max"
+    patience: int = 3
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(self.mode in ("min", "max"), "mode", self.mode, "must be min or max")
+        require(self.patience >= 0, "patience", self.patience,
+                "must be >= 0 (validations without improvement before the run stops)")
+        require(self.min_delta >= 0, "min_delta", self.min_delta, "must be >= 0")
 
 
 @dataclass
@@ -207,17 +228,15 @@ class TrainerConfig:
     barebones: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_epochs is not None:
-            require(self.max_epochs >= 1 or self.max_epochs == -1, "max_epochs", self.max_epochs,
+        for key in ("max_epochs", "max_steps"):  # max_epochs=None: Lightning's default
+            value = getattr(self, key)
+            require(value is None or value >= 1 or value == -1, key, value,
                     "must be >= 1, or -1 for no limit (0 would train nothing)")
-        require(self.max_steps >= 1 or self.max_steps == -1, "max_steps", self.max_steps,
-                "must be >= 1, or -1 for no limit (0 would train nothing)")
-        if self.gradient_clip_val is not None:  # Lightning ignores a negative value silently
-            require(self.gradient_clip_val >= 0, "gradient_clip_val", self.gradient_clip_val,
-                    "must be >= 0 (0 or null: no clipping)")
-        require(self.accumulate_grad_batches > 0, "accumulate_grad_batches",
-                self.accumulate_grad_batches, "must be > 0")
-        for key in BATCH_LIMITS:  # nothing to train or test is refused (resnet_exp/config/lengths.py)
+        clip = self.gradient_clip_val  # Lightning ignores a negative value silently
+        require(clip is None or clip >= 0, "gradient_clip_val", clip, "must be >= 0 (0 or null: no clipping)")
+        accumulate = self.accumulate_grad_batches
+        require(accumulate > 0, "accumulate_grad_batches", accumulate, "must be > 0")
+        for key in BATCH_LIMITS:  # nothing to train or test is refused
             check_batch_limit(key, getattr(self, key))
         check_positive_interval("val_check_interval", self.val_check_interval)
         check_positive_interval("check_val_every_n_epoch", self.check_val_every_n_epoch)
@@ -225,12 +244,11 @@ class TrainerConfig:
 
 
 def register(cs: ConfigStore) -> None:
-    cs.store(group="schema/module", name="classifier", node=ClassifierConfig)
-    cs.store(group="schema/optimizer", name="sgd", node=SGDConfig)
-    cs.store(group="schema/optimizer", name="adam", node=AdamConfig)
-    cs.store(group="schema/optimizer", name="adamw", node=AdamWConfig)
-    cs.store(group="schema/scheduler", name="cosine", node=CosineScheduleConfig)
-    cs.store(group="schema/scheduler", name="multistep", node=MultiStepScheduleConfig)
-    cs.store(group="schema/scheduler", name="onecycle", node=OneCycleScheduleConfig)
-    cs.store(group="schema/scheduler", name="none", node=ScheduleConfig)
-    cs.store(group="schema/trainer", name="lightning", node=TrainerConfig)
+    for group, name, node in (
+            ("module", "classifier", ClassifierConfig), ("optimizer", "sgd", SGDConfig),
+            ("optimizer", "adam", AdamConfig), ("optimizer", "adamw", AdamWConfig),
+            ("scheduler", "cosine", CosineScheduleConfig), ("scheduler", "multistep", MultiStepScheduleConfig),
+            ("scheduler", "onecycle", OneCycleScheduleConfig), ("scheduler", "none", ScheduleConfig),
+            ("trainer", "lightning", TrainerConfig), ("callbacks", "ema", EMAConfig),
+            ("callbacks", "early_stopping", EarlyStoppingConfig)):
+        cs.store(group=f"schema/{group}", name=name, node=node)
