@@ -10,6 +10,7 @@ printed resume command, run in this process."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import signal
 import subprocess
@@ -62,7 +63,8 @@ def test_sigterm_mid_epoch_saves_that_step_and_the_printed_command_finishes_the_
 
 @pytest.mark.slow
 def test_sigterm_stops_the_whole_sweep(tmp_path: Path) -> None:
-    """The first of two jobs gets SIGTERM: the second never starts, and the sweep exits 143."""
+    """The first of two jobs gets SIGTERM: the second never starts, and the sweep exits 143. The printed
+    command then continues the stopped job from its saved state (it is interrupted, not failed)."""
     sweep = tmp_path / "sweep"
     proc = run_train("-m", *DETERMINISTIC, "logger.wandb.mode=disabled", KILLER, "seed=1,2",
                      f"hydra.sweep.dir={sweep}", cwd=tmp_path, KILL_AT_STEP="3", **SIGTERM_AT)
@@ -73,6 +75,14 @@ def test_sigterm_stops_the_whole_sweep(tmp_path: Path) -> None:
     assert len(jobs) == 1 and f"resume the sweep with: python -m resnet_exp.run -m resume={sweep}" in line
     assert f"(this job alone: python -m resnet_exp.run resume={jobs[0]})" in line
     assert (jobs[0] / "checkpoints" / "last.ckpt").is_file() and not (jobs[0] / "results.json").exists()
+    assert json.loads((jobs[0] / "job_status.json").read_text())["status"] == "interrupted"
+
+    proc = train_in_process("-m", f"resume={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    assert f"job {jobs[0].name}: continuing from checkpoints/last.ckpt" in (jobs[0] / "run.log").read_text()
+    assert not list(jobs[0].glob("failed-*"))
+    assert all(json.loads((job / "results.json").read_text())["status"] == "completed"
+               for job in sweep.iterdir() if (job / ".hydra").is_dir())
 
 
 def test_sigterm_outside_training_is_an_error_not_a_silent_exit() -> None:

@@ -134,8 +134,11 @@ class SweepReport(Callback):
         if job_return.status == JobStatus.FAILED:
             try:  # the run may have removed its folder (failed while setting up): keep a trace of the job
                 error = getattr(job_return, "_return_value", None)
+                # A job stopped by SIGTERM saved its state: a resumed sweep continues it rather than starting over.
+                stopped = isinstance(error, BaseException) and Terminated.behind(error) is not None
                 write_json_atomic(Path(str(config.hydra.runtime.output_dir)) / JOB_STATUS_FILE, {
-                    "status": getattr(error, JOB_STATUS_ATTRIBUTE, "failed"), "error": _one_line(error),
+                    "status": getattr(error, JOB_STATUS_ATTRIBUTE, "interrupted" if stopped else "failed"),
+                    "error": _one_line(error),
                     "overrides": list(job_return.overrides or []),
                     "job_num": OmegaConf.select(config, "hydra.job.num", default=None)})
             except Exception as exc:
