@@ -60,3 +60,27 @@ def test_speedrun_record_meets_the_recipe_figure() -> None:
     assert results["test/acc"] >= 0.930 and results["wall_time_s"] <= 600
     assert results["overrides"] == ["experiment=fashion_mnist_speedrun"]
     assert f"{100 * results['test/acc']:.2f}% test" in README
+
+
+def test_speedrun_ablation_is_the_paired_difference_of_its_sweeps() -> None:
+    """Each switch turned off over the recipe's seeds: the on - off difference and its 95% interval,
+    computed here by hand (mean and sd of the per-seed differences, Student-t quantile), as the study's
+    README quotes them."""
+    speedrun = STUDIES / "fashion_mnist_speedrun"
+
+    def by_seed(path):
+        return {next(o for o in r["overrides"].split() if o.startswith("seed=")): 100 * float(r["test_acc"])
+                for r in rows(path) if r["status"] == "completed"}
+
+    recipe = by_seed(speedrun / "seeds" / "summary.csv")
+    switches = sorted(p for p in (speedrun / "ablation").iterdir() if (p / "summary.csv").is_file())
+    assert switches, "no ablation sweep committed"
+    text = (speedrun / "README.md").read_text()
+    for folder in switches:
+        off = by_seed(folder / "summary.csv")
+        assert sorted(off) == sorted(recipe) == ["seed=1", "seed=2", "seed=3"]
+        diffs = [recipe[s] - off[s] for s in sorted(off)]
+        mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
+        half = 4.302653 * sd / math.sqrt(3)  # t(0.975, 2 df)
+        quoted = f"{mean:+.2f} ({mean - half:+.2f} to {mean + half:+.2f})"
+        assert f"| {folder.name} |" in text and quoted in text, quoted
