@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from scipy import stats
+from resnet_exp.report.stats import compare
 
 HERE = Path(__file__).resolve().parent
 
@@ -38,12 +38,10 @@ def main() -> int:
         off = test_accuracy_by_seed(folder / "summary.csv")
         seeds = sorted(set(recipe) & set(off))
         on_values, off_values = [recipe[s] for s in seeds], [off[s] for s in seeds]
-        result = stats.ttest_rel(on_values, off_values)
-        interval = result.confidence_interval(0.95)
-        diff = statistics.fmean(a - b for a, b in zip(on_values, off_values))
+        result = compare([(s, recipe[s]) for s in seeds], [(s, off[s]) for s in seeds])  # paired by seed
         print(f"| {folder.name} | {len(seeds)} | {statistics.fmean(on_values):.2f} | "
-              f"{statistics.fmean(off_values):.2f} | {diff:+.2f} ({interval.low:+.2f} to {interval.high:+.2f}) | "
-              f"{result.pvalue:.2f} |")
+              f"{statistics.fmean(off_values):.2f} | {result.diff_mean:+.2f} ({result.low:+.2f} to {result.high:+.2f}) | "
+              f"{result.p_value:.2f} |")
     return 0
 
 
