@@ -185,6 +185,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, run_dir: Path) -> dict[str, Any]
         # The split that chose the tested checkpoint: "test" (data.val_on_test) makes test/* optimistic.
         "selected_on": selected_on(parts.datamodule, best) if test_metrics else None,
         "speed": parts.speed.as_dict(),
+        "cpu_threads": torch.get_num_threads(),  # step times depend on it (a launched job: cpus_per_task)
         # The EMA callback's settings without Hydra's keys; null: off.
         "ema": None if ema is None else {k: v for k, v in OmegaConf.to_container(ema, resolve=True).items()
                                          if not k.startswith("_")},

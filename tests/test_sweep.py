@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from hydra.utils import instantiate
 
 from tests.helpers.cli import TINY_RUN, explain, run_in_process, run_train, train_in_process
 
@@ -91,12 +93,30 @@ def test_bad_value_anywhere_in_a_sweep_fails_before_any_job(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    proc = run_train("-m", "hydra/launcher=local", *SWEEP, "arch.block_order=post,pre",
-                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = run_train("-m", "hydra/launcher=local", *SWEEP, "arch.block_order=post,pre", "hydra.launcher.cpus_per_task=1",
+                     f"hydra.sweep.dir={sweep}", cwd=tmp_path, OMP_NUM_THREADS="2")
     assert proc.returncode == 0, explain(proc)
     assert (sweep / ".submitit").is_dir()
     for job in ("0-post", "1-pre"):
-        assert json.loads((sweep / job / "results.json").read_text())["status"] == "completed"
+        results = json.loads((sweep / job / "results.json").read_text())
+        assert (results["status"], results["cpu_threads"]) == ("completed", 1)
+
+
+def test_a_launched_job_runs_torch_on_at_most_cpus_per_task_threads(compose_config) -> None:
+    def start_job(*overrides: str) -> int:
+        cfg = compose_config(*overrides)
+        instantiate(cfg.hydra.callbacks.cpu_threads_per_job).on_job_start(cfg, task_function=None)
+        return torch.get_num_threads()
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert start_job("hydra/launcher=local", "hydra.launcher.cpus_per_task=1") == 1
+        assert start_job("hydra/launcher=local", "hydra.launcher.cpus_per_task=4") == 1  # lowered only
+        torch.set_num_threads(2)
+        assert start_job() == 2  # Hydra's own launcher, in this process: the process's setting
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_slurm_launcher_defaults_follow_the_trainer(compose_config) -> None:
