@@ -15,6 +15,7 @@ figures); then BENCHMARKS.md is rendered from all the JSON files (benchmarks/ren
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import shlex
@@ -33,11 +34,10 @@ from resnet_exp.errors import OneLineArgumentParser
 from resnet_exp.io import write_json_atomic
 from resnet_exp.speed import environment
 
-# section -> (module, function): called with the section's settings as keyword arguments
-MEASURE = {"overhead": ("benchmarks.overhead", "measure_overhead"),
-           "attribution": ("benchmarks.overhead", "measure_attribution"),
-           "compile_cpu": ("benchmarks.compile_cpu", "measure"), "loader": ("benchmarks.loader", "measure"),
-           "gpu": ("benchmarks.gpu", "measure")}
+# section -> its measuring function in benchmarks/, called with the section's settings as keyword arguments
+MEASURE = {"overhead": "overhead.measure_overhead", "attribution": "overhead.measure_attribution",
+           "compile_cpu": "compile_cpu.measure", "loader": "loader.measure", "gpu": "gpu.measure"}
+log = functools.partial(print, file=sys.stderr, flush=True)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -48,7 +48,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="print each section's settings; measure and write nothing")
     p.add_argument("--results-dir", type=Path, default=render.RESULTS_DIR)
     p.add_argument("--output", type=Path, default=render.OUTPUT, help="the Markdown file to write")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (all CPU sections)")
     names = ", ".join(v.name for v in VARIANTS)
     p.add_argument("--overhead-steps", type=int, nargs=2, default=[20, 2020], metavar=("N1", "N2"),
                    help="training batches of the short and of the long process")
@@ -60,25 +59,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--attribution-rounds", type=int, default=3)
     p.add_argument("--attribution-variants", nargs="+", type=variant, default=list(VARIANTS), metavar="VARIANT",
                    help="as --overhead-variants; default: all named ones")
-    p.add_argument("--compile-batches", type=int, default=10, help="timed batches per variant")
-    p.add_argument("--loader-batches", type=int, default=40, help="timed batches per path")
-    p.add_argument("--loader-workers", type=int, nargs="+", default=[0, 2], help="num_workers of the torch loader")
     p.add_argument("--loader-augment", nargs="+", choices=list(AUGMENTS), default=["standard"],
                    help="augmentation settings, one table row per path each (mix: standard + random erasing "
                         "0.25 + MixUp 0.2 / CutMix 1.0)")
     p.add_argument("--loader-consumer", choices=("none", "resnet18"), default="none",
                    help="also time a ResNet-18 train step on the loader's device")
-    p.add_argument("--gpu-archs", nargs="+", default=["resnet18", "resnet50"])
     p.add_argument("--gpu-parts", nargs="+", choices=("training", "switches", "v2_timing"),
                    default=["training", "switches", "v2_timing"],
                    help="measure only these; the others are kept from gpu.json when it is from the same GPU")
-    p.add_argument("--gpu-steps", type=int, default=30, help="training batches per epoch")
     args = p.parse_args(argv)
     n1, n2 = args.overhead_steps
     if not 0 < n1 < n2:
         p.error(f"--overhead-steps {n1} {n2}: need 0 < N1 < N2")
-    if min(args.overhead_rounds, args.attribution_rounds, args.threads) < 1 or args.attribution_steps < 2:
-        p.error("rounds and --threads must be at least 1, --attribution-steps at least 2")
+    if min(args.overhead_rounds, args.attribution_rounds) < 1 or args.attribution_steps < 2:
+        p.error("rounds must be at least 1, --attribution-steps at least 2")
     return args
 
 
@@ -86,14 +80,14 @@ def settings(section: str, a: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of the section's measuring function, as its JSON records them."""
     return {
         "overhead": {"variants": a.overhead_variants, "steps": a.overhead_steps, "rounds": a.overhead_rounds,
-                     "arch": "resnet20", "width": 0.25, "batch_size": 4, "image_size": 8, "threads": a.threads},
+                     "arch": "resnet20", "width": 0.25, "batch_size": 4, "image_size": 8, "threads": 1},
         "attribution": {"variants": a.attribution_variants, "steps": a.attribution_steps,
-                        "rounds": a.attribution_rounds, "threads": a.threads},
-        "compile_cpu": {"arch": "resnet20", "image_size": 32, "batch_size": 32, "burn_in": 3,
-                        "batches": a.compile_batches, "threads": a.threads},
-        "loader": {"size": 50000, "batch_size": 512, "batches": a.loader_batches, "workers": a.loader_workers,
-                   "threads": a.threads, "consumer": a.loader_consumer, "augment": a.loader_augment},
-        "gpu": {"archs": a.gpu_archs, "parts": a.gpu_parts, "batch_size": 512, "steps": a.gpu_steps, "epochs": 3},
+                        "rounds": a.attribution_rounds, "threads": 1},
+        "compile_cpu": {"arch": "resnet20", "image_size": 32, "batch_size": 32, "burn_in": 3, "batches": 10,
+                        "threads": 1},
+        "loader": {"size": 50000, "batch_size": 512, "batches": 40, "workers": [0, 2], "threads": 1,
+                   "consumer": a.loader_consumer, "augment": a.loader_augment},
+        "gpu": {"archs": ["resnet18", "resnet50"], "parts": a.gpu_parts, "batch_size": 512, "steps": 30, "epochs": 3},
     }[section]
 
 
@@ -105,10 +99,6 @@ def code_version() -> str | None:
     except OSError:
         return None
     return git.stdout.strip() or None
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,12 +118,12 @@ def main(argv: list[str] | None = None) -> None:
         previous = args.results_dir / "gpu.json"  # the parts measured before on the same GPU are kept
         if section == "gpu" and previous.exists():
             s["previous"] = json.loads(previous.read_text())["results"]
-        module, function = MEASURE[section]
-        results = getattr(importlib.import_module(module), function)(**s, log=log)
+        module, function = MEASURE[section].split(".")
+        results = getattr(importlib.import_module(f"benchmarks.{module}"), function)(**s, log=log)
         args.results_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(args.results_dir / f"{section}.json", {
             "section": section, "environment": {**environment(), "code": code_version()},
-            "command": " ".join(["python -m benchmarks", *map(shlex.quote, argv)]), "settings": recorded,
+            "command": shlex.join(["python", "-m", "benchmarks", *argv]), "settings": recorded,
             "results": results})
     if not args.dry_run:
         args.output.write_text(render.render(args.results_dir))

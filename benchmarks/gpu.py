@@ -23,7 +23,6 @@ from benchmarks import harness
 from resnet_exp.models.complexity import count_flops
 from resnet_exp.speed import AUTOCAST, peak_tflops, synchronize
 
-PARTS = ("training", "switches", "v2_timing")
 SWITCHES = (  # (label, bench overrides) measured one at a time against the defaults
     ("fast path defaults", []),
     ("bf16 off (fp32 + TF32)", ["bench.precision=fp32"]),
@@ -99,7 +98,7 @@ def train_arch(arch: str, batch: int, steps: int, epochs: int, work: Path, log: 
     tv_flops = count_flops(tv, (1, 3, 32, 32), "train")
     res["torchvision_ms"] = plain_ms(tv, lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9,
                                                                    weight_decay=5e-4))
-    flops = count_flops(main.model, (1, 3, 32, 32), "train")
+    flops = main.train_flops
     res["peak_tflops"] = peak = peak_tflops(device, plan.precision, plan.tf32)
     for key, per_image in (("framework", flops), ("framework_no_timer", flops), ("plain", flops),
                            ("torchvision", tv_flops)):
@@ -123,9 +122,8 @@ def bench_tables(part: str, archs: Sequence[str], batch_size: int) -> dict[str, 
         for arch in archs}
 
 
-def measure(archs: Sequence[str] = ("resnet18", "resnet50"), parts: Sequence[str] = PARTS, batch_size: int = 512,
-            steps: int = 30, epochs: int = 3, previous: dict[str, Any] | None = None,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+def measure(archs: Sequence[str], parts: Sequence[str], batch_size: int, steps: int, epochs: int,
+            log: Callable[[str], None], previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Measure `parts` on CUDA device 0; the other parts are kept from `previous` of the same device."""
     device = torch.cuda.get_device_name(0)
     out = dict(previous) if previous and previous.get("device") == device else {}

@@ -22,16 +22,19 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from resnet_exp import speed
+from resnet_exp.bench.table import BENCH_JSON, sweep_rows
 from resnet_exp.config import CONF_DIR, register_schemas, validate
 from resnet_exp.module import split_weight_decay
 from resnet_exp.pipeline import Parts, build_parts
-from resnet_exp.speed import synchronize
 
 REPO_ROOT = CONF_DIR.parent
 Stamps = list[list[float]]  # per epoch: perf_counter at its start and after each training batch
@@ -46,14 +49,14 @@ class EpochClock(Callback):
         self.output_file = output_file
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        synchronize(pl_module.device)
+        speed.synchronize(pl_module.device)
         self.epochs.append([time.perf_counter()])
 
     def on_train_batch_end(self, *args: Any) -> None:
         self.epochs[-1].append(time.perf_counter())
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        synchronize(pl_module.device)
+        speed.synchronize(pl_module.device)
         self.epochs[-1][-1] = time.perf_counter()  # the last batch's device work included
         if self.output_file:
             write_loop_seconds(Path(self.output_file), self.epochs)
@@ -69,8 +72,7 @@ def mean_step_ms(epochs: Stamps, skip: int = 1) -> float:
     return sum(s[-1] - s[0] for s in kept) * 1e3 / sum(len(s) - 1 for s in kept)
 
 
-def summarize(per_round: Mapping[str, Mapping[str, Sequence[float]]],
-              baselines: Sequence[str] = ("plain",)) -> dict[str, Any]:
+def summarize(per_round: Mapping[str, Mapping[str, Sequence[float]]], baselines: Sequence[str]) -> dict[str, Any]:
     """Per program and clock, the `median` over rounds; and `over[baseline]`: the median and range over rounds
     of its difference from the baseline program *in the same round*, so that a round in which the whole machine
     was slow counts for nobody."""
@@ -91,10 +93,6 @@ def rotated(items: Sequence[Any], r: int) -> list[Any]:
 
 def compose_run_config(overrides: Sequence[str], output_dir: Path) -> DictConfig:
     """The config `python -m resnet_exp.run <overrides>` would get, with `output_dir` as run folder."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
     register_schemas()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="benchmarks"):
@@ -151,7 +149,7 @@ def plain_loop(model: nn.Module, optimizer: torch.optim.Optimizer, loader_fn: Ca
     criterion = nn.CrossEntropyLoss()
     out = []
     for _ in range(epochs):
-        synchronize(device)
+        speed.synchronize(device)
         out.append([time.perf_counter()])
         for images, labels in loader_fn():
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -163,7 +161,7 @@ def plain_loop(model: nn.Module, optimizer: torch.optim.Optimizer, loader_fn: Ca
             loss.backward()
             optimizer.step()
             out[-1].append(time.perf_counter())
-        synchronize(device)
+        speed.synchronize(device)
         out[-1][-1] = time.perf_counter()
     return out
 
@@ -195,6 +193,13 @@ def bare_fit(model: nn.Module, cfg: DictConfig, datamodule: Any, out: Path) -> S
     return clock.epochs
 
 
+def run_checked(cmd: Sequence[str], env: Mapping[str, str], cwd: Path | None = None) -> None:
+    """Run `cmd` to its end; a failure raises with the end of its stderr."""
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
 def bench_runs(runs: Sequence[tuple[str, Sequence[str]]], threads: int | None = None,
                log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Each (label, arguments) as `python -m resnet_exp.bench <arguments>` in a fresh process: its command and
@@ -205,14 +210,9 @@ def bench_runs(runs: Sequence[tuple[str, Sequence[str]]], threads: int | None = 
         for i, (label, args) in enumerate(runs):
             folder, multirun = Path(work) / str(i), "-m" in args
             where = f"hydra.{'sweep' if multirun else 'run'}.dir={folder}"
-            cmd = [sys.executable, "-m", "resnet_exp.bench", *args, where]
-            proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-            files = (sorted(folder.glob("*/bench.json"), key=lambda p: int(p.parent.name.split("-")[0]))
-                     if multirun else [folder / "bench.json"])
-            rows = [row for f in files for row in json.loads(f.read_text())["rows"]]
+            run_checked([sys.executable, "-m", "resnet_exp.bench", *args, where], env, cwd=REPO_ROOT)
+            rows = sweep_rows(folder) if multirun else json.loads((folder / BENCH_JSON).read_text())["rows"]
             out.append({"label": label, "rows": rows,
-                        "command": " ".join(["python -m resnet_exp.bench", *map(shlex.quote, args)])})
+                        "command": shlex.join(["python", "-m", "resnet_exp.bench", *args])})
             log(f"  {label}: " + ", ".join(f"{r['arch']} {r['mode']} {r['mean_ms']:.2f} ms" for r in rows))
     return out

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.harness import mean_step_ms, plain_loop
 from resnet_exp.data.datamodule import _UInt8Dataset
 from resnet_exp.data.gpu_loader import GpuLoader
 from resnet_exp.data.policies import BatchPolicies
@@ -28,29 +29,22 @@ AUGMENTS: dict[str, tuple[bool, dict[str, Any]]] = {
 }
 
 
-def per_second(step: Callable[[], int], steps: int, device: torch.device, warmup: int = 3) -> float:
-    """Images/s of `steps` calls of `step` (which returns its image count) after `warmup` calls."""
+def delivered(loader: Iterable, batches: int, device: torch.device, warmup: int = 3) -> float:
+    """Images/s a loader delivers onto `device`, epoch after epoch: `batches` timed after `warmup` untimed."""
+    stream = (images for _ in iter(int, 1) for images, _ in loader)  # endless
     for _ in range(warmup):
-        step()
+        next(stream).to(device, non_blocking=True)
     synchronize(device)
     start = time.perf_counter()
-    images = sum(step() for _ in range(steps))
+    images = sum(next(stream).to(device, non_blocking=True).shape[0] for _ in range(batches))
     synchronize(device)
     return images / (time.perf_counter() - start)
-
-
-def delivered(loader: Iterable, batches: int, device: torch.device) -> float:
-    """Images/s a loader delivers onto `device`, epoch after epoch."""
-    stream = (images for _ in iter(int, 1) for images, _ in loader)  # endless
-    return per_second(lambda: next(stream).to(device, non_blocking=True).shape[0], batches, device)
 
 
 def consumed(device: torch.device, batch_size: int, steps: int) -> float:
     """Images/s a torchvision ResNet-18 train step consumes (10 classes; bf16 on CUDA; channels_last), timed as
     `harness.plain_loop` times an epoch, after one warm-up epoch."""
     import torchvision
-
-    from benchmarks.harness import mean_step_ms, plain_loop
 
     model = torchvision.models.resnet18(num_classes=10).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -78,12 +72,12 @@ def loaders(images: torch.Tensor, labels: torch.Tensor, batch_size: int, workers
 
 
 def measure(size: int = 50000, batch_size: int = 512, batches: int = 40, workers: Sequence[int] = (0, 2),
-            threads: int = 1, consumer: str = "none", device: str | None = None,
-            augment: Sequence[str] = ("standard",), log: Callable[[str], None] = print) -> dict[str, Any]:
+            threads: int = 1, consumer: str = "none", augment: Sequence[str] = ("standard",),
+            log: Callable[[str], None] = print) -> dict[str, Any]:
     """A row (path, augment, images_per_s) per loader path and augmentation setting; with `consumer="resnet18"`
     also the images/s a ResNet-18 train step consumes on the same device, and the gpu path's (first setting) ratio."""
     torch.set_num_threads(threads)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     images, labels = torch.randint(0, 256, (size, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (size,))
     rows = []

@@ -2,20 +2,14 @@
 resnet20) and `attribution` (in one process, on a near-free model); benchmarks/render.py says how each figure is
 taken. Programs: `plain` (the textbook loop), `lightning` (a forward + loss LightningModule in a Trainer with its
 extras off), `framework` (all that `resnet_exp.run` builds); plain and lightning take the data, model and
-optimizer of the config the overrides make. A variant is one line of VARIANTS (name, program, overrides), e.g.:
-
-    Variant("framework-lightning-last-checkpoint", "framework",
-            ("callbacks.last_checkpoint._target_=pytorch_lightning.callbacks.ModelCheckpoint",)),
-
-Ad hoc, a comma-separated override list given as a variant is a framework variant of that name.
-"""
+optimizer of the config the overrides make. A variant is one line of VARIANTS (name, program, overrides); ad hoc,
+a comma-separated override list given as a variant is a framework variant of that name."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +23,6 @@ from hydra.utils import instantiate
 from torch import nn
 
 from benchmarks import harness
-from resnet_exp.errors import OneLineArgumentParser
 
 
 @dataclass(frozen=True)
@@ -119,9 +112,8 @@ def process_command(v: Variant, overrides: Sequence[str], out: Path) -> list[str
     return [sys.executable, "-m", "benchmarks.overhead", v.program, str(out), "--", *overrides]
 
 
-def measure_overhead(variants: Sequence[Variant], steps: Sequence[int] = (20, 2020), rounds: int = 5,
-                     arch: str = "resnet20", width: float = 0.25, batch_size: int = 4, image_size: int = 8,
-                     threads: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
+def measure_overhead(variants: Sequence[Variant], steps: Sequence[int], rounds: int, arch: str, width: float,
+                     batch_size: int, image_size: int, threads: int, log: Callable[[str], None]) -> dict[str, Any]:
     """Per variant and round, ms per training batch: training loop and whole process."""
     n1, n2 = steps
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), WANDB_SILENT="true")
@@ -137,10 +129,8 @@ def measure_overhead(variants: Sequence[Variant], steps: Sequence[int] = (20, 20
                     ov = [*base_overrides(n, arch, width, batch_size, image_size), *v.overrides]
                     cmd = process_command(v, ov, out)
                     start = time.perf_counter()
-                    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                    harness.run_checked(cmd, env)
                     wall = time.perf_counter() - start
-                    if proc.returncode != 0:
-                        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
                     times[n] = {"loop": json.loads((out / LOOP_FILE).read_text())["loop_s"], "wall": wall}
                 for key, values in per_round[v.name].items():
                     values.append((times[n2][key] - times[n1][key]) / (n2 - n1) * 1e3)
@@ -149,8 +139,8 @@ def measure_overhead(variants: Sequence[Variant], steps: Sequence[int] = (20, 20
     return {"unit": "ms", "per_round": per_round, "summary": harness.summarize(per_round, BASELINES)}
 
 
-def measure_attribution(variants: Sequence[Variant], steps: int = 2000, rounds: int = 3, threads: int = 1,
-                        log: Callable[[str], None] = print) -> dict[str, Any]:
+def measure_attribution(variants: Sequence[Variant], steps: int, rounds: int, threads: int,
+                        log: Callable[[str], None]) -> dict[str, Any]:
     """Per variant and round, mean us per training batch on the near-free model."""
     torch.set_num_threads(threads)
     per_round: dict[str, dict[str, list[float]]] = {v.name: {"wall": []} for v in variants}
@@ -165,16 +155,12 @@ def measure_attribution(variants: Sequence[Variant], steps: int = 2000, rounds: 
     return {"unit": "us", "per_round": per_round, "summary": harness.summarize(per_round, BASELINES)}
 
 
-def main(argv: list[str] | None = None) -> None:
-    """A process of the overhead measurement: one epoch of the plain or the bare Lightning program."""
-    p = OneLineArgumentParser(prog="python -m benchmarks.overhead",
-                              description="One epoch of a program, for `python -m benchmarks --sections overhead`.")
-    p.add_argument("program", choices=("plain", "lightning"))
-    p.add_argument("out", type=Path, help="folder; the training loop's seconds go to loop.json there")
-    p.add_argument("overrides", nargs="*", help="resnet_exp.run overrides (data, model, optimizer)")
-    args = p.parse_args(argv)
+def main() -> None:
+    """A process of the overhead measurement, started by `process_command` (`PROGRAM OUT -- OVERRIDES`): one
+    epoch of the plain or the bare Lightning program; the training loop's seconds go to OUT/loop.json."""
+    program, out, _, *overrides = sys.argv[1:]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    harness.write_loop_seconds(args.out / LOOP_FILE, train(args.program, args.overrides, args.out))
+    harness.write_loop_seconds(Path(out) / LOOP_FILE, train(program, overrides, Path(out)))
 
 
 if __name__ == "__main__":

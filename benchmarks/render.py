@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from resnet_exp.report.tables import md_table
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 OUTPUT = RESULTS_DIR.parent.parent / "BENCHMARKS.md"
 TARGET_MS = 1.0  # the framework's budget over the plain loop, ms per training step
@@ -19,13 +21,9 @@ hand. Measure a section and regenerate this file: `python -m benchmarks --sectio
 """
 
 
-def row(cells: Iterable[Any]) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
-
-
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str) -> list[str]:
-    """A Markdown table; `align` has one letter per column, `l` or `r`."""
-    return [row(header), "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|", *map(row, rows)]
+    """The lines of a Markdown table; `align` has one letter per column, `l` or `r`."""
+    return md_table(header, align, rows).splitlines()
 
 
 def num(value: Any, pattern: str = "{:.1f}") -> str:

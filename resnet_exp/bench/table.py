@@ -41,15 +41,19 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     write_atomic(path, write)
 
 
-def write_sweep_tables(sweep_dir: Path) -> str | None:
-    """Every job's rows of a bench multirun, in job order, in one bench.csv / bench.md in `sweep_dir`; the table
-    (None when no job wrote rows)."""
+def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every job's rows of a bench multirun, in job order."""
     def job_order(path: Path) -> tuple[int, str]:
         number = path.parent.name.split("-", 1)[0]
         return int(number) if number.isdigit() else 1 << 30, path.parent.name
 
-    rows = [row for path in sorted(sweep_dir.glob(f"*/{BENCH_JSON}"), key=job_order)
+    return [row for path in sorted(sweep_dir.glob(f"*/{BENCH_JSON}"), key=job_order)
             for row in json.loads(path.read_text())["rows"]]
+
+
+def write_sweep_tables(sweep_dir: Path) -> str | None:
+    """`sweep_rows` in one bench.csv / bench.md in `sweep_dir`; the table (None when no job wrote rows)."""
+    rows = sweep_rows(sweep_dir)
     if not rows:
         return None
     write_csv(sweep_dir / BENCH_CSV, rows)
