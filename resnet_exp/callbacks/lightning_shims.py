@@ -1,6 +1,6 @@
 """The only places the project touches internals of Lightning, torchmetrics or torch (tests check that, and
 name the installed version when one stops working): each does what no public API does, or measured worth at
-least 20 us per training step (`python -m benchmarks.attribution`)."""
+least 20 us per training step (`python -m benchmarks --sections attribution`)."""
 
 from __future__ import annotations
 
