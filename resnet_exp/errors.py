@@ -73,6 +73,11 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 E = TypeVar("E", bound=Enum)
 
 
+def is_number(value: object) -> bool:
+    """An int or a float, and not a bool (which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def require(condition: bool, key: str, value: object, allowed: str) -> None:
     """Raise `ConfigError("key=value: allowed")` (also a ValueError) unless `condition` holds."""
     if not condition:

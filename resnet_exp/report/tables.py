@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resnet_exp.errors import is_number
 from resnet_exp.io import write_atomic
 from resnet_exp.report import COMPARISONS_CSV, GROUPS_CSV, SUMMARY_CSV, SUMMARY_MD, stats
 from resnet_exp.report.rows import COLUMNS, load_json, read_sweep, sweep_axes
@@ -77,7 +78,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
 
 
 def _number(value: Any, digits: int) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_number(value) or not math.isfinite(value):
         return "" if value is None else str(value)
     return str(value) if isinstance(value, int) else f"{value:.{digits}g}"
 
