@@ -3,13 +3,14 @@ the checkpoints a run leaves. torch is imported only where checkpoints are read:
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,6 +71,12 @@ def write_atomic(path: Path, write: Callable[[IO[Any]], Any], binary: bool = Fal
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], line_end: str = "\r\n") -> None:
+    """A CSV file with a header row, written atomically (None: an empty cell). Line ends are the csv module's
+    CRLF unless `line_end` says otherwise: each file keeps the ones it always had."""
+    write_atomic(path, lambda handle: csv.writer(handle, lineterminator=line_end).writerows([header, *rows]))
 
 
 def strict_json(value: Any, found: list[str], path: str = "") -> Any:

@@ -24,7 +24,7 @@ from torch import nn
 from resnet_exp import speed
 from resnet_exp.app.cli import run_hydra_app
 from resnet_exp.app.run_dir import RunFolder
-from resnet_exp.bench.table import BENCH_CSV, BENCH_JSON, format_table, write_csv
+from resnet_exp.bench.table import BENCH_CSV, BENCH_JSON, format_table, write_bench_csv
 from resnet_exp.config import CONF_DIR, register_schemas, validate
 from resnet_exp.errors import ConfigError
 from resnet_exp.io import rounded, write_json_atomic
@@ -164,7 +164,7 @@ def bench(cfg: DictConfig) -> None:
         folder.set_up()
         write_json_atomic(folder.path / BENCH_JSON, {"environment": speed.environment(), "speed": plan.as_dict(),
                                                      "overrides": list(HydraConfig.get().overrides.task), "rows": rows})
-        write_csv(folder.path / BENCH_CSV, rows)
+        write_bench_csv(folder.path / BENCH_CSV, rows)
         print(format_table(rows), flush=True)
         log.info("bench results: %s", folder.path / BENCH_JSON)
 

@@ -3,14 +3,13 @@ for every job in the sweep folder."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from resnet_exp.io import write_atomic
+from resnet_exp.io import write_atomic, write_csv
 
 BENCH_JSON, BENCH_CSV, BENCH_MD = "bench.json", "bench.csv", "bench.md"
 # The Markdown table's number columns: heading, row key, format.
@@ -31,14 +30,9 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+def write_bench_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Bench rows (at least one) as a CSV, its columns the keys of the first row."""
-    def write(handle: IO[str]) -> None:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-    write_atomic(path, write)
+    write_csv(path, list(rows[0]), ([row.get(key) for key in rows[0]] for row in rows))
 
 
 def write_sweep_tables(sweep_dir: Path) -> str | None:
@@ -52,7 +46,7 @@ def write_sweep_tables(sweep_dir: Path) -> str | None:
             for row in json.loads(path.read_text())["rows"]]
     if not rows:
         return None
-    write_csv(sweep_dir / BENCH_CSV, rows)
+    write_bench_csv(sweep_dir / BENCH_CSV, rows)
     table = format_table(rows)
     write_atomic(sweep_dir / BENCH_MD, lambda handle: handle.write(table + "\n"))
     return table
