@@ -1,5 +1,6 @@
-"""The files of a run folder: results.json (keys are only ever added, never renamed), atomic writes, and
-the checkpoints a run leaves. torch is imported only where checkpoints are read: reports start quickly."""
+"""The files of a run folder: results.json (keys are only ever added, never renamed), atomic writes (CSV too),
+Markdown tables, and the checkpoints a run leaves. torch is imported only where checkpoints are read: reports
+start quickly."""
 
 from __future__ import annotations
 
@@ -77,6 +78,16 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], 
     """A CSV file with a header row, written atomically (None: an empty cell). Line ends are the csv module's
     CRLF unless `line_end` says otherwise: each file keeps the ones it always had."""
     write_atomic(path, lambda handle: csv.writer(handle, lineterminator=line_end).writerows([header, *rows]))
+
+
+def md_row(cells: Iterable[object]) -> str:
+    """A Markdown table row, each cell's text kept in its cell."""
+    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |\n"
+
+
+def md_table(header: Sequence[object], align: str, rows: Iterable[Iterable[object]]) -> str:
+    """A Markdown table: the header, its alignment row (`l` or `r` for each column), the rows."""
+    return md_row(header) + "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|\n" + "".join(map(md_row, rows))
 
 
 def strict_json(value: Any, found: list[str], path: str = "") -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from resnet_exp.io import write_atomic, write_csv
+from resnet_exp.io import md_table, write_atomic, write_csv
 
 BENCH_JSON, BENCH_CSV, BENCH_MD = "bench.json", "bench.csv", "bench.md"
 # The Markdown table's number columns: heading, row key, format.
@@ -21,13 +21,13 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A Markdown table of bench rows (also fine in a terminal); a missing number (None, "", NaN) is left empty."""
     head = ["arch", "order", "device", "dtype", "batch", "image", "mode", "ms/batch (mean ± sd)",
             *(heading for heading, _, _ in NUMBERS)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    table = []
     for r in rows:
         cells = [str(r[k]) for k in ("arch", "block_order", "device", "dtype", "batch_size", "image_size", "mode")]
         cells.append(f"{float(r['mean_ms']):.2f} ± {float(r['std_ms']):.2f}")
         cells += ["" if r[k] in (None, "") or math.isnan(float(r[k])) else f.format(float(r[k])) for _, k, f in NUMBERS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        table.append(cells)
+    return md_table(head, "l" * len(head), table).rstrip("\n")
 
 
 def write_bench_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

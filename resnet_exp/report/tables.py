@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_exp.errors import is_number
-from resnet_exp.io import write_atomic, write_csv
+from resnet_exp.io import md_table, write_atomic, write_csv
 from resnet_exp.report import COMPARISONS_CSV, GROUPS_CSV, SUMMARY_CSV, SUMMARY_MD, stats
 from resnet_exp.report.rows import COLUMNS, load_json, read_sweep, sweep_axes
 from resnet_exp.report.stats import ACCURACY_METRICS, CONFIDENCE, SEED_KEY, Design, Group, Pair
@@ -59,16 +59,6 @@ class Report:
 def count_statuses(statuses: Iterable[str]) -> str:
     """`2 completed, 1 failed`: each status with its count, by name."""
     return ", ".join(f"{n} {status}" for status, n in sorted(Counter(statuses).items()))
-
-
-def md_row(cells: Iterable[object]) -> str:
-    """A Markdown table row, each cell's text kept in its cell."""
-    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |\n"
-
-
-def md_table(header: Sequence[object], align: str, rows: Iterable[Iterable[object]]) -> str:
-    """A Markdown table: the header, its alignment row (`l` or `r` for each column), the rows."""
-    return md_row(header) + "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|\n" + "".join(map(md_row, rows))
 
 
 def _number(value: Any, digits: int) -> str:
