@@ -134,3 +134,9 @@ class ArchSpec(ArchOptions):
     def describe_stem(self) -> str:
         pool = " + 3x3/2 max-pool" if self.stem_pool else ""
         return f"stem {self.stem_kernel}x{self.stem_kernel}/{self.stem_stride}{pool}"
+
+    def check_input_size(self, key: str, size: int, advice: str = "") -> None:
+        """The one-line error `key=size: too small ...` unless images of side `size` are at least `min_input_size`;
+        `advice`: another way out, after `use key >= min`."""
+        require(size >= self.min_input_size, key, size, f"too small for {self.name} ({self.describe_stem()}); "
+                f"use {key} >= {self.min_input_size}" + (f" or {advice}" if advice else ""))
