@@ -87,7 +87,8 @@ def md_row(cells: Iterable[object]) -> str:
 
 def md_table(header: Sequence[object], align: str, rows: Iterable[Iterable[object]]) -> str:
     """A Markdown table: the header, its alignment row (`l` or `r` for each column), the rows."""
-    return md_row(header) + "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|\n" + "".join(map(md_row, rows))
+    rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|\n"
+    return md_row(header) + rule + "".join(map(md_row, rows))
 
 
 def strict_json(value: Any, found: list[str], path: str = "") -> Any:
