@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 
 class UserError(Exception):
@@ -73,10 +73,21 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 E = TypeVar("E", bound=Enum)
 
 
+def is_number(value: object) -> bool:
+    """An int or a float, and not a bool (which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def require(condition: bool, key: str, value: object, allowed: str) -> None:
     """Raise `ConfigError("key=value: allowed")` (also a ValueError) unless `condition` holds."""
     if not condition:
         raise ConfigError(f"{key}={value}: {allowed}")
+
+
+def str_enum(name: str, values: str, module: str) -> Any:
+    """A str Enum of the space-separated `values`, each member named by its value (`Loader.gpu == "gpu"`, and
+    OmegaConf's enum_to_str gives the value); `module`: the caller's `__name__`, where pickle finds the class."""
+    return Enum(name, [(v, v) for v in values.split()], type=str, module=module)
 
 
 def parse_enum(enum: type[E], key: str, value: object) -> E:

@@ -1,15 +1,17 @@
-"""The files of a run folder: results.json (keys are only ever added, never renamed), atomic writes, and
-the checkpoints a run leaves. torch is imported only where checkpoints are read: reports start quickly."""
+"""The files of a run folder: results.json (keys are only ever added, never renamed), atomic writes (CSV too),
+Markdown tables, and the checkpoints a run leaves. torch is imported only where checkpoints are read: reports
+start quickly."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,6 +72,23 @@ def write_atomic(path: Path, write: Callable[[IO[Any]], Any], binary: bool = Fal
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], line_end: str = "\r\n") -> None:
+    """A CSV file with a header row, written atomically (None: an empty cell). Line ends are the csv module's
+    CRLF unless `line_end` says otherwise: each file keeps the ones it always had."""
+    write_atomic(path, lambda handle: csv.writer(handle, lineterminator=line_end).writerows([header, *rows]))
+
+
+def md_row(cells: Iterable[object]) -> str:
+    """A Markdown table row, each cell's text kept in its cell."""
+    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |\n"
+
+
+def md_table(header: Sequence[object], align: str, rows: Iterable[Iterable[object]]) -> str:
+    """A Markdown table: the header, its alignment row (`l` or `r` for each column), the rows."""
+    rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|\n"
+    return md_row(header) + rule + "".join(map(md_row, rows))
 
 
 def strict_json(value: Any, found: list[str], path: str = "") -> Any:

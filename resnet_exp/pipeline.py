@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -26,7 +25,7 @@ from resnet_exp.callbacks.sigterm import CheckpointOnSigterm, stop_on_sigterm
 from resnet_exp.callbacks.train_clock import RunClock
 from resnet_exp.config.lengths import check_run_lengths
 from resnet_exp.data import ImageDataModule
-from resnet_exp.errors import ConfigError, TrainingDiverged
+from resnet_exp.errors import TrainingDiverged
 from resnet_exp.io import (
     LAST_CHECKPOINT,
     RESULTS_FILE,
@@ -72,10 +71,9 @@ def build_parts(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) ->
     """Datamodule (with data checked), model, LightningModule, loggers and trainer (with the config's callbacks
     and `extra_callbacks`, e.g. a search trial's pruning)."""
     accelerator = str(cfg.trainer.accelerator)  # checked here, not in `validate`: a sweep may start on a CPU node
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA device is available here "
-                          "(torch.cuda.is_available() is False); available: cpu "
-                          "(trainer=cpu, or trainer.accelerator=auto to use a GPU when there is one)")
+    if accelerator in ("gpu", "cuda"):
+        speed.require_cuda("trainer.accelerator", accelerator,
+                           "available: cpu (trainer=cpu, or trainer.accelerator=auto to use a GPU when there is one)")
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     if is_rank_zero(on_node=True):
@@ -83,10 +81,9 @@ def build_parts(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) ->
     model = instantiate(cfg.arch, num_classes=datamodule.num_classes, in_channels=datamodule.in_channels,
                         input_size=datamodule.image_size)
     spec = getattr(model, "spec", None)
-    if spec is not None and datamodule.image_size < spec.min_input_size:
-        raise ConfigError(f"data.image_size={datamodule.image_size}: too small for {spec.name} "
-                          f"({spec.describe_stem()}); use data.image_size >= {spec.min_input_size} "
-                          "or a smaller stem (arch.stem_stride, arch.stem_pool=false)")
+    if spec is not None:
+        spec.check_input_size("data.image_size", datamodule.image_size,
+                              "a smaller stem (arch.stem_stride, arch.stem_pool=false)")
     fast = speed.plan(cfg.trainer, cfg.speed)  # fast GPU path: nulls resolved for this machine
     log.info("speed: %s", fast)
     fast.apply_backend()

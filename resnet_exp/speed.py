@@ -131,6 +131,12 @@ def trains_on_cuda(accelerator: Any) -> bool:
     return str(accelerator).lower() in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
+def require_cuda(key: str, value: str, advice: str) -> None:
+    """The one-line error `key=value: no CUDA device ...; advice` when torch sees no CUDA device."""
+    require(torch.cuda.is_available(), key, value,
+            f"no CUDA device is available here (torch.cuda.is_available() is False); {advice}")
+
+
 def check_compile_mode(mode: str | None) -> None:
     require(mode is None or mode in COMPILE_MODES, "compile_mode", mode,
             "must be null or one of " + ", ".join(COMPILE_MODES))

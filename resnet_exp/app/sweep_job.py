@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from resnet_exp.app.run_dir import LOCK_FILE, FolderInUse, RunFolder
+from resnet_exp.errors import is_number
 from resnet_exp.io import LAST_CHECKPOINT, RESULTS_FILE, is_rank_zero, newest_loadable, read_results, remove_temp_files
 from resnet_exp.report import JOB_STATUS_FILE
 from resnet_exp.report.rows import read_job
@@ -39,7 +40,7 @@ def saved_metric(cfg: DictConfig, results: dict[str, Any] | None = None) -> floa
         except (OSError, ValueError):
             return None
     metric = results.get(cfg.optimized_metric) if isinstance(results, dict) else None
-    return float(metric) if isinstance(metric, (int, float)) and not isinstance(metric, bool) else None
+    return float(metric) if is_number(metric) else None
 
 
 def _leave(folder: RunFolder, why: str) -> None:

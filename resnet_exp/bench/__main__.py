@@ -24,7 +24,7 @@ from torch import nn
 from resnet_exp import speed
 from resnet_exp.app.cli import run_hydra_app
 from resnet_exp.app.run_dir import RunFolder
-from resnet_exp.bench.table import BENCH_CSV, BENCH_JSON, format_table, write_csv
+from resnet_exp.bench.table import BENCH_CSV, BENCH_JSON, format_table, write_bench_csv
 from resnet_exp.config import CONF_DIR, register_schemas, validate
 from resnet_exp.errors import ConfigError
 from resnet_exp.io import rounded, write_json_atomic
@@ -138,16 +138,13 @@ def bench(cfg: DictConfig) -> None:
         b = OmegaConf.to_container(cfg.bench, resolve=True, enum_to_str=True)  # enums' names are their values
         if b["device"] == "auto":
             b["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-        elif b["device"] == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("bench.device=cuda: no CUDA device is available here "
-                              "(torch.cuda.is_available() is False); use bench.device=cpu or auto")
+        elif b["device"] == "cuda":
+            speed.require_cuda("bench.device", "cuda", "use bench.device=cpu or auto")
         device = torch.device(b.pop("device"))
         model = instantiate(cfg.arch, num_classes=b["num_classes"], in_channels=b["in_channels"],
                             input_size=b["image_size"])
         spec = model.spec
-        if b["image_size"] < spec.min_input_size:
-            raise ConfigError(f"bench.image_size={b['image_size']}: too small for {spec.name} "
-                              f"({spec.describe_stem()}); use bench.image_size >= {spec.min_input_size}")
+        spec.check_input_size("bench.image_size", b["image_size"])
         plan = speed.plan({"accelerator": device.type, "precision": PRECISIONS[b.pop("precision")],
                            "benchmark": b.pop("cudnn_benchmark")}, cfg.speed)
         arch = HydraConfig.get().runtime.choices.get("arch") or cfg.arch.name
@@ -164,7 +161,7 @@ def bench(cfg: DictConfig) -> None:
         folder.set_up()
         write_json_atomic(folder.path / BENCH_JSON, {"environment": speed.environment(), "speed": plan.as_dict(),
                                                      "overrides": list(HydraConfig.get().overrides.task), "rows": rows})
-        write_csv(folder.path / BENCH_CSV, rows)
+        write_bench_csv(folder.path / BENCH_CSV, rows)
         print(format_table(rows), flush=True)
         log.info("bench results: %s", folder.path / BENCH_JSON)
 

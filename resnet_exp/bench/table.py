@@ -3,14 +3,13 @@ for every job in the sweep folder."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from resnet_exp.io import write_atomic
+from resnet_exp.io import md_table, write_atomic, write_csv
 
 BENCH_JSON, BENCH_CSV, BENCH_MD = "bench.json", "bench.csv", "bench.md"
 # The Markdown table's number columns: heading, row key, format.
@@ -22,23 +21,18 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A Markdown table of bench rows (also fine in a terminal); a missing number (None, "", NaN) is left empty."""
     head = ["arch", "order", "device", "dtype", "batch", "image", "mode", "ms/batch (mean ± sd)",
             *(heading for heading, _, _ in NUMBERS)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    table = []
     for r in rows:
         cells = [str(r[k]) for k in ("arch", "block_order", "device", "dtype", "batch_size", "image_size", "mode")]
         cells.append(f"{float(r['mean_ms']):.2f} ± {float(r['std_ms']):.2f}")
         cells += ["" if r[k] in (None, "") or math.isnan(float(r[k])) else f.format(float(r[k])) for _, k, f in NUMBERS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        table.append(cells)
+    return md_table(head, "l" * len(head), table).rstrip("\n")
 
 
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+def write_bench_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Bench rows (at least one) as a CSV, its columns the keys of the first row."""
-    def write(handle: IO[str]) -> None:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-    write_atomic(path, write)
+    write_csv(path, list(rows[0]), ([row.get(key) for key in rows[0]] for row in rows))
 
 
 def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -56,7 +50,7 @@ def write_sweep_tables(sweep_dir: Path) -> str | None:
     rows = sweep_rows(sweep_dir)
     if not rows:
         return None
-    write_csv(sweep_dir / BENCH_CSV, rows)
+    write_bench_csv(sweep_dir / BENCH_CSV, rows)
     table = format_table(rows)
     write_atomic(sweep_dir / BENCH_MD, lambda handle: handle.write(table + "\n"))
     return table

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from resnet_exp.io import rounded, write_atomic
+from resnet_exp.io import rounded, write_csv
 
 CSV_COLUMNS = ("epoch", "step", "batch_size", "device_ms", "host_ms", "data_wait_ms", "warmup", "between_ms",
                "peak_mem_mb", "gap_held")
@@ -91,7 +91,7 @@ def step_time_block(rows: Sequence[StepRow], *, device: str, cuda: bool, warmup:
 def continue_csv(path: Path, steps_done: int) -> list[StepRow]:
     """Rewrite the CSV with only the rows of the `steps_done` steps a resumed fit keeps, and return them."""
     rows = [r for r in read_csv(path) if r.step < steps_done] if steps_done and path.is_file() else []
-    write_atomic(path, lambda handle: csv.writer(handle).writerows([CSV_COLUMNS, *(r.as_csv() for r in rows)]))
+    write_csv(path, CSV_COLUMNS, (r.as_csv() for r in rows))
     return rows
 
 

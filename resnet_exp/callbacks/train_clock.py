@@ -11,7 +11,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-from resnet_exp.io import rounded, write_atomic
+from resnet_exp.io import rounded, write_csv
 from resnet_exp.speed import synchronize
 
 TTA_FILE = "time_to_accuracy.csv"
@@ -50,8 +50,7 @@ class TimeToAccuracy(Callback):
         self._total_s = self.points[-1]["train_time_s"] if self.points else 0.0
         self._since = None
         if self._path is not None:
-            rows = [TTA_COLUMNS, *([p[c] for c in TTA_COLUMNS] for p in self.points)]  # None: an empty cell
-            write_atomic(self._path, lambda handle: csv.writer(handle).writerows(rows))
+            write_csv(self._path, TTA_COLUMNS, ([p[c] for c in TTA_COLUMNS] for p in self.points))
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Start the clock, or keep it running."""

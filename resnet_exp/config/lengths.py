@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from resnet_exp.errors import ConfigError, require
+from resnet_exp.errors import ConfigError, is_number, require
 
 # What 0 would do (None: 0 is allowed), and the split, by limit key.
 BATCH_LIMITS = {"limit_train_batches": "train nothing", "limit_val_batches": None,
@@ -17,17 +17,13 @@ SPLIT_OF_LIMIT = {"limit_train_batches": "training", "limit_val_batches": "valid
 ALLOWED = "must be a whole number of batches (>= 1) or a fraction of them in (0.0, 1.0]"
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def check_batch_limit(key: str, value: Any) -> None:
     """One `limit_*_batches` value (None: all batches); `key` without the `trainer.` group."""
     if value is None:
         return
     zero_means = BATCH_LIMITS[key]
     allowed = ALLOWED if zero_means else f"{ALLOWED}, or 0 for no validation"
-    require(_is_number(value), key, value, allowed)
+    require(is_number(value), key, value, allowed)
     whole = value == int(value) if math.isfinite(value) else False
     fraction = isinstance(value, float) and 0 < value <= 1
     require(value >= 0 and (whole or fraction), key, value, allowed)
@@ -37,7 +33,7 @@ def check_batch_limit(key: str, value: Any) -> None:
 
 def check_positive_interval(key: str, value: Any) -> None:
     """`val_check_interval` / `check_val_every_n_epoch`: a number must be > 0 (Lightning divides by it)."""
-    if _is_number(value):
+    if is_number(value):
         require(value > 0, key, value, "must be > 0 (or null)")
 
 
@@ -45,7 +41,7 @@ def check_max_time(value: Any) -> None:
     """`max_time` as Lightning takes it ("DD:HH:MM:SS" or a dict of timedelta keys) must be longer than 0."""
     if isinstance(value, str) and all(part.strip().isdigit() for part in value.split(":")):
         total = sum(int(part) for part in value.split(":"))
-    elif isinstance(value, Mapping) and all(_is_number(v) for v in value.values()):
+    elif isinstance(value, Mapping) and all(is_number(v) for v in value.values()):
         total = sum(value.values())
     else:
         return  # None, or a form Lightning checks itself

@@ -5,11 +5,10 @@ and of the `bench` node of conf/bench.yaml (`python -m resnet_exp.bench`), which
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
 from hydra.core.config_store import ConfigStore
 
-from resnet_exp.errors import require
+from resnet_exp.errors import require, str_enum
 from resnet_exp.speed import check_compile_mode
 
 
@@ -24,15 +23,10 @@ class SpeedConfig:
         check_compile_mode(self.compile_mode)
 
 
-def _choices(name: str, *values: str) -> type[Enum]:
-    """A str Enum of `values`, each member named by its value (`python -m resnet_exp.bench` relies on that)."""
-    return Enum(name, {value: value for value in values}, type=str, module=__name__)
-
-
-BenchMode = _choices("BenchMode", "forward", "forward_backward", "train")
-BenchDevice = _choices("BenchDevice", "auto", "cpu", "cuda")
-BenchPrecision = _choices("BenchPrecision", "auto", "fp32", "bf16", "fp16")
-BenchTimer = _choices("BenchTimer", "events", "sync")
+BenchMode = str_enum("BenchMode", "forward forward_backward train", __name__)
+BenchDevice = str_enum("BenchDevice", "auto cpu cuda", __name__)
+BenchPrecision = str_enum("BenchPrecision", "auto fp32 bf16 fp16", __name__)
+BenchTimer = str_enum("BenchTimer", "events sync", __name__)
 
 
 @dataclass

@@ -7,29 +7,21 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any
 
-from resnet_exp.errors import require
+from resnet_exp.errors import require, str_enum
 
-
-def _choices(name: str, values: str) -> Any:
-    """A str Enum whose members are named as their values (`Loader.gpu == "gpu"`)."""
-    return Enum(name, [(v, v) for v in values.split()], type=str, module=__name__)
-
-
-DatasetName = _choices("DatasetName", "cifar10 cifar100 fashion_mnist synthetic")
+DatasetName = str_enum("DatasetName", "cifar10 cifar100 fashion_mnist synthetic", __name__)
 # Training augmentation: `standard` crops a zero-padded image (and flips it, unless Fashion-MNIST); each
 # torchvision v2 policy (policies.py) comes after `standard`. Evaluation never augments.
-Augment = _choices("Augment", "standard none trivialaugment randaugment autoaugment")
+Augment = str_enum("Augment", "standard none trivialaugment randaugment autoaugment", __name__)
 # How uint8 pixels become floats: `(x/255 - mean) / std` with NORMALIZE_STATS.
-Normalize = _choices("Normalize", "dataset unit centered symmetric")
+Normalize = str_enum("Normalize", "dataset unit centered symmetric", __name__)
 # (mean, std) per channel, in [0, 1] units: dataset = the train split's statistics (None), unit = x/255 in
 # [0, 1], centered = x/255 - 0.5 in [-0.5, 0.5], symmetric = (x/255 - 0.5) / 0.5 in [-1, 1].
 NORMALIZE_STATS = {"dataset": None, "unit": (0.0, 1.0), "centered": (0.5, 1.0), "symmetric": (0.5, 0.5)}
 # How batches are made: `gpu` keeps the uint8 dataset on the device, `torch` uses DataLoader workers,
 # `auto` is gpu when the trainer's root device is CUDA, else torch.
-Loader = _choices("Loader", "auto torch gpu")
+Loader = str_enum("Loader", "auto torch gpu", __name__)
 
 
 def check_loading(*, data_dir: object, batch_size: int, eval_batch_size: int | None, num_workers: int,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from resnet_exp.errors import OneLineArgumentParser
+from resnet_exp.io import md_table
 from resnet_exp.models.complexity import complexity
 from resnet_exp.models.families import list_models, resolve
 
@@ -40,8 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     table = [HEADER] + rows(args.pattern)
     if args.markdown:
-        lines = ["| " + " | ".join(r) + " |" for r in table]
-        print("\n".join([lines[0], "|" + "---|" * len(HEADER), *lines[1:]]))
+        print(md_table(HEADER, "l" * len(HEADER), table[1:]), end="")
         return
     widths = [max(len(r[i]) for r in table) for i in range(len(HEADER))]
     for r in table:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
-from resnet_exp.errors import require
+from resnet_exp.errors import is_number, require
 
 
 class BlockOrder(str, Enum):
@@ -101,20 +101,16 @@ _TYPES = typing.get_type_hints(ArchOptions)
 SWITCHES = tuple(k for k in ARCH_KEYS if _TYPES[k] in (bool, bool | None) and k not in CUSTOM_STEM_KEYS)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def knobs(given: Mapping[str, Any]) -> dict[str, Any]:
     """Every knob: its value in `given`, or its default where left out or None; checks that need no arch."""
     for key in given:
         require(key in ARCH_KEYS, key, given[key], f"unknown arch option; one of {', '.join(ARCH_KEYS)}")
     knob = {f.name: f.default if given.get(f.name) is None else given[f.name] for f in fields(ArchOptions)}
     width, drop_path, eps, momentum = knob["width"], knob["drop_path"], knob["norm_eps"], knob["norm_momentum"]
-    require(_is_number(width) and width > 0, "width", width, "must be a number > 0")
+    require(is_number(width) and width > 0, "width", width, "must be a number > 0")
     require(isinstance(drop_path, (int, float)) and 0.0 <= drop_path < 1.0, "drop_path", drop_path, "must be in [0, 1)")
-    require(_is_number(eps) and eps > 0, "norm_eps", eps, "must be a number > 0")
-    require(_is_number(momentum) and 0 <= momentum <= 1, "norm_momentum", momentum,
+    require(is_number(eps) and eps > 0, "norm_eps", eps, "must be a number > 0")
+    require(is_number(momentum) and 0 <= momentum <= 1, "norm_momentum", momentum,
             "must be in [0, 1] (PyTorch's convention: 1 - TF's decay)")
     for key in SWITCHES:  # None only where the default is (projection_norm)
         require(knob[key] is None or isinstance(knob[key], bool), key, knob[key],
@@ -138,3 +134,9 @@ class ArchSpec(ArchOptions):
     def describe_stem(self) -> str:
         pool = " + 3x3/2 max-pool" if self.stem_pool else ""
         return f"stem {self.stem_kernel}x{self.stem_kernel}/{self.stem_stride}{pool}"
+
+    def check_input_size(self, key: str, size: int, advice: str = "") -> None:
+        """The one-line error `key=size: too small ...` unless images of side `size` are at least `min_input_size`;
+        `advice`: another way out, after `use key >= min`."""
+        require(size >= self.min_input_size, key, size, f"too small for {self.name} ({self.describe_stem()}); "
+                f"use {key} >= {self.min_input_size}" + (f" or {advice}" if advice else ""))

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from resnet_exp.errors import UserError, shortened
+from resnet_exp.errors import UserError, is_number, shortened
 from resnet_exp.io import RESULTS_FILE, is_run_dir
 from resnet_exp.models.families import PRESETS, layout, layout_depth, preset_depth
 from resnet_exp.report import JOB_STATUS_FILE
@@ -57,9 +57,7 @@ def _get(mapping: Any, dotted: str) -> Any:
 
 def finite(value: Any) -> float | None:
     """A finite float, or None for anything else (missing, text, NaN, an interpolation)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+    return float(value) if is_number(value) and math.isfinite(value) else None
 
 
 def find_jobs(sweep_dir: Path, depth: int = 1) -> list[Path]:

@@ -5,7 +5,6 @@ percent points). `build_report` writes them all, and the plots."""
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections import Counter
@@ -14,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnet_exp.io import write_atomic
+from resnet_exp.errors import is_number
+from resnet_exp.io import md_table, write_atomic, write_csv
 from resnet_exp.report import COMPARISONS_CSV, GROUPS_CSV, SUMMARY_CSV, SUMMARY_MD, stats
 from resnet_exp.report.rows import COLUMNS, load_json, read_sweep, sweep_axes
 from resnet_exp.report.stats import ACCURACY_METRICS, CONFIDENCE, SEED_KEY, Design, Group, Pair
@@ -61,23 +61,8 @@ def count_statuses(statuses: Iterable[str]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(Counter(statuses).items()))
 
 
-def md_row(cells: Iterable[object]) -> str:
-    """A Markdown table row, each cell's text kept in its cell."""
-    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |\n"
-
-
-def md_table(header: Sequence[object], align: str, rows: Iterable[Iterable[object]]) -> str:
-    """A Markdown table: the header, its alignment row (`l` or `r` for each column), the rows."""
-    return md_row(header) + "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|\n" + "".join(map(md_row, rows))
-
-
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A CSV file with a header row, written atomically."""
-    write_atomic(path, lambda handle: csv.writer(handle, lineterminator="\n").writerows([header, *rows]))
-
-
 def _number(value: Any, digits: int) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_number(value) or not math.isfinite(value):
         return "" if value is None else str(value)
     return str(value) if isinstance(value, int) else f"{value:.{digits}g}"
 
@@ -227,12 +212,12 @@ def write_statistics_csv(report: Report, metrics: Sequence[tuple[str, str]]) -> 
     write_csv(report.sweep_dir / GROUPS_CSV, [*keys, "n", *stat_names, "seeds", "left_out"], [
         [*g.config, len(g.completed), *(_num(v) for e in group_estimates for v in (e.mean, e.sd, e.low, e.high)),
          " ".join(r["_values"][SEED_KEY] for r in g.completed if SEED_KEY in r["_values"]), len(g.left_out)]
-        for g, group_estimates in zip(report.groups, estimates)])
+        for g, group_estimates in zip(report.groups, estimates)], line_end="\n")
     header = ["key", "a", "b", *keys, "metric", "n", "paired", "diff_mean", "ci_low", "ci_high", "p_value", "n_a", "n_b"]
     write_csv(report.sweep_dir / COMPARISONS_CSV, header, [
         [p.key, p.a, p.b, *(p.held.get(k, "") for k in keys), p.metric, p.result.n, str(p.result.paired).lower(),
          *map(_num, (p.result.diff_mean, p.result.low, p.result.high, p.result.p_value)), p.result.n_a, p.result.n_b]
-        for p in report.pairs])
+        for p in report.pairs], line_end="\n")
 
 
 def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
@@ -244,7 +229,7 @@ def build_report(sweep_dir: str | Path, plots: bool = True) -> Report:
     metrics = stats.present_metrics(groups)
     report = Report(sweep_dir, rows, design, groups, stats.comparisons(groups, design, metrics))
     md = markdown(rows, sweep_dir, sweep_axes(sweep_dir)) + "\n" + statistics_markdown(report, metrics)
-    write_csv(sweep_dir / SUMMARY_CSV, COLUMNS, [["" if r.get(c) is None else r.get(c) for c in COLUMNS] for r in rows])
+    write_csv(sweep_dir / SUMMARY_CSV, COLUMNS, ([r.get(c) for c in COLUMNS] for r in rows), line_end="\n")
     write_atomic(sweep_dir / SUMMARY_MD, lambda handle: handle.write(md))
     write_statistics_csv(report, metrics)
     report.files += [sweep_dir / name for name in (SUMMARY_CSV, SUMMARY_MD, GROUPS_CSV, COMPARISONS_CSV)]
