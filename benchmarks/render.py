@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from resnet_exp.report.tables import md_table
+from resnet_exp.io import md_table
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 OUTPUT = RESULTS_DIR.parent.parent / "BENCHMARKS.md"
