@@ -97,6 +97,15 @@ def test_the_models_and_recipes_tables_name_every_arch_and_recipe() -> None:
     assert recipes == conf_options("experiment") | conf_options("bench_recipe")
 
 
+def test_the_recipes_table_gives_each_recipes_epochs(compose_config) -> None:
+    rows = table_rows(section("Sweeps and recipes"), "| recipe |")
+    described = {cells[0].strip("`"): int(found.group(1)) for cells in rows
+                 if (found := re.search(r"(\d+) epochs", cells[1])) and cells[0].strip("`") in conf_options("experiment")}
+    assert described, "no recipe row gives its epochs"
+    for recipe, epochs in described.items():
+        assert compose_config(f"experiment={recipe}").trainer.max_epochs == epochs, recipe
+
+
 def test_the_diverged_advice_is_the_readmes() -> None:
     assert DIVERGED_ADVICE in " ".join(README.split())
 
