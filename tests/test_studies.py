@@ -13,6 +13,7 @@ from collections import defaultdict
 import pytest
 from scipy import stats
 
+from resnet_exp.config import CONF_DIR
 from tests.helpers.cli import REPO_ROOT
 
 STUDIES = REPO_ROOT / "studies"
@@ -76,6 +77,7 @@ def test_speedrun_ablation_is_the_paired_difference_of_its_sweeps() -> None:
     switches = sorted(p for p in (speedrun / "ablation").iterdir() if (p / "summary.csv").is_file())
     assert switches, "no ablation sweep committed"
     text = (speedrun / "README.md").read_text()
+    header = (CONF_DIR / "experiment" / "fashion_mnist_speedrun.yaml").read_text()
     for folder in switches:
         off = by_seed(folder / "summary.csv")
         assert sorted(off) == sorted(recipe) == ["seed=1", "seed=2", "seed=3"]
@@ -84,3 +86,4 @@ def test_speedrun_ablation_is_the_paired_difference_of_its_sweeps() -> None:
         half = 4.302653 * sd / math.sqrt(3)  # t(0.975, 2 df)
         quoted = f"{mean:+.2f} ({mean - half:+.2f} to {mean + half:+.2f})"
         assert f"| {folder.name} |" in text and quoted in text, quoted
+        assert quoted in header, f"the recipe's header does not quote {folder.name}: {quoted}"

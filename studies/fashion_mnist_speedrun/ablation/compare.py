@@ -41,7 +41,7 @@ def main() -> int:
         result = compare([(s, recipe[s]) for s in seeds], [(s, off[s]) for s in seeds])  # paired by seed
         print(f"| {folder.name} | {len(seeds)} | {statistics.fmean(on_values):.2f} | "
               f"{statistics.fmean(off_values):.2f} | {result.diff_mean:+.2f} ({result.low:+.2f} to {result.high:+.2f}) | "
-              f"{result.p_value:.2f} |")
+              f"{result.p_value:.2g} |")
     return 0
 
 
