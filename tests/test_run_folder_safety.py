@@ -6,6 +6,7 @@ Each test starts from folders that already exist, as a user's do, and checks the
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -166,6 +167,27 @@ def test_second_process_refuses_a_folder_in_use_and_a_stale_lock_is_taken_over(t
     assert proc.returncode == 0, explain(proc)
     assert "took over the lock of a process that is gone (host" in (run / "run.log").read_text()
     assert (run / ".lock").read_text() == ""  # released cleanly
+
+
+def test_a_refused_resume_leaves_the_checkpoint_the_holder_is_writing(finished: Path, tmp_path: Path) -> None:
+    """A checkpoint is written as `.last.ckpt.<random>.tmp`, then renamed: a resume that finds the run locked must
+    not delete that file (the holder's rename then failed, and the run it was training died); once the lock is
+    its own, such a file is a killed writer's and goes."""
+    run = copy_run(finished, tmp_path / "run")
+    (run / "results.json").unlink()  # interrupted before its end
+    being_written = run / "checkpoints" / ".last.ckpt.k2x9q1.tmp"
+    being_written.write_bytes(b"part of a checkpoint")
+    with (run / ".lock").open("w") as lock:  # held as a training process holds it
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write("host elsewhere, pid 1, since 2026-12-06 03:30:00")
+        lock.flush()
+        refused = train_in_process(f"resume={run}", cwd=tmp_path)
+    assert refused.returncode == 2, explain(refused)
+    assert "in use by another process (host elsewhere, pid 1" in refused.stderr
+    assert being_written.read_bytes() == b"part of a checkpoint"
+    resumed = train_in_process(f"resume={run}", cwd=tmp_path)  # the holder is gone
+    assert resumed.returncode == 0, explain(resumed)
+    assert not being_written.exists()
 
 
 @pytest.mark.slow

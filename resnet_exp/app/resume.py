@@ -16,15 +16,7 @@ from omegaconf import DictConfig
 from resnet_exp.app.arguments import RESUME_KEYS, basic_jobs, hydra_quoted, is_ddp_rank_relaunch, key_of, last_value
 from resnet_exp.config import CONF_DIR
 from resnet_exp.errors import UserError, first_line
-from resnet_exp.io import (
-    LAST_CHECKPOINT,
-    is_run_dir,
-    load_header,
-    newest_loadable,
-    read_results,
-    readable_checkpoint,
-    remove_temp_files,
-)
+from resnet_exp.io import LAST_CHECKPOINT, is_run_dir, load_header, newest_loadable, read_results, readable_checkpoint
 
 MULTIRUN_FILE = "multirun.yaml"
 SWEEP_RECORD = Path(".hydra") / MULTIRUN_FILE  # the sweep's own, kept: the sweeper rewrites it for each resume
@@ -65,7 +57,6 @@ def resume_arguments(args: list[str]) -> list[str]:
         if not is_run_dir(run_dir):
             raise UserError(f"resume={resume}: not a run folder (no .hydra/overrides.yaml there); "
                             "pass a folder under outputs/<task>/runs/")
-        remove_temp_files(run_dir / LAST_CHECKPOINT.parent)
         checkpoint = newest_loadable(run_dir / LAST_CHECKPOINT.parent)
         if checkpoint is None:
             print(f"warning: resume={resume}: no loadable checkpoint (the run stopped before its "

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.app.arguments import RESUME_KEYS, is_ddp_rank_relaunch, typed_value
 from resnet_exp.errors import UserError
-from resnet_exp.io import is_rank_zero, is_run_dir
+from resnet_exp.io import LAST_CHECKPOINT, is_rank_zero, is_run_dir, remove_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,8 @@ class RunFolder:
         holder = f"host {socket.gethostname()}, pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"
         os.pwrite(fd, holder.encode(), 0)
         self._fd = fd
+        # Only now: before the lock is ours, a temp file may be a live holder's checkpoint being written.
+        remove_temp_files(self.path / LAST_CHECKPOINT.parent)
 
     def remove_record(self) -> None:
         """Remove this attempt's `.hydra/resumed-*` record (never the folder's own `.hydra`)."""

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from resnet_exp.app.run_dir import LOCK_FILE, FolderInUse, RunFolder
 from resnet_exp.errors import is_number
-from resnet_exp.io import LAST_CHECKPOINT, RESULTS_FILE, is_rank_zero, newest_loadable, read_results, remove_temp_files
+from resnet_exp.io import LAST_CHECKPOINT, RESULTS_FILE, is_rank_zero, newest_loadable, read_results
 from resnet_exp.report import JOB_STATUS_FILE
 from resnet_exp.report.rows import read_job
 
@@ -72,7 +72,6 @@ def _prepare(cfg: DictConfig, folder: RunFolder) -> bool:
                 log.info("job %s: starting it over; what its failed attempt left is in %s", job.name, aside)
         else:
             (job / JOB_STATUS_FILE).unlink(missing_ok=True)  # an earlier attempt's note; this one writes its own
-            remove_temp_files(job / LAST_CHECKPOINT.parent)
     checkpoint = None if status == "failed" else newest_loadable(job / LAST_CHECKPOINT.parent)
     if checkpoint is not None:  # what resume=<job dir> does
         cfg.resume, cfg.ckpt_path = str(job), str(checkpoint)
