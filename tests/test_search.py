@@ -20,7 +20,10 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.helpers.cli import REPO_ROOT, TINY_TRAINING, cli_env, explain, train_in_process
+from resnet_exp.app.signals import TERMINATED_EXIT_CODE
+from resnet_exp.search import STUDY_DB
+from tests.helpers.cli import REPO_ROOT, TINY_TRAINING, cli_env, explain, run_train, train_in_process
+from tests.test_sigterm import KILLER
 
 # A few tiny trials: 64 training images of 16 px, one epoch.
 SEARCH = ["hparams_search=lr_wd", "data=synthetic", "data.image_size=16", "data.train_size=64",
@@ -147,6 +150,25 @@ def test_a_trial_left_running_by_a_dead_process_is_retried(tmp_path: Path) -> No
     first, retry = load_study(storage, "s").trials
     assert (first.state, retry.state) == (TrialState.FAIL, TrialState.COMPLETE)
     assert retry.params == trial.params
+
+
+@pytest.mark.slow
+def test_a_search_stopped_by_sigterm_resumes_and_runs_the_stopped_trial_again(tmp_path: Path) -> None:
+    """SIGTERM in trial 0: the search exits 143 with trial 0 failed and its parameters queued; the printed
+    `-m resume=` runs them again as a new trial and finishes the search's n_trials."""
+    sweep, storage = tmp_path / "sweep", f"sqlite:///{tmp_path}/sweep/{STUDY_DB}"
+    proc = run_train("-m", *SEARCH, KILLER, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+                     KILL_AT_STEP="1", KILL_SIGNAL="SIGTERM")
+    assert proc.returncode == TERMINATED_EXIT_CODE, explain(proc)
+    assert f"resume the sweep with: python -m resnet_exp.run -m resume={sweep}" in proc.stderr
+    stopped, queued = load_study(storage).trials
+    assert (stopped.state, queued.state, queued.params) == (TrialState.FAIL, TrialState.WAITING, stopped.params)
+
+    proc = train_in_process("-m", f"resume={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    trials = load_study(storage).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert trials[1].params == stopped.params
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -41,10 +41,18 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def retry_once() -> Any:
+    """What happens to a trial whose process died or was stopped: failed, and its parameters queued for the
+    next ask as a new trial (once)."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    return RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+
 def make_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None) -> RDBStorage:
     """Optuna's storage; with heartbeats, a trial whose process died is retried by the next ask."""
     from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RDBStorage
     from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
     # A few processes share one sqlite file: wait for its lock, do not fail.
@@ -57,7 +65,7 @@ def make_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
                 warnings.simplefilter("ignore", ExperimentalWarning)
                 return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
                                   grace_period=grace_period, heartbeat_stale_trial_callback=(
-                                      RetryHeartbeatStaleTrialCallback(max_retry=1) if heartbeat_interval else None))
+                                      retry_once() if heartbeat_interval else None))
         except (IntegrityError, OperationalError, ArgumentError, ImportError, ValueError) as exc:
             # Processes started together on a new database race to create its tables and schema version;
             # the loser finds them made on its next try.

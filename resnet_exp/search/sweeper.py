@@ -20,11 +20,21 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.app.arguments import hydra_quoted
+from resnet_exp.app.signals import TERMINATED_EXIT_CODE
 from resnet_exp.errors import TrainingDiverged, UserError, first_line, require
 from resnet_exp.io import write_atomic, write_json_atomic
 from resnet_exp.search import OPTIMIZATION_RESULTS, PRUNED_AT_EPOCH, RUN_DIR, STUDY_DB, STUDY_FILE
 from resnet_exp.search.space import SearchSpace, search_space
-from resnet_exp.search.study import SQLITE, absolute_url, make_pruner, make_sampler, make_storage, plain, shown_url
+from resnet_exp.search.study import (
+    SQLITE,
+    absolute_url,
+    make_pruner,
+    make_sampler,
+    make_storage,
+    plain,
+    retry_once,
+    shown_url,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -161,9 +171,15 @@ class OptunaSearch(Sweeper):
                 try:
                     with heartbeats(storage, study, run):
                         results = self.launcher.launch(batch, initial_job_idx=run[0])
-                except BaseException:  # no job ran (e.g. a config that does not compose, Ctrl-C)
-                    for number in run:
-                        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+                except BaseException as exc:  # no job ran (a config that does not compose), or one was stopped
+                    # Stopped (SIGTERM, Ctrl-C), not failed by its parameters: `-m resume=` runs them again.
+                    stopped = isinstance(exc, KeyboardInterrupt) or getattr(exc, "code", None) == TERMINATED_EXIT_CODE
+                    retry = retry_once()
+                    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                        if trial.number in by_number:  # this batch's, launched or not
+                            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+                            if stopped:
+                                retry(study, trial)
                     raise
                 returns.append(results)
                 outcomes += [self._tell(study, by_number[n], ret) for n, ret in zip(run, results)]
