@@ -155,8 +155,9 @@ class OptunaSearch(Sweeper):
         # rest of its `n_trials`; a new sweep folder, even against a shared study, runs `n_trials` more.
         done = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
                    if Path(str(t.user_attrs.get(RUN_DIR, "/"))).parent == sweep_dir)
-        log.info("study %s in %s: %d trials so far (%d of them in this sweep folder); %d more, %s %s", study_name,
-                 shown_url(storage_url), len(study.trials), done, self.n_trials - done, self.direction, metric)
+        log.info("study %s in %s: %d trials so far (%d of them finished in this sweep folder); %d more, %s %s",
+                 study_name, shown_url(storage_url), len(study.trials), done, self.n_trials - done, self.direction,
+                 metric)
         returns: list[Sequence[JobReturn]] = []
         outcomes: list[str] = []
         while len(outcomes) < self.n_trials - done:
